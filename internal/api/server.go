@@ -1,0 +1,86 @@
+// Package api serves tailgate's HTTP JSON API under /api/v1, with
+// Prometheus metrics at /metrics and health at /healthz and /readyz. Each
+// area of the API lives in its own file and reads its domain through a small
+// interface declared there.
+package api
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Deps are what the API reads. Nil sources leave their endpoints out.
+type Deps struct {
+	Logger   *slog.Logger
+	Gatherer prometheus.Gatherer
+	// Ready reports whether the process is ready to take traffic; nil means
+	// always ready.
+	Ready func() error
+
+	SLOs     SLOSource     // see slo.go
+	Services ServiceSource // see services.go
+}
+
+// Server routes API requests.
+type Server struct {
+	deps Deps
+	mux  *http.ServeMux
+}
+
+// New returns a Server with every route registered.
+func New(deps Deps) *Server {
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{deps: deps, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	if deps.Gatherer != nil {
+		s.mux.Handle("GET /metrics", promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{}))
+	}
+	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not found", "no API endpoint "+r.Method+" "+r.URL.Path)
+	})
+	s.sloRoutes(s.mux)
+	s.serviceRoutes(s.mux)
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if s.deps.Ready != nil {
+		if err := s.deps.Ready(); err != nil {
+			writeError(w, http.StatusServiceUnavailable, "not ready", err.Error())
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// ErrorBody is the JSON shape of every API error.
+type ErrorBody struct {
+	Error  string `json:"error"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// writeJSON writes v as JSON with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the client went away; nothing left to tell it
+}
+
+// writeError writes the API's error shape.
+func writeError(w http.ResponseWriter, status int, msg, detail string) {
+	writeJSON(w, status, ErrorBody{Error: msg, Detail: detail})
+}

@@ -1,0 +1,189 @@
+// Package config reads tailgate's YAML config file: strict decoding (unknown
+// keys and wrong types are errors with their line), defaults, then every
+// section's validation reported at once, each problem naming its key and,
+// where it can be found, its line.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+
+	"github.com/tailgate-sre/tailgate/internal/export"
+	"github.com/tailgate-sre/tailgate/internal/ingest"
+	"github.com/tailgate-sre/tailgate/internal/sampler"
+	"github.com/tailgate-sre/tailgate/internal/signals"
+	"github.com/tailgate-sre/tailgate/internal/slo"
+	"github.com/tailgate-sre/tailgate/internal/units"
+)
+
+// Config is the whole config file. The key names follow DESIGN.md.
+type Config struct {
+	Server   Server         `yaml:"server"`
+	Log      Log            `yaml:"log"`
+	Ingest   ingest.Config  `yaml:"ingest"`
+	Sampling sampler.Config `yaml:"sampling"`
+	Export   export.Config  `yaml:"export"`
+	Signals  signals.Config `yaml:"signals"`
+	Storage  Storage        `yaml:"storage"`
+	SLOs     []slo.Spec     `yaml:"slos"`
+	SLOFiles []string       `yaml:"slo_files"`
+}
+
+// Server configures the HTTP API listener and the process lifecycle.
+type Server struct {
+	// API is the listen address of the HTTP API, dashboard, /metrics,
+	// /healthz and /readyz.
+	API string `yaml:"api"`
+	// ShutdownTimeout bounds a graceful shutdown: stop accepting, decide
+	// buffered traces, flush exports.
+	ShutdownTimeout units.Duration `yaml:"shutdown_timeout"`
+}
+
+// Log configures the process log.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// Storage says where state is kept.
+type Storage struct {
+	// Path is the directory of the embedded SQLite store.
+	Path string `yaml:"path"`
+}
+
+// Default returns the configuration used without a config file.
+func Default() Config {
+	return Config{
+		Server:   Server{API: "127.0.0.1:8080", ShutdownTimeout: units.Duration(30e9)},
+		Log:      Log{Level: "info", Format: "text"},
+		Ingest:   ingest.DefaultConfig(),
+		Sampling: sampler.DefaultConfig(),
+		Export:   export.DefaultConfig(),
+		Signals:  signals.DefaultConfig(),
+		Storage:  Storage{Path: "./tailgate-data"},
+	}
+}
+
+// Load reads and validates the config file at path.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes and validates a config file's contents on top of Default.
+func Parse(data []byte) (Config, error) {
+	cfg := Default()
+	// Sections replace their defaults key by key, but a list given in the
+	// file replaces the default list whole (the rules in particular).
+	if len(bytes.TrimSpace(data)) > 0 {
+		if err := yaml.UnmarshalWithOptions(data, &cfg, yaml.Strict()); err != nil {
+			return Config{}, errors.New(yaml.FormatError(err, false, true))
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, annotateLines(data, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks every section and returns all problems at once, each
+// prefixed with its full key path.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(section string, err error) {
+		if err == nil {
+			return
+		}
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				errs = append(errs, fmt.Errorf("%s.%s", section, line))
+			}
+		}
+	}
+	if err := checkAddr(c.Server.API); err != nil {
+		errs = append(errs, fmt.Errorf("server.api: %v", err))
+	}
+	if c.Server.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("server.shutdown_timeout: must be positive, got %s", c.Server.ShutdownTimeout))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: must be debug, info, warn or error, got %q", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: must be text or json, got %q", c.Log.Format))
+	}
+	if c.Storage.Path == "" {
+		errs = append(errs, errors.New("storage.path: must not be empty"))
+	}
+	add("ingest", c.Ingest.Validate())
+	add("sampling", c.Sampling.Validate())
+	add("export", c.Export.Validate())
+	add("signals", c.Signals.Validate())
+	return errors.Join(errs...)
+}
+
+func checkAddr(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("must be host:port, got %q", addr)
+	}
+	return nil
+}
+
+// annotateLines adds "line N: " to each problem whose key path can be found
+// in the file, so a user can jump to it.
+func annotateLines(data []byte, err error) error {
+	file, perr := parser.ParseBytes(data, 0)
+	if perr != nil {
+		return err
+	}
+	var out []error
+	for _, msg := range strings.Split(err.Error(), "\n") {
+		key, _, ok := strings.Cut(msg, ": ")
+		if ok {
+			if line := keyLine(file, key); line > 0 {
+				msg = fmt.Sprintf("line %d: %s", line, msg)
+			}
+		}
+		out = append(out, errors.New(msg))
+	}
+	return errors.Join(out...)
+}
+
+// keyLine returns the line of a key path such as sampling.rules[2].name,
+// trying shorter prefixes when the full path is absent (a missing key is
+// reported at its parent).
+func keyLine(f *ast.File, key string) int {
+	for p := key; p != ""; {
+		path, err := yaml.PathString("$." + p)
+		if err == nil {
+			if node, err := path.FilterFile(f); err == nil && node != nil {
+				return node.GetToken().Position.Line
+			}
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i <= 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return 0
+}

@@ -1,0 +1,77 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsWithoutFile(t *testing.T) {
+	cfg, err := Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.API != "127.0.0.1:8080" || cfg.Ingest.OTLPGRPC != "127.0.0.1:4317" || cfg.Ingest.OTLPHTTP != "127.0.0.1:4318" {
+		t.Errorf("defaults must bind 127.0.0.1: %+v %+v", cfg.Server, cfg.Ingest)
+	}
+	if cfg.Ingest.MaxMessageSize != 16<<20 {
+		t.Errorf("max_message_size = %d, want 16MiB", cfg.Ingest.MaxMessageSize)
+	}
+}
+
+func TestParseOverridesDefaults(t *testing.T) {
+	cfg, err := Parse([]byte(`
+server:
+  api: 127.0.0.1:9090
+ingest:
+  max_message_size: 4MiB
+sampling:
+  decision_wait: 10s
+storage:
+  path: /tmp/x
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.API != "127.0.0.1:9090" {
+		t.Errorf("api = %q", cfg.Server.API)
+	}
+	if cfg.Server.ShutdownTimeout.Std() != 30*time.Second {
+		t.Errorf("shutdown_timeout default lost: %v", cfg.Server.ShutdownTimeout)
+	}
+	if cfg.Ingest.MaxMessageSize != 4<<20 || cfg.Ingest.OTLPGRPC != "127.0.0.1:4317" {
+		t.Errorf("ingest = %+v", cfg.Ingest)
+	}
+	if cfg.Sampling.DecisionWait.Std() != 10*time.Second {
+		t.Errorf("decision_wait = %v", cfg.Sampling.DecisionWait)
+	}
+}
+
+func TestParseErrorsNameKeyAndLine(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []string
+	}{
+		{"unknown key", "server:\n  api: 127.0.0.1:1\n  apii: x\n", []string{"[3:3]", "unknown field \"apii\""}},
+		{"wrong type", "ingest:\n  max_message_size: [1]\n", []string{"[2:21] max_message_size: invalid size"}},
+		{"bad duration", "server:\n  shutdown_timeout: 30\n", []string{"[2:21] shutdown_timeout: invalid duration \"30\""}},
+		{"bad values, all reported", "server:\n  api: nope\nlog:\n  level: loud\n", []string{
+			"line 2: server.api: must be host:port, got \"nope\"",
+			"line 4: log.level: must be debug, info, warn or error, got \"loud\"",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.in))
+			if err == nil {
+				t.Fatal("Parse accepted invalid config")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,2 @@
+// Package export is being written.
+package export

@@ -1,0 +1,2 @@
+// Package ingest is being written.
+package ingest

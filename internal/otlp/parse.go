@@ -1,0 +1,758 @@
+package otlp
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Field numbers of the OTLP trace messages.
+const (
+	fieldRequestResourceSpans = 1
+
+	fieldRSResource   = 1
+	fieldRSScopeSpans = 2
+	fieldRSSchemaURL  = 3
+
+	fieldResourceAttributes = 1
+
+	fieldSSScope     = 1
+	fieldSSSpans     = 2
+	fieldSSSchemaURL = 3
+
+	fieldScopeName       = 1
+	fieldScopeVersion    = 2
+	fieldScopeAttributes = 3
+
+	fieldSpanTraceID      = 1
+	fieldSpanSpanID       = 2
+	fieldSpanTraceState   = 3
+	fieldSpanParentSpanID = 4
+	fieldSpanName         = 5
+	fieldSpanKind         = 6
+	fieldSpanStart        = 7
+	fieldSpanEnd          = 8
+	fieldSpanAttributes   = 9
+	fieldSpanEvents       = 11
+	fieldSpanLinks        = 13
+	fieldSpanStatus       = 15
+	fieldSpanFlags        = 16
+
+	fieldEventTime       = 1
+	fieldEventName       = 2
+	fieldEventAttributes = 3
+
+	fieldLinkTraceID    = 1
+	fieldLinkSpanID     = 2
+	fieldLinkTraceState = 3
+	fieldLinkAttributes = 4
+	fieldLinkFlags      = 6
+
+	fieldStatusMessage = 2
+	fieldStatusCode    = 3
+
+	fieldKVKey   = 1
+	fieldKVValue = 2
+
+	fieldAnyString = 1
+	fieldAnyBool   = 2
+	fieldAnyInt    = 3
+	fieldAnyDouble = 4
+	fieldAnyArray  = 5
+	fieldAnyKVList = 6
+	fieldAnyBytes  = 7
+
+	fieldListValues = 1 // ArrayValue.values and KeyValueList.values
+)
+
+// maxValueDepth bounds the nesting of array and map attribute values, so a
+// hostile request cannot exhaust the stack.
+const maxValueDepth = 16
+
+// ErrMalformed marks a request that is not a valid ExportTraceServiceRequest
+// encoding. The request is rejected whole.
+var ErrMalformed = errors.New("malformed OTLP request")
+
+// Limits are the per-span bounds Parse enforces; a span beyond them is
+// rejected on its own (partial success). Zero means no limit.
+type Limits struct {
+	// MaxAttributes bounds the attributes of one span.
+	MaxAttributes int
+	// MaxSpanBytes bounds the encoded size of one span.
+	MaxSpanBytes int
+}
+
+// Request is a parsed ExportTraceServiceRequest. Its slices view the bytes
+// given to Parse, which must not change while the Request is in use.
+type Request struct {
+	Spans     []Span
+	Resources []Resource
+	Scopes    []Scope
+
+	// Rejected counts spans refused for invalid content; RejectReason
+	// describes the first of them with its location.
+	Rejected     int
+	RejectReason string
+}
+
+// SpanResource returns the resource of a span of this request.
+func (r *Request) SpanResource(s *Span) *Resource {
+	return &r.Resources[r.Scopes[s.Scope].Resource]
+}
+
+// Reset empties r for reuse, keeping its capacity.
+func (r *Request) Reset() {
+	r.Spans = r.Spans[:0]
+	r.Resources = r.Resources[:0]
+	r.Scopes = r.Scopes[:0]
+	r.Rejected = 0
+	r.RejectReason = ""
+}
+
+// parseError is a location-aware malformation.
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+}
+
+// Parse validates an encoded ExportTraceServiceRequest and appends its spans
+// to req (which may be reused across calls after Reset). A structurally
+// malformed request returns an error wrapping ErrMalformed and must be
+// rejected whole; spans with invalid content (IDs of the wrong length,
+// invalid UTF-8, limits exceeded) are counted in req.Rejected and left out.
+func Parse(b []byte, lim Limits, req *Request) error {
+	rsIdx := 0
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return malformed("request: bad tag at byte %d", 0)
+		}
+		b = b[n:]
+		if num == fieldRequestResourceSpans {
+			if typ != protowire.BytesType {
+				return malformed("resource_spans[%d]: wrong wire type %d", rsIdx, typ)
+			}
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return malformed("resource_spans[%d]: truncated", rsIdx)
+			}
+			if err := parseResourceSpans(v, rsIdx, lim, req); err != nil {
+				return err
+			}
+			b = b[n:]
+			rsIdx++
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return malformed("request: truncated field %d", num)
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+func parseResourceSpans(b []byte, rsIdx int, lim Limits, req *Request) error {
+	resIdx := int32(len(req.Resources))
+	req.Resources = append(req.Resources, Resource{})
+	// The resource and schema URL may follow the scope spans on the wire, so
+	// collect the scope spans' bytes first and parse them once the resource
+	// is known.
+	var scopeSpans [][]byte
+	var stack [8][]byte
+	scopeSpans = stack[:0]
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return malformed("resource_spans[%d]: bad tag", rsIdx)
+		}
+		b = b[n:]
+		switch {
+		case num == fieldRSResource && typ == protowire.BytesType,
+			num == fieldRSScopeSpans && typ == protowire.BytesType,
+			num == fieldRSSchemaURL && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return malformed("resource_spans[%d]: truncated field %d", rsIdx, num)
+			}
+			b = b[n:]
+			switch num {
+			case fieldRSResource:
+				svc, err := parseResource(v)
+				if err != nil {
+					return malformed("resource_spans[%d].resource: %v", rsIdx, err)
+				}
+				req.Resources[resIdx].Raw = v
+				req.Resources[resIdx].ServiceName = svc
+			case fieldRSScopeSpans:
+				scopeSpans = append(scopeSpans, v)
+			case fieldRSSchemaURL:
+				if !utf8.Valid(v) {
+					return malformed("resource_spans[%d].schema_url: invalid UTF-8", rsIdx)
+				}
+				req.Resources[resIdx].SchemaURL = v
+			}
+		case num == fieldRSResource || num == fieldRSScopeSpans || num == fieldRSSchemaURL:
+			return malformed("resource_spans[%d]: field %d has wrong wire type %d", rsIdx, num, typ)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return malformed("resource_spans[%d]: truncated field %d", rsIdx, num)
+			}
+			b = b[n:]
+		}
+	}
+	for i, ss := range scopeSpans {
+		if err := parseScopeSpans(ss, rsIdx, i, resIdx, lim, req); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseResource validates a Resource and returns its service.name.
+func parseResource(b []byte) (string, error) {
+	var service string
+	err := walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if num != fieldResourceAttributes {
+			return nil
+		}
+		if typ != protowire.BytesType {
+			return fmt.Errorf("attributes: wrong wire type")
+		}
+		key, val, err := parseKeyValue(v, 0)
+		if err != nil {
+			return fmt.Errorf("attributes: %v", err)
+		}
+		if string(key) == "service.name" && val.Kind == ValueString {
+			service = string(val.raw)
+		}
+		return nil
+	})
+	return service, err
+}
+
+func parseScopeSpans(b []byte, rsIdx, ssIdx int, resIdx int32, lim Limits, req *Request) error {
+	scopeIdx := int32(len(req.Scopes))
+	req.Scopes = append(req.Scopes, Scope{Resource: resIdx})
+	var spans [][]byte
+	var stack [32][]byte
+	spans = stack[:0]
+	err := walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		switch num {
+		case fieldSSScope, fieldSSSpans, fieldSSSchemaURL:
+			if typ != protowire.BytesType {
+				return fmt.Errorf("field %d: wrong wire type %d", num, typ)
+			}
+		default:
+			return nil
+		}
+		switch num {
+		case fieldSSScope:
+			if err := validateScope(v); err != nil {
+				return fmt.Errorf("scope: %v", err)
+			}
+			req.Scopes[scopeIdx].Raw = v
+		case fieldSSSpans:
+			spans = append(spans, v)
+		case fieldSSSchemaURL:
+			if !utf8.Valid(v) {
+				return fmt.Errorf("schema_url: invalid UTF-8")
+			}
+			req.Scopes[scopeIdx].SchemaURL = v
+		}
+		return nil
+	})
+	if err != nil {
+		return malformed("resource_spans[%d].scope_spans[%d]: %v", rsIdx, ssIdx, err)
+	}
+	for i, raw := range spans {
+		var s Span
+		reason, err := parseSpan(raw, lim, &s)
+		if err != nil {
+			return malformed("resource_spans[%d].scope_spans[%d].spans[%d]: %v", rsIdx, ssIdx, i, err)
+		}
+		if reason != "" {
+			if req.Rejected == 0 {
+				req.RejectReason = fmt.Sprintf("resource_spans[%d].scope_spans[%d].spans[%d]: %s", rsIdx, ssIdx, i, reason)
+			}
+			req.Rejected++
+			continue
+		}
+		s.Scope = scopeIdx
+		req.Spans = append(req.Spans, s)
+	}
+	return nil
+}
+
+func validateScope(b []byte) error {
+	return walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		switch num {
+		case fieldScopeName, fieldScopeVersion:
+			if typ != protowire.BytesType || !utf8.Valid(v) {
+				return fmt.Errorf("field %d: not a UTF-8 string", num)
+			}
+		case fieldScopeAttributes:
+			if typ != protowire.BytesType {
+				return fmt.Errorf("attributes: wrong wire type")
+			}
+			if _, _, err := parseKeyValue(v, 0); err != nil {
+				return fmt.Errorf("attributes: %v", err)
+			}
+		}
+		return nil
+	})
+}
+
+// parseSpan fills s from raw. A structural error (the bytes are not a Span)
+// returns err; a span that is well-formed but invalid returns a reason.
+func parseSpan(raw []byte, lim Limits, s *Span) (reason string, err error) {
+	s.Raw = raw
+	s.GRPCStatus = NoGRPCStatus
+	if lim.MaxSpanBytes > 0 && len(raw) > lim.MaxSpanBytes {
+		return fmt.Sprintf("span is %d bytes, limit is %d", len(raw), lim.MaxSpanBytes), nil
+	}
+	var traceIDLen, spanIDLen, parentLen = -1, -1, 0
+	attrs := 0
+	var httpLegacy uint16
+	err = walkFields(raw, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+		switch num {
+		case fieldSpanTraceID, fieldSpanSpanID, fieldSpanParentSpanID, fieldSpanTraceState, fieldSpanName,
+			fieldSpanAttributes, fieldSpanEvents, fieldSpanLinks, fieldSpanStatus:
+			if typ != protowire.BytesType {
+				return fmt.Errorf("field %d: wrong wire type %d", num, typ)
+			}
+		case fieldSpanStart, fieldSpanEnd:
+			if typ != protowire.Fixed64Type {
+				return fmt.Errorf("field %d: wrong wire type %d", num, typ)
+			}
+		case fieldSpanKind:
+			if typ != protowire.VarintType {
+				return fmt.Errorf("kind: wrong wire type %d", typ)
+			}
+		case fieldSpanFlags:
+			if typ != protowire.Fixed32Type {
+				return fmt.Errorf("flags: wrong wire type %d", typ)
+			}
+		}
+		switch num {
+		case fieldSpanTraceID:
+			traceIDLen = len(v)
+			if len(v) == 16 {
+				copy(s.TraceID[:], v)
+			}
+		case fieldSpanSpanID:
+			spanIDLen = len(v)
+			if len(v) == 8 {
+				copy(s.SpanID[:], v)
+			}
+		case fieldSpanParentSpanID:
+			parentLen = len(v)
+			if len(v) == 8 {
+				copy(s.ParentSpanID[:], v)
+			}
+		case fieldSpanTraceState:
+			if !utf8.Valid(v) {
+				return fmt.Errorf("trace_state: invalid UTF-8")
+			}
+		case fieldSpanName:
+			if !utf8.Valid(v) {
+				return fmt.Errorf("name: invalid UTF-8")
+			}
+			s.nameOff, s.nameLen = subOffset(raw, v), uint32(len(v))
+		case fieldSpanKind:
+			if x > 5 {
+				x = 0
+			}
+			s.Kind = Kind(x)
+		case fieldSpanStart:
+			s.StartUnixNano = x
+		case fieldSpanEnd:
+			s.EndUnixNano = x
+		case fieldSpanAttributes:
+			attrs++
+			key, val, err := parseKeyValue(v, 0)
+			if err != nil {
+				return fmt.Errorf("attributes: %v", err)
+			}
+			switch string(key) {
+			case "http.response.status_code":
+				if n, ok := val.Int(); ok && n > 0 && n < 1000 {
+					s.HTTPStatus = uint16(n)
+				}
+			case "http.status_code":
+				if n, ok := val.Int(); ok && n > 0 && n < 1000 {
+					httpLegacy = uint16(n)
+				}
+			case "rpc.grpc.status_code":
+				if n, ok := val.Int(); ok && n >= 0 && n <= 16 {
+					s.GRPCStatus = int8(n)
+				}
+			case "rpc.response.status_code":
+				if c := grpcCodeByName(val.Str()); c >= 0 {
+					s.GRPCStatus = int8(c)
+				}
+			case "http.route":
+				if val.Kind == ValueString && len(val.raw) > 0 {
+					s.routeOff, s.routeLen = subOffset(raw, val.raw), uint32(len(val.raw))
+				}
+			}
+		case fieldSpanEvents:
+			if err := validateEvent(v); err != nil {
+				return fmt.Errorf("events: %v", err)
+			}
+		case fieldSpanLinks:
+			if err := validateLink(v); err != nil {
+				return fmt.Errorf("links: %v", err)
+			}
+		case fieldSpanStatus:
+			code, err := parseStatus(v)
+			if err != nil {
+				return fmt.Errorf("status: %v", err)
+			}
+			s.Status = code
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if s.HTTPStatus == 0 {
+		s.HTTPStatus = httpLegacy
+	}
+	switch {
+	case traceIDLen != 16:
+		return fmt.Sprintf("trace_id is %d bytes, want 16", max(traceIDLen, 0)), nil
+	case s.TraceID.IsZero():
+		return "trace_id is all zeros", nil
+	case spanIDLen != 8:
+		return fmt.Sprintf("span_id is %d bytes, want 8", max(spanIDLen, 0)), nil
+	case s.SpanID.IsZero():
+		return "span_id is all zeros", nil
+	case parentLen != 0 && parentLen != 8:
+		return fmt.Sprintf("parent_span_id is %d bytes, want 0 or 8", parentLen), nil
+	case lim.MaxAttributes > 0 && attrs > lim.MaxAttributes:
+		return fmt.Sprintf("span has %d attributes, limit is %d", attrs, lim.MaxAttributes), nil
+	}
+	return "", nil
+}
+
+func parseStatus(b []byte) (StatusCode, error) {
+	var code StatusCode
+	err := walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+		switch num {
+		case fieldStatusMessage:
+			if typ != protowire.BytesType || !utf8.Valid(v) {
+				return fmt.Errorf("message: not a UTF-8 string")
+			}
+		case fieldStatusCode:
+			if typ != protowire.VarintType {
+				return fmt.Errorf("code: wrong wire type")
+			}
+			if x <= 2 {
+				code = StatusCode(x)
+			}
+		}
+		return nil
+	})
+	return code, err
+}
+
+func validateEvent(b []byte) error {
+	return walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		switch num {
+		case fieldEventTime:
+			if typ != protowire.Fixed64Type {
+				return fmt.Errorf("time_unix_nano: wrong wire type")
+			}
+		case fieldEventName:
+			if typ != protowire.BytesType || !utf8.Valid(v) {
+				return fmt.Errorf("name: not a UTF-8 string")
+			}
+		case fieldEventAttributes:
+			if typ != protowire.BytesType {
+				return fmt.Errorf("attributes: wrong wire type")
+			}
+			_, _, err := parseKeyValue(v, 0)
+			return err
+		}
+		return nil
+	})
+}
+
+func validateLink(b []byte) error {
+	return walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		switch num {
+		case fieldLinkTraceID, fieldLinkSpanID:
+			if typ != protowire.BytesType {
+				return fmt.Errorf("field %d: wrong wire type", num)
+			}
+		case fieldLinkTraceState:
+			if typ != protowire.BytesType || !utf8.Valid(v) {
+				return fmt.Errorf("trace_state: not a UTF-8 string")
+			}
+		case fieldLinkAttributes:
+			if typ != protowire.BytesType {
+				return fmt.Errorf("attributes: wrong wire type")
+			}
+			_, _, err := parseKeyValue(v, 0)
+			return err
+		case fieldLinkFlags:
+			if typ != protowire.Fixed32Type {
+				return fmt.Errorf("flags: wrong wire type")
+			}
+		}
+		return nil
+	})
+}
+
+// parseKeyValue validates a KeyValue and returns its key and value.
+func parseKeyValue(b []byte, depth int) (key []byte, val Value, err error) {
+	err = walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		switch num {
+		case fieldKVKey:
+			if typ != protowire.BytesType || !utf8.Valid(v) {
+				return fmt.Errorf("key: not a UTF-8 string")
+			}
+			key = v
+		case fieldKVValue:
+			if typ != protowire.BytesType {
+				return fmt.Errorf("value: wrong wire type")
+			}
+			var err error
+			if val, err = parseAnyValue(v, depth); err != nil {
+				return fmt.Errorf("value of %q: %v", key, err)
+			}
+		}
+		return nil
+	})
+	return key, val, err
+}
+
+func parseAnyValue(b []byte, depth int) (Value, error) {
+	if depth > maxValueDepth {
+		return Value{}, fmt.Errorf("values nested deeper than %d", maxValueDepth)
+	}
+	var val Value
+	err := walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+		want := protowire.BytesType
+		switch num {
+		case fieldAnyBool, fieldAnyInt:
+			want = protowire.VarintType
+		case fieldAnyDouble:
+			want = protowire.Fixed64Type
+		case fieldAnyString, fieldAnyArray, fieldAnyKVList, fieldAnyBytes:
+		default:
+			return nil
+		}
+		if typ != want {
+			return fmt.Errorf("field %d: wrong wire type %d", num, typ)
+		}
+		switch num {
+		case fieldAnyString:
+			if !utf8.Valid(v) {
+				return fmt.Errorf("string_value: invalid UTF-8")
+			}
+			val = Value{Kind: ValueString, raw: v}
+		case fieldAnyBool:
+			val = Value{Kind: ValueBool, num: x}
+			if x != 0 {
+				val.num = 1
+			}
+		case fieldAnyInt:
+			val = Value{Kind: ValueInt, num: x}
+		case fieldAnyDouble:
+			val = Value{Kind: ValueDouble, num: x}
+		case fieldAnyBytes:
+			val = Value{Kind: ValueBytes, raw: v}
+		case fieldAnyArray:
+			if err := walkList(v, func(item []byte) error {
+				_, err := parseAnyValue(item, depth+1)
+				return err
+			}); err != nil {
+				return fmt.Errorf("array_value: %v", err)
+			}
+			val = Value{Kind: ValueArray, raw: v}
+		case fieldAnyKVList:
+			if err := walkList(v, func(item []byte) error {
+				_, _, err := parseKeyValue(item, depth+1)
+				return err
+			}); err != nil {
+				return fmt.Errorf("kvlist_value: %v", err)
+			}
+			val = Value{Kind: ValueMap, raw: v}
+		}
+		return nil
+	})
+	return val, err
+}
+
+// walkList calls fn for each "values" entry of an ArrayValue or KeyValueList.
+func walkList(b []byte, fn func(item []byte) error) error {
+	return walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if num != fieldListValues {
+			return nil
+		}
+		if typ != protowire.BytesType {
+			return fmt.Errorf("values: wrong wire type")
+		}
+		return fn(v)
+	})
+}
+
+// walkFields calls fn for each field of a message: v holds the bytes of
+// length-delimited fields, x the value of varint and fixed fields. Groups
+// (deprecated) are skipped. Truncation is an error.
+func walkFields(b []byte, fn func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return fmt.Errorf("bad field tag")
+		}
+		b = b[n:]
+		var v []byte
+		var x uint64
+		switch typ {
+		case protowire.VarintType:
+			x, n = protowire.ConsumeVarint(b)
+		case protowire.Fixed64Type:
+			x, n = protowire.ConsumeFixed64(b)
+		case protowire.Fixed32Type:
+			var x32 uint32
+			x32, n = protowire.ConsumeFixed32(b)
+			x = uint64(x32)
+		case protowire.BytesType:
+			v, n = protowire.ConsumeBytes(b)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return fmt.Errorf("field %d truncated", num)
+		}
+		b = b[n:]
+		if err := fn(num, typ, v, x); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// findAttr scans a message for the KeyValue field attrField with key.
+// The message was validated by Parse, so errors cannot occur here.
+func findAttr(msg []byte, attrField protowire.Number, key string) (Value, bool) {
+	var out Value
+	found := false
+	rangeAttrs(msg, attrField, func(k []byte, v Value) bool {
+		if string(k) == key {
+			out, found = v, true
+			return false
+		}
+		return true
+	})
+	return out, found
+}
+
+var errStop = errors.New("stop")
+
+func rangeAttrs(msg []byte, attrField protowire.Number, fn func(key []byte, v Value) bool) {
+	_ = walkFields(msg, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if num != attrField || typ != protowire.BytesType {
+			return nil
+		}
+		key, val := splitKeyValue(v)
+		if !fn(key, val) {
+			return errStop
+		}
+		return nil
+	})
+}
+
+// splitKeyValue reads an already validated KeyValue without re-validating
+// nested values.
+func splitKeyValue(b []byte) (key []byte, val Value) {
+	_ = walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		switch num {
+		case fieldKVKey:
+			key = v
+		case fieldKVValue:
+			val = shallowAnyValue(v)
+		}
+		return nil
+	})
+	return key, val
+}
+
+func shallowAnyValue(b []byte) Value {
+	var val Value
+	_ = walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+		switch num {
+		case fieldAnyString:
+			val = Value{Kind: ValueString, raw: v}
+		case fieldAnyBool:
+			val = Value{Kind: ValueBool, num: min(x, 1)}
+		case fieldAnyInt:
+			val = Value{Kind: ValueInt, num: x}
+		case fieldAnyDouble:
+			val = Value{Kind: ValueDouble, num: x}
+		case fieldAnyArray:
+			val = Value{Kind: ValueArray, raw: v}
+		case fieldAnyKVList:
+			val = Value{Kind: ValueMap, raw: v}
+		case fieldAnyBytes:
+			val = Value{Kind: ValueBytes, raw: v}
+		}
+		return nil
+	})
+	return val
+}
+
+func float64frombits(x uint64) float64 { return math.Float64frombits(x) }
+
+// subOffset returns where sub starts inside b; sub must have been sliced
+// from b (slicing keeps the end of the backing array, so the capacities
+// differ by exactly the offset).
+func subOffset(b, sub []byte) uint32 { return uint32(cap(b) - cap(sub)) }
+
+// grpcCodeByName maps a gRPC status code name (as in rpc.response.status_code)
+// to its number, or -1.
+func grpcCodeByName(name []byte) int {
+	switch string(name) {
+	case "OK":
+		return 0
+	case "CANCELLED":
+		return 1
+	case "UNKNOWN":
+		return 2
+	case "INVALID_ARGUMENT":
+		return 3
+	case "DEADLINE_EXCEEDED":
+		return 4
+	case "NOT_FOUND":
+		return 5
+	case "ALREADY_EXISTS":
+		return 6
+	case "PERMISSION_DENIED":
+		return 7
+	case "RESOURCE_EXHAUSTED":
+		return 8
+	case "FAILED_PRECONDITION":
+		return 9
+	case "ABORTED":
+		return 10
+	case "OUT_OF_RANGE":
+		return 11
+	case "UNIMPLEMENTED":
+		return 12
+	case "INTERNAL":
+		return 13
+	case "UNAVAILABLE":
+		return 14
+	case "DATA_LOSS":
+		return 15
+	case "UNAUTHENTICATED":
+		return 16
+	}
+	return -1
+}

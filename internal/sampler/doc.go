@@ -1,0 +1,2 @@
+// Package sampler is being written.
+package sampler

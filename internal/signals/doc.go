@@ -1,0 +1,2 @@
+// Package signals is being written.
+package signals

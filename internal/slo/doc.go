@@ -1,0 +1,2 @@
+// Package slo is being written.
+package slo

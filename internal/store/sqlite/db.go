@@ -1,0 +1,72 @@
+// Package sqlite is tailgate's embedded store: one SQLite file (pure Go
+// driver, WAL mode) holding SLI and golden-signal minute buckets, SLO
+// corrections, alert transitions and the other state that must survive a
+// restart.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// DB is an open store. It is safe for concurrent use.
+type DB struct {
+	db   *sql.DB
+	path string
+}
+
+// FileName is the database file created inside the storage directory.
+const FileName = "tailgate.db"
+
+// Open opens (creating if needed) the store in dir and applies the schema.
+func Open(ctx context.Context, dir string) (*DB, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create storage directory %q: %w", dir, err)
+	}
+	path := filepath.Join(dir, FileName)
+	// busy_timeout lets a writer wait for another instead of failing with
+	// SQLITE_BUSY; synchronous=NORMAL is durable across process crashes in
+	// WAL mode, which is the guarantee the flush interval promises.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open store %q: %w", path, err)
+	}
+	// One writer at a time is how SQLite works; a single connection also
+	// keeps the pragmas above in force for every statement.
+	db.SetMaxOpenConns(1)
+	s := &DB{db: db, path: path}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Path returns the database file's path.
+func (s *DB) Path() string { return s.path }
+
+// Close closes the database.
+func (s *DB) Close() error { return s.db.Close() }
+
+// schemas lists each domain's DDL, applied in order at Open. Every statement
+// must be idempotent (CREATE ... IF NOT EXISTS).
+func schemas() [][]string {
+	return [][]string{sloSchema, signalsSchema}
+}
+
+func (s *DB) migrate(ctx context.Context) error {
+	for _, stmts := range schemas() {
+		for _, stmt := range stmts {
+			if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("apply schema to %q: %w\n%s", s.path, err, stmt)
+			}
+		}
+	}
+	return nil
+}

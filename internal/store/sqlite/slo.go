@@ -1,0 +1,5 @@
+package sqlite
+
+// sloSchema holds the tables of SLI minute buckets, corrections and alert
+// transitions.
+var sloSchema = []string{}
