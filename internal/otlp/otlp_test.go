@@ -274,7 +274,11 @@ func TestEncoderRoundTrip(t *testing.T) {
 	if td.SpanCount() != 4 {
 		t.Fatalf("span count %d, want 4", td.SpanCount())
 	}
-	type row struct{ Service, Scope, Name, TraceState, Rule string; Rate float64; Attrs int }
+	type row struct {
+		Service, Scope, Name, TraceState, Rule string
+		Rate                                   float64
+		Attrs                                  int
+	}
 	var rows []row
 	for i := 0; i < td.ResourceSpans().Len(); i++ {
 		rs := td.ResourceSpans().At(i)

@@ -178,7 +178,9 @@ type Resource struct {
 }
 
 // Attr returns the resource attribute with the given key.
-func (r *Resource) Attr(key string) (Value, bool) { return findAttr(r.Raw, fieldResourceAttributes, key) }
+func (r *Resource) Attr(key string) (Value, bool) {
+	return findAttr(r.Raw, fieldResourceAttributes, key)
+}
 
 // Attrs calls fn for each resource attribute until fn returns false.
 func (r *Resource) Attrs(fn func(key []byte, v Value) bool) {
