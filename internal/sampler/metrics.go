@@ -1,0 +1,101 @@
+package sampler
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the sampler's Prometheus metrics. Counters are resolved per
+// rule up front so the hot path does no label lookups.
+type metrics struct {
+	received     prometheus.Counter
+	backpressure prometheus.Counter
+	stress       prometheus.Counter
+	latency      prometheus.Histogram
+	exportFailed prometheus.Counter
+
+	// Indexed by extension index (rules first, then rules known only from
+	// a loaded decision cache); the last entry is the "none" rule.
+	decidedKeep []prometheus.Counter
+	decidedDrop []prometheus.Counter
+	spansKept   []prometheus.Counter
+	spansDrop   []prometheus.Counter
+
+	lateKeep prometheus.Counter
+	lateDrop prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, ruleNames []string, s *Sampler) (*metrics, error) {
+	decided := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tailgate_sampler_traces_decided_total",
+		Help: "Traces decided, by decision and by the rule that decided (none: no rule matched).",
+	}, []string{"decision", "rule"})
+	kept := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tailgate_sampler_spans_kept_total",
+		Help: "Spans kept (handed to the exporter), including late spans of kept traces, by rule.",
+	}, []string{"rule"})
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tailgate_sampler_spans_dropped_total",
+		Help: "Spans of dropped traces, by rule (none: no rule matched).",
+	}, []string{"rule"})
+	late := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tailgate_sampler_late_spans_total",
+		Help: "Spans that arrived after their trace was decided; they follow the decision.",
+	}, []string{"decision"})
+	m := &metrics{
+		received: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tailgate_sampler_spans_received_total",
+			Help: "Spans accepted by the sampler.",
+		}),
+		backpressure: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tailgate_sampler_backpressure_total",
+			Help: "Requests refused because the sampler's intake was full.",
+		}),
+		stress: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tailgate_sampler_stress_relief_total",
+			Help: "Times the trace buffer was over max_buffered_spans or max_buffered_bytes and traces were decided early.",
+		}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tailgate_sampler_decision_latency_seconds",
+			Help:    "Time from a trace's first span to its decision.",
+			Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 2.5, 3, 5, 10, 20, 30, 45, 60, 120},
+		}),
+		exportFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tailgate_sampler_export_failed_spans_total",
+			Help: "Kept spans the exporter did not take (its context ended, e.g. at the shutdown deadline).",
+		}),
+		lateKeep: late.WithLabelValues(Keep.String()),
+		lateDrop: late.WithLabelValues(Drop.String()),
+	}
+	for _, name := range append(ruleNames, noRuleLabel) {
+		m.decidedKeep = append(m.decidedKeep, decided.WithLabelValues(Keep.String(), name))
+		m.decidedDrop = append(m.decidedDrop, decided.WithLabelValues(Drop.String(), name))
+		m.spansKept = append(m.spansKept, kept.WithLabelValues(name))
+		m.spansDrop = append(m.spansDrop, dropped.WithLabelValues(name))
+	}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	collectors := []prometheus.Collector{
+		m.received, m.backpressure, m.stress, m.latency, m.exportFailed, decided, kept, dropped, late,
+		gauge("tailgate_sampler_buffered_traces", "Traces buffered, waiting for a decision.",
+			func() float64 { return float64(s.sum(func(sh *shard) int64 { return sh.gTraces.Load() })) }),
+		gauge("tailgate_sampler_buffered_spans", "Spans buffered, waiting for their trace's decision.",
+			func() float64 { return float64(s.sum(func(sh *shard) int64 { return sh.gSpans.Load() })) }),
+		gauge("tailgate_sampler_buffered_bytes", "Bytes held by buffered traces (arenas, span records, resource/scope copies).",
+			func() float64 { return float64(s.sum(func(sh *shard) int64 { return sh.gBytes.Load() })) }),
+		gauge("tailgate_sampler_decision_cache_bytes", "Estimated memory of the decision cache (kept IDs and dropped-ID filters).",
+			func() float64 { return float64(s.sum(func(sh *shard) int64 { return sh.gCache.Load() })) }),
+		gauge("tailgate_sampler_intake_spans", "Spans accepted but not yet buffered by their shard.",
+			func() float64 { return float64(s.intake.Load()) }),
+	}
+	if reg != nil {
+		for _, c := range collectors {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register sampler metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,525 @@
+package sampler
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tailgate-sre/tailgate/internal/otlp"
+)
+
+// Exporter takes kept traces.
+type Exporter interface {
+	// Export hands an encoded ExportTraceServiceRequest (concatenated
+	// resource_spans) with n spans to the export queue. It blocks while the
+	// queue is full and returns only when queued or ctx is done. The
+	// exporter owns req after the call.
+	Export(ctx context.Context, req []byte, spans int) error
+}
+
+// Settings are the sampler's dependencies.
+type Settings struct {
+	// Logger receives the sampler's logs; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the sampler's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Exporter is where kept traces go; required.
+	Exporter Exporter
+	// CachePath is the file the decision cache is saved to on Shutdown and
+	// loaded from by New; "" means no persistence.
+	CachePath string
+	// OnDecision, when set, is called for every decided trace (not for late
+	// spans), on the goroutine of the trace's shard, after the rules ran and
+	// before the trace is exported or discarded. The Trace is valid only
+	// during the call. It must be fast and must not block: it holds up
+	// that shard.
+	OnDecision func(t *Trace, d Decision)
+}
+
+// Sampler is the tail sampler. Consume may be called from any goroutine.
+type Sampler struct {
+	cfg    Config
+	log    *slog.Logger
+	exp    Exporter
+	hook   func(*Trace, Decision)
+	path   string
+	policy *policy
+	m      *metrics
+	now    func() time.Time
+
+	// exts are the extensions kept traces are exported with: one per rule,
+	// then any only known from a loaded decision cache.
+	exts []otlp.Extension
+	// legacy holds the Bloom filters of dropped IDs loaded from the cache
+	// file: read-only, shared by all shards, and replaced (without the
+	// expired ones) by the ticker.
+	legacy atomic.Pointer[[]*bloom]
+
+	shards []*shard
+	intake atomic.Int64
+	failed atomic.Int64 // kept spans the exporter did not take
+
+	// mu guards closed against Consume: Consume holds it shared while it
+	// enqueues, so no batch can slip in after Shutdown closed the intake.
+	mu      sync.RWMutex
+	closed  bool
+	started bool
+
+	runCtx    context.Context
+	cancelRun context.CancelFunc
+	stop      chan struct{}
+	wg        sync.WaitGroup
+
+	stressActive  atomic.Bool
+	stressLast    atomic.Int64
+	stressDecided atomic.Int64
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+
+	batchPool   sync.Pool
+	consumePool sync.Pool
+}
+
+// New builds a sampler from a validated config and loads the decision cache
+// from set.CachePath (a missing or corrupt file is logged, never fatal).
+func New(cfg Config, set Settings) (*Sampler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("sampler config: %w", err)
+	}
+	if set.Exporter == nil {
+		return nil, errors.New("sampler: no exporter")
+	}
+	cfg = cfg.settled(runtime.GOMAXPROCS(0))
+	pol, err := newPolicy(cfg.Rules)
+	if err != nil {
+		return nil, fmt.Errorf("sampler rules: %w", err)
+	}
+	log := set.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Sampler{
+		cfg:    cfg,
+		log:    log,
+		exp:    set.Exporter,
+		hook:   set.OnDecision,
+		path:   set.CachePath,
+		policy: pol,
+		now:    time.Now,
+		stop:   make(chan struct{}),
+	}
+	s.runCtx, s.cancelRun = context.WithCancel(context.Background())
+	s.batchPool.New = func() any { return new(batch) }
+	s.consumePool.New = func() any { return &consumeScratch{batches: make([]*batch, len(s.shards))} }
+	for _, r := range pol.rules {
+		s.exts = append(s.exts, r.ext)
+	}
+
+	var snap *cacheSnapshot
+	if s.path != "" {
+		snap, err = readCacheFile(s.path)
+		if err != nil {
+			s.log.Warn("ignoring the decision cache file", "path", s.path, "err", err)
+			snap = nil
+		}
+		for i := range snap.keptList() {
+			s.extIndex(snap.kept[i].ext)
+		}
+	}
+	names := make([]string, len(s.exts))
+	for i, e := range s.exts {
+		names[i] = e.Rule
+	}
+
+	now := s.now().UnixNano()
+	n := cfg.Shards
+	var shape bloomShape
+	shape.bitsPerID, shape.k = bloomSize(cfg.DecisionCache.FalsePositiveRate)
+	for i := range n {
+		s.shards = append(s.shards, newShard(s, i, n, shape, now))
+	}
+	if s.m, err = newMetrics(set.Registerer, names, s); err != nil {
+		s.cancelRun()
+		return nil, err
+	}
+	if snap != nil {
+		s.restore(snap, now)
+	}
+	for _, sh := range s.shards {
+		sh.gCache.Store(int64(sh.cache.memBytes()))
+	}
+	return s, nil
+}
+
+// keptList returns the kept entries, nil-safe.
+func (c *cacheSnapshot) keptList() []savedKept {
+	if c == nil {
+		return nil
+	}
+	return c.kept
+}
+
+// extIndex returns the index of an extension (rule and threshold) in
+// s.exts, adding it when new.
+func (s *Sampler) extIndex(e otlp.Extension) uint32 {
+	for i, x := range s.exts {
+		if x.Rule == e.Rule && x.Threshold == e.Threshold {
+			return uint32(i)
+		}
+	}
+	s.exts = append(s.exts, otlp.Extension{Rule: e.Rule, Rate: 1, Threshold: e.Threshold})
+	return uint32(len(s.exts) - 1)
+}
+
+// restore loads a saved cache: kept IDs into their shards, dropped-ID
+// filters as shared read-only filters, skipping what is older than ttl.
+func (s *Sampler) restore(snap *cacheSnapshot, now int64) {
+	ttl := int64(s.cfg.DecisionCache.TTL)
+	kept := 0
+	// Oldest first, so each shard's FIFO expires in order.
+	slices.SortStableFunc(snap.kept, func(a, b savedKept) int { return cmp.Compare(a.at, b.at) })
+	for i := range snap.kept {
+		k := &snap.kept[i]
+		if k.at+ttl < now {
+			continue
+		}
+		sh := s.shards[s.shardOf(&k.id)]
+		sh.cache.addKept(k.id, keptEntry{at: k.at, rate: k.rate, ext: s.extIndex(k.ext)})
+		kept++
+	}
+	var legacy []*bloom
+	for _, f := range snap.filters {
+		if f.newest+ttl >= now {
+			legacy = append(legacy, f)
+		}
+	}
+	if len(legacy) > 0 {
+		s.legacy.Store(&legacy)
+	}
+	s.log.Info("loaded the decision cache", "path", s.path, "kept_traces", kept, "dropped_filters", len(legacy),
+		"saved_at", time.Unix(0, snap.savedAt).UTC())
+}
+
+// Start starts the shard goroutines and the ticker; it returns at once.
+func (s *Sampler) Start(_ context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("sampler: start after shutdown")
+	}
+	if s.started {
+		return errors.New("sampler: already started")
+	}
+	s.started = true
+	for _, sh := range s.shards {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			sh.run()
+		}()
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.tickLoop()
+	}()
+	return nil
+}
+
+// tickLoop is the one ticker: it hands the time to every shard (a shard
+// that is busy catches up on its next tick) and ends stress episodes.
+func (s *Sampler) tickLoop() {
+	t := time.NewTicker(s.cfg.Tick.Std())
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			for _, sh := range s.shards {
+				select {
+				case sh.tick <- now:
+				default:
+				}
+			}
+			s.endStressEpisode(now.UnixNano())
+			s.expireLegacy(now.UnixNano())
+		}
+	}
+}
+
+// legacyFilters returns the loaded dropped-ID filters.
+func (s *Sampler) legacyFilters() []*bloom {
+	if p := s.legacy.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// expireLegacy drops loaded filters whose newest ID is older than the TTL.
+func (s *Sampler) expireLegacy(now int64) {
+	old := s.legacyFilters()
+	if len(old) == 0 {
+		return
+	}
+	ttl := int64(s.cfg.DecisionCache.TTL)
+	expired := func(f *bloom) bool { return f.newest+ttl < now }
+	if slices.ContainsFunc(old, expired) {
+		keep := slices.DeleteFunc(slices.Clone(old), expired)
+		s.legacy.Store(&keep)
+	}
+}
+
+// Shutdown stops taking spans, decides everything buffered, hands the kept
+// traces to the exporter and saves the decision cache. When ctx ends
+// first, exports still pending are abandoned (and counted). It is
+// idempotent; later calls return the first call's result.
+func (s *Sampler) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		started := s.started
+		s.mu.Unlock()
+
+		stopAbort := context.AfterFunc(ctx, s.cancelRun)
+		close(s.stop)
+		if started {
+			s.wg.Wait()
+		} else {
+			for _, sh := range s.shards {
+				sh.finish(s.now().UnixNano())
+			}
+		}
+		aborted := !stopAbort()
+		s.cancelRun()
+
+		var errs []error
+		if lost := s.failed.Load(); aborted && lost > 0 {
+			errs = append(errs, fmt.Errorf("sampler shutdown: %d kept spans not exported: %w", lost, context.Cause(ctx)))
+		}
+		if s.path != "" {
+			if err := writeCacheFile(s.path, s.snapshot(s.now().UnixNano())); err != nil {
+				errs = append(errs, fmt.Errorf("save decision cache: %w", err))
+			}
+		}
+		s.shutdownErr = errors.Join(errs...)
+	})
+	return s.shutdownErr
+}
+
+// snapshot collects the decision cache of every shard, after they stopped.
+func (s *Sampler) snapshot(now int64) *cacheSnapshot {
+	snap := &cacheSnapshot{savedAt: now}
+	ttl := int64(s.cfg.DecisionCache.TTL)
+	for _, sh := range s.shards {
+		c := sh.cache
+		for _, ref := range c.order[c.head:] {
+			e, ok := c.kept[ref.id]
+			if !ok || e.at != ref.at || e.at+ttl < now {
+				continue
+			}
+			snap.kept = append(snap.kept, savedKept{id: ref.id, at: e.at, rate: e.rate, ext: s.exts[e.ext]})
+		}
+		for _, f := range []*bloom{c.cur, c.prev} {
+			if f != nil && f.count > 0 {
+				snap.filters = append(snap.filters, f)
+			}
+		}
+	}
+	for _, f := range s.legacyFilters() {
+		if f.newest+ttl >= now {
+			snap.filters = append(snap.filters, f)
+		}
+	}
+	return snap
+}
+
+// consumeScratch is per-Consume working memory, pooled.
+type consumeScratch struct {
+	batches []*batch
+	groups  groupIndex
+}
+
+// groupIndex maps (shard, request scope index) to the group index in that
+// shard's batch: a dense table for the usual sizes, a map for requests with
+// very many scopes, so hostile input cannot make the table huge.
+type groupIndex struct {
+	scopes int
+	dense  []int32
+	sparse map[int64]int32
+}
+
+const maxDenseGroupIndex = 1 << 16
+
+func (g *groupIndex) reset(scopes, shards int) {
+	g.scopes = scopes
+	if n := scopes * shards; n <= maxDenseGroupIndex {
+		if cap(g.dense) < n {
+			g.dense = make([]int32, n)
+		}
+		g.dense = g.dense[:n]
+		for i := range g.dense {
+			g.dense[i] = -1
+		}
+		g.sparse = nil
+		return
+	}
+	g.dense = g.dense[:0]
+	g.sparse = make(map[int64]int32)
+}
+
+func (g *groupIndex) get(shard, scope int) int32 {
+	if g.sparse == nil {
+		return g.dense[shard*g.scopes+scope]
+	}
+	if v, ok := g.sparse[int64(shard)<<32|int64(scope)]; ok {
+		return v
+	}
+	return -1
+}
+
+func (g *groupIndex) set(shard, scope int, v int32) {
+	if g.sparse == nil {
+		g.dense[shard*g.scopes+scope] = v
+		return
+	}
+	g.sparse[int64(shard)<<32|int64(scope)] = v
+}
+
+// forget drops a shard's mappings (its batch was handed over).
+func (g *groupIndex) forget(shard int) {
+	if g.sparse == nil {
+		for i := shard * g.scopes; i < (shard+1)*g.scopes; i++ {
+			g.dense[i] = -1
+		}
+		return
+	}
+	for k := range g.sparse {
+		if int(k>>32) == shard {
+			delete(g.sparse, k)
+		}
+	}
+}
+
+// Consume takes every span of req, or none: when the intake is full it
+// returns a *BackpressureError, after Shutdown began ErrShuttingDown. The
+// spans are copied; req may be reused once Consume returns.
+func (s *Sampler) Consume(_ context.Context, req *otlp.Request) error {
+	n := len(req.Spans)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrShuttingDown
+	}
+	if n == 0 {
+		return nil
+	}
+	if !s.reserve(n) {
+		s.m.backpressure.Inc()
+		return &BackpressureError{Spans: n, Delay: s.cfg.RetryAfter.Std()}
+	}
+	s.m.received.Add(float64(n))
+	now := s.now().UnixNano()
+
+	cs := s.consumePool.Get().(*consumeScratch)
+	if len(cs.batches) != len(s.shards) {
+		cs.batches = make([]*batch, len(s.shards))
+	}
+	gi := &cs.groups
+	gi.reset(len(req.Scopes), len(s.shards))
+	for i := range req.Spans {
+		sp := &req.Spans[i]
+		si := s.shardOf(&sp.TraceID)
+		scope := int(sp.Scope)
+		b := cs.batches[si]
+		g := gi.get(si, scope)
+		if b != nil && g < 0 && len(b.groups) >= maxTraceGroups-1 {
+			// Too many distinct groups for one batch: hand this one over
+			// and start another (the request is already admitted).
+			s.shards[si].enqueue(b)
+			gi.forget(si)
+			b = nil
+		}
+		if b == nil {
+			b = s.batchPool.Get().(*batch)
+			b.at = now
+			cs.batches[si] = b
+		}
+		if g < 0 {
+			g = b.addGroup(req, scope)
+			gi.set(si, scope, g)
+		}
+		b.addSpan(sp, uint16(g))
+	}
+	for si, b := range cs.batches {
+		if b != nil {
+			s.shards[si].enqueue(b)
+			cs.batches[si] = nil
+		}
+	}
+	s.consumePool.Put(cs)
+	return nil
+}
+
+// reserve admits n spans into the intake unless it is full. A request
+// larger than the whole intake is admitted when the intake is empty, so
+// it can never be refused forever.
+func (s *Sampler) reserve(n int) bool {
+	limit := int64(s.cfg.IntakeSpans)
+	for {
+		cur := s.intake.Load()
+		if cur > 0 && cur+int64(n) > limit {
+			return false
+		}
+		if s.intake.CompareAndSwap(cur, cur+int64(n)) {
+			return true
+		}
+	}
+}
+
+// shardOf maps a trace ID to a shard.
+func (s *Sampler) shardOf(id *otlp.TraceID) int {
+	h := mix64(binary.LittleEndian.Uint64(id[0:8]) ^ binary.LittleEndian.Uint64(id[8:16]))
+	hi, _ := bits.Mul64(h, uint64(len(s.shards)))
+	return int(hi)
+}
+
+func (s *Sampler) sum(f func(*shard) int64) int64 {
+	var n int64
+	for _, sh := range s.shards {
+		n += f(sh)
+	}
+	return n
+}
+
+// noteStress records a stress relief activation and logs the start of an
+// episode.
+func (s *Sampler) noteStress(now int64, decided int) {
+	s.m.stress.Inc()
+	s.stressLast.Store(now)
+	s.stressDecided.Add(int64(decided))
+	if s.stressActive.CompareAndSwap(false, true) {
+		s.log.Warn("trace buffer over its limits: deciding the oldest traces early (stress relief)",
+			"max_buffered_spans", s.cfg.MaxBufferedSpans, "max_buffered_bytes", s.cfg.MaxBufferedBytes.String())
+	}
+}
+
+// endStressEpisode ends an episode when no relief was needed for a second.
+func (s *Sampler) endStressEpisode(now int64) {
+	if s.stressActive.Load() && now-s.stressLast.Load() > int64(time.Second) {
+		if s.stressActive.CompareAndSwap(true, false) {
+			s.log.Info("stress relief episode ended", "traces_decided_early", s.stressDecided.Swap(0))
+		}
+	}
+}

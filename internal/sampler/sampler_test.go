@@ -1,0 +1,389 @@
+package sampler
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/tailgate-sre/tailgate/internal/otlp"
+)
+
+// startEnv makes and starts a sampler; it is shut down when the test (or
+// synctest bubble function) ends.
+func startEnv(t *testing.T, cfg Config, set Settings) *testEnv {
+	t.Helper()
+	env := newEnv(t, cfg, set)
+	if err := env.s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := env.s.Shutdown(context.Background()); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return env
+}
+
+// decisionLog records OnDecision calls.
+type decisionLog struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (l *decisionLog) hook(tr *Trace, d Decision) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got = append(l.got, d.String()+" "+tr.Rule()+" "+tr.Trigger().String()+" "+time.Since(tr.FirstSeen()).String())
+}
+
+func (l *decisionLog) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.got...)
+}
+
+func TestRootGraceDecision(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var log decisionLog
+		env := startEnv(t, testConfig(keepAll("all")), Settings{OnDecision: log.hook})
+		if err := env.consume(t, simpleTrace(traceID(1, 0), 3, "svc", true)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2*time.Second - time.Millisecond)
+		synctest.Wait()
+		if n := env.exp.spanCount(); n != 0 {
+			t.Fatalf("exported %d spans before root_grace passed", n)
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if n := env.exp.spanCount(); n != 3 {
+			t.Fatalf("exported %d spans at root_grace, want 3", n)
+		}
+		if diff := cmp.Diff([]string{"keep all root 2s"}, log.list()); diff != "" {
+			t.Errorf("decisions (-want +got):\n%s", diff)
+		}
+		if got := env.metric(t, "tailgate_sampler_traces_decided_total", "decision", "keep", "rule", "all"); got != 1 {
+			t.Errorf("traces_decided_total = %v", got)
+		}
+		if got := env.metric(t, "tailgate_sampler_decision_latency_seconds"); got != 1 {
+			t.Errorf("decision latency observations = %v", got)
+		}
+	})
+}
+
+func TestDecisionWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var log decisionLog
+		env := startEnv(t, testConfig(keepAll("all")), Settings{OnDecision: log.hook})
+		id := traceID(1, 0)
+		if err := env.consume(t, simpleTrace(id, 3, "svc", false)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Second)
+		// More spans later do not move the deadline.
+		if err := env.consume(t, []spanSpec{{trace: id, id: 50, parent: 1, service: "other"}}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20*time.Second - time.Millisecond)
+		synctest.Wait()
+		if n := env.exp.spanCount(); n != 0 {
+			t.Fatalf("exported %d spans before decision_wait passed", n)
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if n := env.exp.spanCount(); n != 4 {
+			t.Fatalf("exported %d spans at decision_wait, want 4", n)
+		}
+		if diff := cmp.Diff([]string{"keep all decision_wait 30s"}, log.list()); diff != "" {
+			t.Errorf("decisions (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestRootArrivingLate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var log decisionLog
+		env := startEnv(t, testConfig(keepAll("all")), Settings{OnDecision: log.hook})
+		id := traceID(1, 0)
+		spans := simpleTrace(id, 3, "svc", true)
+		if err := env.consume(t, spans[1:]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Second)
+		if err := env.consume(t, spans[:1]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if diff := cmp.Diff([]string{"keep all root 7s"}, log.list()); diff != "" {
+			t.Errorf("decisions (-want +got):\n%s", diff)
+		}
+		if n := env.exp.spanCount(); n != 3 {
+			t.Errorf("exported %d spans, want 3", n)
+		}
+	})
+}
+
+func TestLateSpans(t *testing.T) {
+	for _, tt := range []struct {
+		rule     RuleConfig
+		decision string
+		exported int
+	}{
+		{keepAll("all"), "keep", 3},
+		{dropAll("none-wanted"), "drop", 0},
+	} {
+		t.Run(tt.decision, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				env := startEnv(t, testConfig(tt.rule), Settings{})
+				id := traceID(7, 0)
+				spans := simpleTrace(id, 3, "svc", true)
+				if err := env.consume(t, spans[:2]); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(3 * time.Second)
+				if err := env.consume(t, spans[2:]); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Second)
+				synctest.Wait()
+				if n := env.exp.spanCount(); n != tt.exported {
+					t.Errorf("exported %d spans, want %d", n, tt.exported)
+				}
+				if got := env.metric(t, "tailgate_sampler_late_spans_total", "decision", tt.decision); got != 1 {
+					t.Errorf("late_spans_total{decision=%s} = %v, want 1", tt.decision, got)
+				}
+				if tt.exported > 0 {
+					for _, s := range env.exp.kept(t) {
+						if s.Rule != "all" || s.Rate != 1 {
+							t.Errorf("span %d: rule %q rate %v", s.Span, s.Rule, s.Rate)
+						}
+					}
+				}
+				if got := env.metric(t, "tailgate_sampler_traces_decided_total", "decision", tt.decision, "rule", tt.rule.Name); got != 1 {
+					t.Errorf("traces decided = %v, want 1 (the late span does not start a new trace)", got)
+				}
+			})
+		})
+	}
+}
+
+// TestCacheAcrossRestart decides two traces, restarts with rules that
+// would decide them the other way, and checks that late spans follow the
+// first decisions.
+func TestCacheAcrossRestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "decisions.bin")
+		keptID := traceID(1, 0xF0000000000000) // R >= T(50%) = 0x80000000000000
+		dropID := traceID(2, 0x10000000000000) // R < T
+		cfg := testConfig(percent("half", 50))
+
+		env := newEnv(t, cfg, Settings{CachePath: path})
+		if err := env.s.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []otlp.TraceID{keptID, dropID} {
+			if err := env.consume(t, simpleTrace(id, 2, "svc", true)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(3 * time.Second)
+		if err := env.s.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if got := keptTraces(env.exp.kept(t)); !cmp.Equal(got, map[otlp.TraceID]int{keptID: 2}) {
+			t.Fatalf("first instance kept %v", got)
+		}
+
+		time.Sleep(time.Minute)
+		// The second instance keeps everything and drops nothing by rule, but
+		// its late spans follow the saved decisions.
+		cfg2 := testConfig(keepAll("all"))
+		cfg2.Shards = 2
+		env2 := startEnv(t, cfg2, Settings{CachePath: path})
+		for _, id := range []otlp.TraceID{keptID, dropID} {
+			if err := env2.consume(t, []spanSpec{{trace: id, id: 9, parent: 1, service: "svc", name: "late"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		want := []keptSpan{{Trace: keptID, Span: 9, Name: "late", Service: "svc", Rule: "half", Rate: 2, TraceState: "ot=th:8"}}
+		if diff := cmp.Diff(want, env2.exp.kept(t)); diff != "" {
+			t.Errorf("second instance exported (-want +got):\n%s", diff)
+		}
+		if got := env2.metric(t, "tailgate_sampler_late_spans_total", "decision", "drop"); got != 1 {
+			t.Errorf("late dropped spans = %v, want 1", got)
+		}
+	})
+}
+
+func TestCacheEntriesOlderThanTTLIgnored(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "decisions.bin")
+		id := traceID(1, 0)
+		env := startEnv(t, testConfig(dropAll("nothing")), Settings{CachePath: path})
+		if err := env.consume(t, simpleTrace(id, 2, "svc", true)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Second)
+		if err := env.s.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(11 * time.Minute) // beyond the 10m TTL
+		env2 := startEnv(t, testConfig(keepAll("all")), Settings{CachePath: path})
+		if err := env2.consume(t, simpleTrace(id, 2, "svc", true)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		if n := env2.exp.spanCount(); n != 2 {
+			t.Errorf("exported %d spans, want 2: an expired decision must not be followed", n)
+		}
+	})
+}
+
+func TestCorruptCacheIgnored(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string][]byte{
+		"garbage":   []byte("not a cache file at all"),
+		"truncated": append([]byte(cacheMagic), 1, 0, 0, 0, 1, 2, 3),
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, name)
+			if err := os.WriteFile(path, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			env := newEnv(t, testConfig(), Settings{CachePath: path})
+			if !strings.Contains(env.log.String(), "ignoring the decision cache file") {
+				t.Errorf("no warning logged: %s", env.log)
+			}
+			if err := env.s.Shutdown(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			// Shutdown replaced the corrupt file with a valid one.
+			if _, err := readCacheFile(path); err != nil {
+				t.Errorf("file after shutdown: %v", err)
+			}
+		})
+	}
+}
+
+func TestCacheFileBitFlipsNeverPanic(t *testing.T) {
+	snap := &cacheSnapshot{savedAt: 5, kept: []savedKept{{id: traceID(1, 2), at: 7, rate: 20, ext: otlp.Extension{Rule: "r", Threshold: "f"}}}}
+	var shape bloomShape
+	shape.bitsPerID, shape.k = bloomSize(0.01)
+	f := newBloom(10, shape, 9)
+	f.add(&snap.kept[0].id, 9)
+	snap.filters = []*bloom{f}
+	path := filepath.Join(t.TempDir(), "c")
+	if err := writeCacheFile(path, snap); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeSnapshot(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(snap.kept, got.kept, cmp.AllowUnexported(savedKept{})); diff != "" {
+		t.Errorf("kept (-want +got):\n%s", diff)
+	}
+	if len(got.filters) != 1 || !got.filters[0].has(&snap.kept[0].id) || got.filters[0].newest != 9 {
+		t.Errorf("filters = %+v", got.filters)
+	}
+	for i := range data {
+		bad := append([]byte(nil), data...)
+		bad[i] ^= 0x41
+		if _, err := decodeSnapshot(bad); !errors.Is(err, errCorrupt) {
+			t.Fatalf("flipped byte %d: err = %v", i, err)
+		}
+	}
+	for n := range len(data) {
+		if _, err := decodeSnapshot(data[:n]); !errors.Is(err, errCorrupt) {
+			t.Fatalf("truncated to %d: err = %v", n, err)
+		}
+	}
+}
+
+func TestShutdown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var log decisionLog
+		env := newEnv(t, testConfig(keepAll("all")), Settings{OnDecision: log.hook})
+		if err := env.s.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := env.consume(t, simpleTrace(traceID(1, 0), 4, "svc", false)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		if err := env.s.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if n := env.exp.spanCount(); n != 4 {
+			t.Errorf("exported %d spans at shutdown, want 4", n)
+		}
+		if diff := cmp.Diff([]string{"keep all shutdown 1s"}, log.list()); diff != "" {
+			t.Errorf("decisions (-want +got):\n%s", diff)
+		}
+		if err := env.consume(t, simpleTrace(traceID(2, 0), 1, "svc", true)); !errors.Is(err, ErrShuttingDown) {
+			t.Errorf("Consume after Shutdown = %v", err)
+		}
+		if err := env.s.Shutdown(t.Context()); err != nil {
+			t.Errorf("second Shutdown = %v", err)
+		}
+		if err := env.s.Start(t.Context()); err == nil {
+			t.Error("Start after Shutdown succeeded")
+		}
+	})
+}
+
+func TestShutdownWithoutStart(t *testing.T) {
+	env := newEnv(t, testConfig(keepAll("all")), Settings{})
+	if err := env.consume(t, simpleTrace(traceID(1, 0), 2, "svc", false)); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.s.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := env.exp.spanCount(); n != 2 {
+		t.Errorf("exported %d spans, want 2", n)
+	}
+}
+
+// TestShutdownDeadline: an exporter that never takes anything cannot hold
+// Shutdown past its context.
+func TestShutdownDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		env := newEnv(t, testConfig(keepAll("all")), Settings{})
+		env.exp.gate = make(chan struct{})
+		if err := env.s.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := env.consume(t, simpleTrace(traceID(1, 0), 2, "svc", true)); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		start := time.Now()
+		err := env.s.Shutdown(ctx)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Shutdown = %v, want deadline exceeded", err)
+		}
+		if d := time.Since(start); d != 5*time.Second {
+			t.Errorf("Shutdown took %v, want the 5s deadline", d)
+		}
+		if got := env.metric(t, "tailgate_sampler_export_failed_spans_total"); got != 2 {
+			t.Errorf("export_failed_spans_total = %v, want 2", got)
+		}
+	})
+}

@@ -1,0 +1,678 @@
+package sampler
+
+import (
+	"bytes"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tailgate-sre/tailgate/internal/otlp"
+)
+
+// batch is the part of one Consume call that goes to one shard: copies of
+// the spans' and their resources' and scopes' encodings in buf, with a
+// record per span. It is handed to the shard's goroutine and recycled.
+type batch struct {
+	at     int64 // unix nanos of the Consume call
+	buf    []byte
+	spans  []inSpan
+	groups []inGroup
+}
+
+// inSpan is a span in a batch; rec.off is in batch.buf and rec.group
+// indexes batch.groups.
+type inSpan struct {
+	traceID otlp.TraceID
+	rec     spanRec
+}
+
+// inGroup is a resource and scope in a batch, in batch.buf.
+type inGroup struct {
+	resource, resourceSchema, scope, scopeSchema, service span
+}
+
+func (b *batch) reset() {
+	b.buf = b.buf[:0]
+	b.spans = b.spans[:0]
+	b.groups = b.groups[:0]
+}
+
+func (b *batch) appendBytes(v []byte) span {
+	if v == nil {
+		return span{off: noBytes}
+	}
+	off := len(b.buf)
+	b.buf = append(b.buf, v...)
+	return span{off: uint32(off), n: uint32(len(v))}
+}
+
+func (b *batch) addGroup(req *otlp.Request, scope int) int32 {
+	sc := &req.Scopes[scope]
+	res := &req.Resources[sc.Resource]
+	g := inGroup{
+		resource:       b.appendBytes(res.Raw),
+		resourceSchema: b.appendBytes(res.SchemaURL),
+		scope:          b.appendBytes(sc.Raw),
+		scopeSchema:    b.appendBytes(sc.SchemaURL),
+	}
+	off := len(b.buf)
+	b.buf = append(b.buf, res.ServiceName...)
+	g.service = span{off: uint32(off), n: uint32(len(res.ServiceName))}
+	b.groups = append(b.groups, g)
+	return int32(len(b.groups) - 1)
+}
+
+func (b *batch) addSpan(sp *otlp.Span, g uint16) {
+	off := len(b.buf)
+	b.buf = append(b.buf, sp.Raw...)
+	b.spans = append(b.spans, inSpan{traceID: sp.TraceID, rec: spanRec{
+		off:          uint32(off),
+		size:         uint32(len(sp.Raw)),
+		spanID:       sp.SpanID,
+		parentSpanID: sp.ParentSpanID,
+		start:        sp.StartUnixNano,
+		end:          sp.EndUnixNano,
+		group:        g,
+		kind:         sp.Kind,
+		status:       sp.Status,
+		httpStatus:   sp.HTTPStatus,
+		grpcStatus:   sp.GRPCStatus,
+	}})
+}
+
+func (g *inGroup) otlpGroup(buf []byte) otlp.Group {
+	return otlp.Group{
+		Resource: g.resource.in(buf), ResourceSchemaURL: g.resourceSchema.in(buf),
+		Scope: g.scope.in(buf), ScopeSchemaURL: g.scopeSchema.in(buf),
+	}
+}
+
+// freeTraces bounds the recycled Trace structs a shard keeps.
+const freeTraces = 1024
+
+// maxInternedServices bounds a shard's service-name intern table.
+const maxInternedServices = 10000
+
+// shard owns the traces whose IDs hash to it. All its fields except the
+// inbox and the published gauges are touched only by its goroutine (or by
+// Shutdown when the sampler never started).
+type shard struct {
+	s   *Sampler
+	idx int
+
+	traces   map[otlp.TraceID]*Trace
+	wheel    *wheel
+	cache    *decisionCache
+	services map[string]string
+	free     []*Trace
+
+	wait, grace        int64
+	maxSpans, maxBytes int64
+	ntraces, nspans    int64
+	nbytes             int64
+
+	enc      otlp.Encoder
+	sc       scratch
+	out      []byte
+	outSpans int
+	raws     [][]byte
+	counts   []int32
+	order    []int32
+	touched  []*Trace
+	seq      uint64
+	lastErr  int64 // unix nanos of the last export error logged
+
+	gTraces, gSpans, gBytes, gCache atomic.Int64
+
+	inMu   sync.Mutex
+	inbox  []*batch
+	spare  []*batch
+	notify chan struct{}
+	tick   chan time.Time
+}
+
+func newShard(s *Sampler, idx, n int, shape bloomShape, now int64) *shard {
+	cfg := &s.cfg
+	horizon := max(int64(cfg.DecisionWait), int64(cfg.RootGrace))
+	dc := cfg.DecisionCache
+	return &shard{
+		s:        s,
+		idx:      idx,
+		traces:   make(map[otlp.TraceID]*Trace),
+		wheel:    newWheel(int64(cfg.Tick), horizon, now),
+		cache:    newDecisionCache(dc.TTL.Std(), ceilDiv(dc.MaxKeptTraces, n), ceilDiv(dc.MaxDroppedTraces, n), shape, now),
+		services: make(map[string]string),
+		wait:     int64(cfg.DecisionWait),
+		grace:    int64(cfg.RootGrace),
+		maxSpans: int64(ceilDiv(cfg.MaxBufferedSpans, n)),
+		maxBytes: int64(cfg.MaxBufferedBytes) / int64(n),
+		notify:   make(chan struct{}, 1),
+		tick:     make(chan time.Time, 1),
+	}
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// enqueue hands a batch to the shard; it never blocks for long (the intake
+// bound was checked by Consume).
+func (sh *shard) enqueue(b *batch) {
+	sh.inMu.Lock()
+	sh.inbox = append(sh.inbox, b)
+	sh.inMu.Unlock()
+	select {
+	case sh.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (sh *shard) run() {
+	for {
+		select {
+		case <-sh.s.stop:
+			sh.finish(sh.s.now().UnixNano())
+			return
+		case <-sh.notify:
+			sh.drain()
+		case t := <-sh.tick:
+			sh.onTick(t.UnixNano())
+		}
+	}
+}
+
+// drain inserts every queued batch, relieving stress after each.
+func (sh *shard) drain() {
+	sh.inMu.Lock()
+	batches := sh.inbox
+	sh.inbox = sh.spare[:0]
+	sh.inMu.Unlock()
+	for i, b := range batches {
+		sh.insert(b)
+		n := len(b.spans)
+		at := b.at
+		b.reset()
+		sh.s.batchPool.Put(b)
+		batches[i] = nil
+		sh.s.intake.Add(-int64(n))
+		sh.relieve(at)
+	}
+	sh.spare = batches[:0]
+	sh.publish()
+}
+
+func (sh *shard) publish() {
+	sh.gTraces.Store(sh.ntraces)
+	sh.gSpans.Store(sh.nspans)
+	sh.gBytes.Store(sh.nbytes)
+}
+
+// insert moves a batch's spans into their traces. The first pass finds (or
+// creates) each span's trace and sums the bytes it will add, so the second
+// pass grows each trace's arena and records at most once per batch.
+func (sh *shard) insert(b *batch) {
+	sh.seq++
+	seq := sh.seq
+	now := b.at
+	touched := sh.touched[:0]
+	var last *Trace
+	for i := range b.spans {
+		in := &b.spans[i]
+		tr := last
+		if tr == nil || tr.id != in.traceID {
+			tr = sh.traces[in.traceID]
+			if tr == nil {
+				if sh.late(b, in) {
+					touched = append(touched, nil)
+					last = nil
+					continue
+				}
+				tr = sh.newTrace(in.traceID, now)
+			}
+			last = tr
+		}
+		if tr.batchSeq != seq {
+			tr.batchSeq, tr.pending, tr.pendingN, tr.batchGroup = seq, 0, 0, -1
+		}
+		tr.pending += in.rec.size
+		tr.pendingN++
+		if tr.batchGroup != int32(in.rec.group) {
+			tr.batchGroup = int32(in.rec.group)
+			if _, ok := sh.findGroup(tr, b, in.rec.group); !ok {
+				g := &b.groups[in.rec.group]
+				tr.pending += g.resource.size() + g.resourceSchema.size() + g.scope.size() + g.scopeSchema.size()
+			}
+		}
+		touched = append(touched, tr)
+	}
+	for i := range b.spans {
+		tr := touched[i]
+		if tr == nil {
+			continue
+		}
+		in := &b.spans[i]
+		if tr.decided {
+			// Decided during this batch (it outgrew a trace's bounds).
+			sh.late(b, in)
+			continue
+		}
+		if tr.pendingN > 0 && !sh.grow(tr, now) {
+			sh.late(b, in)
+			continue
+		}
+		if tr.batchGroup != int32(in.rec.group) {
+			idx, ok := sh.findGroup(tr, b, in.rec.group)
+			if !ok {
+				if len(tr.groups) >= maxTraceGroups {
+					sh.decide(tr, now, TriggerSize)
+					sh.late(b, in)
+					continue
+				}
+				idx = sh.addGroup(tr, b, in.rec.group)
+			}
+			tr.batchGroup, tr.traceGroup = int32(in.rec.group), uint16(idx)
+		}
+		sh.appendSpan(tr, b, in, now)
+	}
+	clear(touched)
+	sh.touched = touched[:0]
+}
+
+func (s span) size() uint32 {
+	if s.off == noBytes {
+		return 0
+	}
+	return s.n
+}
+
+// grow makes room in tr for the spans of the current batch; it returns
+// false (after deciding the trace) when the trace would be too large.
+func (sh *shard) grow(tr *Trace, now int64) bool {
+	need := len(tr.arena) + int(tr.pending)
+	if need > maxTraceBytes {
+		sh.decide(tr, now, TriggerSize)
+		return false
+	}
+	before := tr.memBytes()
+	switch {
+	case len(tr.arena) == 0 && (cap(tr.arena) < need || cap(tr.arena) > need+need/4+64):
+		// A new trace (or a recycled arena that does not fit): exact size.
+		tr.arena = make([]byte, 0, need)
+	case need > cap(tr.arena):
+		a := make([]byte, len(tr.arena), growTo(cap(tr.arena), need))
+		copy(a, tr.arena)
+		tr.arena = a
+	}
+	needN := len(tr.spans) + int(tr.pendingN)
+	switch {
+	case len(tr.spans) == 0 && (cap(tr.spans) < needN || cap(tr.spans) > needN+needN/4+2):
+		tr.spans = make([]spanRec, 0, needN)
+	case needN > cap(tr.spans):
+		r := make([]spanRec, len(tr.spans), growTo(cap(tr.spans), needN))
+		copy(r, tr.spans)
+		tr.spans = r
+	}
+	tr.pending, tr.pendingN, tr.batchGroup = 0, 0, -1
+	sh.nbytes += int64(tr.memBytes() - before)
+	return true
+}
+
+// findGroup looks for batch group g among tr's groups.
+func (sh *shard) findGroup(tr *Trace, b *batch, g uint16) (int, bool) {
+	ig := &b.groups[g]
+	for i := range tr.groups {
+		tg := &tr.groups[i]
+		if sameBytes(tg.resource, tr.arena, ig.resource, b.buf) &&
+			sameBytes(tg.scope, tr.arena, ig.scope, b.buf) &&
+			sameBytes(tg.resourceSchema, tr.arena, ig.resourceSchema, b.buf) &&
+			sameBytes(tg.scopeSchema, tr.arena, ig.scopeSchema, b.buf) {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+func sameBytes(a span, abuf []byte, b span, bbuf []byte) bool {
+	if (a.off == noBytes) != (b.off == noBytes) || a.n != b.n {
+		return false
+	}
+	return a.off == noBytes || bytes.Equal(a.in(abuf), b.in(bbuf))
+}
+
+// addGroup copies batch group g into tr's arena.
+func (sh *shard) addGroup(tr *Trace, b *batch, g uint16) int {
+	before := tr.memBytes()
+	ig := &b.groups[g]
+	cp := func(s span) span {
+		if s.off == noBytes {
+			return s
+		}
+		off := len(tr.arena)
+		tr.arena = append(tr.arena, s.in(b.buf)...)
+		return span{off: uint32(off), n: s.n}
+	}
+	tg := group{
+		resource:       cp(ig.resource),
+		resourceSchema: cp(ig.resourceSchema),
+		scope:          cp(ig.scope),
+		scopeSchema:    cp(ig.scopeSchema),
+		service:        sh.intern(ig.service.in(b.buf)),
+	}
+	if len(tr.groups) == cap(tr.groups) {
+		gs := make([]group, len(tr.groups), max(2*cap(tr.groups), 1))
+		copy(gs, tr.groups)
+		tr.groups = gs
+	}
+	tr.groups = append(tr.groups, tg)
+	sh.nbytes += int64(tr.memBytes() - before)
+	return len(tr.groups) - 1
+}
+
+func (sh *shard) intern(b []byte) string {
+	if s, ok := sh.services[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(sh.services) < maxInternedServices {
+		sh.services[s] = s
+	}
+	return s
+}
+
+func (sh *shard) appendSpan(tr *Trace, b *batch, in *inSpan, now int64) {
+	rec := in.rec
+	rec.off = uint32(len(tr.arena))
+	rec.group = tr.traceGroup
+	tr.arena = append(tr.arena, b.buf[in.rec.off:in.rec.off+in.rec.size]...)
+	idx := len(tr.spans)
+	tr.spans = append(tr.spans, rec)
+	tr.minStart = min(tr.minStart, rec.start)
+	tr.maxEnd = max(tr.maxEnd, rec.end)
+	if !tr.bad && rec.bad() {
+		tr.bad = true
+	}
+	if tr.root < 0 && rec.parentSpanID.IsZero() {
+		tr.root = int32(idx)
+		if d := now + sh.grace; d < tr.deadline {
+			tr.deadline = d
+			tr.rootDue = true
+			sh.wheel.add(tr.id, d)
+		}
+	}
+	sh.nspans++
+}
+
+func (sh *shard) newTrace(id otlp.TraceID, now int64) *Trace {
+	var tr *Trace
+	if n := len(sh.free); n > 0 {
+		tr = sh.free[n-1]
+		sh.free[n-1] = nil
+		sh.free = sh.free[:n-1]
+		*tr = Trace{arena: tr.arena[:0], spans: tr.spans[:0], groups: tr.groups[:0]}
+	} else {
+		tr = new(Trace)
+	}
+	tr.id = id
+	tr.firstSeen = now
+	tr.deadline = now + sh.wait
+	tr.root = -1
+	tr.batchGroup = -1
+	tr.minStart = math.MaxUint64
+	sh.traces[id] = tr
+	sh.wheel.add(id, tr.deadline)
+	sh.ntraces++
+	sh.nbytes += int64(tr.memBytes())
+	return tr
+}
+
+// late handles a span whose trace is not buffered: it follows a
+// remembered decision (kept: exported at once with the trace's rule and
+// rate; dropped: discarded) and reports true, or reports false when the
+// trace is unknown.
+func (sh *shard) late(b *batch, in *inSpan) bool {
+	if e, ok := sh.cache.lookupKept(&in.traceID); ok {
+		ig := &b.groups[in.rec.group]
+		g := ig.otlpGroup(b.buf)
+		ext := sh.s.exts[e.ext]
+		ext.Rate = e.rate
+		sh.raws = append(sh.raws[:0], b.buf[in.rec.off:in.rec.off+in.rec.size])
+		sh.out = sh.enc.AppendResourceSpans(sh.out, &g, sh.raws, &ext)
+		sh.raws[0] = nil
+		sh.outSpans++
+		sh.s.m.lateKeep.Inc()
+		sh.s.m.spansKept[e.ext].Inc()
+		if sh.outSpans >= sh.s.cfg.ExportBatchSpans {
+			sh.flush()
+		}
+		return true
+	}
+	if sh.cache.dropped(&in.traceID) || sh.legacyDropped(&in.traceID) {
+		sh.s.m.lateDrop.Inc()
+		return true
+	}
+	return false
+}
+
+func (sh *shard) legacyDropped(id *otlp.TraceID) bool {
+	for _, f := range sh.s.legacyFilters() {
+		if f.has(id) {
+			return true
+		}
+	}
+	return false
+}
+
+// decide runs the rules on tr, reports the decision, exports a kept trace,
+// remembers the decision and frees the trace.
+func (sh *shard) decide(tr *Trace, now int64, trig Trigger) {
+	s := sh.s
+	v := s.policy.evaluate(tr, time.Unix(0, now), &sh.sc)
+	tr.decided, tr.decision, tr.trigger = true, v.decision, trig
+	mi := len(s.exts) // metrics index of "none"
+	tr.rule = ""
+	if v.rule >= 0 {
+		mi = v.rule
+		tr.rule = s.policy.rules[v.rule].name
+	}
+	if s.hook != nil {
+		s.hook(tr, v.decision)
+	}
+	s.m.latency.Observe(float64(now-tr.firstSeen) / 1e9)
+	n := float64(len(tr.spans))
+	delete(sh.traces, tr.id)
+	if v.decision == Keep {
+		s.m.decidedKeep[mi].Inc()
+		s.m.spansKept[mi].Add(n)
+		sh.cache.addKept(tr.id, keptEntry{at: now, rate: v.rate, ext: uint32(v.rule)})
+		ext := s.exts[v.rule]
+		ext.Rate = v.rate
+		sh.export(tr, &ext)
+	} else {
+		s.m.decidedDrop[mi].Inc()
+		s.m.spansDrop[mi].Add(n)
+		sh.cache.addDropped(&tr.id, now)
+	}
+	sh.ntraces--
+	sh.nspans -= int64(len(tr.spans))
+	sh.nbytes -= int64(tr.memBytes())
+	sh.recycle(tr)
+}
+
+// recycle keeps a decided trace's struct and modest buffers for reuse.
+func (sh *shard) recycle(tr *Trace) {
+	if len(sh.free) >= freeTraces {
+		return
+	}
+	if cap(tr.arena) > 16<<10 {
+		tr.arena = nil
+	}
+	if cap(tr.spans) > 128 {
+		tr.spans = nil
+	}
+	if cap(tr.groups) > 8 {
+		tr.groups = nil
+	}
+	sh.free = append(sh.free, tr)
+}
+
+// export encodes a kept trace, one resource_spans per group, into the
+// shard's pending export request.
+func (sh *shard) export(tr *Trace, ext *otlp.Extension) {
+	raws := sh.raws[:0]
+	if len(tr.groups) == 1 {
+		for i := range tr.spans {
+			raws = append(raws, tr.Span(i).Raw())
+		}
+		g := tr.otlpGroup(0)
+		sh.out = sh.enc.AppendResourceSpans(sh.out, &g, raws, ext)
+	} else {
+		// Counting sort of the spans by group.
+		counts := sh.counts[:0]
+		for range len(tr.groups) + 1 {
+			counts = append(counts, 0)
+		}
+		for i := range tr.spans {
+			counts[tr.spans[i].group+1]++
+		}
+		for g := 1; g < len(counts); g++ {
+			counts[g] += counts[g-1]
+		}
+		order := sh.order[:0]
+		for range tr.spans {
+			order = append(order, 0)
+		}
+		for i := range tr.spans {
+			g := tr.spans[i].group
+			order[counts[g]] = int32(i)
+			counts[g]++
+		}
+		for _, i := range order {
+			raws = append(raws, tr.Span(int(i)).Raw())
+		}
+		start := 0
+		for g := range tr.groups {
+			end := int(counts[g])
+			if end > start {
+				grp := tr.otlpGroup(g)
+				sh.out = sh.enc.AppendResourceSpans(sh.out, &grp, raws[start:end], ext)
+			}
+			start = end
+		}
+		sh.counts, sh.order = counts, order
+	}
+	clear(raws)
+	sh.raws = raws[:0]
+	sh.outSpans += len(tr.spans)
+	if sh.outSpans >= sh.s.cfg.ExportBatchSpans {
+		sh.flush()
+	}
+}
+
+func (t *Trace) otlpGroup(i int) otlp.Group {
+	g := &t.groups[i]
+	return otlp.Group{
+		Resource: g.resource.in(t.arena), ResourceSchemaURL: g.resourceSchema.in(t.arena),
+		Scope: g.scope.in(t.arena), ScopeSchemaURL: g.scopeSchema.in(t.arena),
+	}
+}
+
+// flush hands the pending export request to the exporter, blocking while
+// its queue is full (which is how backpressure reaches Consume).
+func (sh *shard) flush() {
+	if sh.outSpans == 0 {
+		return
+	}
+	req, n := sh.out, sh.outSpans
+	sh.out, sh.outSpans = make([]byte, 0, len(req)+len(req)/8), 0
+	if err := sh.s.exp.Export(sh.s.runCtx, req, n); err != nil {
+		sh.s.m.exportFailed.Add(float64(n))
+		sh.s.failed.Add(int64(n))
+		now := sh.s.now().UnixNano()
+		if now-sh.lastErr > int64(10*time.Second) {
+			sh.lastErr = now
+			sh.s.log.Error("kept spans were not exported", "shard", sh.idx, "spans", n, "err", err)
+		}
+	}
+}
+
+// onTick decides the traces that are due by now, expires the decision
+// cache and flushes kept traces.
+func (sh *shard) onTick(now int64) {
+	for {
+		ids, ok := sh.wheel.due(now)
+		if !ok {
+			break
+		}
+		tick := sh.wheel.cur - 1
+		for _, id := range ids {
+			tr := sh.traces[id]
+			if tr == nil {
+				continue
+			}
+			if tr.deadline > now {
+				sh.wheel.add(id, tr.deadline)
+				continue
+			}
+			trig := TriggerWait
+			if tr.rootDue {
+				trig = TriggerRoot
+			}
+			sh.decide(tr, now, trig)
+		}
+		sh.wheel.release(tick, ids)
+	}
+	sh.cache.expire(now)
+	sh.gCache.Store(int64(sh.cache.memBytes()))
+	sh.flush()
+	sh.publish()
+}
+
+// relieve decides traces early, nearest deadline first, while the shard is
+// over its share of max_buffered_spans or max_buffered_bytes, until it is
+// under 90% of both.
+func (sh *shard) relieve(now int64) {
+	if sh.nspans <= sh.maxSpans && sh.nbytes <= sh.maxBytes {
+		return
+	}
+	lowSpans, lowBytes := sh.maxSpans*9/10, sh.maxBytes*9/10
+	w := sh.wheel
+	nslots := int64(len(w.slots))
+	if w.stressTick < w.cur {
+		w.stressTick, w.stressPos = w.cur, 0
+	}
+	decided, restarted := 0, false
+	for (sh.nspans > lowSpans || sh.nbytes > lowBytes) && sh.ntraces > 0 {
+		if w.stressTick >= w.cur+nslots {
+			if restarted {
+				break
+			}
+			restarted = true
+			w.stressTick, w.stressPos = w.cur, 0
+		}
+		slot := w.slots[w.stressTick%nslots]
+		if w.stressPos >= len(slot) {
+			w.stressTick++
+			w.stressPos = 0
+			continue
+		}
+		id := slot[w.stressPos]
+		w.stressPos++
+		if tr := sh.traces[id]; tr != nil {
+			sh.decide(tr, now, TriggerStress)
+			decided++
+		}
+	}
+	if decided > 0 {
+		sh.s.noteStress(now, decided)
+	}
+}
+
+// finish drains the inbox, decides every buffered trace and flushes: the
+// shard's part of Shutdown.
+func (sh *shard) finish(now int64) {
+	sh.drain()
+	for _, tr := range sh.traces {
+		sh.decide(tr, now, TriggerShutdown)
+	}
+	sh.flush()
+	sh.publish()
+}

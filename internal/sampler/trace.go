@@ -1,0 +1,245 @@
+package sampler
+
+import (
+	"time"
+	"unsafe"
+
+	"github.com/tailgate-sre/tailgate/internal/otlp"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// spanRec is what a trace keeps per span besides its bytes: 48 bytes.
+type spanRec struct {
+	off, size    uint32 // the span's encoding in the trace arena
+	spanID       otlp.SpanID
+	parentSpanID otlp.SpanID
+	start, end   uint64
+	group        uint16 // index into Trace.groups
+	kind         otlp.Kind
+	status       otlp.StatusCode
+	httpStatus   uint16
+	grpcStatus   int8
+}
+
+// noBytes marks an absent field in a group (nil, as opposed to empty).
+const noBytes = ^uint32(0)
+
+// span is an (offset, length) pair in an arena; off == noBytes means nil.
+type span struct{ off, n uint32 }
+
+func (s span) in(arena []byte) []byte {
+	if s.off == noBytes {
+		return nil
+	}
+	return arena[s.off : s.off+s.n : s.off+s.n]
+}
+
+// group is a distinct resource and scope of a trace; their encodings live
+// in the trace arena.
+type group struct {
+	resource, resourceSchema, scope, scopeSchema span
+	service                                      string // interned per shard
+}
+
+// traceOverhead is what a buffered trace costs besides its arena, records
+// and groups: the Trace struct, its map slot and its wheel entries.
+const traceOverhead = int(unsafe.Sizeof(Trace{})) + 64
+
+// maxTraceBytes bounds one trace's arena (offsets are 32-bit); a trace
+// that would outgrow it is decided at once and its later spans follow the
+// decision.
+const maxTraceBytes = 1 << 31
+
+// maxTraceGroups bounds one trace's distinct resource/scope pairs.
+const maxTraceGroups = 1 << 16
+
+// Trace is a read-only view of a buffered trace, given to
+// Settings.OnDecision. It and everything read from it (byte slices,
+// TraceSpan values) are valid only during that call; copy what you keep.
+type Trace struct {
+	id     otlp.TraceID
+	arena  []byte
+	spans  []spanRec
+	groups []group
+
+	firstSeen int64 // unix nanos of the first span's arrival
+	deadline  int64 // unix nanos when it is due
+	minStart  uint64
+	maxEnd    uint64
+	root      int32 // index of the root span, -1 until it arrives
+	bad       bool  // a span is bad for availability
+	rootDue   bool  // the deadline is root + root_grace
+	decided   bool
+
+	// The decision, set before OnDecision is called.
+	decision Decision
+	rule     string
+	trigger  Trigger
+
+	// Insertion scratch: the batch this trace last saw and the group
+	// mapping for it.
+	batchSeq   uint64
+	batchGroup int32
+	traceGroup uint16
+	pending    uint32 // bytes to append from the current batch
+	pendingN   uint32 // spans to append from the current batch
+}
+
+// ID returns the trace ID.
+func (t *Trace) ID() otlp.TraceID { return t.id }
+
+// Len returns the number of spans buffered.
+func (t *Trace) Len() int { return len(t.spans) }
+
+// Span returns the i-th span in arrival order.
+func (t *Trace) Span(i int) TraceSpan { return TraceSpan{t: t, r: &t.spans[i]} }
+
+// Root returns the index of the root span, or false when it has not arrived.
+func (t *Trace) Root() (int, bool) { return int(t.root), t.root >= 0 }
+
+// HasError reports whether a span is bad for availability (DESIGN.md).
+func (t *Trace) HasError() bool { return t.bad }
+
+// Duration returns the latest end minus the earliest start.
+func (t *Trace) Duration() time.Duration {
+	if len(t.spans) == 0 || t.maxEnd <= t.minStart {
+		return 0
+	}
+	return time.Duration(t.maxEnd - t.minStart)
+}
+
+// FirstSeen returns when the trace's first span arrived.
+func (t *Trace) FirstSeen() time.Time { return time.Unix(0, t.firstSeen) }
+
+// Decision returns the decision (also passed to OnDecision).
+func (t *Trace) Decision() Decision { return t.decision }
+
+// Rule returns the name of the rule that decided, or "" when no rule
+// matched (the trace was then dropped).
+func (t *Trace) Rule() string { return t.rule }
+
+// Reason explains the decision: "rule <name>" or "no rule matched".
+func (t *Trace) Reason() string {
+	if t.rule == "" {
+		return "no rule matched"
+	}
+	return "rule " + t.rule
+}
+
+// Trigger returns why the trace was decided when it was.
+func (t *Trace) Trigger() Trigger { return t.trigger }
+
+// TraceSpan is a view of one span of a Trace, valid as long as the Trace.
+type TraceSpan struct {
+	t *Trace
+	r *spanRec
+}
+
+// SpanID returns the span ID.
+func (s TraceSpan) SpanID() otlp.SpanID { return s.r.spanID }
+
+// ParentSpanID returns the parent span ID, zero for a root span.
+func (s TraceSpan) ParentSpanID() otlp.SpanID { return s.r.parentSpanID }
+
+// IsRoot reports whether the span has no parent.
+func (s TraceSpan) IsRoot() bool { return s.r.parentSpanID.IsZero() }
+
+// StartUnixNano returns the span's start time.
+func (s TraceSpan) StartUnixNano() uint64 { return s.r.start }
+
+// EndUnixNano returns the span's end time.
+func (s TraceSpan) EndUnixNano() uint64 { return s.r.end }
+
+// Duration returns end - start, or 0 when the end precedes the start.
+func (s TraceSpan) Duration() time.Duration {
+	if s.r.end <= s.r.start {
+		return 0
+	}
+	return time.Duration(s.r.end - s.r.start)
+}
+
+// Kind returns the span kind.
+func (s TraceSpan) Kind() otlp.Kind { return s.r.kind }
+
+// Status returns the span status code.
+func (s TraceSpan) Status() otlp.StatusCode { return s.r.status }
+
+// HTTPStatus returns the HTTP response status code, 0 when absent.
+func (s TraceSpan) HTTPStatus() uint16 { return s.r.httpStatus }
+
+// GRPCStatus returns the gRPC status code, otlp.NoGRPCStatus when absent.
+func (s TraceSpan) GRPCStatus() int8 { return s.r.grpcStatus }
+
+// Bad reports whether the span is bad for availability (DESIGN.md).
+func (s TraceSpan) Bad() bool { return s.r.bad() }
+
+// ServiceName returns the resource service.name of the span.
+func (s TraceSpan) ServiceName() string { return s.t.groups[s.r.group].service }
+
+// Name returns the span name.
+func (s TraceSpan) Name() []byte { return spanName(s.Raw()) }
+
+// Attr returns a span attribute.
+func (s TraceSpan) Attr(key string) (otlp.Value, bool) {
+	sp := otlp.Span{Raw: s.Raw()}
+	return sp.Attr(key)
+}
+
+// ResourceAttr returns an attribute of the span's resource.
+func (s TraceSpan) ResourceAttr(key string) (otlp.Value, bool) {
+	r := otlp.Resource{Raw: s.t.groups[s.r.group].resource.in(s.t.arena)}
+	return r.Attr(key)
+}
+
+// Raw returns the span's encoding (an OTLP Span message without its tag).
+func (s TraceSpan) Raw() []byte {
+	return s.t.arena[s.r.off : s.r.off+s.r.size : s.r.off+s.r.size]
+}
+
+func (r *spanRec) bad() bool {
+	sp := otlp.Span{Status: r.status, HTTPStatus: r.httpStatus, GRPCStatus: r.grpcStatus}
+	return sp.Bad()
+}
+
+// spanName finds the (last) name field of a Span encoding.
+func spanName(raw []byte) []byte {
+	var name []byte
+	for len(raw) > 0 {
+		num, typ, n := protowire.ConsumeTag(raw)
+		if n < 0 {
+			return name
+		}
+		raw = raw[n:]
+		if num == 5 && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(raw)
+			if n < 0 {
+				return name
+			}
+			name = v
+			raw = raw[n:]
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, raw)
+		if n < 0 {
+			return name
+		}
+		raw = raw[n:]
+	}
+	return name
+}
+
+// memBytes is what the trace counts against max_buffered_bytes.
+func (t *Trace) memBytes() int {
+	return cap(t.arena) + cap(t.spans)*int(unsafe.Sizeof(spanRec{})) +
+		cap(t.groups)*int(unsafe.Sizeof(group{})) + traceOverhead
+}
+
+// growTo returns a capacity for a slice that holds n and has c now: exact
+// for the first fill, then at least 25% more, so a trace that arrives in
+// many pieces is copied O(1) times per byte.
+func growTo(c, n int) int {
+	if c == 0 {
+		return n
+	}
+	return max(n, c+c/4)
+}
