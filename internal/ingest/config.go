@@ -1,18 +1,115 @@
 package ingest
 
-import "github.com/tailgate-sre/tailgate/internal/units"
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/tailgate-sre/tailgate/internal/units"
+)
 
 // Config is the ingest: section of the config file.
 type Config struct {
-	OTLPGRPC       string      `yaml:"otlp_grpc"`
-	OTLPHTTP       string      `yaml:"otlp_http"`
+	// OTLPGRPC is the host:port the OTLP/gRPC receiver listens on; empty
+	// disables it.
+	OTLPGRPC string `yaml:"otlp_grpc"`
+	// OTLPHTTP is the host:port the OTLP/HTTP receiver listens on; empty
+	// disables it.
+	OTLPHTTP string `yaml:"otlp_http"`
+	// MaxMessageSize bounds one request, both as received and after
+	// decompression.
 	MaxMessageSize units.Bytes `yaml:"max_message_size"`
+	// MaxAttributesPerSpan rejects (as a partial success) a span with more
+	// attributes; 0 means no limit.
+	MaxAttributesPerSpan int `yaml:"max_attributes_per_span"`
+	// MaxSpanSize rejects (as a partial success) a span whose encoding is
+	// larger; 0 means no limit.
+	MaxSpanSize units.Bytes `yaml:"max_span_size"`
+	// MaxConcurrentRequests bounds the requests being read, decoded or
+	// consumed at once, per protocol; beyond it a request gets backpressure
+	// (RESOURCE_EXHAUSTED / HTTP 429).
+	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
+	// TLS, when its files are set, serves both protocols over TLS.
+	TLS TLSConfig `yaml:"tls"`
 }
+
+// TLSConfig names a PEM certificate and key. Both empty means plain text.
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLSConfig) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
+
+// maxMessageSizeLimit is the largest max_message_size: a gRPC message's
+// length prefix is 32 bits.
+const maxMessageSizeLimit = math.MaxUint32 >> 1
 
 // DefaultConfig returns the defaults of DESIGN.md.
 func DefaultConfig() Config {
-	return Config{OTLPGRPC: "127.0.0.1:4317", OTLPHTTP: "127.0.0.1:4318", MaxMessageSize: 16 << 20}
+	return Config{
+		OTLPGRPC:              "127.0.0.1:4317",
+		OTLPHTTP:              "127.0.0.1:4318",
+		MaxMessageSize:        16 << 20,
+		MaxAttributesPerSpan:  128,
+		MaxSpanSize:           1 << 20,
+		MaxConcurrentRequests: 64,
+	}
 }
 
 // Validate reports every problem, each naming its key relative to ingest:.
-func (c *Config) Validate() error { return nil }
+func (c *Config) Validate() error {
+	var errs []error
+	if err := validateAddr(c.OTLPGRPC); err != nil {
+		errs = append(errs, fmt.Errorf("otlp_grpc: %w", err))
+	}
+	if err := validateAddr(c.OTLPHTTP); err != nil {
+		errs = append(errs, fmt.Errorf("otlp_http: %w", err))
+	}
+	if c.OTLPGRPC != "" && c.OTLPGRPC == c.OTLPHTTP && !strings.HasSuffix(c.OTLPGRPC, ":0") {
+		errs = append(errs, fmt.Errorf("otlp_http: must differ from otlp_grpc, both are %q", c.OTLPHTTP))
+	}
+	if c.MaxMessageSize <= 0 || c.MaxMessageSize > maxMessageSizeLimit {
+		errs = append(errs, fmt.Errorf("max_message_size: must be between 1B and %s, got %s",
+			units.Bytes(maxMessageSizeLimit), c.MaxMessageSize))
+	}
+	if c.MaxAttributesPerSpan < 0 {
+		errs = append(errs, fmt.Errorf("max_attributes_per_span: must be 0 (no limit) or more, got %d", c.MaxAttributesPerSpan))
+	}
+	if c.MaxSpanSize < 0 || c.MaxSpanSize > maxMessageSizeLimit {
+		errs = append(errs, fmt.Errorf("max_span_size: must be between 0 (no limit) and %s, got %s",
+			units.Bytes(maxMessageSizeLimit), c.MaxSpanSize))
+	}
+	if c.MaxConcurrentRequests <= 0 {
+		errs = append(errs, fmt.Errorf("max_concurrent_requests: must be at least 1, got %d", c.MaxConcurrentRequests))
+	}
+	if c.TLS.Enabled() {
+		if c.TLS.CertFile == "" {
+			errs = append(errs, errors.New("tls.cert_file: required when tls.key_file is set"))
+		}
+		if c.TLS.KeyFile == "" {
+			errs = append(errs, errors.New("tls.key_file: required when tls.cert_file is set"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validateAddr accepts "" (disabled) or host:port with a numeric port
+// (0 picks a free port).
+func validateAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("must be host:port, got %q", addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port must be a number from 0 to 65535, got %q", port)
+	}
+	return nil
+}

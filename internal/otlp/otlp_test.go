@@ -336,3 +336,68 @@ func TestPartialSuccessEncoding(t *testing.T) {
 		t.Error("full success must encode as the empty message")
 	}
 }
+
+// spanBytes encodes a minimal valid span followed by extra fields.
+func spanBytes(extra ...[]byte) []byte {
+	var b []byte
+	b = protowire.AppendTag(b, fieldSpanTraceID, protowire.BytesType)
+	b = protowire.AppendBytes(b, bytes.Repeat([]byte{1}, 16))
+	b = protowire.AppendTag(b, fieldSpanSpanID, protowire.BytesType)
+	b = protowire.AppendBytes(b, bytes.Repeat([]byte{2}, 8))
+	for _, e := range extra {
+		b = append(b, e...)
+	}
+	return b
+}
+
+func field(num protowire.Number, typ protowire.Type, v []byte) []byte {
+	b := protowire.AppendTag(nil, num, typ)
+	if typ == protowire.BytesType {
+		return protowire.AppendBytes(b, v)
+	}
+	return append(b, v...)
+}
+
+// TestParseAgreesWithPdataOnEdgeCases covers what fuzzing against pdata
+// found: inputs pdata refuses must not be forwarded, since one such span
+// would make a pdata-based backend refuse a whole export batch.
+func TestParseAgreesWithPdataOnEdgeCases(t *testing.T) {
+	var e Encoder
+	wrap := func(span []byte) []byte { return e.AppendResourceSpans(nil, &Group{}, [][]byte{span}, nil) }
+	link := func(traceIDLen int) []byte {
+		return field(fieldSpanLinks, protowire.BytesType, field(fieldLinkTraceID, protowire.BytesType, bytes.Repeat([]byte{3}, traceIDLen)))
+	}
+	tests := []struct {
+		name         string
+		in           []byte
+		wantErr      bool
+		wantRejected int
+		wantSpans    int
+	}{
+		{"valid link", wrap(spanBytes(link(16))), false, 0, 1},
+		{"link trace_id of 15 bytes", wrap(spanBytes(link(15))), false, 1, 0},
+		{"dropped_attributes_count as bytes", wrap(spanBytes(field(10, protowire.BytesType, []byte("zz")))), true, 0, 0},
+		{"group field in a span", wrap(spanBytes([]byte{0xfb, 0x01, 0xfc, 0x01})), true, 0, 0},
+		{"group field in the request", []byte("#$"), true, 0, 0},
+		{"key_strindex as bytes", wrap(spanBytes(field(fieldSpanAttributes, protowire.BytesType,
+			append(field(fieldKVKey, protowire.BytesType, []byte("k")), field(3, protowire.BytesType, []byte("x"))...)))), true, 0, 0},
+		{"instrumentation_library_spans (OTLP < 0.19)", field(fieldRequestResourceSpans, protowire.BytesType,
+			field(fieldRSInstrumentationLibrarySpans, protowire.BytesType, field(fieldSSSpans, protowire.BytesType, spanBytes()))), false, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var req Request
+			err := Parse(tt.in, Limits{}, &req)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Parse error = %v, want error %v", err, tt.wantErr)
+			}
+			pderr := ptraceotlp.NewExportRequest().UnmarshalProto(tt.in)
+			if (pderr != nil) != (tt.wantErr || tt.wantRejected > 0) {
+				t.Errorf("pdata error = %v; the test's expectation disagrees with pdata", pderr)
+			}
+			if err == nil && (req.Rejected != tt.wantRejected || len(req.Spans) != tt.wantSpans) {
+				t.Errorf("rejected %d (%s), accepted %d; want %d, %d", req.Rejected, req.RejectReason, len(req.Spans), tt.wantRejected, tt.wantSpans)
+			}
+		})
+	}
+}

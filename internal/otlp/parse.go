@@ -16,6 +16,10 @@ const (
 	fieldRSResource   = 1
 	fieldRSScopeSpans = 2
 	fieldRSSchemaURL  = 3
+	// fieldRSInstrumentationLibrarySpans is the deprecated name of
+	// scope_spans (OTLP before 0.19), with the same layout; old SDKs still
+	// send it.
+	fieldRSInstrumentationLibrarySpans = 1000
 
 	fieldResourceAttributes = 1
 
@@ -96,6 +100,10 @@ type Request struct {
 	// describes the first of them with its location.
 	Rejected     int
 	RejectReason string
+
+	// scratch holds the byte ranges of nested messages between parsing
+	// steps, reused across requests.
+	scopeScratch, spanScratch [][]byte
 }
 
 // SpanResource returns the resource of a span of this request.
@@ -145,6 +153,9 @@ func Parse(b []byte, lim Limits, req *Request) error {
 			rsIdx++
 			continue
 		}
+		if typ == protowire.StartGroupType || typ == protowire.EndGroupType {
+			return malformed("request: field %d is a group, which OTLP never uses", num)
+		}
 		n = protowire.ConsumeFieldValue(num, typ, b)
 		if n < 0 {
 			return malformed("request: truncated field %d", num)
@@ -160,9 +171,9 @@ func parseResourceSpans(b []byte, rsIdx int, lim Limits, req *Request) error {
 	// The resource and schema URL may follow the scope spans on the wire, so
 	// collect the scope spans' bytes first and parse them once the resource
 	// is known.
-	var scopeSpans [][]byte
-	var stack [8][]byte
-	scopeSpans = stack[:0]
+	// This scratch is reused by nested calls only after its contents were
+	// consumed, so take a private copy of the slice header's range.
+	start := len(req.scopeScratch)
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -170,9 +181,8 @@ func parseResourceSpans(b []byte, rsIdx int, lim Limits, req *Request) error {
 		}
 		b = b[n:]
 		switch {
-		case num == fieldRSResource && typ == protowire.BytesType,
-			num == fieldRSScopeSpans && typ == protowire.BytesType,
-			num == fieldRSSchemaURL && typ == protowire.BytesType:
+		case typ == protowire.BytesType && (num == fieldRSResource || num == fieldRSScopeSpans ||
+			num == fieldRSSchemaURL || num == fieldRSInstrumentationLibrarySpans):
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
 				return malformed("resource_spans[%d]: truncated field %d", rsIdx, num)
@@ -186,17 +196,20 @@ func parseResourceSpans(b []byte, rsIdx int, lim Limits, req *Request) error {
 				}
 				req.Resources[resIdx].Raw = v
 				req.Resources[resIdx].ServiceName = svc
-			case fieldRSScopeSpans:
-				scopeSpans = append(scopeSpans, v)
+			case fieldRSScopeSpans, fieldRSInstrumentationLibrarySpans:
+				req.scopeScratch = append(req.scopeScratch, v)
 			case fieldRSSchemaURL:
 				if !utf8.Valid(v) {
 					return malformed("resource_spans[%d].schema_url: invalid UTF-8", rsIdx)
 				}
 				req.Resources[resIdx].SchemaURL = v
 			}
-		case num == fieldRSResource || num == fieldRSScopeSpans || num == fieldRSSchemaURL:
+		case num == fieldRSResource || num == fieldRSScopeSpans || num == fieldRSSchemaURL || num == fieldRSInstrumentationLibrarySpans:
 			return malformed("resource_spans[%d]: field %d has wrong wire type %d", rsIdx, num, typ)
 		default:
+			if typ == protowire.StartGroupType || typ == protowire.EndGroupType {
+				return malformed("resource_spans[%d]: field %d is a group, which OTLP never uses", rsIdx, num)
+			}
 			n = protowire.ConsumeFieldValue(num, typ, b)
 			if n < 0 {
 				return malformed("resource_spans[%d]: truncated field %d", rsIdx, num)
@@ -204,6 +217,8 @@ func parseResourceSpans(b []byte, rsIdx int, lim Limits, req *Request) error {
 			b = b[n:]
 		}
 	}
+	scopeSpans := req.scopeScratch[start:]
+	defer func() { req.scopeScratch = req.scopeScratch[:start] }()
 	for i, ss := range scopeSpans {
 		if err := parseScopeSpans(ss, rsIdx, i, resIdx, lim, req); err != nil {
 			return err
@@ -216,8 +231,11 @@ func parseResourceSpans(b []byte, rsIdx int, lim Limits, req *Request) error {
 func parseResource(b []byte) (string, error) {
 	var service string
 	err := walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if num == 3 && typ != protowire.BytesType { // entity_refs
+			return fmt.Errorf("entity_refs: wrong wire type %d", typ)
+		}
 		if num != fieldResourceAttributes {
-			return nil
+			return checkVarint(typ, num, 2) // dropped_attributes_count
 		}
 		if typ != protowire.BytesType {
 			return fmt.Errorf("attributes: wrong wire type")
@@ -237,9 +255,8 @@ func parseResource(b []byte) (string, error) {
 func parseScopeSpans(b []byte, rsIdx, ssIdx int, resIdx int32, lim Limits, req *Request) error {
 	scopeIdx := int32(len(req.Scopes))
 	req.Scopes = append(req.Scopes, Scope{Resource: resIdx})
-	var spans [][]byte
-	var stack [32][]byte
-	spans = stack[:0]
+	start := len(req.spanScratch)
+	defer func() { req.spanScratch = req.spanScratch[:start] }()
 	err := walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		switch num {
 		case fieldSSScope, fieldSSSpans, fieldSSSchemaURL:
@@ -256,7 +273,7 @@ func parseScopeSpans(b []byte, rsIdx, ssIdx int, resIdx int32, lim Limits, req *
 			}
 			req.Scopes[scopeIdx].Raw = v
 		case fieldSSSpans:
-			spans = append(spans, v)
+			req.spanScratch = append(req.spanScratch, v)
 		case fieldSSSchemaURL:
 			if !utf8.Valid(v) {
 				return fmt.Errorf("schema_url: invalid UTF-8")
@@ -268,7 +285,7 @@ func parseScopeSpans(b []byte, rsIdx, ssIdx int, resIdx int32, lim Limits, req *
 	if err != nil {
 		return malformed("resource_spans[%d].scope_spans[%d]: %v", rsIdx, ssIdx, err)
 	}
-	for i, raw := range spans {
+	for i, raw := range req.spanScratch[start:] {
 		var s Span
 		reason, err := parseSpan(raw, lim, &s)
 		if err != nil {
@@ -302,7 +319,7 @@ func validateScope(b []byte) error {
 				return fmt.Errorf("attributes: %v", err)
 			}
 		}
-		return nil
+		return checkVarint(typ, num, 4) // dropped_attributes_count
 	})
 }
 
@@ -335,6 +352,10 @@ func parseSpan(raw []byte, lim Limits, s *Span) (reason string, err error) {
 		case fieldSpanFlags:
 			if typ != protowire.Fixed32Type {
 				return fmt.Errorf("flags: wrong wire type %d", typ)
+			}
+		default:
+			if err := checkVarint(typ, num, 10, 12, 14); err != nil { // dropped_*_count
+				return err
 			}
 		}
 		switch num {
@@ -405,6 +426,9 @@ func parseSpan(raw []byte, lim Limits, s *Span) (reason string, err error) {
 			}
 		case fieldSpanLinks:
 			if err := validateLink(v); err != nil {
+				if r, ok := err.(spanInvalid); ok {
+					return r
+				}
 				return fmt.Errorf("links: %v", err)
 			}
 		case fieldSpanStatus:
@@ -416,6 +440,9 @@ func parseSpan(raw []byte, lim Limits, s *Span) (reason string, err error) {
 		}
 		return nil
 	})
+	if r, ok := err.(spanInvalid); ok {
+		return string(r), nil
+	}
 	if err != nil {
 		return "", err
 	}
@@ -478,7 +505,7 @@ func validateEvent(b []byte) error {
 			_, _, err := parseKeyValue(v, 0)
 			return err
 		}
-		return nil
+		return checkVarint(typ, num, 4) // dropped_attributes_count
 	})
 }
 
@@ -488,6 +515,12 @@ func validateLink(b []byte) error {
 		case fieldLinkTraceID, fieldLinkSpanID:
 			if typ != protowire.BytesType {
 				return fmt.Errorf("field %d: wrong wire type", num)
+			}
+			if num == fieldLinkTraceID && len(v) != 0 && len(v) != 16 {
+				return spanInvalid(fmt.Sprintf("link trace_id is %d bytes, want 16", len(v)))
+			}
+			if num == fieldLinkSpanID && len(v) != 0 && len(v) != 8 {
+				return spanInvalid(fmt.Sprintf("link span_id is %d bytes, want 8", len(v)))
 			}
 		case fieldLinkTraceState:
 			if typ != protowire.BytesType || !utf8.Valid(v) {
@@ -504,7 +537,7 @@ func validateLink(b []byte) error {
 				return fmt.Errorf("flags: wrong wire type")
 			}
 		}
-		return nil
+		return checkVarint(typ, num, 5) // dropped_attributes_count
 	})
 }
 
@@ -526,7 +559,7 @@ func parseKeyValue(b []byte, depth int) (key []byte, val Value, err error) {
 				return fmt.Errorf("value of %q: %v", key, err)
 			}
 		}
-		return nil
+		return checkVarint(typ, num, 3) // key_strindex
 	})
 	return key, val, err
 }
@@ -545,7 +578,7 @@ func parseAnyValue(b []byte, depth int) (Value, error) {
 			want = protowire.Fixed64Type
 		case fieldAnyString, fieldAnyArray, fieldAnyKVList, fieldAnyBytes:
 		default:
-			return nil
+			return checkVarint(typ, num, 8) // string_value_strindex
 		}
 		if typ != want {
 			return fmt.Errorf("field %d: wrong wire type %d", num, typ)
@@ -602,6 +635,27 @@ func walkList(b []byte, fn func(item []byte) error) error {
 	})
 }
 
+// checkVarint reports a known field that must be a varint but is not;
+// a decoder such as pdata refuses any other wire type for them, so a span
+// forwarded with one would make a backend refuse the whole batch.
+func checkVarint(typ protowire.Type, num protowire.Number, fields ...protowire.Number) error {
+	if typ == protowire.VarintType {
+		return nil
+	}
+	for _, f := range fields {
+		if num == f {
+			return fmt.Errorf("field %d: wrong wire type %d, want varint", num, typ)
+		}
+	}
+	return nil
+}
+
+// spanInvalid is a well-formed span whose content OTLP forbids: it is
+// rejected on its own (partial success) instead of failing the request.
+type spanInvalid string
+
+func (e spanInvalid) Error() string { return string(e) }
+
 // walkFields calls fn for each field of a message: v holds the bytes of
 // length-delimited fields, x the value of varint and fixed fields. Groups
 // (deprecated) are skipped. Truncation is an error.
@@ -626,7 +680,7 @@ func walkFields(b []byte, fn func(num protowire.Number, typ protowire.Type, v []
 		case protowire.BytesType:
 			v, n = protowire.ConsumeBytes(b)
 		default:
-			n = protowire.ConsumeFieldValue(num, typ, b)
+			return fmt.Errorf("field %d is a group, which OTLP never uses", num)
 		}
 		if n < 0 {
 			return fmt.Errorf("field %d truncated", num)

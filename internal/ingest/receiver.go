@@ -1,0 +1,385 @@
+package ingest
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+
+	"github.com/tailgate-sre/tailgate/internal/otlp"
+)
+
+// Consumer takes the valid spans of one export request. It must not retain
+// req, or any slice of it, after Consume returns: the receiver reuses both.
+type Consumer interface {
+	Consume(ctx context.Context, req *otlp.Request) error
+}
+
+// Backpressure is implemented by Consumer errors that mean "the pipeline is
+// full, send again later": the receiver answers RESOURCE_EXHAUSTED with a
+// RetryInfo (gRPC) or 429 with Retry-After (HTTP). Any other Consumer error
+// is answered UNAVAILABLE / 503.
+type Backpressure interface {
+	error
+	RetryAfter() time.Duration
+}
+
+// Settings are the receiver's dependencies.
+type Settings struct {
+	// Logger receives the receiver's logs; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the receiver's metrics; nil leaves them
+	// unregistered.
+	Registerer prometheus.Registerer
+	// Consumer takes every valid request; required.
+	Consumer Consumer
+}
+
+// Errors of the receiver's life cycle.
+var (
+	// ErrStarted is returned by a second Start.
+	ErrStarted = errors.New("ingest receiver already started")
+	// ErrStopped is returned by Start after Shutdown.
+	ErrStopped = errors.New("ingest receiver shut down")
+)
+
+const (
+	// defaultRetryAfter is the delay suggested when the receiver's own
+	// concurrency limit is reached or the consumer is unavailable, and what
+	// replaces a consumer's RetryAfter of 0 or less (which would invite a hot
+	// retry loop).
+	defaultRetryAfter = time.Second
+	// maxPooledBuffer bounds the request buffers kept for reuse, so a rare
+	// huge request does not pin its memory.
+	maxPooledBuffer = 4 << 20
+	// HTTP server timeouts: generous enough for a 16MiB body on a slow
+	// link, short enough that idle or stalled clients do not hold slots.
+	httpReadHeaderTimeout = 10 * time.Second
+	httpReadTimeout       = time.Minute
+	httpIdleTimeout       = 2 * time.Minute
+	// maxLoggedReason bounds the reason logged for a refused request.
+	maxLoggedReason = 256
+)
+
+// Receiver serves OTLP/gRPC and OTLP/HTTP trace exports.
+type Receiver struct {
+	cfg      Config
+	logger   *slog.Logger
+	consumer Consumer
+	limits   otlp.Limits
+	metrics  *metrics
+	tls      *tls.Config
+
+	buffers  sync.Pool // *buffer
+	requests sync.Pool // *otlp.Request
+	gzips    sync.Pool // *gzip.Reader
+
+	inflight [numProtocols]atomic.Int64
+
+	grpcServer *grpc.Server
+	health     *health.Server
+	httpServer *http.Server
+
+	mu       sync.Mutex
+	started  bool
+	stopped  bool
+	grpcLis  net.Listener
+	httpLis  net.Listener
+	serving  sync.WaitGroup
+	shutdown chan struct{} // closed when Shutdown has finished
+	stopErr  error
+}
+
+// buffer is a pooled request payload.
+type buffer struct{ b []byte }
+
+// New builds a receiver; it opens no sockets (see Start).
+func New(cfg Config, set Settings) (*Receiver, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("ingest config: %w", err)
+	}
+	if set.Consumer == nil {
+		return nil, errors.New("ingest: a consumer is required")
+	}
+	logger := set.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	reg := set.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	r := &Receiver{
+		cfg:      cfg,
+		logger:   logger,
+		consumer: set.Consumer,
+		limits: otlp.Limits{
+			MaxAttributes: cfg.MaxAttributesPerSpan,
+			MaxSpanBytes:  int(cfg.MaxSpanSize),
+		},
+		metrics:  m,
+		shutdown: make(chan struct{}),
+	}
+	r.buffers.New = func() any { return new(buffer) }
+	r.requests.New = func() any { return new(otlp.Request) }
+	if cfg.TLS.Enabled() {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("ingest: load tls certificate: %w", err)
+		}
+		r.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if cfg.OTLPGRPC != "" {
+		r.grpcServer, r.health = r.newGRPCServer()
+	}
+	if cfg.OTLPHTTP != "" {
+		r.httpServer = r.newHTTPServer()
+	}
+	return r, nil
+}
+
+// Start binds the listeners (so a taken port fails here) and serves them in
+// the background. ctx bounds the binding only.
+func (r *Receiver) Start(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.stopped:
+		return ErrStopped
+	case r.started:
+		return ErrStarted
+	}
+	var lc net.ListenConfig
+	if r.grpcServer != nil {
+		ln, err := lc.Listen(ctx, "tcp", r.cfg.OTLPGRPC)
+		if err != nil {
+			return fmt.Errorf("ingest: listen otlp_grpc %s: %w", r.cfg.OTLPGRPC, err)
+		}
+		r.grpcLis = ln
+	}
+	if r.httpServer != nil {
+		ln, err := lc.Listen(ctx, "tcp", r.cfg.OTLPHTTP)
+		if err != nil {
+			if r.grpcLis != nil {
+				_ = r.grpcLis.Close()
+				r.grpcLis = nil
+			}
+			return fmt.Errorf("ingest: listen otlp_http %s: %w", r.cfg.OTLPHTTP, err)
+		}
+		r.httpLis = ln
+	}
+	r.started = true
+	if r.grpcLis != nil {
+		r.serving.Go(func() {
+			if err := r.grpcServer.Serve(r.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				r.logger.Error("OTLP/gRPC receiver stopped", "addr", r.grpcLis.Addr().String(), "error", err)
+			}
+		})
+		r.logger.Info("OTLP/gRPC receiver listening", "addr", r.grpcLis.Addr().String())
+	}
+	if r.httpLis != nil {
+		r.serving.Go(func() {
+			var err error
+			if r.tls != nil {
+				err = r.httpServer.ServeTLS(r.httpLis, "", "")
+			} else {
+				err = r.httpServer.Serve(r.httpLis)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				r.logger.Error("OTLP/HTTP receiver stopped", "addr", r.httpLis.Addr().String(), "error", err)
+			}
+		})
+		r.logger.Info("OTLP/HTTP receiver listening", "addr", r.httpLis.Addr().String())
+	}
+	return nil
+}
+
+// Shutdown stops accepting requests and waits for those in flight: gRPC
+// stops gracefully (forcibly once ctx expires) and the HTTP server shuts
+// down (closing its connections once ctx expires). When it returns nil, no
+// Consume call is running or will start; after a forced stop, handlers
+// still inside Consume see their context cancelled (gRPC) or finish on
+// their own (HTTP). It may be called more than once, and before Start;
+// later calls wait for the first and return its result.
+func (r *Receiver) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		select {
+		case <-r.shutdown:
+			return r.stopErr
+		case <-ctx.Done():
+			return fmt.Errorf("ingest: wait for shutdown: %w", ctx.Err())
+		}
+	}
+	r.stopped = true
+	started := r.started
+	r.mu.Unlock()
+
+	if r.health != nil {
+		// Tell health checkers first, so balancers drain us.
+		r.health.Shutdown()
+	}
+
+	var errs [numProtocols]error
+	if started {
+		var wg sync.WaitGroup
+		if r.grpcServer != nil {
+			wg.Go(func() { errs[protocolGRPC] = r.stopGRPC(ctx) })
+		}
+		if r.httpServer != nil {
+			wg.Go(func() {
+				if err := r.httpServer.Shutdown(ctx); err != nil {
+					_ = r.httpServer.Close()
+					errs[protocolHTTP] = fmt.Errorf("ingest: shut down OTLP/HTTP: %w", err)
+				}
+			})
+		}
+		wg.Wait()
+		r.serving.Wait()
+	} else if r.grpcServer != nil {
+		r.grpcServer.Stop()
+	}
+	r.stopErr = errors.Join(errs[:]...)
+	close(r.shutdown)
+	return r.stopErr
+}
+
+func (r *Receiver) stopGRPC(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		r.grpcServer.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		r.grpcServer.Stop()
+		<-done
+		return fmt.Errorf("ingest: graceful stop of OTLP/gRPC: %w", ctx.Err())
+	}
+}
+
+// GRPCAddr returns the address the gRPC receiver is bound to, "" before
+// Start or when disabled.
+func (r *Receiver) GRPCAddr() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.grpcLis == nil {
+		return ""
+	}
+	return r.grpcLis.Addr().String()
+}
+
+// HTTPAddr returns the address the HTTP receiver is bound to, "" before
+// Start or when disabled.
+func (r *Receiver) HTTPAddr() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.httpLis == nil {
+		return ""
+	}
+	return r.httpLis.Addr().String()
+}
+
+// acquire takes one of the protocol's concurrency slots, reporting false
+// when all are taken.
+func (r *Receiver) acquire(p protocol) bool {
+	if r.inflight[p].Add(1) > int64(r.cfg.MaxConcurrentRequests) {
+		r.inflight[p].Add(-1)
+		return false
+	}
+	r.metrics.by[p].inflight.Inc()
+	return true
+}
+
+func (r *Receiver) release(p protocol) {
+	r.inflight[p].Add(-1)
+	r.metrics.by[p].inflight.Dec()
+}
+
+func (r *Receiver) getBuffer() *buffer { return r.buffers.Get().(*buffer) }
+
+func (r *Receiver) putBuffer(b *buffer) {
+	if cap(b.b) > maxPooledBuffer {
+		return
+	}
+	b.b = b.b[:0]
+	r.buffers.Put(b)
+}
+
+// result is how one decoded request ended.
+type result struct {
+	outcome  outcome
+	rejected int           // outcomePartial: spans refused
+	message  string        // reject reason or error message
+	retry    time.Duration // outcomeBackpressure, outcomeUnavailable
+}
+
+// process parses one ExportTraceServiceRequest encoding and hands its valid
+// spans to the consumer. The caller maps the result to its protocol and
+// counts the request.
+func (r *Receiver) process(ctx context.Context, p protocol, payload []byte) result {
+	pm := &r.metrics.by[p]
+	req := r.requests.Get().(*otlp.Request)
+	defer func() {
+		req.Reset()
+		r.requests.Put(req)
+	}()
+	if err := otlp.Parse(payload, r.limits, req); err != nil {
+		return result{outcome: outcomeInvalid, message: err.Error()}
+	}
+	if len(req.Spans) > 0 {
+		if err := r.consumer.Consume(ctx, req); err != nil {
+			if bp, ok := errors.AsType[Backpressure](err); ok {
+				retry := bp.RetryAfter()
+				if retry <= 0 {
+					retry = defaultRetryAfter
+				}
+				return result{outcome: outcomeBackpressure, message: err.Error(), retry: retry}
+			}
+			return result{outcome: outcomeUnavailable, message: err.Error(), retry: defaultRetryAfter}
+		}
+	}
+	pm.accepted.Add(float64(len(req.Spans)))
+	if req.Rejected > 0 {
+		pm.rejected.Add(float64(req.Rejected))
+		return result{outcome: outcomePartial, rejected: req.Rejected, message: req.RejectReason}
+	}
+	return result{outcome: outcomeOK}
+}
+
+// count records a finished request.
+func (r *Receiver) count(p protocol, o outcome) { r.metrics.by[p].requests[o].Inc() }
+
+// logInvalid records why a request was refused as malformed. It logs at
+// debug level: a misbehaving client can send thousands a second, and the
+// requests_total{outcome="invalid"} counter is the signal to watch.
+// The reason is cut before any quoted input: pdata's JSON errors end with
+// ", error found in #N byte of ...|<input>|...".
+func (r *Receiver) logInvalid(ctx context.Context, p protocol, remote, reason string) {
+	if !r.logger.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	reason, _, _ = strings.Cut(reason, ", error found in #")
+	if len(reason) > maxLoggedReason {
+		reason = strings.ToValidUTF8(reason[:maxLoggedReason], "") + "..."
+	}
+	r.logger.DebugContext(ctx, "refused OTLP request", "protocol", p.String(), "remote_addr", remote, "reason", reason)
+}
