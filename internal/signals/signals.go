@@ -1,0 +1,665 @@
+package signals
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tailgate-sre/tailgate/internal/otlp"
+)
+
+// Settings are the dependencies of Signals.
+type Settings struct {
+	Logger *slog.Logger
+	// Registerer receives the RED metrics and tailgate_signals_* metrics;
+	// nil registers nothing.
+	Registerer prometheus.Registerer
+	// Store keeps minute buckets and error origins. Required.
+	Store Store
+}
+
+// ErrNoStore is returned by New without a Store.
+var ErrNoStore = errors.New("signals: a store is required")
+
+// Signals computes golden signals, guards metric cardinality and records
+// error origins. Observe and ObserveTrace are safe for concurrent use, as
+// are the read methods.
+type Signals struct {
+	cfg      Config
+	log      *slog.Logger
+	store    Store
+	lateness int64 // ns
+
+	labels     []labelSpec
+	attrLabels bool     // some label is read from attributes
+	bounds     []uint64 // histogram bounds in ns
+	descs      descs
+	stride     uint64 // one span in stride has its attributes read in full
+
+	// viewMu keeps reads consistent with flushes: a flush holds it while it
+	// moves buckets from memory to the store, so a read never sees a bucket
+	// twice or not at all.
+	viewMu sync.RWMutex
+
+	mu sync.Mutex
+	st state
+
+	lifeMu  sync.Mutex
+	running bool
+	stopped bool
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// state is everything Observe changes; guarded by Signals.mu.
+type state struct {
+	services map[string]*service
+	other    *service // services beyond MaxServices
+
+	// scratch space of Observe, reused across requests
+	resSvc   []*service
+	resSpans []uint64
+	scratch  []byte
+
+	series    seriesTable
+	denseLeft int // dense HyperLogLog sketches that may still be allocated
+	freeAggs  []*minuteAgg
+
+	cardSince, prevSince time.Time
+
+	origins map[originKey]*originAgg
+
+	// rows whose write failed, retried at the next flush
+	retryBuckets []Bucket
+	retryOrigins []OriginRow
+
+	lastMaintenance time.Time
+
+	rng uint64 // xorshift state of the attribute sampling
+
+	c counters
+}
+
+// counters are the tailgate_signals_* metrics.
+type counters struct {
+	spans, entrySpans, lateSpans  uint64
+	opsFolded, servicesFolded     uint64
+	seriesOverflow                uint64
+	untrackedKeys                 uint64
+	denseRefused                  uint64
+	errorTraces, failedRequests   uint64
+	bucketsWritten, flushErrors   uint64
+	rowsDropped, originKeysFolded uint64
+}
+
+// service is the state of one service.
+type service struct {
+	name    string
+	ops     map[string]*operation
+	opCache map[string]*operation // raw route or name -> operation
+	// opFast is a small direct-mapped cache in front of opCache, indexed by
+	// nameFingerprint: a comparison instead of a map lookup for the
+	// service's busiest operations.
+	opFast [16]opFastEntry
+	other  *operation // operations beyond the limit
+	folded bool       // this is the "other" service
+
+	spanKeys, resKeys keyTable
+	spans             uint64 // spans in the current cardinality window
+	prevSpans         uint64
+	fullReads         int   // spans still to read in full this window (fullReadsPerWindow)
+	lastSeen          int64 // unix ns of the last span
+}
+
+type opFastEntry struct {
+	raw string
+	op  *operation
+}
+
+// operation is the state of one operation of a service.
+type operation struct {
+	svc      *service
+	name     string
+	folded   bool // the "other" operation
+	cur      *minuteAgg
+	aggs     []*minuteAgg // minutes not yet written, cur among them
+	lastSeen int64
+
+	seriesGen uint64
+	series    [numStatusClasses * 2]*series // cache for built-in labels
+}
+
+// minuteAgg is one operation's signals over one minute.
+type minuteAgg struct {
+	minute int64 // unix seconds of the minute's start
+	errors uint64
+	sketch Sketch // durations; count and sum included
+}
+
+// New returns Signals ready to Observe; Start begins writing to the store.
+func New(cfg Config, set Settings) (*Signals, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("signals config: %w", err)
+	}
+	if set.Store == nil {
+		return nil, ErrNoStore
+	}
+	if set.Logger == nil {
+		set.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Signals{
+		cfg:      cfg,
+		log:      set.Logger,
+		store:    set.Store,
+		lateness: int64(cfg.MaxLateness.Std()),
+		stride:   sampleStride,
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	for _, l := range cfg.Labels {
+		s.labels = append(s.labels, labelSpec{key: l, name: labelName(l), builtin: isBuiltinLabel(l)})
+		if !isBuiltinLabel(l) {
+			s.attrLabels = true
+		}
+	}
+	for _, b := range cfg.HistogramBuckets {
+		s.bounds = append(s.bounds, uint64(math.Round(b*1e9)))
+	}
+	s.descs = newDescs(s.labels)
+	s.st = state{
+		services:  map[string]*service{},
+		series:    newSeriesTable(cfg.SeriesLimit, len(s.bounds)),
+		denseLeft: int(cfg.Cardinality.MaxMemory) / hllRegisters,
+		origins:   map[originKey]*originAgg{},
+		rng:       0x9e3779b97f4a7c15,
+	}
+	if set.Registerer != nil {
+		if err := set.Registerer.Register(s); err != nil {
+			return nil, fmt.Errorf("register signals metrics: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Observe counts the spans of an accepted request: golden signals of entry
+// spans, /metrics series, and attribute cardinality. It must see every
+// accepted span, before sampling, and does not keep req or any slice of it.
+func (s *Signals) Observe(req *otlp.Request, now time.Time) {
+	if len(req.Spans) == 0 {
+		return
+	}
+	nowNs := now.UnixNano()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := &s.st
+	if st.cardSince.IsZero() {
+		st.cardSince = now
+	}
+	nres := len(req.Resources)
+	if cap(st.resSvc) < nres {
+		st.resSvc = make([]*service, nres)
+		st.resSpans = make([]uint64, nres)
+	}
+	st.resSvc, st.resSpans = st.resSvc[:nres], st.resSpans[:nres]
+	clear(st.resSvc)
+	clear(st.resSpans)
+	st.c.spans += uint64(len(req.Spans))
+	for i := range req.Spans {
+		sp := &req.Spans[i]
+		ri := req.Scopes[sp.Scope].Resource
+		svc := st.resSvc[ri]
+		if svc == nil {
+			svc = s.service(req.Resources[ri].ServiceName)
+			st.resSvc[ri] = svc
+		}
+		st.resSpans[ri]++
+		s.observeSpanAttrs(svc, sp.Raw, sp.Name())
+		if sp.Kind.IsEntry() {
+			s.observeEntry(svc, sp, &req.Resources[ri], nowNs)
+		}
+	}
+	for ri, svc := range st.resSvc {
+		if svc == nil {
+			continue
+		}
+		n := st.resSpans[ri]
+		svc.spans += n
+		svc.lastSeen = nowNs
+		s.observeAttrs(&svc.resKeys, req.Resources[ri].Raw, fieldResourceAttributes, n, 1)
+	}
+}
+
+// service returns the state of a service, creating it within the limit.
+func (s *Signals) service(name string) *service {
+	if svc, ok := s.st.services[name]; ok {
+		return svc
+	}
+	if name == "" {
+		if svc, ok := s.st.services[UnknownService]; ok {
+			return svc
+		}
+		name = UnknownService
+	}
+	if len(s.st.services) >= s.cfg.MaxServices {
+		if s.st.other == nil {
+			s.st.other = s.newService(OtherService)
+			s.st.other.folded = true
+			s.log.Warn("service limit reached; further services are counted as \"other\"",
+				"limit", s.cfg.MaxServices)
+		}
+		return s.st.other
+	}
+	svc := s.newService(name)
+	s.st.services[name] = svc
+	return svc
+}
+
+func (s *Signals) newService(name string) *service {
+	return &service{
+		name:      name,
+		ops:       map[string]*operation{},
+		opCache:   map[string]*operation{},
+		fullReads: fullReadsPerWindow,
+	}
+}
+
+// observeEntry counts one request.
+func (s *Signals) observeEntry(svc *service, sp *otlp.Span, res *otlp.Resource, nowNs int64) {
+	st := &s.st
+	st.c.entrySpans++
+	op := s.operation(svc, sp)
+	if op.folded {
+		st.c.opsFolded++
+	}
+	if svc.folded {
+		st.c.servicesFolded++
+	}
+	op.lastSeen = nowNs
+	minute := s.minuteOf(sp.EndUnixNano, nowNs)
+	agg := op.cur
+	if agg == nil || agg.minute != minute {
+		agg = s.agg(op, minute)
+	}
+	var dur uint64
+	if sp.EndUnixNano > sp.StartUnixNano {
+		dur = sp.EndUnixNano - sp.StartUnixNano
+	}
+	bad := sp.Bad()
+	agg.sketch.Add(dur)
+	class := statusClassOf(sp, bad)
+	var ser *series
+	if s.attrLabels {
+		ser = s.seriesFor(op, sp, res, class)
+	} else {
+		k := int(class)*2 + kindIndex(sp.Kind)
+		if op.seriesGen != st.series.gen {
+			op.series = [len(op.series)]*series{}
+			op.seriesGen = st.series.gen
+		}
+		ser = op.series[k]
+		if ser == nil {
+			ser = s.seriesFor(op, sp, res, class)
+			op.series[k] = ser
+		}
+	}
+	ser.count++
+	ser.sum += dur
+	ser.lastSeen = nowNs
+	b := 0
+	for b < len(s.bounds) && dur > s.bounds[b] {
+		b++
+	}
+	ser.buckets[b]++
+	if bad {
+		agg.errors++
+		ser.errors++
+	}
+	if ser.overflow {
+		st.c.seriesOverflow++
+	}
+}
+
+// operation returns the operation of an entry span, creating it within the
+// service's limit.
+func (s *Signals) operation(svc *service, sp *otlp.Span) *operation {
+	raw := sp.Route()
+	if raw == nil {
+		raw = sp.Name()
+	}
+	fast := &svc.opFast[nameFingerprint(raw)&15]
+	if fast.op != nil && fast.raw == string(raw) {
+		return fast.op
+	}
+	if op, ok := svc.opCache[string(raw)]; ok {
+		if fast.op == nil {
+			*fast = opFastEntry{raw: string(raw), op: op}
+		}
+		return op
+	}
+	s.st.scratch = appendNormalized(s.st.scratch[:0], raw)
+	op, ok := svc.ops[string(s.st.scratch)]
+	if !ok {
+		if len(svc.ops) >= s.cfg.MaxOperationsPerService {
+			if svc.other == nil {
+				svc.other = &operation{svc: svc, name: OtherOperation, folded: true}
+				s.log.Warn("operation limit reached; further operations are counted as \"other\"",
+					"service", svc.name, "limit", s.cfg.MaxOperationsPerService)
+			}
+			op = svc.other
+		} else {
+			op = &operation{svc: svc, name: string(s.st.scratch)}
+			svc.ops[op.name] = op
+		}
+	}
+	// The cache holds raw names that map to an operation; it is bounded, and
+	// emptied with each cardinality window, so a flood of raw URLs costs a
+	// normalisation per span but no memory.
+	if len(svc.opCache) < 4*s.cfg.MaxOperationsPerService {
+		svc.opCache[string(raw)] = op
+	}
+	return op
+}
+
+// minuteOf returns the minute (unix seconds) a span ending at end counts in.
+func (s *Signals) minuteOf(end uint64, nowNs int64) int64 {
+	e := int64(end)
+	if end > math.MaxInt64 || e > nowNs+int64(time.Minute) || e < nowNs-s.lateness {
+		e = nowNs
+		s.st.c.lateSpans++
+	}
+	m := e / int64(time.Second)
+	return m - m%60
+}
+
+// agg returns the op's aggregate of a minute, creating it.
+func (s *Signals) agg(op *operation, minute int64) *minuteAgg {
+	for _, a := range op.aggs {
+		if a.minute == minute {
+			op.cur = a
+			return a
+		}
+	}
+	var a *minuteAgg
+	if n := len(s.st.freeAggs); n > 0 {
+		a = s.st.freeAggs[n-1]
+		s.st.freeAggs = s.st.freeAggs[:n-1]
+	} else {
+		a = &minuteAgg{}
+	}
+	a.minute = minute
+	op.aggs = append(op.aggs, a)
+	op.cur = a
+	return a
+}
+
+// releaseAggs returns written aggregates to the free list.
+func (s *Signals) releaseAggs(aggs []takenAgg) {
+	const maxFree = 4096
+	for _, t := range aggs {
+		if len(s.st.freeAggs) >= maxFree {
+			return
+		}
+		t.agg.errors = 0
+		t.agg.sketch.Reset()
+		s.st.freeAggs = append(s.st.freeAggs, t.agg)
+	}
+}
+
+// takenAgg is a minute aggregate moved out of memory to be written.
+type takenAgg struct {
+	service, operation string
+	agg                *minuteAgg
+}
+
+// takeAggs removes the aggregates of minutes that ended at or before
+// cutoff (unix seconds), or all of them.
+func (s *Signals) takeAggs(cutoff int64, all bool) []takenAgg {
+	var out []takenAgg
+	take := func(op *operation) {
+		kept := op.aggs[:0]
+		for _, a := range op.aggs {
+			if all || a.minute+60 <= cutoff {
+				out = append(out, takenAgg{op.svc.name, op.name, a})
+				if op.cur == a {
+					op.cur = nil
+				}
+				continue
+			}
+			kept = append(kept, a)
+		}
+		clear(op.aggs[len(kept):])
+		op.aggs = kept
+	}
+	s.forEachService(func(svc *service) {
+		for _, op := range svc.ops {
+			take(op)
+		}
+		if svc.other != nil {
+			take(svc.other)
+		}
+	})
+	return out
+}
+
+func (s *Signals) forEachService(fn func(*service)) {
+	for _, svc := range s.st.services {
+		fn(svc)
+	}
+	if s.st.other != nil {
+		fn(s.st.other)
+	}
+}
+
+// Start begins the background loop that writes closed minutes to the store,
+// rolls up and expires old buckets, and starts new cardinality windows. It
+// returns at once.
+func (s *Signals) Start(ctx context.Context) error {
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
+	if s.running || s.stopped {
+		return errors.New("signals: already started")
+	}
+	s.running = true
+	go s.loop()
+	return nil
+}
+
+func (s *Signals) loop() {
+	defer close(s.done)
+	t := time.NewTicker(s.cfg.FlushInterval.Std())
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), max(s.cfg.FlushInterval.Std(), 5*time.Second))
+			s.tick(ctx, now)
+			cancel()
+		}
+	}
+}
+
+// tick does one round of background work.
+func (s *Signals) tick(ctx context.Context, now time.Time) {
+	if err := s.flush(ctx, now, false); err != nil {
+		s.log.Error("write golden signals", "err", err)
+	}
+	s.rotateCardinality(now)
+	s.mu.Lock()
+	due := now.Sub(s.st.lastMaintenance) >= time.Hour
+	if due {
+		s.st.lastMaintenance = now
+	}
+	s.mu.Unlock()
+	if due {
+		if err := s.maintain(ctx, now); err != nil {
+			s.log.Error("roll up and expire golden signals", "err", err)
+		}
+	}
+}
+
+// Shutdown stops the loop and writes every bucket still in memory. It is
+// idempotent and honours ctx's deadline.
+func (s *Signals) Shutdown(ctx context.Context) error {
+	s.lifeMu.Lock()
+	if s.stopped {
+		s.lifeMu.Unlock()
+		return nil
+	}
+	s.stopped = true
+	running := s.running
+	s.lifeMu.Unlock()
+	if running {
+		close(s.stop)
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			return fmt.Errorf("stop signals loop: %w", ctx.Err())
+		}
+	}
+	if err := s.flush(ctx, time.Now(), true); err != nil {
+		return fmt.Errorf("write golden signals at shutdown: %w", err)
+	}
+	return nil
+}
+
+// maxRetryRows bounds the rows kept for another try after a failed write.
+const maxRetryRows = 200_000
+
+// flush writes closed minutes (all minutes when all is set) and the error
+// origins recorded so far.
+func (s *Signals) flush(ctx context.Context, now time.Time, all bool) error {
+	s.viewMu.Lock()
+	defer s.viewMu.Unlock()
+	cutoff := now.Add(-time.Duration(s.lateness)).Unix()
+	s.mu.Lock()
+	taken := s.takeAggs(cutoff, all)
+	buckets := s.st.retryBuckets
+	origins := s.st.retryOrigins
+	s.st.retryBuckets, s.st.retryOrigins = nil, nil
+	origins = s.takeOrigins(origins)
+	s.mu.Unlock()
+
+	for _, t := range taken {
+		lat, _ := t.agg.sketch.MarshalBinary()
+		buckets = append(buckets, Bucket{
+			Service:   t.service,
+			Operation: t.operation,
+			Start:     time.Unix(t.agg.minute, 0).UTC(),
+			Step:      time.Minute,
+			Requests:  t.agg.sketch.Count(),
+			Errors:    t.agg.errors,
+			Latency:   lat,
+		})
+	}
+	var bucketErr, originErr error
+	if len(buckets) > 0 {
+		if err := s.store.AppendSignalBuckets(ctx, buckets); err != nil {
+			bucketErr = fmt.Errorf("append %d buckets: %w", len(buckets), err)
+		}
+	}
+	if len(origins) > 0 {
+		if err := s.store.AppendErrorOrigins(ctx, origins); err != nil {
+			originErr = fmt.Errorf("append %d error origin rows: %w", len(origins), err)
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.releaseAggs(taken)
+	// Rows whose write failed wait for the next flush (reads still see
+	// them), but not without bound while the store is down.
+	if bucketErr != nil {
+		s.st.c.flushErrors++
+		if len(buckets) <= maxRetryRows {
+			s.st.retryBuckets = buckets
+		} else {
+			s.st.c.rowsDropped += uint64(len(buckets))
+		}
+	} else {
+		s.st.c.bucketsWritten += uint64(len(buckets))
+	}
+	if originErr != nil {
+		s.st.c.flushErrors++
+		if len(origins) <= maxRetryRows {
+			s.st.retryOrigins = origins
+		} else {
+			s.st.c.rowsDropped += uint64(len(origins))
+		}
+	}
+	return errors.Join(bucketErr, originErr)
+}
+
+// maintain expires old rows and rolls minute buckets up into hours.
+func (s *Signals) maintain(ctx context.Context, now time.Time) error {
+	if err := s.store.DeleteSignalsBefore(ctx, now.Add(-s.cfg.Retention.Std())); err != nil {
+		return fmt.Errorf("expire golden signals: %w", err)
+	}
+	if s.cfg.RollupAfter == 0 {
+		return nil
+	}
+	cutoff := now.Add(-s.cfg.RollupAfter.Std()).Truncate(time.Hour)
+	// A bounded number of hours per round keeps a long backlog (the first
+	// start after an upgrade) from holding the store for long.
+	for range 48 {
+		oldest, ok, err := s.store.OldestSignalBucket(ctx, time.Minute)
+		if err != nil {
+			return fmt.Errorf("find oldest minute bucket: %w", err)
+		}
+		if !ok || !oldest.Before(cutoff) {
+			return nil
+		}
+		from := oldest.Truncate(time.Hour)
+		if err := s.rollupHour(ctx, from); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Signals) rollupHour(ctx context.Context, from time.Time) error {
+	to := from.Add(time.Hour)
+	rows, err := s.store.SignalBuckets(ctx, BucketFilter{From: from, To: to, Step: time.Minute})
+	if err != nil {
+		return fmt.Errorf("read minute buckets of %s: %w", from.Format(time.RFC3339), err)
+	}
+	type key struct{ svc, op string }
+	merged := map[key]*Bucket{}
+	sketches := map[key]*Sketch{}
+	var order []key
+	for _, r := range rows {
+		k := key{r.Service, r.Operation}
+		b, ok := merged[k]
+		if !ok {
+			b = &Bucket{Service: r.Service, Operation: r.Operation, Start: from, Step: time.Hour}
+			merged[k] = b
+			sketches[k] = &Sketch{}
+			order = append(order, k)
+		}
+		b.Requests += r.Requests
+		b.Errors += r.Errors
+		var sk Sketch
+		if err := sk.UnmarshalBinary(r.Latency); err != nil {
+			s.log.Warn("skip unreadable latency sketch in rollup", "service", r.Service, "err", err)
+			continue
+		}
+		sketches[k].Merge(&sk)
+	}
+	out := make([]Bucket, 0, len(order))
+	for _, k := range order {
+		b := merged[k]
+		b.Latency, _ = sketches[k].MarshalBinary()
+		out = append(out, *b)
+	}
+	if err := s.store.ReplaceSignalBuckets(ctx, from, to, out); err != nil {
+		return fmt.Errorf("roll up %s: %w", from.Format(time.RFC3339), err)
+	}
+	return nil
+}
