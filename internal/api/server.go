@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tailgate-sre/tailgate/internal/auth"
 )
 
 // Deps are what the API reads. Nil sources leave their endpoints out.
@@ -23,6 +25,10 @@ type Deps struct {
 
 	SLOs     SLOSource     // see slo.go
 	Services ServiceSource // see services.go
+	Gate     GateService   // see gate.go
+
+	// Auth authenticates API callers; nil leaves the API open.
+	Auth *auth.Authenticator
 }
 
 // Server routes API requests.
@@ -42,13 +48,32 @@ func New(deps Deps) *Server {
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	if deps.Gatherer != nil {
-		s.mux.Handle("GET /metrics", promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{}))
+		s.mux.HandleFunc("GET /metrics", s.authorize(auth.ScopeRead, promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{}).ServeHTTP))
 	}
-	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+	notFound := func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found", "no API endpoint "+r.Method+" "+r.URL.Path)
-	})
-	s.sloRoutes(s.mux)
-	s.serviceRoutes(s.mux)
+	}
+	s.mux.HandleFunc("/api/", notFound)
+	// The SLO and service endpoints are reads, except the SLO corrections
+	// that change the budget math: those need the override scope. They are
+	// registered on their own mux and authorized here by method, so each
+	// area's file states only its routes.
+	areas := http.NewServeMux()
+	areas.HandleFunc("/", notFound)
+	s.sloRoutes(areas)
+	s.serviceRoutes(areas)
+	byMethod := func(w http.ResponseWriter, r *http.Request) {
+		scope := auth.ScopeRead
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			scope = auth.ScopeGateOverride
+		}
+		s.authorize(scope, areas.ServeHTTP)(w, r)
+	}
+	for _, prefix := range []string{"/api/v1/slos", "/api/v1/alerts", "/api/v1/services", "/api/v1/cardinality"} {
+		s.mux.HandleFunc(prefix, byMethod)
+		s.mux.HandleFunc(prefix+"/", byMethod)
+	}
+	s.gateRoutes(s.mux)
 	return s
 }
 

@@ -1,0 +1,238 @@
+// Package auth authenticates API callers by bearer token and scope, and
+// builds the API listener's TLS (and mTLS) configuration.
+//
+// Tokens are configured by the SHA-256 of their value (or a file holding
+// the value), never in clear in the config. A request's token is hashed and
+// compared in constant time against every configured hash. Scopes: read,
+// gate:check, gate:override and admin, which implies the others.
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+)
+
+// Scope is a permission a token carries.
+type Scope string
+
+// The scopes.
+const (
+	ScopeRead         Scope = "read"          // every GET endpoint
+	ScopeGateCheck    Scope = "gate:check"    // gate checks, deploy markers
+	ScopeGateOverride Scope = "gate:override" // overrides, SLO corrections
+	ScopeAdmin        Scope = "admin"         // everything
+)
+
+// Scopes returns every scope, in a fixed order.
+func Scopes() []Scope { return []Scope{ScopeRead, ScopeGateCheck, ScopeGateOverride, ScopeAdmin} }
+
+func (s Scope) valid() bool {
+	switch s {
+	case ScopeRead, ScopeGateCheck, ScopeGateOverride, ScopeAdmin:
+		return true
+	}
+	return false
+}
+
+// Config is the auth: section of the config file.
+type Config struct {
+	// Tokens that may call the API. With none, the API is open to anyone
+	// who can reach it (a warning is logged at startup).
+	Tokens []Token `yaml:"tokens"`
+	// PublicRead opens the read endpoints (GET) without a token, for a
+	// dashboard on a trusted network. Default false.
+	PublicRead bool `yaml:"public_read"`
+	// TLS serves the API over TLS, optionally requiring client
+	// certificates.
+	TLS TLSConfig `yaml:"tls"`
+}
+
+// Token is one API token. Exactly one of SHA256 and File is set.
+type Token struct {
+	// Name identifies the token in logs and audit records.
+	Name string `yaml:"name"`
+	// SHA256 is the hex SHA-256 of the token's value, e.g. the output of
+	// `printf %s "$TOKEN" | sha256sum`.
+	SHA256 string `yaml:"sha256"`
+	// File holds the token's value (surrounding whitespace is ignored),
+	// e.g. a mounted Kubernetes secret.
+	File   string  `yaml:"file"`
+	Scopes []Scope `yaml:"scopes"`
+}
+
+// DefaultConfig is no tokens, no TLS.
+func DefaultConfig() Config { return Config{} }
+
+// Validate reports every problem at once, each naming its key relative to
+// the auth section, e.g. "tokens[1].scopes[0]: ...". It opens no file.
+func (c *Config) Validate() error {
+	var errs []error
+	names := map[string]int{}
+	for i, t := range c.Tokens {
+		k := fmt.Sprintf("tokens[%d]", i)
+		if t.Name == "" {
+			errs = append(errs, fmt.Errorf("%s.name: must not be empty", k))
+		} else if j, dup := names[t.Name]; dup {
+			errs = append(errs, fmt.Errorf("%s.name: %q is already the name of tokens[%d]", k, t.Name, j))
+		} else {
+			names[t.Name] = i
+		}
+		switch {
+		case t.SHA256 == "" && t.File == "":
+			errs = append(errs, fmt.Errorf("%s: set sha256 (hex SHA-256 of the token) or file (a file holding the token)", k))
+		case t.SHA256 != "" && t.File != "":
+			errs = append(errs, fmt.Errorf("%s: set only one of sha256 and file", k))
+		case t.SHA256 != "":
+			if b, err := hex.DecodeString(t.SHA256); err != nil || len(b) != sha256.Size {
+				errs = append(errs, fmt.Errorf("%s.sha256: must be 64 hex digits (the SHA-256 of the token), got %d characters", k, len(t.SHA256)))
+			}
+		}
+		if len(t.Scopes) == 0 {
+			errs = append(errs, fmt.Errorf("%s.scopes: must list at least one of read, gate:check, gate:override, admin", k))
+		}
+		for j, s := range t.Scopes {
+			if !s.valid() {
+				errs = append(errs, fmt.Errorf("%s.scopes[%d]: must be read, gate:check, gate:override or admin, got %q", k, j, s))
+			}
+		}
+	}
+	errs = append(errs, c.TLS.validate()...)
+	return errors.Join(errs...)
+}
+
+// Errors of Authenticate; neither carries the token.
+var (
+	ErrNoToken  = errors.New("no bearer token")
+	ErrBadToken = errors.New("unknown bearer token")
+)
+
+// Principal is an authenticated caller.
+type Principal struct {
+	Name   string
+	Scopes []Scope
+}
+
+// Anonymous is the principal of a request let through without a token.
+const Anonymous = "anonymous"
+
+// Has reports whether the principal holds scope; admin holds every scope.
+func (p Principal) Has(s Scope) bool {
+	for _, have := range p.Scopes {
+		if have == s || have == ScopeAdmin {
+			return true
+		}
+	}
+	return false
+}
+
+type entry struct {
+	name   string
+	hash   [sha256.Size]byte
+	scopes []Scope
+}
+
+// Authenticator checks bearer tokens. It is safe for concurrent use.
+type Authenticator struct {
+	tokens     []entry
+	publicRead bool
+}
+
+// New reads the token files of a validated cfg and returns the
+// Authenticator. Only the hashes are kept. With no tokens configured it
+// logs a warning: the API is open.
+func New(cfg Config, log *slog.Logger) (*Authenticator, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &Authenticator{publicRead: cfg.PublicRead}
+	for i, t := range cfg.Tokens {
+		e := entry{name: t.Name, scopes: append([]Scope(nil), t.Scopes...)}
+		if t.File != "" {
+			b, err := os.ReadFile(t.File)
+			if err != nil {
+				return nil, fmt.Errorf("auth.tokens[%d].file: read token %q: %w", i, t.Name, err)
+			}
+			v := strings.TrimSpace(string(b))
+			if v == "" {
+				return nil, fmt.Errorf("auth.tokens[%d].file: %s is empty", i, t.File)
+			}
+			e.hash = sha256.Sum256([]byte(v))
+		} else {
+			b, err := hex.DecodeString(t.SHA256)
+			if err != nil || len(b) != sha256.Size {
+				return nil, fmt.Errorf("auth.tokens[%d].sha256: must be 64 hex digits", i)
+			}
+			copy(e.hash[:], b)
+		}
+		a.tokens = append(a.tokens, e)
+	}
+	if len(a.tokens) == 0 {
+		log.Warn("no API tokens configured (auth.tokens): every endpoint, including gate overrides, is open to anyone who can reach the API")
+	}
+	return a, nil
+}
+
+// Open reports whether no token is configured, so every request passes.
+func (a *Authenticator) Open() bool { return a == nil || len(a.tokens) == 0 }
+
+// PublicRead reports whether read endpoints need no token.
+func (a *Authenticator) PublicRead() bool { return a != nil && a.publicRead }
+
+// Authenticate finds the principal of the request's bearer token.
+func (a *Authenticator) Authenticate(r *http.Request) (Principal, error) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	tok = strings.TrimSpace(tok)
+	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return Principal{}, ErrNoToken
+	}
+	return a.AuthenticateToken(tok)
+}
+
+// AuthenticateToken finds the principal of a token value. Every configured
+// hash is compared, in constant time, so the time taken says nothing about
+// which token (if any) nearly matched.
+func (a *Authenticator) AuthenticateToken(tok string) (Principal, error) {
+	if tok == "" {
+		return Principal{}, ErrNoToken
+	}
+	sum := sha256.Sum256([]byte(tok))
+	found := -1
+	for i := range a.tokens {
+		if subtle.ConstantTimeCompare(sum[:], a.tokens[i].hash[:]) == 1 {
+			found = i
+		}
+	}
+	if found < 0 {
+		return Principal{}, ErrBadToken
+	}
+	e := a.tokens[found]
+	return Principal{Name: e.name, Scopes: e.scopes}, nil
+}
+
+// HashToken returns the hex SHA-256 of a token, the form the config holds.
+func HashToken(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:])
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// FromContext returns the principal a request was authenticated as.
+func FromContext(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
