@@ -31,6 +31,9 @@ const usage = `tailgate: an OpenTelemetry-native reliability control plane
 Usage:
   tailgate serve [--config FILE] [--check-config]   run the daemon
   tailgate slo list|status|validate ...             SLOs and error budgets
+  tailgate gate check --service S --change CLASS    may this change ship? exit 0 allow, 1 deny, 3 canary, 2 error
+  tailgate gate override|deploy|decisions ...       overrides, deploy markers, the audit log
+  tailgate report risk --service S                  the risk report for the release conversation
   tailgate cardinality [--service S] [--top N]      attribute cardinality report
   tailgate version                                  print the version
 
@@ -51,6 +54,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runSLO(ctx, rest, stdin, stdout, stderr)
 	case "cardinality":
 		return runCardinality(ctx, rest, stdout, stderr)
+	case "gate":
+		return runGate(ctx, rest, stdout, stderr)
+	case "report":
+		return runReport(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK

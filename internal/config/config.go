@@ -16,8 +16,11 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 
+	"github.com/tailgate-sre/tailgate/internal/auth"
 	"github.com/tailgate-sre/tailgate/internal/export"
+	"github.com/tailgate-sre/tailgate/internal/gate"
 	"github.com/tailgate-sre/tailgate/internal/ingest"
+	"github.com/tailgate-sre/tailgate/internal/notify"
 	"github.com/tailgate-sre/tailgate/internal/sampler"
 	"github.com/tailgate-sre/tailgate/internal/signals"
 	"github.com/tailgate-sre/tailgate/internal/slo"
@@ -26,15 +29,19 @@ import (
 
 // Config is the whole config file. The key names follow DESIGN.md.
 type Config struct {
-	Server   Server         `yaml:"server"`
-	Log      Log            `yaml:"log"`
-	Ingest   ingest.Config  `yaml:"ingest"`
-	Sampling sampler.Config `yaml:"sampling"`
-	Export   export.Config  `yaml:"export"`
-	Signals  signals.Config `yaml:"signals"`
-	Storage  Storage        `yaml:"storage"`
-	SLOs     []slo.Spec     `yaml:"slos"`
-	SLOFiles []string       `yaml:"slo_files"`
+	Server    Server            `yaml:"server"`
+	Log       Log               `yaml:"log"`
+	Ingest    ingest.Config     `yaml:"ingest"`
+	Sampling  sampler.Config    `yaml:"sampling"`
+	Export    export.Config     `yaml:"export"`
+	Signals   signals.Config    `yaml:"signals"`
+	Storage   Storage           `yaml:"storage"`
+	SLOs      []slo.Spec        `yaml:"slos"`
+	SLOFiles  []string          `yaml:"slo_files"`
+	SLOEngine slo.EngineConfig  `yaml:"slo_engine"`
+	Notify    notify.Config     `yaml:"notify"`
+	Policies  []gate.PolicySpec `yaml:"policies"`
+	Auth      auth.Config       `yaml:"auth"`
 }
 
 // Server configures the HTTP API listener and the process lifecycle.
@@ -62,13 +69,16 @@ type Storage struct {
 // Default returns the configuration used without a config file.
 func Default() Config {
 	return Config{
-		Server:   Server{API: "127.0.0.1:8080", ShutdownTimeout: units.Duration(30e9)},
-		Log:      Log{Level: "info", Format: "text"},
-		Ingest:   ingest.DefaultConfig(),
-		Sampling: sampler.DefaultConfig(),
-		Export:   export.DefaultConfig(),
-		Signals:  signals.DefaultConfig(),
-		Storage:  Storage{Path: "./tailgate-data"},
+		Server:    Server{API: "127.0.0.1:8080", ShutdownTimeout: units.Duration(30e9)},
+		Log:       Log{Level: "info", Format: "text"},
+		Ingest:    ingest.DefaultConfig(),
+		Sampling:  sampler.DefaultConfig(),
+		Export:    export.DefaultConfig(),
+		Signals:   signals.DefaultConfig(),
+		Storage:   Storage{Path: "./tailgate-data"},
+		Auth:      auth.DefaultConfig(),
+		SLOEngine: slo.DefaultEngineConfig(),
+		Notify:    notify.DefaultConfig(),
 	}
 }
 
@@ -138,6 +148,21 @@ func (c *Config) Validate() error {
 	add("sampling", c.Sampling.Validate())
 	add("export", c.Export.Validate())
 	add("signals", c.Signals.Validate())
+	add("auth", c.Auth.Validate())
+	add("slo_engine", c.SLOEngine.Validate())
+	add("notify", c.Notify.Validate())
+	// SLO and policy errors already start with slos[i] and policies[i].
+	_, sloErr := slo.ValidateSpecs(c.SLOs)
+	for _, err := range []error{sloErr, gate.ValidatePolicies(c.Policies)} {
+		if err == nil {
+			continue
+		}
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				errs = append(errs, errors.New(line))
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 

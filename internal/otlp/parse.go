@@ -810,3 +810,17 @@ func grpcCodeByName(name []byte) int {
 	}
 	return -1
 }
+
+// ParseSpan reads one span encoding (as found in Span.Raw) back into a Span
+// view, for code that kept only the bytes. Scope is left zero.
+func ParseSpan(raw []byte) (Span, error) {
+	var s Span
+	reason, err := parseSpan(raw, Limits{}, &s)
+	if err != nil {
+		return Span{}, fmt.Errorf("%w: span: %v", ErrMalformed, err)
+	}
+	if reason != "" {
+		return Span{}, fmt.Errorf("invalid span: %s", reason)
+	}
+	return s, nil
+}

@@ -1,0 +1,274 @@
+// Package daemon assembles tailgate's components into the running server:
+// OTLP ingest feeds the SLI and golden-signal counters and the tail
+// sampler, the sampler feeds the exporter, and the HTTP API reads them all.
+// It owns the order of start and of graceful shutdown.
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tailgate-sre/tailgate/internal/api"
+	"github.com/tailgate-sre/tailgate/internal/auth"
+	"github.com/tailgate-sre/tailgate/internal/config"
+	"github.com/tailgate-sre/tailgate/internal/export"
+	"github.com/tailgate-sre/tailgate/internal/gate"
+	"github.com/tailgate-sre/tailgate/internal/ingest"
+	"github.com/tailgate-sre/tailgate/internal/notify"
+	"github.com/tailgate-sre/tailgate/internal/otlp"
+	"github.com/tailgate-sre/tailgate/internal/sampler"
+	"github.com/tailgate-sre/tailgate/internal/signals"
+	"github.com/tailgate-sre/tailgate/internal/slo"
+	"github.com/tailgate-sre/tailgate/internal/store/sqlite"
+)
+
+// DecisionCacheFile is the sampler's decision cache, saved in the storage
+// directory on shutdown.
+const DecisionCacheFile = "decision-cache.bin"
+
+// Daemon is a running tailgate.
+type Daemon struct {
+	cfg      config.Config
+	log      *slog.Logger
+	registry *prometheus.Registry
+
+	store     *sqlite.DB
+	exporter  *export.Exporter
+	sampler   *sampler.Sampler
+	slos      *slo.Engine
+	notifiers *notify.Notifiers
+	signals   *signals.Signals
+	receiver  *ingest.Receiver
+	gate      *gate.Gate
+	authn     *auth.Authenticator
+	tls       *tls.Config
+
+	apiLn  net.Listener
+	apiSrv *http.Server
+	ready  atomic.Bool
+	done   chan error // the API server's Serve result
+}
+
+// New builds every component from cfg. It opens the store but binds no
+// socket; Start does.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, log: log, registry: prometheus.NewRegistry(), done: make(chan error, 1)}
+	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	specs := cfg.SLOs
+	if warnings, _ := slo.ValidateSpecs(specs); len(warnings) > 0 { // errors were reported by config
+		for _, w := range warnings {
+			log.Warn("slo definition", "warning", w.String())
+		}
+	}
+	if len(cfg.SLOFiles) > 0 {
+		more, warnings, err := slo.LoadFiles(cfg.SLOFiles...)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range warnings {
+			log.Warn("slo definition", "warning", w.String())
+		}
+		specs = append(append([]slo.Spec(nil), specs...), more...)
+	}
+
+	var err error
+	if d.store, err = sqlite.Open(ctx, cfg.Storage.Path); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Daemon, error) {
+		d.store.Close()
+		return nil, err
+	}
+	if d.exporter, err = export.New(cfg.Export, export.Settings{Logger: log.With("component", "export"), Registerer: d.registry}); err != nil {
+		return fail(fmt.Errorf("export: %w", err))
+	}
+	if d.signals, err = signals.New(cfg.Signals, signals.Settings{Logger: log.With("component", "signals"), Registerer: d.registry, Store: d.store}); err != nil {
+		return fail(fmt.Errorf("signals: %w", err))
+	}
+	if d.notifiers, err = notify.New(cfg.Notify, notify.Settings{Logger: log.With("component", "notify"), Registerer: d.registry}); err != nil {
+		return fail(fmt.Errorf("notify: %w", err))
+	}
+	if d.slos, err = slo.NewEngine(specs, slo.Settings{
+		Logger:     log.With("component", "slo"),
+		Registerer: d.registry,
+		Store:      d.store,
+		Notifiers:  d.notifiers.List(),
+		APIBaseURL: "http://" + cfg.Server.API,
+		Config:     cfg.SLOEngine,
+	}); err != nil {
+		return fail(fmt.Errorf("slos: %w", err))
+	}
+	if d.sampler, err = sampler.New(cfg.Sampling, sampler.Settings{
+		Logger:     log.With("component", "sampler"),
+		Registerer: d.registry,
+		Exporter:   d.exporter,
+		CachePath:  filepath.Join(cfg.Storage.Path, DecisionCacheFile),
+		OnDecision: d.onDecision,
+	}); err != nil {
+		return fail(fmt.Errorf("sampling: %w", err))
+	}
+	if d.authn, err = auth.New(cfg.Auth, log.With("component", "auth")); err != nil {
+		return fail(fmt.Errorf("auth: %w", err))
+	}
+	if d.tls, err = cfg.Auth.TLS.ServerConfig(time.Now()); err != nil {
+		return fail(fmt.Errorf("auth.tls: %w", err))
+	}
+	if d.gate, err = gate.New(cfg.Policies, gate.Settings{
+		Logger:     log.With("component", "gate"),
+		Registerer: d.registry,
+		States:     gateStates{d.slos},
+		Store:      d.store,
+		History:    gateHistory{d.store},
+	}); err != nil {
+		return fail(fmt.Errorf("policies: %w", err))
+	}
+	if d.receiver, err = ingest.New(cfg.Ingest, ingest.Settings{Logger: log.With("component", "ingest"), Registerer: d.registry, Consumer: pipeline{d}}); err != nil {
+		return fail(fmt.Errorf("ingest: %w", err))
+	}
+	return d, nil
+}
+
+// pipeline is what the receivers hand every request to.
+type pipeline struct{ d *Daemon }
+
+// Consume gives the request to the sampler first: the sampler takes all of
+// it or none (backpressure), and only spans it took may be counted, or a
+// client's retry would count them twice. SLIs and golden signals then see
+// 100% of the accepted spans, whatever the sampler keeps.
+func (p pipeline) Consume(ctx context.Context, req *otlp.Request) error {
+	if err := p.d.sampler.Consume(ctx, req); err != nil {
+		return err
+	}
+	now := time.Now()
+	p.d.slos.Observe(req, now)
+	p.d.signals.Observe(req, now)
+	return nil
+}
+
+// Start binds every listener and starts the components, downstream first so
+// that nothing is accepted before it has somewhere to go.
+func (d *Daemon) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", d.cfg.Server.API)
+	if err != nil {
+		return fmt.Errorf("listen on server.api %s: %w", d.cfg.Server.API, err)
+	}
+	if d.tls != nil {
+		ln = tls.NewListener(ln, d.tls)
+	}
+	d.apiLn = ln
+	steps := []struct {
+		name  string
+		start func(context.Context) error
+	}{
+		{"export", d.exporter.Start},
+		{"signals", d.signals.Start},
+		{"notify", d.notifiers.Start},
+		{"slo", d.slos.Start},
+		{"gate", d.gate.Start},
+		{"sampler", d.sampler.Start},
+		{"ingest", d.receiver.Start},
+	}
+	for _, s := range steps {
+		if err := s.start(ctx); err != nil {
+			ln.Close()
+			return fmt.Errorf("start %s: %w", s.name, err)
+		}
+	}
+	d.apiSrv = &http.Server{
+		Handler: api.New(api.Deps{
+			Logger:   d.log.With("component", "api"),
+			Gatherer: d.registry,
+			Ready:    d.readyErr,
+			SLOs:     d.slos,
+			Services: d.signals,
+			Gate:     d.gate,
+			Auth:     d.authn,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func() { d.done <- d.apiSrv.Serve(ln) }()
+	d.ready.Store(true)
+	d.log.Info("tailgate serving",
+		"api", ln.Addr().String(), "otlp_grpc", d.receiver.GRPCAddr(), "otlp_http", d.receiver.HTTPAddr(),
+		"storage", d.store.Path())
+	return nil
+}
+
+func (d *Daemon) readyErr() error {
+	if !d.ready.Load() {
+		return errors.New("starting or shutting down")
+	}
+	return nil
+}
+
+// APIAddr returns the bound API address.
+func (d *Daemon) APIAddr() string { return d.apiLn.Addr().String() }
+
+// GRPCAddr returns the bound OTLP gRPC address.
+func (d *Daemon) GRPCAddr() string { return d.receiver.GRPCAddr() }
+
+// HTTPAddr returns the bound OTLP HTTP address.
+func (d *Daemon) HTTPAddr() string { return d.receiver.HTTPAddr() }
+
+// Registry returns the Prometheus registry of this daemon's metrics.
+func (d *Daemon) Registry() *prometheus.Registry { return d.registry }
+
+// Shutdown stops accepting spans, decides every buffered trace, flushes the
+// exports and the stores, and closes the API last, all within ctx. It
+// returns the first error but always runs every step.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.ready.Store(false)
+	var errs []error
+	step := func(name string, fn func(context.Context) error) {
+		if err := fn(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shut down %s: %w", name, err))
+		}
+	}
+	step("ingest", d.receiver.Shutdown)
+	step("sampler", d.sampler.Shutdown)
+	step("export", d.exporter.Shutdown)
+	step("slo", d.slos.Shutdown) // final flush, no more alerts
+	step("notify", d.notifiers.Shutdown)
+	step("signals", d.signals.Shutdown)
+	if d.apiSrv != nil {
+		step("api", d.apiSrv.Shutdown)
+		if err := <-d.done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("api server: %w", err))
+		}
+	}
+	step("gate", d.gate.Shutdown)
+	if err := d.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close store: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// onDecision runs on a sampler shard for every decided trace; error traces,
+// complete in the buffer, go to the error-origin analysis.
+func (d *Daemon) onDecision(t *sampler.Trace, _ sampler.Decision) {
+	if !t.HasError() {
+		return
+	}
+	spans := make([]signals.TraceSpan, 0, t.Len())
+	for i := range t.Len() {
+		ts := t.Span(i)
+		sp, err := otlp.ParseSpan(ts.Raw()) // validated at ingest; cannot fail
+		if err != nil {
+			continue
+		}
+		spans = append(spans, signals.NewTraceSpan(&sp, ts.ServiceName()))
+	}
+	d.signals.ObserveTrace(spans, time.Now())
+}
