@@ -14,11 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 
@@ -83,19 +79,11 @@ func stopDaemon(t *testing.T, d *Daemon) {
 // provider is an OpenTelemetry SDK tracer provider of one service sending
 // to the daemon, over gRPC or HTTP.
 func provider(t *testing.T, d *Daemon, service string, useHTTP bool) *sdktrace.TracerProvider {
-	t.Helper()
-	var exp sdktrace.SpanExporter
-	var err error
+	addr := d.GRPCAddr()
 	if useHTTP {
-		exp, err = otlptracehttp.New(t.Context(), otlptracehttp.WithEndpoint(d.HTTPAddr()), otlptracehttp.WithInsecure())
-	} else {
-		exp, err = otlptracegrpc.New(t.Context(), otlptracegrpc.WithEndpoint(d.GRPCAddr()), otlptracegrpc.WithInsecure())
+		addr = d.HTTPAddr()
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(service))
-	return sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithBatcher(exp, sdktrace.WithMaxExportBatchSize(512), sdktrace.WithBlocking()))
+	return otlptest.Provider(t, addr, service, useHTTP)
 }
 
 // keptBy5Percent computes independently of the sampler whether the
