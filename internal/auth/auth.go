@@ -68,8 +68,8 @@ type Token struct {
 	Scopes []Scope `yaml:"scopes"`
 }
 
-// DefaultConfig is no tokens, no TLS.
-func DefaultConfig() Config { return Config{} }
+// DefaultConfig is no tokens, no TLS (TLS 1.2 at least once it is on).
+func DefaultConfig() Config { return Config{TLS: TLSConfig{MinVersion: "1.2"}} }
 
 // Validate reports every problem at once, each naming its key relative to
 // the auth section, e.g. "tokens[1].scopes[0]: ...". It opens no file.

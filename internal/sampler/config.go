@@ -200,7 +200,16 @@ func DefaultConfig() Config {
 		RootGrace:        units.Duration(2 * time.Second),
 		MaxBufferedSpans: 1_000_000,
 		MaxBufferedBytes: 512 << 20,
-		DecisionCache:    CacheConfig{TTL: units.Duration(10 * time.Minute)},
+		DecisionCache: CacheConfig{
+			TTL:               units.Duration(10 * time.Minute),
+			MaxKeptTraces:     defaultMaxKeptTraces,
+			MaxDroppedTraces:  defaultMaxDroppedTraces,
+			FalsePositiveRate: defaultFalsePositiveRate,
+		},
+		Tick:             units.Duration(defaultTick),
+		IntakeSpans:      defaultIntakeSpans,
+		RetryAfter:       units.Duration(defaultRetryAfter),
+		ExportBatchSpans: defaultExportBatchSpans,
 		Rules: []RuleConfig{
 			{Name: "errors", When: &WhenConfig{Error: &yes}, Keep: true},
 			{Name: "slow", When: &WhenConfig{DurationOver: &slow}, Keep: true},

@@ -63,8 +63,8 @@ rules:
 	if c.DecisionWait.Std() != 20*time.Second || c.MaxBufferedBytes != 64<<20 || c.DecisionCache.TTL.Std() != 5*time.Minute {
 		t.Errorf("decoded %+v", c)
 	}
-	if c.DecisionCache.MaxKeptTraces != 0 {
-		t.Errorf("max_kept_traces = %d, want 0 (default)", c.DecisionCache.MaxKeptTraces)
+	if c.DecisionCache.MaxKeptTraces != 1_000_000 {
+		t.Errorf("max_kept_traces = %d, want the default 1000000", c.DecisionCache.MaxKeptTraces)
 	}
 	want := RuleConfig{Name: "checkout", Keep: true, When: &WhenConfig{
 		Service:   StringList{"checkout"},
