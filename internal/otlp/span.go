@@ -278,3 +278,12 @@ func (v Value) AppendText(dst []byte) []byte {
 
 // String returns AppendText's form as a string.
 func (v Value) String() string { return string(v.AppendText(nil)) }
+
+// StatusMessage returns the span status's message (nil when absent).
+func (s *Span) StatusMessage() []byte {
+	return lastString(lastString(s.Raw, fieldSpanStatus), fieldStatusMessage)
+}
+
+// NameOf returns the name of a span from its encoding alone, for code that
+// kept only Span.Raw.
+func NameOf(raw []byte) []byte { return lastString(raw, fieldSpanName) }

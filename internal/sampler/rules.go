@@ -199,7 +199,7 @@ func newSpanNameCond(names []string) *spanNameCond {
 
 func (c *spanNameCond) match(t *Trace, _ *scratch) bool {
 	for i := range t.spans {
-		name := spanName(t.Span(i).Raw())
+		name := otlp.NameOf(t.Span(i).Raw())
 		for _, n := range c.names {
 			if bytes.Equal(name, n) {
 				return true

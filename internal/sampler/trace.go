@@ -5,7 +5,6 @@ import (
 	"unsafe"
 
 	"github.com/tailgate-sre/tailgate/internal/otlp"
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // spanRec is what a trace keeps per span besides its bytes: 48 bytes.
@@ -177,7 +176,7 @@ func (s TraceSpan) Bad() bool { return s.r.bad() }
 func (s TraceSpan) ServiceName() string { return s.t.groups[s.r.group].service }
 
 // Name returns the span name.
-func (s TraceSpan) Name() []byte { return spanName(s.Raw()) }
+func (s TraceSpan) Name() []byte { return otlp.NameOf(s.Raw()) }
 
 // Attr returns a span attribute.
 func (s TraceSpan) Attr(key string) (otlp.Value, bool) {
@@ -199,33 +198,6 @@ func (s TraceSpan) Raw() []byte {
 func (r *spanRec) bad() bool {
 	sp := otlp.Span{Status: r.status, HTTPStatus: r.httpStatus, GRPCStatus: r.grpcStatus}
 	return sp.Bad()
-}
-
-// spanName finds the (last) name field of a Span encoding.
-func spanName(raw []byte) []byte {
-	var name []byte
-	for len(raw) > 0 {
-		num, typ, n := protowire.ConsumeTag(raw)
-		if n < 0 {
-			return name
-		}
-		raw = raw[n:]
-		if num == 5 && typ == protowire.BytesType {
-			v, n := protowire.ConsumeBytes(raw)
-			if n < 0 {
-				return name
-			}
-			name = v
-			raw = raw[n:]
-			continue
-		}
-		n = protowire.ConsumeFieldValue(num, typ, raw)
-		if n < 0 {
-			return name
-		}
-		raw = raw[n:]
-	}
-	return name
 }
 
 // memBytes is what the trace counts against max_buffered_bytes.

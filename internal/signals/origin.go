@@ -5,8 +5,6 @@ import (
 	"slices"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protowire"
-
 	"github.com/tailgate-sre/tailgate/internal/otlp"
 )
 
@@ -62,7 +60,7 @@ func IsTimeout(sp *otlp.Span) bool {
 	if v, ok := sp.Attr("error.type"); ok && mentionsTimeout(v.Str()) {
 		return true
 	}
-	return mentionsTimeout(statusMessage(sp.Raw))
+	return mentionsTimeout(sp.StatusMessage())
 }
 
 func mentionsTimeout(b []byte) bool {
@@ -79,53 +77,6 @@ func mentionsTimeout(b []byte) bool {
 	}
 	return bytes.Contains(low, []byte("timeout")) || bytes.Contains(low, []byte("timed out")) ||
 		bytes.Contains(low, []byte("deadline"))
-}
-
-// statusMessage returns Span.status.message (fields 15 and 2).
-func statusMessage(raw []byte) []byte {
-	var msg []byte
-	for len(raw) > 0 {
-		num, typ, n := protowire.ConsumeTag(raw)
-		if n < 0 {
-			return msg
-		}
-		raw = raw[n:]
-		if num == 15 && typ == protowire.BytesType {
-			st, n := protowire.ConsumeBytes(raw)
-			if n < 0 {
-				return msg
-			}
-			raw = raw[n:]
-			for len(st) > 0 {
-				num, typ, n := protowire.ConsumeTag(st)
-				if n < 0 {
-					break
-				}
-				st = st[n:]
-				if num == 2 && typ == protowire.BytesType {
-					m, n := protowire.ConsumeBytes(st)
-					if n < 0 {
-						break
-					}
-					msg = m
-					st = st[n:]
-					continue
-				}
-				n = protowire.ConsumeFieldValue(num, typ, st)
-				if n < 0 {
-					break
-				}
-				st = st[n:]
-			}
-			continue
-		}
-		n = protowire.ConsumeFieldValue(num, typ, raw)
-		if n < 0 {
-			return msg
-		}
-		raw = raw[n:]
-	}
-	return msg
 }
 
 // Reasons an origin span failed.
