@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tailgate-sre/tailgate/internal/auth"
+	"github.com/tailgate-sre/tailgate/internal/ui"
 )
 
 // Deps are what the API reads. Nil sources leave their endpoints out.
@@ -74,6 +75,9 @@ func New(deps Deps) *Server {
 		s.mux.HandleFunc(prefix+"/", byMethod)
 	}
 	s.gateRoutes(s.mux)
+	// The dashboard: public static assets at / and /static/; the data it
+	// shows comes from the routes above, with the caller's token.
+	s.mux.Handle("/", ui.Handler())
 	return s
 }
 

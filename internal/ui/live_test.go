@@ -1,0 +1,360 @@
+package ui_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tailgate-sre/tailgate/internal/config"
+	"github.com/tailgate-sre/tailgate/internal/daemon"
+	"github.com/tailgate-sre/tailgate/internal/otlptest"
+)
+
+// liveConfig is a daemon on loopback ports chosen by the kernel, with SLOs
+// of one-hour windows so that a short failure moves their budgets.
+const liveConfig = `
+server: {api: 127.0.0.1:0}
+ingest: {otlp_grpc: 127.0.0.1:0, otlp_http: 127.0.0.1:0}
+sampling: {root_grace: 300ms}
+slos:
+  - name: frontend-availability
+    service: frontend
+    description: The shop answers without a server error.
+    objective: 99
+    window: 1h
+    sli: {kind: availability}
+  - name: checkout-availability
+    service: checkout
+    objective: 98
+    window: 1h
+    sli: {kind: availability}
+  - name: checkout-latency
+    service: checkout
+    objective: 95
+    window: 1h
+    sli: {kind: latency, threshold: 200ms, filter: {http.route: /api/checkout}}
+  - name: payments-availability
+    service: payments
+    objective: 99.5
+    window: 1h
+    sli: {kind: availability}
+  - name: inventory-availability
+    service: inventory
+    objective: 99.9
+    window: 1h
+    sli: {kind: availability}
+`
+
+func startLiveDaemon(t *testing.T) *daemon.Daemon {
+	t.Helper()
+	cfg, err := config.Parse([]byte(liveConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Storage.Path = t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	d, err := daemon.New(t.Context(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := d.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return d
+}
+
+// shop is a small system of services instrumented with the OpenTelemetry
+// SDK: frontend -> checkout -> payments (with a database call), checkout
+// -> inventory.
+type shop struct {
+	t         *testing.T
+	providers []*sdktrace.TracerProvider
+	front     trace.Tracer
+	checkout  trace.Tracer
+	payments  trace.Tracer
+	inventory trace.Tracer
+}
+
+func newShop(t *testing.T, d *daemon.Daemon) *shop {
+	t.Helper()
+	s := &shop{t: t}
+	tracer := func(service string, useHTTP bool) trace.Tracer {
+		addr := d.GRPCAddr()
+		if useHTTP {
+			addr = d.HTTPAddr()
+		}
+		tp := otlptest.Provider(t, addr, service, useHTTP)
+		s.providers = append(s.providers, tp)
+		return tp.Tracer("shop")
+	}
+	// Leaf services first, so that flush sends callers' spans last.
+	s.payments = tracer("payments", false)
+	s.inventory = tracer("inventory", true)
+	s.checkout = tracer("checkout", true)
+	s.front = tracer("frontend", false)
+	return s
+}
+
+// order sends one trace; failing makes payments time out, and the error
+// propagates to checkout and frontend as 502s.
+func (s *shop) order(start time.Time, failing bool) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	at := func(n int) trace.SpanStartEventOption { return trace.WithTimestamp(start.Add(ms(n))) }
+	end := func(n int) trace.SpanEndOption { return trace.WithTimestamp(start.Add(ms(n))) }
+	server := trace.WithSpanKind(trace.SpanKindServer)
+	client := trace.WithSpanKind(trace.SpanKindClient)
+	ctx := s.t.Context()
+
+	payDur, status := 30, 200
+	if failing {
+		payDur, status = 250, 502
+	}
+	ctx, fr := s.front.Start(ctx, "GET /checkout", server, at(0), trace.WithAttributes(attribute.String("http.route", "/checkout")))
+	ctx, fc := s.front.Start(ctx, "POST /api/checkout", client, at(1))
+	cctx, cs := s.checkout.Start(ctx, "POST /api/checkout", server, at(2), trace.WithAttributes(attribute.String("http.route", "/api/checkout")))
+	ictx, ic := s.checkout.Start(cctx, "GET /stock", client, at(3))
+	_, is := s.inventory.Start(ictx, "GET /stock", server, at(4), trace.WithAttributes(attribute.String("http.route", "/stock"), attribute.Int("http.response.status_code", 200)))
+	is.End(end(12))
+	ic.End(end(13))
+	pctx, pc := s.checkout.Start(cctx, "POST /charge", client, at(14))
+	dctx, ps := s.payments.Start(pctx, "POST /charge", server, at(15), trace.WithAttributes(attribute.String("http.route", "/charge")))
+	_, db := s.payments.Start(dctx, "INSERT payments", client, at(16), trace.WithAttributes(attribute.String("db.system", "postgresql")))
+	db.End(end(16 + payDur/3))
+	if failing {
+		ps.SetStatus(codes.Error, "card processor timeout")
+		ps.SetAttributes(attribute.Int("http.response.status_code", 504))
+		pc.SetStatus(codes.Error, "upstream timeout")
+	} else {
+		ps.SetAttributes(attribute.Int("http.response.status_code", 200))
+	}
+	ps.End(end(15 + payDur))
+	pc.End(end(16 + payDur))
+	cs.SetAttributes(attribute.Int("http.response.status_code", status))
+	fr.SetAttributes(attribute.Int("http.response.status_code", status))
+	if failing {
+		cs.SetStatus(codes.Error, "payment failed")
+		fc.SetStatus(codes.Error, "checkout failed")
+		fr.SetStatus(codes.Error, "checkout failed")
+	}
+	cs.End(end(18 + payDur))
+	fc.End(end(19 + payDur))
+	fr.End(end(20 + payDur))
+}
+
+// flush sends everything buffered in the SDKs.
+func (s *shop) flush() {
+	for _, tp := range s.providers {
+		if err := tp.ForceFlush(s.t.Context()); err != nil {
+			s.t.Fatalf("SDK export to tailgate failed: %v", err)
+		}
+	}
+}
+
+func (s *shop) close() {
+	for _, tp := range s.providers {
+		if err := tp.Shutdown(context.Background()); err != nil {
+			s.t.Errorf("SDK shutdown: %v", err)
+		}
+	}
+}
+
+// apiGet fetches a JSON endpoint of the daemon into v.
+func apiGet(t *testing.T, base, path string, v any) {
+	t.Helper()
+	res, err := http.Get(base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(res.Body)
+		t.Fatalf("GET %s: %s %s", path, res.Status, b)
+	}
+	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
+type sloStatus struct {
+	Name            string   `json:"name"`
+	Service         string   `json:"service"`
+	BudgetRemaining *float64 `json:"budget_remaining"`
+	Total           float64  `json:"total"`
+}
+
+// TestDashboardLive runs a real daemon, sends it OpenTelemetry SDK traffic
+// with a failure phase, and checks in headless Chromium that the dashboard
+// shows the services, the SLOs with the API's numbers, charts, and the
+// gate's deny for the failing service.
+func TestDashboardLive(t *testing.T) {
+	chromiumPath(t)
+	d := startLiveDaemon(t)
+	base := "http://" + d.APIAddr()
+
+	// Calm, then a failure in which one order in ten fails.
+	s := newShop(t, d)
+	now := time.Now()
+	const calm, failure = 600, 300
+	for i := range calm {
+		s.order(now.Add(-4*time.Minute+time.Duration(i)*200*time.Millisecond), false)
+	}
+	s.flush()
+	for i := range failure {
+		s.order(now.Add(-2*time.Minute+time.Duration(i)*300*time.Millisecond), i%10 == 0)
+	}
+	s.close()
+
+	// The budget of checkout is spent: 30 bad of 900 against 2% allowed.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var risk struct {
+			FeatureDecision string   `json:"feature_decision"`
+			FeatureRule     string   `json:"feature_rule"`
+			FeatureReasons  []string `json:"feature_reasons"`
+		}
+		apiGet(t, base, "/api/v1/services/checkout/risk", &risk)
+		if risk.FeatureDecision == "deny" && risk.FeatureRule != "stale-data" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gate does not deny checkout's features: %+v", risk)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// A pipeline asks the gate, which records its answer.
+	res, err := http.Post(base+"/api/v1/gate/check", "application/json",
+		strings.NewReader(`{"service": "checkout", "change_class": "feature", "version": "v1.4.0", "requested_by": "deploy pipeline"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dec struct {
+		Decision string `json:"decision"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&dec); err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if dec.Decision != "deny" {
+		t.Fatalf("gate check for checkout: %q, want deny", dec.Decision)
+	}
+	// A fix may still ship, and the record shows it beside the deny.
+	res, err = http.Post(base+"/api/v1/gate/check", "application/json",
+		strings.NewReader(`{"service": "checkout", "change_class": "fix", "version": "v1.3.1", "requested_by": "deploy pipeline"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+
+	b := newBrowser(t, base)
+
+	// Services, with sparklines and where checkout's errors start.
+	b.open("/services")
+	for _, svc := range []string{"frontend", "checkout", "payments", "inventory"} {
+		b.wait("service "+svc, fmt.Sprintf(`document.querySelector('tr[data-service=%q]') !== null`, svc), 20*time.Second)
+	}
+	b.wait("sparklines", `document.querySelectorAll('svg.spark path.spark-line[d^="M"]').length >= 4`, 10*time.Second)
+	b.wait("checkout's error origin", `(document.querySelector('tr[data-service="checkout"] td.origin')?.textContent || '').includes('payments')`, 30*time.Second)
+	b.screenshot("services")
+
+	// SLOs: every row's budget remaining is the API's, formatted.
+	b.route("/slos")
+	var list struct {
+		SLOs []sloStatus `json:"slos"`
+	}
+	apiGet(t, base, "/api/v1/slos", &list)
+	if len(list.SLOs) != 5 {
+		t.Fatalf("API lists %d SLOs, want 5", len(list.SLOs))
+	}
+	b.wait("SLO rows", `document.querySelectorAll('#slo-table tbody tr').length === 5`, 20*time.Second)
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		apiGet(t, base, "/api/v1/slos", &list)
+		shown := evalAs[map[string]string](b, `Object.fromEntries([...document.querySelectorAll('#slo-table tbody tr')].map((tr) => [tr.dataset.slo, tr.querySelector('.budget-text').textContent]))`)
+		want := map[string]string{}
+		for _, st := range list.SLOs {
+			want[st.Name] = "—"
+			if st.BudgetRemaining != nil {
+				want[st.Name] = jsToFixed1(*st.BudgetRemaining*100) + "%"
+			}
+		}
+		diff := ""
+		for name, w := range want {
+			if shown[name] != w {
+				diff += fmt.Sprintf("\n  %s: shown %q, API %q", name, shown[name], w)
+			}
+		}
+		if diff == "" {
+			t.Logf("budget remaining as shown and in the API: %v", want)
+			break
+		}
+		if time.Now().After(deadline) {
+			b.screenshot("failed-slo-numbers")
+			t.Fatalf("SLO budgets differ between the dashboard and the API:%s", diff)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	// Alerts are evaluated every 10s: the exhausted budget's alert shows.
+	b.wait("budget-exhausted alert", `(document.querySelector('tr[data-slo="checkout-availability"] .alerts')?.textContent || '').includes('budget-exhausted') && document.querySelector('tr[data-slo="checkout-availability"] .alerts .chip[data-state="firing"]') !== null`, 25*time.Second)
+	sloShot := b.screenshot("slos")
+
+	// An SLO's page draws its charts with uPlot.
+	b.route("/slos/checkout-availability")
+	b.wait("SLO charts", `document.querySelectorAll('.chart canvas').length >= 3`, 20*time.Second)
+	b.wait("burn-down with data", `(() => { const c = document.querySelectorAll('.chart .u-legend'); return c.length >= 3; })()`, 10*time.Second)
+	b.screenshot("slo-detail")
+
+	// The gate: checkout is frozen, and the pipeline's deny is listed.
+	b.route("/gate")
+	b.wait("checkout frozen", `document.querySelector('#gate-freeze tr[data-service="checkout"] .chip-deny') !== null`, 20*time.Second)
+	b.wait("deny decision", `document.querySelector('#gate-decisions tr[data-service="checkout"][data-decision="deny"] .chip-deny') !== null`, 10*time.Second)
+	b.wait("fix allowed", `document.querySelector('#gate-decisions tr[data-service="checkout"][data-decision="allow"]') !== null`, 10*time.Second)
+	if got := evalAs[string](b, `document.querySelector('#gate-freeze tr[data-service="inventory"] .chip')?.textContent || ''`); got != "allow" {
+		t.Errorf("inventory's freeze state = %q, want allow", got)
+	}
+	b.screenshot("gate")
+
+	// The other views render without errors.
+	b.route("/alerts")
+	b.wait("alerts", `document.querySelector('#active-alerts tbody tr') !== null`, 30*time.Second)
+	b.screenshot("alerts")
+	b.route("/sampler")
+	b.wait("sampler rules", `[...document.querySelectorAll('#sampler-rules tbody tr td:first-child')].some((td) => td.textContent === 'errors')`, 20*time.Second)
+	b.wait("sampler history", `/^([3-9]|\d\d+) scrapes/.test(document.querySelector('.view .head .muted')?.textContent || '')`, 20*time.Second)
+	b.wait("sampler chart", `document.querySelectorAll('.chart canvas').length >= 3`, 20*time.Second)
+	b.screenshot("sampler")
+	b.route("/cardinality")
+	b.wait("cardinality keys", `document.querySelector('#cardinality-keys tbody tr') !== null`, 20*time.Second)
+	b.screenshot("cardinality")
+	b.checkConsole()
+
+	if *updateScreenshot {
+		p := filepath.Join("..", "..", "docs", "dashboard.png")
+		if err := os.WriteFile(p, sloShot, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s (%d bytes)", p, len(sloShot))
+	}
+}
