@@ -30,6 +30,7 @@ const usage = `tailgate: an OpenTelemetry-native reliability control plane
 
 Usage:
   tailgate serve [--config FILE] [--check-config]   run the daemon
+  tailgate demo [--duration D] [--no-tui] [--keep]  the whole loop on a synthetic shop
   tailgate slo list|status|validate ...             SLOs and error budgets
   tailgate gate check --service S --change CLASS    may this change ship? exit 0 allow, 1 deny, 3 canary, 2 error
   tailgate gate override|deploy|decisions ...       overrides, deploy markers, the audit log
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch cmd {
 	case "serve":
 		return runServe(ctx, rest, stdout, stderr)
+	case "demo":
+		return runDemo(ctx, rest, stdout, stderr)
 	case "slo":
 		return runSLO(ctx, rest, stdin, stdout, stderr)
 	case "cardinality":

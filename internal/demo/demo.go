@@ -1,0 +1,342 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/tailgate-sre/tailgate/internal/daemon"
+)
+
+// Options configure a demo run.
+type Options struct {
+	// API is the listen address of tailgate's API and dashboard.
+	API string
+	// Schedule is how long each phase lasts.
+	Schedule Schedule
+	// RPS is the frontend requests per second (each a trace of 2 to 12
+	// spans, about 6 on average).
+	RPS float64
+	// Seed seeds the traffic's randomness; 0 picks one.
+	Seed uint64
+	// Keep leaves tailgate running after the traffic stops, until ctx
+	// ends, and keeps the data directory.
+	Keep bool
+	// TUI redraws a compact screen in place; otherwise plain log lines.
+	TUI bool
+	// Override creates a gate override for checkout's features two thirds
+	// into the recovery.
+	Override bool
+	// Refresh is how often the screen is updated (default 1s, 2s plain).
+	Refresh time.Duration
+	// Out receives the screen and the summary.
+	Out io.Writer
+	// Model is the synthetic system (default DefaultModel).
+	Model *Model
+	// OnReady, when set, is called with the API's base URL (ending in /)
+	// once tailgate serves, before the traffic starts: a browser test can
+	// load the dashboard during the run.
+	OnReady func(url string)
+}
+
+// Run plays the demo: it starts tailgate and the synthetic system, plays
+// the schedule (or until ctx ends), shuts everything down and returns the
+// summary, which it has also written to o.Out. An error means the demo
+// could not run at all.
+func Run(ctx context.Context, o Options) (*Summary, error) {
+	if err := o.Schedule.Validate(); err != nil {
+		return nil, err
+	}
+	if !(o.RPS > 0) {
+		return nil, fmt.Errorf("requests per second: must be positive, got %v", o.RPS)
+	}
+	if o.Refresh <= 0 {
+		o.Refresh = 2 * time.Second
+		if o.TUI {
+			o.Refresh = time.Second
+		}
+	}
+	if o.Model == nil {
+		m := DefaultModel()
+		o.Model = &m
+	}
+	if o.Seed == 0 {
+		o.Seed = rand.Uint64()
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+
+	dir, err := os.MkdirTemp("", "tailgate-demo-")
+	if err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	keepDir := false
+	defer func() {
+		if !keepDir {
+			os.RemoveAll(dir)
+		}
+	}()
+	yaml := ConfigYAML(dir, o.API)
+	if err := os.WriteFile(filepath.Join(dir, ConfigFile), yaml, 0o644); err != nil {
+		return nil, fmt.Errorf("write demo config: %w", err)
+	}
+	cfg, err := Config(dir, o.API)
+	if err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(filepath.Join(dir, "tailgate.log"))
+	if err != nil {
+		return nil, fmt.Errorf("create log file: %w", err)
+	}
+	defer logFile.Close()
+	log := slog.New(slog.NewTextHandler(logFile, nil))
+
+	d, err := daemon.New(ctx, cfg, log)
+	if err != nil {
+		return nil, fmt.Errorf("start tailgate: %w", err)
+	}
+	shutdown := func() error {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout.Std())
+		defer cancel()
+		return d.Shutdown(sctx)
+	}
+	if err := d.Start(ctx); err != nil {
+		shutdown()
+		return nil, fmt.Errorf("start tailgate: %w", err)
+	}
+	em, err := NewEmitter(ctx, d.GRPCAddr(), o.Model)
+	if err != nil {
+		shutdown()
+		return nil, err
+	}
+
+	r := &run{
+		o: o, api: newClient("http://" + d.APIAddr()), url: "http://" + d.APIAddr() + "/",
+		ledger: NewLedger(),
+	}
+	r.mon = &monitor{api: r.api, gatherer: d.Registry()}
+	if o.TUI {
+		r.screen = &tui{w: o.Out}
+	} else {
+		r.screen = &plain{w: o.Out}
+		gone := " (removed at exit)"
+		if o.Keep {
+			gone = ""
+		}
+		fmt.Fprintf(o.Out, "tailgate demo: tailgate at %s (OTLP gRPC %s), %s, %.0f requests/s; data in %s%s\n",
+			r.url, d.GRPCAddr(), o.Schedule, o.RPS, dir, gone)
+	}
+	if o.OnReady != nil {
+		o.OnReady(r.url)
+	}
+	sum := r.play(ctx, em)
+
+	// Stop the fleet: flush every span it still holds to tailgate.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	if err := em.Shutdown(fctx); err != nil {
+		sum.Problems = append(sum.Problems, err.Error())
+	}
+	cancel()
+	// Let the sampler decide the last traces (root grace after their root
+	// span) unless interrupted: then the daemon's shutdown decides them.
+	if ctx.Err() == nil {
+		r.note("traffic stopped; waiting for the sampler to decide the last traces")
+		wctx, cancel := context.WithTimeout(ctx, cfg.Sampling.DecisionWait.Std()+5*time.Second)
+		if err := waitSettled(wctx, d.Registry()); err != nil && ctx.Err() == nil {
+			sum.Problems = append(sum.Problems, err.Error())
+		}
+		cancel()
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	last := r.mon.poll(pctx)
+	cancel()
+	r.observe(last, Done)
+	sum.Spans = last.Spans
+	r.screen.Close()
+
+	if !o.Keep {
+		if err := shutdown(); err != nil {
+			sum.Problems = append(sum.Problems, err.Error())
+		}
+		r.api.http.CloseIdleConnections()
+	}
+	kept, err := keptTraces(filepath.Join(dir, ExportFile))
+	if err != nil {
+		sum.Problems = append(sum.Problems, err.Error())
+	}
+	sum.tally(r.ledger, kept)
+	sum.Alerts = make([]AlertRecord, len(r.rec.alerts))
+	for i, a := range r.rec.alerts {
+		sum.Alerts[i] = *a
+	}
+	sum.Gate = r.rec.gate
+	if o.Keep {
+		keepDir = true
+		sum.DataDir = dir
+	}
+	sum.WriteText(o.Out)
+
+	if o.Keep {
+		if ctx.Err() == nil {
+			fmt.Fprintf(o.Out, "\ntailgate keeps running at %s (OTLP gRPC %s); Ctrl-C stops it.\n", r.url, d.GRPCAddr())
+			<-ctx.Done()
+		}
+		err := shutdown()
+		r.api.http.CloseIdleConnections()
+		if err != nil {
+			return sum, fmt.Errorf("shut down tailgate: %w", err)
+		}
+	}
+	return sum, nil
+}
+
+// run is the state of one demo run.
+type run struct {
+	o      Options
+	api    *client
+	mon    *monitor
+	url    string
+	ledger *Ledger
+	screen screen
+	rec    *recorder
+	start  time.Time
+	events []event
+	last   snapshot
+	phase  Phase
+	frac   float64
+	// overrideTried is set once the override was created or failed.
+	overrideTried bool
+}
+
+// play sends the traffic and shows its effects until the schedule is over
+// or ctx ends.
+func (r *run) play(ctx context.Context, em *Emitter) *Summary {
+	o := r.o
+	r.start = time.Now()
+	r.rec = newRecorder(r.start, o.Schedule)
+	sum := &Summary{Schedule: o.Schedule, RPS: o.RPS, DashboardURL: r.url}
+
+	tctx, stopTraffic := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	t := &Traffic{
+		Model: o.Model, Schedule: o.Schedule, RPS: o.RPS, Ledger: r.ledger, Emitter: em,
+		Rand: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)),
+	}
+	wg.Go(func() { t.Run(tctx, r.start) })
+	defer func() {
+		stopTraffic()
+		wg.Wait()
+		sum.Ran = min(time.Since(r.start), o.Schedule.Total())
+	}()
+
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var lastPoll time.Time
+	shown := Phase(-1)
+	for {
+		r.phase, r.frac = o.Schedule.At(time.Since(r.start))
+		if r.phase != shown {
+			r.enter(ctx, shown, r.phase)
+			shown = r.phase
+			lastPoll = time.Time{} // show the new phase at once
+		}
+		if r.phase == Done {
+			return sum
+		}
+		if time.Since(lastPoll) >= o.Refresh {
+			lastPoll = time.Now()
+			s := r.mon.poll(ctx)
+			if ctx.Err() != nil {
+				sum.Interrupted = true
+				return sum
+			}
+			r.observe(s, r.phase)
+		}
+		select {
+		case <-ctx.Done():
+			sum.Interrupted = true
+			return sum
+		case <-tick.C:
+		}
+		if o.Override && r.phase == Recovery && r.frac >= 2.0/3 && !r.overrideTried {
+			r.overrideTried = true
+			r.override(ctx)
+		}
+	}
+}
+
+// enter runs what happens when a phase begins: the bad release at the
+// failure, its rollback at the recovery, each recorded as a deploy marker.
+func (r *run) enter(ctx context.Context, from, to Phase) {
+	m := r.o.Model
+	switch to {
+	case Calm:
+		r.event(fmt.Sprintf("phase calm: %s", phaseStory(Calm, m.Stable.Version)))
+	case Failure:
+		r.event(fmt.Sprintf("phase failure: payments %s deployed; %s", m.Broken.Version, phaseStory(Failure, m.Broken.Version)))
+		r.deploy(ctx, m.Broken.Version, "feature", "payments "+m.Broken.Version+": new fraud checks")
+	case Recovery:
+		if from != Failure {
+			r.event(fmt.Sprintf("phase recovery: %s", phaseStory(Recovery, m.Stable.Version)))
+			break
+		}
+		r.event(fmt.Sprintf("phase recovery: payments rolled back to %s (deploy marker: rollback)", m.Stable.Version))
+		r.deploy(ctx, m.Stable.Version, "rollback", "roll back payments "+m.Broken.Version+": slow charge query")
+	case Done:
+		r.event("traffic stopped")
+	}
+}
+
+func (r *run) deploy(ctx context.Context, version, class, desc string) {
+	if err := r.api.recordDeploy(ctx, Payments, version, class, desc); err != nil && !isGone(err) {
+		r.event("could not record the deploy marker: " + err.Error())
+	}
+}
+
+// override approves checkout's feature releases for an hour, as a release
+// manager would once the rollback has stopped the bleeding.
+func (r *run) override(ctx context.Context) {
+	id, err := r.api.createOverride(ctx, time.Now())
+	if err != nil {
+		if !isGone(err) {
+			r.event("could not create the override: " + err.Error())
+		}
+		return
+	}
+	r.event("override " + id + ": checkout's feature releases approved for 1h (risk accepted after the rollback)")
+}
+
+func (r *run) event(text string) {
+	e := event{At: time.Since(r.start), Text: text}
+	r.events = append(r.events, e)
+	r.screen.Event(e)
+}
+
+// observe records a snapshot and redraws.
+func (r *run) observe(s snapshot, p Phase) {
+	r.last = s
+	for _, e := range r.rec.observe(s, p) {
+		r.events = append(r.events, e)
+		r.screen.Event(e)
+	}
+	r.draw("")
+}
+
+func (r *run) note(text string) { r.draw(text) }
+
+func (r *run) draw(note string) {
+	sent, spans := r.ledger.Sent()
+	rel := r.o.Model.Release(r.phase).Version
+	r.screen.Frame(&view{
+		URL: r.url, Elapsed: min(time.Since(r.start), r.o.Schedule.Total()), Total: r.o.Schedule.Total(),
+		Phase: r.phase, Frac: r.frac, RPS: r.o.RPS, Release: rel,
+		Sent: sent, Spans: spans, Snap: r.last, Events: r.events, Note: note,
+	})
+}
