@@ -16,7 +16,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
-	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/tailgate-sre/tailgate/internal/otlp"
 )
@@ -378,24 +377,3 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// walk calls fn for each field of a message, stopping at malformed input.
-func walk(b []byte, fn func(num protowire.Number, typ protowire.Type, v []byte)) {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return
-		}
-		b = b[n:]
-		var v []byte
-		if typ == protowire.BytesType {
-			v, n = protowire.ConsumeBytes(b)
-		} else {
-			n = protowire.ConsumeFieldValue(num, typ, b)
-		}
-		if n < 0 {
-			return
-		}
-		b = b[n:]
-		fn(num, typ, v)
-	}
-}

@@ -379,7 +379,7 @@ func TestFlushWritesClosedMinutesOnce(t *testing.T) {
 		}
 		// The minute ends at 1m and is written at the first tick at or
 		// after 1m + max_lateness = 2m.
-		time.Sleep(start.Add(time.Minute + 55*time.Second).Sub(time.Now()))
+		time.Sleep(time.Until(start.Add(time.Minute + 55*time.Second)))
 		synctest.Wait()
 		if n := len(store.storedBuckets()); n != 0 {
 			t.Errorf("%d buckets written before the minute closed", n)

@@ -212,15 +212,6 @@ func mapValue(n ast.Node, key string) ast.Node {
 	return nil
 }
 
-func scalarString(n ast.Node) string {
-	if n == nil {
-		return ""
-	}
-	if s, ok := unwrap(n).(ast.ScalarNode); ok {
-		return fmt.Sprint(s.GetValue())
-	}
-	return ""
-}
 
 func lineOf(file string, n ast.Node) string {
 	if n == nil || n.GetToken() == nil {
