@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"maps"
 	"runtime"
 	"testing"
 	"time"
@@ -23,7 +24,22 @@ type benchRequest struct {
 
 const tracesPerReq = 10
 
-func newBenchRequest(tb testing.TB) *benchRequest {
+func newBenchRequest(tb testing.TB) *benchRequest { return newBenchRequestWith(tb, nil) }
+
+// sdkResource is what an OpenTelemetry SDK puts on a resource besides
+// service.name: about 350 bytes encoded, three times a small span.
+var sdkResource = map[string]any{
+	"telemetry.sdk.name": "opentelemetry", "telemetry.sdk.language": "go", "telemetry.sdk.version": "1.47.0",
+	"host.name": "checkout-7d9f8b6c5-x2x9q", "host.arch": "amd64", "os.type": "linux",
+	"os.description": "Debian GNU/Linux 12 (bookworm)", "process.pid": 48213,
+	"process.executable.name": "checkout", "process.runtime.name": "go",
+	"process.runtime.version": "go1.26.8", "process.runtime.description": "go version go1.26.8 linux/amd64",
+	"k8s.namespace.name": "shop", "k8s.pod.name": "checkout-7d9f8b6c5-x2x9q",
+}
+
+// newBenchRequestWith builds the benchmark request with extra resource
+// attributes on every resource.
+func newBenchRequestWith(tb testing.TB, extraRes map[string]any) *benchRequest {
 	var specs []spanSpec
 	for i := range tracesPerReq {
 		id := traceID(uint64(i)+1, uint64(i)*0x0101010101+0x1234)
@@ -37,6 +53,7 @@ func newBenchRequest(tb testing.TB) *benchRequest {
 				attrs: map[string]any{"http.route": "/api/cart", "http.request.method": "GET", "http.response.status_code": 200,
 					"user.tier": "gold"},
 				res: map[string]any{"deployment.environment": "prod", "service.version": "1.4.2"}}
+			maps.Copy(s.res, extraRes)
 			if j > 0 {
 				s.kind, s.name = ptrace.SpanKindInternal, "render"
 				s.attrs = map[string]any{"component": "template", "items": 3}
@@ -128,8 +145,15 @@ func BenchmarkPipeline(b *testing.B) {
 
 // BenchmarkBufferMemory buffers 100k spans (10k traces) and reports the
 // heap they take per span against their encoded size.
+// BenchmarkBufferMemory measures heap per buffered span against the span's
+// own encoded size, with small resources and with SDK-sized ones (which the
+// shard shares between traces instead of copying into each).
 func BenchmarkBufferMemory(b *testing.B) {
-	br := newBenchRequest(b)
+	b.Run("small-resource", func(b *testing.B) { benchBufferMemory(b, newBenchRequest(b)) })
+	b.Run("sdk-resource", func(b *testing.B) { benchBufferMemory(b, newBenchRequestWith(b, sdkResource)) })
+}
+
+func benchBufferMemory(b *testing.B, br *benchRequest) {
 	const requests = 1000
 	var perSpan, ratio float64
 	for b.Loop() {

@@ -255,7 +255,7 @@ func (a *attrCond) match(t *Trace, sc *scratch) bool {
 	found := false
 	if a.onRes {
 		for i := range t.groups {
-			r := otlp.Resource{Raw: t.groups[i].resource.in(t.arena)}
+			r := otlp.Resource{Raw: t.groups[i].resource}
 			if v, ok := r.Attr(a.key); ok {
 				if a.absent {
 					return false

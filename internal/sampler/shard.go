@@ -105,6 +105,7 @@ type shard struct {
 	wheel    *wheel
 	cache    *decisionCache
 	services map[string]string
+	groups   groupTable
 	free     []*Trace
 
 	wait, grace        int64
@@ -143,6 +144,7 @@ func newShard(s *Sampler, idx, n int, shape bloomShape, now int64) *shard {
 		wheel:    newWheel(int64(cfg.Tick), horizon, now),
 		cache:    newDecisionCache(dc.TTL.Std(), ceilDiv(dc.MaxKeptTraces, n), ceilDiv(dc.MaxDroppedTraces, n), shape, now),
 		services: make(map[string]string),
+		groups:   newGroupTable(),
 		wait:     int64(cfg.DecisionWait),
 		grace:    int64(cfg.RootGrace),
 		maxSpans: int64(ceilDiv(cfg.MaxBufferedSpans, n)),
@@ -210,6 +212,7 @@ func (sh *shard) publish() {
 // creates) each span's trace and sums the bytes it will add, so the second
 // pass grows each trace's arena and records at most once per batch.
 func (sh *shard) insert(b *batch) {
+	sh.groups.index(b)
 	sh.seq++
 	seq := sh.seq
 	now := b.at
@@ -235,13 +238,6 @@ func (sh *shard) insert(b *batch) {
 		}
 		tr.pending += in.rec.size
 		tr.pendingN++
-		if tr.batchGroup != int32(in.rec.group) {
-			tr.batchGroup = int32(in.rec.group)
-			if _, ok := sh.findGroup(tr, b, in.rec.group); !ok {
-				g := &b.groups[in.rec.group]
-				tr.pending += g.resource.size() + g.resourceSchema.size() + g.scope.size() + g.scopeSchema.size()
-			}
-		}
 		touched = append(touched, tr)
 	}
 	for i := range b.spans {
@@ -260,7 +256,7 @@ func (sh *shard) insert(b *batch) {
 			continue
 		}
 		if tr.batchGroup != int32(in.rec.group) {
-			idx, ok := sh.findGroup(tr, b, in.rec.group)
+			idx, ok := sh.findGroup(tr, in.rec.group)
 			if !ok {
 				if len(tr.groups) >= maxTraceGroups {
 					sh.decide(tr, now, TriggerSize)
@@ -275,13 +271,6 @@ func (sh *shard) insert(b *batch) {
 	}
 	clear(touched)
 	sh.touched = touched[:0]
-}
-
-func (s span) size() uint32 {
-	if s.off == noBytes {
-		return 0
-	}
-	return s.n
 }
 
 // grow makes room in tr for the spans of the current batch; it returns
@@ -317,46 +306,23 @@ func (sh *shard) grow(tr *Trace, now int64) bool {
 }
 
 // findGroup looks for batch group g among tr's groups.
-func (sh *shard) findGroup(tr *Trace, b *batch, g uint16) (int, bool) {
-	ig := &b.groups[g]
+func (sh *shard) findGroup(tr *Trace, g uint16) (int, bool) {
+	key := sh.groups.key(g)
 	for i := range tr.groups {
-		tg := &tr.groups[i]
-		if sameBytes(tg.resource, tr.arena, ig.resource, b.buf) &&
-			sameBytes(tg.scope, tr.arena, ig.scope, b.buf) &&
-			sameBytes(tg.resourceSchema, tr.arena, ig.resourceSchema, b.buf) &&
-			sameBytes(tg.scopeSchema, tr.arena, ig.scopeSchema, b.buf) {
+		if bytes.Equal(tr.groups[i].data, key) {
 			return i, true
 		}
 	}
 	return 0, false
 }
 
-func sameBytes(a span, abuf []byte, b span, bbuf []byte) bool {
-	if (a.off == noBytes) != (b.off == noBytes) || a.n != b.n {
-		return false
-	}
-	return a.off == noBytes || bytes.Equal(a.in(abuf), b.in(bbuf))
-}
-
-// addGroup copies batch group g into tr's arena.
+// addGroup gives tr a reference to batch group g, shared with every other
+// trace of the shard under the same resource and scope.
 func (sh *shard) addGroup(tr *Trace, b *batch, g uint16) int {
 	before := tr.memBytes()
-	ig := &b.groups[g]
-	cp := func(s span) span {
-		if s.off == noBytes {
-			return s
-		}
-		off := len(tr.arena)
-		tr.arena = append(tr.arena, s.in(b.buf)...)
-		return span{off: uint32(off), n: s.n}
-	}
-	tg := group{
-		resource:       cp(ig.resource),
-		resourceSchema: cp(ig.resourceSchema),
-		scope:          cp(ig.scope),
-		scopeSchema:    cp(ig.scopeSchema),
-		service:        sh.intern(ig.service.in(b.buf)),
-	}
+	shared, added := sh.groups.acquire(sh.groups.key(g))
+	sh.nbytes += int64(added)
+	tg := group{sharedGroup: shared, service: sh.intern(b.groups[g].service.in(b.buf))}
 	if len(tr.groups) == cap(tr.groups) {
 		gs := make([]group, len(tr.groups), max(2*cap(tr.groups), 1))
 		copy(gs, tr.groups)
@@ -494,6 +460,10 @@ func (sh *shard) decide(tr *Trace, now int64, trig Trigger) {
 	sh.ntraces--
 	sh.nspans -= int64(len(tr.spans))
 	sh.nbytes -= int64(tr.memBytes())
+	for i := range tr.groups {
+		sh.nbytes -= int64(sh.groups.release(tr.groups[i].sharedGroup))
+		tr.groups[i] = group{}
+	}
 	sh.recycle(tr)
 }
 
@@ -570,8 +540,8 @@ func (sh *shard) export(tr *Trace, ext *otlp.Extension) {
 func (t *Trace) otlpGroup(i int) otlp.Group {
 	g := &t.groups[i]
 	return otlp.Group{
-		Resource: g.resource.in(t.arena), ResourceSchemaURL: g.resourceSchema.in(t.arena),
-		Scope: g.scope.in(t.arena), ScopeSchemaURL: g.scopeSchema.in(t.arena),
+		Resource: g.resource, ResourceSchemaURL: g.resourceSchema,
+		Scope: g.scope, ScopeSchemaURL: g.scopeSchema,
 	}
 }
 

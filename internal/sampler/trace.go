@@ -36,8 +36,8 @@ func (s span) in(arena []byte) []byte {
 // group is a distinct resource and scope of a trace; their encodings live
 // in the trace arena.
 type group struct {
-	resource, resourceSchema, scope, scopeSchema span
-	service                                      string // interned per shard
+	*sharedGroup        // the resource and scope encodings, shared per shard
+	service      string // interned per shard
 }
 
 // traceOverhead is what a buffered trace costs besides its arena, records
@@ -186,7 +186,7 @@ func (s TraceSpan) Attr(key string) (otlp.Value, bool) {
 
 // ResourceAttr returns an attribute of the span's resource.
 func (s TraceSpan) ResourceAttr(key string) (otlp.Value, bool) {
-	r := otlp.Resource{Raw: s.t.groups[s.r.group].resource.in(s.t.arena)}
+	r := otlp.Resource{Raw: s.t.groups[s.r.group].resource}
 	return r.Attr(key)
 }
 
