@@ -2,11 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/tailgate-sre/tailgate/internal/config"
 	"github.com/tailgate-sre/tailgate/internal/daemon"
+	"github.com/tailgate-sre/tailgate/internal/daemon/daemontest"
 	"github.com/tailgate-sre/tailgate/internal/otlptest"
 )
 
@@ -46,20 +45,7 @@ slos:
 
 func startE2E(t *testing.T, cfg config.Config) (*daemon.Daemon, string) {
 	t.Helper()
-	d, err := daemon.New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := d.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	d := daemontest.Start(t, cfg)
 	t.Setenv("TAILGATE_TOKEN", "")
 	t.Setenv("TAILGATE_TOKEN_FILE", "")
 	return d, "http://" + d.APIAddr()

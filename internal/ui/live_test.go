@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/tailgate-sre/tailgate/internal/config"
 	"github.com/tailgate-sre/tailgate/internal/daemon"
+	"github.com/tailgate-sre/tailgate/internal/daemon/daemontest"
 	"github.com/tailgate-sre/tailgate/internal/otlptest"
 )
 
@@ -65,24 +65,7 @@ func startLiveDaemon(t *testing.T) *daemon.Daemon {
 		t.Fatal(err)
 	}
 	cfg.Storage.Path = t.TempDir()
-	log := slog.New(slog.DiscardHandler)
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-	d, err := daemon.New(t.Context(), cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := d.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	d := daemontest.Start(t, cfg)
 	return d
 }
 
