@@ -376,4 +376,3 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
-

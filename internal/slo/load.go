@@ -212,7 +212,6 @@ func mapValue(n ast.Node, key string) ast.Node {
 	return nil
 }
 
-
 func lineOf(file string, n ast.Node) string {
 	if n == nil || n.GetToken() == nil {
 		return file
