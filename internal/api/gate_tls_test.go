@@ -1,19 +1,11 @@
 package api
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,47 +13,8 @@ import (
 
 	"github.com/tailgate-sre/tailgate/internal/auth"
 	"github.com/tailgate-sre/tailgate/internal/gate"
+	"github.com/tailgate-sre/tailgate/internal/tlstest"
 )
-
-type testCert struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	der  []byte
-}
-
-func newTestCert(t *testing.T, cn string, notAfter time.Time, parent *testCert, isCA bool, usage x509.ExtKeyUsage) *testCert {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: notAfter,
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		BasicConstraintsValid: true, IsCA: isCA,
-	}
-	signer, signerKey := tmpl, key
-	if parent != nil {
-		signer, signerKey = parent.cert, parent.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return &testCert{c, key, der}
-}
-
-func (c *testCert) files(t *testing.T, dir, name string) (string, string) {
-	t.Helper()
-	cf, kf := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	kb, _ := x509.MarshalECPrivateKey(c.key)
-	os.WriteFile(cf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.der}), 0o600)
-	os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
-	return cf, kf
-}
 
 // TestGateEndpointsOverMutualTLS serves the API the way the daemon will
 // (auth.TLSConfig.ServerConfig on the listener) and calls every gate
@@ -71,11 +24,11 @@ func (c *testCert) files(t *testing.T, dir, name string) (string, string) {
 func TestGateEndpointsOverMutualTLS(t *testing.T) {
 	dir := t.TempDir()
 	later := time.Now().Add(time.Hour)
-	ca := newTestCert(t, "ca", later, nil, true, x509.ExtKeyUsageAny)
-	caFile, _ := ca.files(t, dir, "ca")
-	srvCert, srvKey := newTestCert(t, "tailgate", later, ca, false, x509.ExtKeyUsageServerAuth).files(t, dir, "srv")
-	expCert, expKey := newTestCert(t, "tailgate-old", time.Now().Add(-time.Hour), ca, false, x509.ExtKeyUsageServerAuth).files(t, dir, "old")
-	client := newTestCert(t, "ci", later, ca, false, x509.ExtKeyUsageClientAuth)
+	ca := tlstest.Issue(t, "ca", time.Now().Add(-2*time.Hour), later, nil, true, x509.ExtKeyUsageAny)
+	caFile, _ := ca.Write(t, dir, "ca")
+	srvCert, srvKey := tlstest.Issue(t, "tailgate", time.Now().Add(-2*time.Hour), later, ca, false, x509.ExtKeyUsageServerAuth).Write(t, dir, "srv")
+	expCert, expKey := tlstest.Issue(t, "tailgate-old", time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour), ca, false, x509.ExtKeyUsageServerAuth).Write(t, dir, "old")
+	client := tlstest.Issue(t, "ci", time.Now().Add(-2*time.Hour), later, ca, false, x509.ExtKeyUsageClientAuth)
 
 	for name, bad := range map[string]auth.TLSConfig{
 		"missing cert file": {CertFile: filepath.Join(dir, "missing.crt"), KeyFile: srvKey},
@@ -103,9 +56,9 @@ func TestGateEndpointsOverMutualTLS(t *testing.T) {
 	defer func() { hs.Close(); <-done }()
 
 	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
+	roots.AddCert(ca.Cert)
 	withCert := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots,
-		Certificates: []tls.Certificate{{Certificate: [][]byte{client.der}, PrivateKey: client.key}}}}}
+		Certificates: []tls.Certificate{client.TLSCertificate()}}}}
 	noCert := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 	defer withCert.CloseIdleConnections()
 	defer noCert.CloseIdleConnections()

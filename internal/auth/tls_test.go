@@ -1,83 +1,32 @@
 package auth
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tailgate-sre/tailgate/internal/tlstest"
 )
 
 var now0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-type keyPair struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	der  []byte
-}
-
-// issue makes a certificate valid over [from, to), signed by parent (self
-// signed when nil).
-func issue(t *testing.T, cn string, from, to time.Time, parent *keyPair, isCA bool, usage x509.ExtKeyUsage) *keyPair {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             from,
-		NotAfter:              to,
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{usage},
-		BasicConstraintsValid: true,
-		IsCA:                  isCA,
-	}
-	signer, signerKey := tmpl, key
-	if parent != nil {
-		signer, signerKey = parent.cert, parent.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return &keyPair{cert: c, key: key, der: der}
-}
-
-func (k *keyPair) write(t *testing.T, dir, name string) (certFile, keyFile string) {
-	t.Helper()
-	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	kb, _ := x509.MarshalECPrivateKey(k.key)
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: k.der}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
-	return certFile, keyFile
-}
-
 func TestServerConfigErrors(t *testing.T) {
 	dir := t.TempDir()
-	ca := issue(t, "test-ca", now0.Add(-time.Hour), now0.Add(24*time.Hour), nil, true, x509.ExtKeyUsageAny)
-	caFile, _ := ca.write(t, dir, "ca")
-	good := issue(t, "api", now0.Add(-time.Hour), now0.Add(24*time.Hour), ca, false, x509.ExtKeyUsageServerAuth)
-	goodCert, goodKey := good.write(t, dir, "good")
-	expired := issue(t, "old-api", now0.Add(-48*time.Hour), now0.Add(-time.Hour), ca, false, x509.ExtKeyUsageServerAuth)
-	expCert, expKey := expired.write(t, dir, "expired")
-	future := issue(t, "new-api", now0.Add(time.Hour), now0.Add(48*time.Hour), ca, false, x509.ExtKeyUsageServerAuth)
-	futCert, futKey := future.write(t, dir, "future")
+	ca := tlstest.Issue(t, "test-ca", now0.Add(-time.Hour), now0.Add(24*time.Hour), nil, true, x509.ExtKeyUsageAny)
+	caFile, _ := ca.Write(t, dir, "ca")
+	good := tlstest.Issue(t, "api", now0.Add(-time.Hour), now0.Add(24*time.Hour), ca, false, x509.ExtKeyUsageServerAuth)
+	goodCert, goodKey := good.Write(t, dir, "good")
+	expired := tlstest.Issue(t, "old-api", now0.Add(-48*time.Hour), now0.Add(-time.Hour), ca, false, x509.ExtKeyUsageServerAuth)
+	expCert, expKey := expired.Write(t, dir, "expired")
+	future := tlstest.Issue(t, "new-api", now0.Add(time.Hour), now0.Add(48*time.Hour), ca, false, x509.ExtKeyUsageServerAuth)
+	futCert, futKey := future.Write(t, dir, "future")
 	notPEM := filepath.Join(dir, "garbage.pem")
 	os.WriteFile(notPEM, []byte("hello"), 0o600)
 
@@ -125,14 +74,14 @@ func TestServerConfigErrors(t *testing.T) {
 func TestMutualTLS(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now()
-	ca := issue(t, "test-ca", now.Add(-time.Hour), now.Add(time.Hour), nil, true, x509.ExtKeyUsageAny)
-	caFile, _ := ca.write(t, dir, "ca")
-	srv := issue(t, "api", now.Add(-time.Hour), now.Add(time.Hour), ca, false, x509.ExtKeyUsageServerAuth)
-	srvCert, srvKey := srv.write(t, dir, "srv")
-	client := issue(t, "ci", now.Add(-time.Hour), now.Add(time.Hour), ca, false, x509.ExtKeyUsageClientAuth)
-	expiredClient := issue(t, "old-ci", now.Add(-3*time.Hour), now.Add(-2*time.Hour), ca, false, x509.ExtKeyUsageClientAuth)
-	otherCA := issue(t, "other-ca", now.Add(-time.Hour), now.Add(time.Hour), nil, true, x509.ExtKeyUsageAny)
-	stranger := issue(t, "stranger", now.Add(-time.Hour), now.Add(time.Hour), otherCA, false, x509.ExtKeyUsageClientAuth)
+	ca := tlstest.Issue(t, "test-ca", now.Add(-time.Hour), now.Add(time.Hour), nil, true, x509.ExtKeyUsageAny)
+	caFile, _ := ca.Write(t, dir, "ca")
+	srv := tlstest.Issue(t, "api", now.Add(-time.Hour), now.Add(time.Hour), ca, false, x509.ExtKeyUsageServerAuth)
+	srvCert, srvKey := srv.Write(t, dir, "srv")
+	client := tlstest.Issue(t, "ci", now.Add(-time.Hour), now.Add(time.Hour), ca, false, x509.ExtKeyUsageClientAuth)
+	expiredClient := tlstest.Issue(t, "old-ci", now.Add(-3*time.Hour), now.Add(-2*time.Hour), ca, false, x509.ExtKeyUsageClientAuth)
+	otherCA := tlstest.Issue(t, "other-ca", now.Add(-time.Hour), now.Add(time.Hour), nil, true, x509.ExtKeyUsageAny)
+	stranger := tlstest.Issue(t, "stranger", now.Add(-time.Hour), now.Add(time.Hour), otherCA, false, x509.ExtKeyUsageClientAuth)
 
 	cfg, err := TLSConfig{CertFile: srvCert, KeyFile: srvKey, ClientCAFile: caFile}.ServerConfig(now)
 	if err != nil {
@@ -150,11 +99,11 @@ func TestMutualTLS(t *testing.T) {
 	defer func() { hs.Close(); <-done }()
 
 	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
-	get := func(kp *keyPair) (string, error) {
+	roots.AddCert(ca.Cert)
+	get := func(kp *tlstest.KeyPair) (string, error) {
 		tc := &tls.Config{RootCAs: roots}
 		if kp != nil {
-			tc.Certificates = []tls.Certificate{{Certificate: [][]byte{kp.der}, PrivateKey: kp.key}}
+			tc.Certificates = []tls.Certificate{kp.TLSCertificate()}
 		}
 		c := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 5 * time.Second}
 		defer c.CloseIdleConnections()
@@ -169,7 +118,7 @@ func TestMutualTLS(t *testing.T) {
 	if got, err := get(client); err != nil || got != "ci" {
 		t.Errorf("valid client certificate: %q, %v", got, err)
 	}
-	for name, kp := range map[string]*keyPair{"no client certificate": nil, "expired client certificate": expiredClient, "certificate of another CA": stranger} {
+	for name, kp := range map[string]*tlstest.KeyPair{"no client certificate": nil, "expired client certificate": expiredClient, "certificate of another CA": stranger} {
 		if _, err := get(kp); err == nil {
 			t.Errorf("%s: request succeeded", name)
 		}
