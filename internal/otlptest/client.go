@@ -1,7 +1,12 @@
 package otlptest
 
 import (
+	"fmt"
+	"maps"
+	"slices"
 	"testing"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -30,4 +35,24 @@ func Provider(tb testing.TB, addr, service string, useHTTP bool) *sdktrace.Trace
 	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(service))
 	return sdktrace.NewTracerProvider(sdktrace.WithResource(res),
 		sdktrace.WithBatcher(exp, sdktrace.WithMaxExportBatchSize(512), sdktrace.WithBlocking()))
+}
+
+// PutAttrs sets attributes on a pdata map in sorted key order, so that a
+// test's encoding is the same every run (pcommon.Map.FromRaw follows Go's
+// map order). Values are string, int, bool or float64.
+func PutAttrs(m pcommon.Map, attrs map[string]any) {
+	for _, k := range slices.Sorted(maps.Keys(attrs)) {
+		switch v := attrs[k].(type) {
+		case string:
+			m.PutStr(k, v)
+		case int:
+			m.PutInt(k, int64(v))
+		case bool:
+			m.PutBool(k, v)
+		case float64:
+			m.PutDouble(k, v)
+		default:
+			panic(fmt.Sprintf("otlptest.PutAttrs: unsupported type %T of %q", v, k))
+		}
+	}
 }

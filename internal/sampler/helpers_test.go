@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tailgate-sre/tailgate/internal/otlp"
+	"github.com/tailgate-sre/tailgate/internal/otlptest"
 	"github.com/tailgate-sre/tailgate/internal/units"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -52,28 +53,6 @@ func traceID(n uint64, r uint64) otlp.TraceID {
 	return id
 }
 
-func putAttrs(m pcommon.Map, attrs map[string]any) {
-	keys := make([]string, 0, len(attrs))
-	for k := range attrs {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		switch v := attrs[k].(type) {
-		case string:
-			m.PutStr(k, v)
-		case int:
-			m.PutInt(k, int64(v))
-		case bool:
-			m.PutBool(k, v)
-		case float64:
-			m.PutDouble(k, v)
-		default:
-			panic("unsupported attribute type")
-		}
-	}
-}
-
 // buildTraces builds pdata traces with one resource_spans per distinct
 // (service, resource attributes) in order of first appearance.
 func buildTraces(specs []spanSpec) ptrace.Traces {
@@ -86,7 +65,7 @@ func buildTraces(specs []spanSpec) ptrace.Traces {
 		if !ok {
 			rs := td.ResourceSpans().AppendEmpty()
 			rs.Resource().Attributes().PutStr("service.name", s.service)
-			putAttrs(rs.Resource().Attributes(), s.res)
+			otlptest.PutAttrs(rs.Resource().Attributes(), s.res)
 			ss = rs.ScopeSpans().AppendEmpty()
 			ss.Scope().SetName("tailgate-test")
 			ss.Scope().SetVersion("1.0")
@@ -110,7 +89,7 @@ func buildTraces(specs []spanSpec) ptrace.Traces {
 		if s.err {
 			sp.Status().SetCode(ptrace.StatusCodeError)
 		}
-		putAttrs(sp.Attributes(), s.attrs)
+		otlptest.PutAttrs(sp.Attributes(), s.attrs)
 		if s.state != "" {
 			sp.TraceState().FromRaw(s.state)
 		}

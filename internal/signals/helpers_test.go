@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/tailgate-sre/tailgate/internal/otlp"
+	"github.com/tailgate-sre/tailgate/internal/otlptest"
 )
 
 // spanSpec describes a span for buildRequest.
@@ -48,7 +49,7 @@ func buildRequest(t testing.TB, spans ...spanSpec) []byte {
 			if sp.service != "" {
 				rs.Resource().Attributes().PutStr("service.name", sp.service)
 			}
-			putAttrs(rs.Resource().Attributes(), sp.resource)
+			otlptest.PutAttrs(rs.Resource().Attributes(), sp.resource)
 			ss = rs.ScopeSpans().AppendEmpty().Spans()
 			bySvc[sp.service] = ss
 		}
@@ -69,33 +70,13 @@ func buildRequest(t testing.TB, spans ...spanSpec) []byte {
 		s.SetStartTimestamp(pcommon.NewTimestampFromTime(sp.start))
 		s.SetEndTimestamp(pcommon.NewTimestampFromTime(sp.end))
 		s.Status().SetCode(sp.status)
-		putAttrs(s.Attributes(), sp.attrs)
+		otlptest.PutAttrs(s.Attributes(), sp.attrs)
 	}
 	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func putAttrs(m pcommon.Map, attrs map[string]any) {
-	keys := make([]string, 0, len(attrs))
-	for k := range attrs {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		switch v := attrs[k].(type) {
-		case string:
-			m.PutStr(k, v)
-		case int:
-			m.PutInt(k, int64(v))
-		case bool:
-			m.PutBool(k, v)
-		case float64:
-			m.PutDouble(k, v)
-		}
-	}
 }
 
 func parseRequest(t testing.TB, b []byte) *otlp.Request {
