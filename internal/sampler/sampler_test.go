@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -386,4 +387,53 @@ func TestShutdownDeadline(t *testing.T) {
 			t.Errorf("export_failed_spans_total = %v, want 2", got)
 		}
 	})
+}
+
+// TestCacheFileSparseFilters checks that Bloom filters are saved by their
+// non-zero words: a filter sized for ten million IDs that holds a thousand
+// must not cost its full size on disk, and every ID it held, in a sparse or
+// a full filter, must still be found after loading.
+func TestCacheFileSparseFilters(t *testing.T) {
+	var shape bloomShape
+	shape.bitsPerID, shape.k = bloomSize(0.001)
+	sparse := newBloom(10_000_000, shape, 1)
+	dense := newBloom(1000, shape, 2)
+	var ids []otlp.TraceID
+	for i := range 1000 {
+		id := traceID(uint64(i)+1, mix64(uint64(i)))
+		ids = append(ids, id)
+		sparse.add(&id, 1)
+		dense.add(&id, 2)
+	}
+	path := filepath.Join(t.TempDir(), "decisions.bin")
+	if err := writeCacheFile(path, &cacheSnapshot{savedAt: 3, filters: []*bloom{sparse, dense}}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The full size of the sparse filter is len(words)*8 bytes (about 19
+	// MB); at most k words change per ID, each saved in at most 8+3 bytes.
+	limit := int64(2*1000*int(shape.k)*11) + int64(len(dense.words))*11
+	if fi.Size() > limit {
+		t.Errorf("cache file is %d bytes, want at most %d (the sparse filter alone is %d bytes dense)", fi.Size(), limit, len(sparse.words)*8)
+	}
+	snap, err := readCacheFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.filters) != 2 {
+		t.Fatalf("loaded %d filters, want 2", len(snap.filters))
+	}
+	for i, f := range snap.filters {
+		if !slices.Equal(f.words, []*bloom{sparse, dense}[i].words) {
+			t.Errorf("filter %d: words differ after loading", i)
+		}
+		for _, id := range ids {
+			if !f.has(&id) {
+				t.Fatalf("filter %d lost trace %s", i, id)
+			}
+		}
+	}
 }
