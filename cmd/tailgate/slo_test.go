@@ -9,12 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
-
 	"github.com/tailgate-sre/tailgate/internal/api"
-	"github.com/tailgate-sre/tailgate/internal/otlp"
+	"github.com/tailgate-sre/tailgate/internal/otlptest"
 	"github.com/tailgate-sre/tailgate/internal/slo"
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
@@ -54,33 +50,6 @@ func TestSLOValidateCLI(t *testing.T) {
 	}
 }
 
-func sloCLIRequest(t *testing.T, service string, n, bad int) *otlp.Request {
-	t.Helper()
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", service)
-	ss := rs.ScopeSpans().AppendEmpty()
-	for i := range n {
-		sp := ss.Spans().AppendEmpty()
-		sp.SetTraceID(pcommon.TraceID{7, byte(i + 1)})
-		sp.SetSpanID(pcommon.SpanID{7, byte(i + 1)})
-		sp.SetName("GET /")
-		sp.SetKind(ptrace.SpanKindServer)
-		if i < bad {
-			sp.Status().SetCode(ptrace.StatusCodeError)
-		}
-	}
-	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var req otlp.Request
-	if err := otlp.Parse(b, otlp.Limits{}, &req); err != nil {
-		t.Fatal(err)
-	}
-	return &req
-}
-
 func TestSLOListAndStatusCLI(t *testing.T) {
 	e, err := slo.NewEngine([]slo.Spec{
 		{Name: "checkout-availability", Service: "checkout", Objective: 99.9, Window: units.Duration(30 * 24 * time.Hour), SLI: slo.SLISpec{Kind: slo.Availability}},
@@ -89,7 +58,7 @@ func TestSLOListAndStatusCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.Observe(sloCLIRequest(t, "checkout", 4000, 1), time.Now())
+	e.Observe(otlptest.EntryRequest(t, "checkout", 4000, 1), time.Now())
 	ts := httptest.NewServer(api.New(api.Deps{SLOs: e}))
 	defer ts.Close()
 

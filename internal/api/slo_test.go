@@ -10,42 +10,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
-	"github.com/tailgate-sre/tailgate/internal/otlp"
+	"github.com/tailgate-sre/tailgate/internal/otlptest"
 	"github.com/tailgate-sre/tailgate/internal/slo"
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
-
-// sloRequest builds n checkout entry spans, the first bad of them failing.
-func sloRequest(t *testing.T, n, bad int) *otlp.Request {
-	t.Helper()
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", "checkout")
-	ss := rs.ScopeSpans().AppendEmpty()
-	for i := range n {
-		sp := ss.Spans().AppendEmpty()
-		sp.SetTraceID(pcommon.TraceID{9, byte(i + 1)})
-		sp.SetSpanID(pcommon.SpanID{9, byte(i + 1)})
-		sp.SetName("POST /pay")
-		sp.SetKind(ptrace.SpanKindServer)
-		if i < bad {
-			sp.Attributes().PutInt("http.response.status_code", 503)
-		}
-	}
-	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var req otlp.Request
-	if err := otlp.Parse(b, otlp.Limits{}, &req); err != nil {
-		t.Fatal(err)
-	}
-	return &req
-}
 
 func sloServer(t *testing.T) (*httptest.Server, *slo.Engine) {
 	t.Helper()
@@ -87,7 +56,7 @@ func call(t *testing.T, method, url string, body any, out any) int {
 
 func TestSLOStatusEndpoint(t *testing.T) {
 	ts, e := sloServer(t)
-	e.Observe(sloRequest(t, 200, 1), time.Now())
+	e.Observe(otlptest.EntryRequest(t, "checkout", 200, 1), time.Now())
 
 	// The fields DESIGN.md promises, read as raw JSON.
 	var raw map[string]any
@@ -132,7 +101,7 @@ func TestSLOStatusEndpoint(t *testing.T) {
 
 func TestSLOHistoryEndpoint(t *testing.T) {
 	ts, e := sloServer(t)
-	e.Observe(sloRequest(t, 100, 2), time.Now())
+	e.Observe(otlptest.EntryRequest(t, "checkout", 100, 2), time.Now())
 	var h SLOHistory
 	if code := call(t, "GET", ts.URL+"/api/v1/slos/checkout-availability/history?from=-1h&step=10m", nil, &h); code != http.StatusOK {
 		t.Fatalf("status %d", code)
@@ -158,7 +127,7 @@ func TestSLOHistoryEndpoint(t *testing.T) {
 func TestSLOCorrectionsEndpoints(t *testing.T) {
 	ts, e := sloServer(t)
 	now := time.Now()
-	e.Observe(sloRequest(t, 10, 10), now)
+	e.Observe(otlptest.EntryRequest(t, "checkout", 10, 10), now)
 	base := ts.URL + "/api/v1/slos/checkout-availability/corrections"
 
 	// After the fact: the load test that just failed does not count.

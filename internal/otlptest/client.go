@@ -7,12 +7,16 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+
+	"github.com/tailgate-sre/tailgate/internal/otlp"
 )
 
 // Provider returns an OpenTelemetry SDK tracer provider for one service
@@ -55,4 +59,33 @@ func PutAttrs(m pcommon.Map, attrs map[string]any) {
 			panic(fmt.Sprintf("otlptest.PutAttrs: unsupported type %T of %q", v, k))
 		}
 	}
+}
+
+// EntryRequest returns a parsed request of n SERVER spans of service, the
+// first bad of them with status ERROR: n requests for the SLI counters.
+func EntryRequest(tb testing.TB, service string, n, bad int) *otlp.Request {
+	tb.Helper()
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", service)
+	ss := rs.ScopeSpans().AppendEmpty()
+	for i := range n {
+		sp := ss.Spans().AppendEmpty()
+		sp.SetTraceID(pcommon.TraceID{1, byte(i >> 8), byte(i), 1})
+		sp.SetSpanID(pcommon.SpanID{1, byte(i >> 8), byte(i), 1})
+		sp.SetName("GET /")
+		sp.SetKind(ptrace.SpanKindServer)
+		if i < bad {
+			sp.Status().SetCode(ptrace.StatusCodeError)
+		}
+	}
+	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var req otlp.Request
+	if err := otlp.Parse(b, otlp.Limits{}, &req); err != nil {
+		tb.Fatal(err)
+	}
+	return &req
 }

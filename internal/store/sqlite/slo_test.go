@@ -5,11 +5,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
-	"github.com/tailgate-sre/tailgate/internal/otlp"
+	"github.com/tailgate-sre/tailgate/internal/otlptest"
 	"github.com/tailgate-sre/tailgate/internal/slo"
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
@@ -157,33 +154,6 @@ func TestAlertTransitions(t *testing.T) {
 	}
 }
 
-func entryRequest(t *testing.T, service string, n, bad int) *otlp.Request {
-	t.Helper()
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", service)
-	ss := rs.ScopeSpans().AppendEmpty()
-	for i := range n {
-		sp := ss.Spans().AppendEmpty()
-		sp.SetTraceID(pcommon.TraceID{1, byte(i + 1)})
-		sp.SetSpanID(pcommon.SpanID{1, byte(i + 1)})
-		sp.SetName("GET /")
-		sp.SetKind(ptrace.SpanKindServer)
-		if i < bad {
-			sp.Status().SetCode(ptrace.StatusCodeError)
-		}
-	}
-	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var req otlp.Request
-	if err := otlp.Parse(b, otlp.Limits{}, &req); err != nil {
-		t.Fatal(err)
-	}
-	return &req
-}
-
 // TestEngineRestartContinuesWindows runs the SLO engine on this store,
 // stops it, and starts a new one on the same file: the windows, the
 // tracking start, the corrections and the firing alerts carry over.
@@ -203,8 +173,8 @@ func TestEngineRestartContinuesWindows(t *testing.T) {
 	db1 := openTest(t, dir)
 	e1 := start(db1)
 	now := time.Now()
-	e1.Observe(entryRequest(t, "checkout", 10, 10), now)
-	e1.Observe(entryRequest(t, "checkout", 10, 0), now)
+	e1.Observe(otlptest.EntryRequest(t, "checkout", 10, 10), now)
+	e1.Observe(otlptest.EntryRequest(t, "checkout", 10, 0), now)
 	if _, err := e1.AddCorrection(t.Context(), slo.Correction{SLO: "checkout", Start: now.Add(-48 * time.Hour), End: now.Add(-47 * time.Hour), Reason: "old maintenance", CreatedBy: "t"}, now); err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +208,7 @@ func TestEngineRestartContinuesWindows(t *testing.T) {
 		t.Errorf("alerts after restart (-want +got):\n%s", diff)
 	}
 	// More traffic in the same minute adds to the stored minute.
-	e2.Observe(entryRequest(t, "checkout", 5, 0), now)
+	e2.Observe(otlptest.EntryRequest(t, "checkout", 5, 0), now)
 	if err := e2.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
