@@ -46,42 +46,31 @@ func (s *Server) serviceRoutes(mux *http.ServeMux) {
 	if src == nil {
 		return
 	}
-	mux.HandleFunc("GET /api/v1/services", func(w http.ResponseWriter, r *http.Request) {
-		now := time.Now()
-		q, ok := seriesQuery(w, r, now)
-		if !ok {
-			return
+	// series serves a time-series read: the query comes from the URL's
+	// from, to and step, the service (when the route has one) from the path.
+	series := func(read func(ctx context.Context, service string, q signals.Query, now time.Time) (any, error)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			now := time.Now()
+			q, ok := seriesQuery(w, r, now)
+			if !ok {
+				return
+			}
+			resp, err := read(r.Context(), r.PathValue("service"), q, now)
+			s.writeSignals(w, resp, err)
 		}
-		resp, err := src.Services(r.Context(), q, now)
-		s.writeSignals(w, resp, err)
-	})
-	mux.HandleFunc("GET /api/v1/services/{service}", func(w http.ResponseWriter, r *http.Request) {
-		now := time.Now()
-		q, ok := seriesQuery(w, r, now)
-		if !ok {
-			return
-		}
-		resp, err := src.Service(r.Context(), r.PathValue("service"), q, now)
-		s.writeSignals(w, resp, err)
-	})
-	mux.HandleFunc("GET /api/v1/services/{service}/operations", func(w http.ResponseWriter, r *http.Request) {
-		now := time.Now()
-		q, ok := seriesQuery(w, r, now)
-		if !ok {
-			return
-		}
-		resp, err := src.Operations(r.Context(), r.PathValue("service"), q, now)
-		s.writeSignals(w, resp, err)
-	})
-	mux.HandleFunc("GET /api/v1/services/{service}/error-origins", func(w http.ResponseWriter, r *http.Request) {
-		now := time.Now()
-		q, ok := seriesQuery(w, r, now)
-		if !ok {
-			return
-		}
-		resp, err := src.ErrorOrigins(r.Context(), r.PathValue("service"), q, now)
-		s.writeSignals(w, resp, err)
-	})
+	}
+	mux.HandleFunc("GET /api/v1/services", series(func(ctx context.Context, _ string, q signals.Query, now time.Time) (any, error) {
+		return src.Services(ctx, q, now)
+	}))
+	mux.HandleFunc("GET /api/v1/services/{service}", series(func(ctx context.Context, svc string, q signals.Query, now time.Time) (any, error) {
+		return src.Service(ctx, svc, q, now)
+	}))
+	mux.HandleFunc("GET /api/v1/services/{service}/operations", series(func(ctx context.Context, svc string, q signals.Query, now time.Time) (any, error) {
+		return src.Operations(ctx, svc, q, now)
+	}))
+	mux.HandleFunc("GET /api/v1/services/{service}/error-origins", series(func(ctx context.Context, svc string, q signals.Query, now time.Time) (any, error) {
+		return src.ErrorOrigins(ctx, svc, q, now)
+	}))
 	mux.HandleFunc("GET /api/v1/cardinality", func(w http.ResponseWriter, r *http.Request) {
 		top := defaultCardinalityTop
 		if v := r.URL.Query().Get("top"); v != "" {
