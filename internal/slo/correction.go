@@ -1,6 +1,7 @@
 package slo
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -155,4 +156,92 @@ func excluded(ivs []interval, m minute) bool {
 	})
 	_ = i
 	return found
+}
+
+// refreshCorrectionsLocked expands the corrections into minute intervals
+// over the retained span and a day ahead, when the horizon nears or force
+// is set, and recomputes time slices that they change.
+func (e *Engine) refreshCorrectionsLocked(now time.Time, force bool) {
+	for _, st := range e.slos {
+		if !force && !st.ivsTo.IsZero() && now.Before(st.ivsTo.Add(-12*time.Hour)) {
+			continue
+		}
+		from := minuteTime(minuteOf(now) - e.retention)
+		to := now.Add(36 * time.Hour)
+		ivs := expandCorrections(st.corrections, from, to)
+		changed := !slices.Equal(ivs, st.ivs)
+		st.ivs, st.ivsFrom, st.ivsTo = ivs, from, to
+		if changed && st.sliceLen > 0 {
+			st.allSeries(st.rebuildSlices)
+		}
+	}
+}
+
+// Corrections returns an SLO's corrections.
+func (e *Engine) Corrections(name string) ([]Correction, error) {
+	st := e.byName[name]
+	if st == nil {
+		return nil, fmt.Errorf("%w %q", ErrUnknownSLO, name)
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return append([]Correction{}, st.corrections...), nil
+}
+
+// AddCorrection validates and stores a correction and applies it at once,
+// to past events too. now stamps CreatedAt when unset.
+func (e *Engine) AddCorrection(ctx context.Context, c Correction, now time.Time) (Correction, error) {
+	st := e.byName[c.SLO]
+	if st == nil {
+		return Correction{}, fmt.Errorf("%w %q", ErrUnknownSLO, c.SLO)
+	}
+	c.Source = SourceAPI
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = now
+	}
+	if err := c.Validate(); err != nil {
+		return Correction{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if e.store != nil {
+		stored, err := e.store.AddCorrection(ctx, c)
+		if err != nil {
+			return Correction{}, fmt.Errorf("store correction: %w", err)
+		}
+		c = stored
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.store == nil {
+		e.nextID++
+		c.ID = e.nextID
+	}
+	st.corrections = append(st.corrections, c)
+	st.ivsTo = time.Time{}
+	e.refreshCorrectionsLocked(now, false)
+	return c, nil
+}
+
+// DeleteCorrection removes a correction added through the API.
+func (e *Engine) DeleteCorrection(ctx context.Context, slo string, id int64, now time.Time) error {
+	st := e.byName[slo]
+	if st == nil {
+		return fmt.Errorf("%w %q", ErrUnknownSLO, slo)
+	}
+	e.mu.RLock()
+	i := slices.IndexFunc(st.corrections, func(c Correction) bool { return c.ID == id && c.Source == SourceAPI })
+	e.mu.RUnlock()
+	if i < 0 {
+		return fmt.Errorf("%w %d of SLO %q", ErrUnknownCorrection, id, slo)
+	}
+	if e.store != nil {
+		if _, err := e.store.DeleteCorrection(ctx, slo, id); err != nil {
+			return fmt.Errorf("delete correction: %w", err)
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st.corrections = slices.DeleteFunc(st.corrections, func(c Correction) bool { return c.ID == id && c.Source == SourceAPI })
+	st.ivsTo = time.Time{}
+	e.refreshCorrectionsLocked(now, false)
+	return nil
 }

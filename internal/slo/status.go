@@ -336,3 +336,181 @@ func (r *rule) summary(st *sloState, v *AlertValues) string {
 	return fmt.Sprintf("%s: burn rate %s over %s and %s over %s, threshold %.3g", st.spec.Name,
 		f(v.BurnRateLong), v.LongWindow, f(v.BurnRateShort), v.ShortWindow, r.burn)
 }
+
+// Status returns an SLO's state at now.
+func (e *Engine) Status(name string, now time.Time) (Status, bool) {
+	st := e.byName[name]
+	if st == nil {
+		return Status{}, false
+	}
+	e.syncTo(now)
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.statusLocked(st, now), true
+}
+
+// List returns every SLO's state at now, in configuration order.
+func (e *Engine) List(now time.Time) []Status {
+	e.syncTo(now)
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make([]Status, 0, len(e.slos))
+	for _, st := range e.slos {
+		out = append(out, e.statusLocked(st, now))
+	}
+	return out
+}
+
+// ServiceStatus returns the states at now of the SLOs of one service (what
+// the release gate reads), in configuration order.
+func (e *Engine) ServiceStatus(service string, now time.Time) []Status {
+	plan := e.byService[service]
+	if plan == nil {
+		return nil
+	}
+	slos := plan.slos
+	e.syncTo(now)
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make([]Status, 0, len(slos))
+	for _, st := range slos {
+		out = append(out, e.statusLocked(st, now))
+	}
+	return out
+}
+
+// Specs returns the specs the engine runs.
+func (e *Engine) Specs() []Spec {
+	out := make([]Spec, len(e.slos))
+	for i, st := range e.slos {
+		out[i] = st.spec
+	}
+	return out
+}
+
+func (e *Engine) statusLocked(st *sloState, now time.Time) Status {
+	cur := e.cur.Load()
+	out := Status{
+		Name: st.spec.Name, Service: st.spec.Service, Description: st.spec.Description, Objective: st.spec.Objective,
+		Window: st.per.label, BudgetingMethod: st.method.String(), SLIKind: st.kind.String(),
+		TrackedSince: st.since, EvaluatedAt: now, AlertsEvaluatedAt: e.lastEval,
+	}
+	if st.kind == Latency {
+		out.Threshold = st.spec.SLI.Threshold.String()
+	}
+	var ms measure
+	st.measureSeries(st.agg, now, cur, unpack(st.agg.live.Load()), &ms)
+	st.fill(&ms, &out)
+	out.Alerts = st.activeAlerts([]Alert{})
+	if t, ok := lastEvent(st.agg, cur); ok {
+		out.LastEventAt = &t
+	}
+	if st.groupBy != nil {
+		for _, s := range st.groups.Load().list {
+			var gm measure
+			st.measureSeries(s, now, cur, unpack(s.live.Load()), &gm)
+			var gs Status
+			st.fill(&gm, &gs)
+			out.Groups = append(out.Groups, GroupStatus{Group: s.group, Good: gs.Good, Total: gs.Total, SLI: gs.SLI,
+				BudgetRemaining: gs.BudgetRemaining, BurnRates: gs.BurnRates, Coverage: gs.Coverage})
+		}
+	}
+	a := minuteOf(out.WindowStart)
+	m := minuteOf(now)
+	for _, c := range st.corrections {
+		var ex cnt
+		c.Occurrences(out.WindowStart, now, func(s, e time.Time) {
+			em := minuteOf(e)
+			if !minuteTime(em).Equal(e) {
+				em++
+			}
+			x := st.agg.raw(max(a, minuteOf(s)), min(m+1, em), cur, unpack(st.agg.live.Load()))
+			ex.good += x.good
+			ex.total += x.total
+		})
+		hit := false
+		c.Occurrences(out.WindowStart, now.Add(24*time.Hour), func(time.Time, time.Time) { hit = true })
+		if hit {
+			out.Corrections = append(out.Corrections, CorrectionSummary{Correction: c, ExcludedGood: ex.good, ExcludedTotal: ex.total})
+		}
+	}
+	if st.method == Occurrences && st.eb > 0 && out.Total > 0 && st.eb*out.Total < 10 {
+		out.Warnings = append(out.Warnings, fmt.Sprintf(
+			"low traffic: %.0f requests in the window allow %.2f bad ones, so one failure spends %.0f%% of the error budget",
+			out.Total, st.eb*out.Total, 100/(st.eb*out.Total)))
+	}
+	return out
+}
+
+func lastEvent(s *series, cur minute) (time.Time, bool) {
+	if unpack(s.live.Load()).total > 0 {
+		return minuteTime(cur), true
+	}
+	if k, ok := s.ev.last(); ok {
+		return minuteTime(k), true
+	}
+	return time.Time{}, false
+}
+
+// Alerts returns every pending or firing alert at now.
+func (e *Engine) Alerts() []Alert {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := []Alert{}
+	for _, st := range e.slos {
+		out = st.activeAlerts(out)
+	}
+	return out
+}
+
+// Transitions returns the most recent alert transitions kept in memory,
+// newest first, of one SLO when slo is not empty.
+func (e *Engine) Transitions(slo string, limit int) []Transition {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := []Transition{}
+	for i := len(e.recent) - 1; i >= 0 && (limit <= 0 || len(out) < limit); i-- {
+		if slo == "" || e.recent[i].SLO == slo {
+			out = append(out, e.recent[i])
+		}
+	}
+	return out
+}
+
+// maxHistoryPoints bounds a history query.
+const maxHistoryPoints = 11000
+
+// History returns an SLO's SLI, budget remaining and burn rates from from
+// to to every step (at least a minute), as they were at each instant.
+func (e *Engine) History(name string, from, to time.Time, step time.Duration, now time.Time) ([]HistoryPoint, error) {
+	st := e.byName[name]
+	if st == nil {
+		return nil, fmt.Errorf("%w %q", ErrUnknownSLO, name)
+	}
+	if step < time.Minute {
+		return nil, fmt.Errorf("%w: step must be at least 1m, got %s", ErrInvalid, step)
+	}
+	if to.After(now) {
+		to = now
+	}
+	if to.Before(from) {
+		return nil, fmt.Errorf("%w: from must not be after to", ErrInvalid)
+	}
+	if n := to.Sub(from) / step; n >= maxHistoryPoints {
+		return nil, fmt.Errorf("%w: %d points exceed the limit of %d; raise step", ErrInvalid, n+1, maxHistoryPoints)
+	}
+	e.syncTo(now)
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	cur := e.cur.Load()
+	live := unpack(st.agg.live.Load())
+	var ms measure
+	out := []HistoryPoint{}
+	for t := from; !t.After(to); t = t.Add(step) {
+		st.measureSeries(st.agg, t, cur, live, &ms)
+		var s Status
+		st.fill(&ms, &s)
+		out = append(out, HistoryPoint{Time: t, Good: s.Good, Total: s.Total, SLI: s.SLI, BudgetRemaining: s.BudgetRemaining, BurnRates: s.BurnRates})
+	}
+	return out, nil
+}
