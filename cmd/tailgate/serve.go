@@ -55,11 +55,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitFail
 	}
 	if err := d.Start(ctx); err != nil {
-		log.Error("cannot start", "err", err)
+		log.Error("cannot start", "err", err) // Start stopped what it had started
+		return exitFail
+	}
+	select {
+	case <-ctx.Done():
+	case <-d.Failed():
+		// A listener died: serving on half dead would look healthy to a
+		// process supervisor while refusing spans or gate checks.
+		log.Error("shutting down after a failure", "err", d.Err(), "deadline", cfg.Server.ShutdownTimeout.String())
 		shutdown(d, cfg, log)
 		return exitFail
 	}
-	<-ctx.Done()
 	log.Info("shutting down", "deadline", cfg.Server.ShutdownTimeout.String())
 	if err := shutdown(d, cfg, log); err != nil {
 		return exitFail
