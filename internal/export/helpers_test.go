@@ -212,7 +212,7 @@ func startFake(t *testing.T, cfg Config, fc *fakeClient) (*Exporter, *prometheus
 		t.Fatal(err)
 	}
 	e.client = fc
-	e.rand = func() float64 { return 0.5 }
+	e.jitter = 0
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
