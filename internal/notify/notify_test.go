@@ -145,7 +145,7 @@ func start(t *testing.T, cfg Config, reg prometheus.Registerer) *Notifiers {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.each(func(w *worker) { w.backoff = time.Millisecond })
+	n.each(func(w *worker) { w.firstWait, w.jitter = time.Millisecond, 0 })
 	if err := n.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
