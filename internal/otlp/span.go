@@ -113,6 +113,7 @@ type Span struct {
 
 	nameOff, nameLen   uint32
 	routeOff, routeLen uint32 // http.route string value; routeLen 0 when absent
+	attrLo, attrHi     uint32 // Request.SpanAttrs
 }
 
 // Name returns the span name (a slice of Raw).
@@ -175,6 +176,8 @@ type Resource struct {
 	SchemaURL []byte
 	// ServiceName is the service.name attribute, "" when absent.
 	ServiceName string
+
+	attrLo, attrHi uint32 // Request.ResourceAttrs
 }
 
 // Attr returns the resource attribute with the given key.
