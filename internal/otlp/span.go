@@ -232,6 +232,23 @@ func (v Value) Str() []byte {
 	return v.raw
 }
 
+// Bytes returns the value's bytes as they are on the wire: a string's or a
+// bytes value's content, or the encoding of an array or map (an ArrayValue
+// or KeyValueList message); nil for the other kinds. Two values of the
+// same kind with equal Bytes are equal.
+func (v Value) Bytes() []byte {
+	switch v.Kind {
+	case ValueString, ValueBytes, ValueArray, ValueMap:
+		return v.raw
+	}
+	return nil
+}
+
+// Bits returns a scalar value's 64 bits as they are on the wire: an int in
+// two's complement, a double's IEEE 754 bits, a bool as 0 or 1; 0 for the
+// other kinds. Two values of the same kind with equal Bits are equal.
+func (v Value) Bits() uint64 { return v.num }
+
 // Int returns the value as an integer: an int, or a string holding a decimal
 // integer (some SDKs send status codes as strings).
 func (v Value) Int() (int64, bool) {
