@@ -385,9 +385,11 @@ func parseSpan(raw []byte, lim Limits, s *Span, attrs *[]Attr) (reason string, e
 	if lim.MaxSpanBytes > 0 && len(raw) > lim.MaxSpanBytes {
 		return fmt.Sprintf("span is %d bytes, limit is %d", len(raw), lim.MaxSpanBytes), nil
 	}
-	p := spanParse{traceIDLen: -1, spanIDLen: -1, attrs: attrs}
+	p := spanParse{traceIDLen: -1, spanIDLen: -1, record: attrs != nil}
 	if attrs != nil {
-		s.attrLo = uint32(len(*attrs))
+		// Appended to a local copy of the slice header, written back below.
+		p.attrs = *attrs
+		s.attrLo = uint32(len(p.attrs))
 	}
 	for b := raw; len(b) > 0; {
 		num, typ, v, x, n := readField(b)
@@ -401,7 +403,8 @@ func parseSpan(raw []byte, lim Limits, s *Span, attrs *[]Attr) (reason string, e
 		}
 	}
 	if attrs != nil {
-		s.attrHi = uint32(len(*attrs))
+		*attrs = p.attrs
+		s.attrHi = uint32(len(p.attrs))
 	}
 	if r, ok := err.(spanInvalid); ok {
 		return string(r), nil
@@ -434,7 +437,8 @@ type spanParse struct {
 	traceIDLen, spanIDLen, parentLen int
 	nattrs                           int
 	httpLegacy                       uint16
-	attrs                            *[]Attr
+	record                           bool // append attributes to attrs
+	attrs                            []Attr
 }
 
 // field reads one field of a span into s.
@@ -500,8 +504,8 @@ func (p *spanParse) field(s *Span, num protowire.Number, typ protowire.Type, v [
 		if err != nil {
 			return fmt.Errorf("attributes: %v", err)
 		}
-		if p.attrs != nil {
-			*p.attrs = append(*p.attrs, Attr{Key: key, Value: val})
+		if p.record {
+			p.attrs = append(p.attrs, Attr{Key: key, Value: val})
 		}
 		p.wellKnown(s, key, val)
 	case fieldSpanEvents:
