@@ -162,7 +162,9 @@ func GRPCServerFault(code int) bool {
 	return false
 }
 
-// Attr returns the span attribute with the given key.
+// Attr returns the span attribute with the given key, walking Raw. For a
+// span of a Request, Request.SpanAttrs(s).Get reads the attributes Parse
+// already split.
 func (s *Span) Attr(key string) (Value, bool) { return findAttr(s.Raw, fieldSpanAttributes, key) }
 
 // Attrs calls fn for each span attribute until fn returns false.
@@ -180,7 +182,8 @@ type Resource struct {
 	attrLo, attrHi uint32 // Request.ResourceAttrs
 }
 
-// Attr returns the resource attribute with the given key.
+// Attr returns the resource attribute with the given key, walking Raw;
+// Request.ResourceAttrs(r).Get reads the attributes Parse already split.
 func (r *Resource) Attr(key string) (Value, bool) {
 	return findAttr(r.Raw, fieldResourceAttributes, key)
 }
