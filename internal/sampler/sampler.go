@@ -60,10 +60,10 @@ type Sampler struct {
 	// exts are the extensions kept traces are exported with: one per rule,
 	// then any only known from a loaded decision cache.
 	exts []otlp.Extension
-	// legacy holds the Bloom filters of dropped IDs loaded from the cache
+	// restored holds the Bloom filters of dropped IDs restored from the cache
 	// file: read-only, shared by all shards, and replaced (without the
 	// expired ones) by the ticker.
-	legacy atomic.Pointer[[]*bloom]
+	restored atomic.Pointer[[]*bloom]
 
 	shards []*shard
 	intake atomic.Int64
@@ -198,16 +198,16 @@ func (s *Sampler) restore(snap *cacheSnapshot, now int64) {
 		sh.cache.addKept(k.id, keptEntry{at: k.at, rate: k.rate, ext: s.extIndex(k.ext)})
 		kept++
 	}
-	var legacy []*bloom
+	var restored []*bloom
 	for _, f := range snap.filters {
 		if f.newest+ttl >= now {
-			legacy = append(legacy, f)
+			restored = append(restored, f)
 		}
 	}
-	if len(legacy) > 0 {
-		s.legacy.Store(&legacy)
+	if len(restored) > 0 {
+		s.restored.Store(&restored)
 	}
-	s.log.Info("loaded the decision cache", "path", s.path, "kept_traces", kept, "dropped_filters", len(legacy),
+	s.log.Info("loaded the decision cache", "path", s.path, "kept_traces", kept, "dropped_filters", len(restored),
 		"saved_at", time.Unix(0, snap.savedAt).UTC())
 }
 
@@ -254,22 +254,22 @@ func (s *Sampler) tickLoop() {
 				}
 			}
 			s.endStressEpisode(now.UnixNano())
-			s.expireLegacy(now.UnixNano())
+			s.expireRestored(now.UnixNano())
 		}
 	}
 }
 
-// legacyFilters returns the loaded dropped-ID filters.
-func (s *Sampler) legacyFilters() []*bloom {
-	if p := s.legacy.Load(); p != nil {
+// restoredFilters returns the loaded dropped-ID filters.
+func (s *Sampler) restoredFilters() []*bloom {
+	if p := s.restored.Load(); p != nil {
 		return *p
 	}
 	return nil
 }
 
-// expireLegacy drops loaded filters whose newest ID is older than the TTL.
-func (s *Sampler) expireLegacy(now int64) {
-	old := s.legacyFilters()
+// expireRestored drops loaded filters whose newest ID is older than the TTL.
+func (s *Sampler) expireRestored(now int64) {
+	old := s.restoredFilters()
 	if len(old) == 0 {
 		return
 	}
@@ -277,7 +277,7 @@ func (s *Sampler) expireLegacy(now int64) {
 	expired := func(f *bloom) bool { return f.newest+ttl < now }
 	if slices.ContainsFunc(old, expired) {
 		keep := slices.DeleteFunc(slices.Clone(old), expired)
-		s.legacy.Store(&keep)
+		s.restored.Store(&keep)
 	}
 }
 
@@ -337,7 +337,7 @@ func (s *Sampler) snapshot(now int64) *cacheSnapshot {
 			}
 		}
 	}
-	for _, f := range s.legacyFilters() {
+	for _, f := range s.restoredFilters() {
 		if f.newest+ttl >= now {
 			snap.filters = append(snap.filters, f)
 		}

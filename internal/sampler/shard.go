@@ -411,15 +411,15 @@ func (sh *shard) late(b *batch, in *inSpan) bool {
 		}
 		return true
 	}
-	if sh.cache.dropped(&in.traceID) || sh.legacyDropped(&in.traceID) {
+	if sh.cache.dropped(&in.traceID) || sh.restoredDropped(&in.traceID) {
 		sh.s.m.lateDrop.Inc()
 		return true
 	}
 	return false
 }
 
-func (sh *shard) legacyDropped(id *otlp.TraceID) bool {
-	for _, f := range sh.s.legacyFilters() {
+func (sh *shard) restoredDropped(id *otlp.TraceID) bool {
+	for _, f := range sh.s.restoredFilters() {
 		if f.has(id) {
 			return true
 		}

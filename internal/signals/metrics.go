@@ -120,8 +120,8 @@ func (t *seriesTable) purge(since int64) {
 }
 
 // seriesFor returns the series of a request of op, creating it within the
-// limit.
-func (s *Signals) seriesFor(op *operation, sp *otlp.Span, res *otlp.Resource, class statusClass) *series {
+// limit. attrs are the span's attributes, resAttrs its resource's.
+func (s *Signals) seriesFor(op *operation, sp *otlp.Span, attrs, resAttrs otlp.Attrs, class statusClass) *series {
 	st := &s.st
 	key := st.scratch[:0]
 	for i, l := range s.labels {
@@ -131,9 +131,9 @@ func (s *Signals) seriesFor(op *operation, sp *otlp.Span, res *otlp.Resource, cl
 		start := len(key)
 		switch {
 		case !l.builtin:
-			v, ok := sp.Attr(l.key)
+			v, ok := attrs.Get(l.key)
 			if !ok {
-				v, ok = res.Attr(l.key)
+				v, ok = resAttrs.Get(l.key)
 			}
 			if ok {
 				key = v.AppendText(key)
