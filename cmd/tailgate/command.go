@@ -245,7 +245,7 @@ func printError(stderr io.Writer, c *command, err error) int {
 func (c *command) writeHelp(w io.Writer) {
 	syn := c.synopsis
 	if syn == "" && len(c.subs) > 0 {
-		syn = "COMMAND [flags]"
+		syn = "COMMAND"
 	}
 	fmt.Fprintf(w, "Usage: %s %s\n", c.path, syn)
 	if c.summary != "" {

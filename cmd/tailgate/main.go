@@ -28,7 +28,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func rootCommand() *command {
 	return &command{
 		name:     "tailgate",
-		synopsis: "COMMAND [flags]",
+		synopsis: "COMMAND [ARGS]",
 		help: `tailgate is an OpenTelemetry-native reliability control plane: OTLP ingest,
 tail sampling, golden signals, SLO budgets and a release gate.
 
