@@ -248,9 +248,8 @@ func timeParam(q string, now time.Time) (time.Time, error) {
 }
 
 // listParams reads service, from, to and limit.
-func listParams(w http.ResponseWriter, r *http.Request) (service string, from, to time.Time, limit int, ok bool) {
+func listParams(w http.ResponseWriter, r *http.Request, now time.Time) (service string, from, to time.Time, limit int, ok bool) {
 	q := r.URL.Query()
-	now := time.Now()
 	var err error
 	if from, err = timeParam(q.Get("from"), now); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid request", "from: "+err.Error())
@@ -270,7 +269,7 @@ func listParams(w http.ResponseWriter, r *http.Request) (service string, from, t
 }
 
 func (s *Server) gateDecisions(w http.ResponseWriter, r *http.Request) {
-	service, from, to, limit, ok := listParams(w, r)
+	service, from, to, limit, ok := listParams(w, r, s.deps.Now())
 	if !ok {
 		return
 	}
@@ -300,7 +299,7 @@ func (s *Server) createOverride(w http.ResponseWriter, r *http.Request) {
 // listOverrides lists the active overrides, or with all=true every
 // override with its status.
 func (s *Server) listOverrides(w http.ResponseWriter, r *http.Request) {
-	service, _, _, limit, ok := listParams(w, r)
+	service, _, _, limit, ok := listParams(w, r, s.deps.Now())
 	if !ok {
 		return
 	}
@@ -349,7 +348,7 @@ func (s *Server) recordDeploy(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listDeploys(w http.ResponseWriter, r *http.Request) {
-	service, from, to, limit, ok := listParams(w, r)
+	service, from, to, limit, ok := listParams(w, r, s.deps.Now())
 	if !ok {
 		return
 	}

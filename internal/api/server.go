@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -30,6 +31,11 @@ type Deps struct {
 
 	// Auth authenticates API callers; nil leaves the API open.
 	Auth *auth.Authenticator
+
+	// Now is the clock every endpoint reads: the "now" of relative times
+	// such as from=1h, of budget and burn-rate reads and of corrections.
+	// Nil means time.Now; tests inject a fixed or stepped clock.
+	Now func() time.Time
 }
 
 // Server routes API requests.
@@ -42,6 +48,9 @@ type Server struct {
 func New(deps Deps) *Server {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
 	}
 	s := &Server{deps: deps, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -50,7 +50,7 @@ func (s *Server) serviceRoutes(mux *http.ServeMux) {
 	// from, to and step, the service (when the route has one) from the path.
 	series := func(read func(ctx context.Context, service string, q signals.Query, now time.Time) (any, error)) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			now := time.Now()
+			now := s.deps.Now()
 			q, ok := seriesQuery(w, r, now)
 			if !ok {
 				return

@@ -70,13 +70,18 @@ func signalsRequest(t *testing.T, end time.Time) *otlp.Request {
 	return &req
 }
 
+// signalsNow is the fixed clock of the service endpoint tests: two and a
+// half minutes past a five-minute boundary, so that a series' first step
+// is cut by the query's start (see TestServiceEndpoints).
+var signalsNow = time.Date(2026, 3, 1, 12, 2, 30, 0, time.UTC)
+
 func newSignalsServer(t *testing.T, store signals.Store) (*Server, *signals.Signals) {
 	t.Helper()
 	sig, err := signals.New(signals.DefaultConfig(), signals.Settings{Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(Deps{Services: sig}), sig
+	return New(Deps{Services: sig, Now: func() time.Time { return signalsNow }}), sig
 }
 
 func getJSON(t *testing.T, h http.Handler, path string, wantStatus int, out any) {
@@ -96,15 +101,23 @@ func getJSON(t *testing.T, h http.Handler, path string, wantStatus int, out any)
 
 func TestServiceEndpoints(t *testing.T) {
 	srv, sig := newSignalsServer(t, signalsStore{})
-	now := time.Now()
+	now := signalsNow
 	sig.Observe(signalsRequest(t, now.Add(-time.Second)), now)
 
+	// from=1h is 11:02:30 by the API's clock; signals aligns it down to
+	// the 5m step, 11:00:00, and ends the range at now, 12:02:30. That is
+	// 62.5 minutes, so ceil(62.5/5) = 13 points: 11:00, 11:05, ..., 12:00.
+	// The three requests (ending 12:02:29) fall in the last, 12:00:00.
 	var list signals.ServicesResponse
 	getJSON(t, srv, "/api/v1/services?from=1h&step=5m", http.StatusOK, &list)
-	if list.Step != "5m" || len(list.Services) != 1 || len(list.Services[0].Series) != 12 && len(list.Services[0].Series) != 13 {
-		t.Fatalf("services = step %s, %+v", list.Step, list.Services)
+	if list.Step != "5m" || len(list.Services) != 1 || len(list.Services[0].Series) != 13 {
+		t.Fatalf("services = step %s, %+v; want one service with 13 points", list.Step, list.Services)
 	}
 	svc := list.Services[0]
+	if first, last := svc.Series[0], svc.Series[12]; !first.Time.Equal(time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC)) ||
+		!last.Time.Equal(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)) || last.Requests != 3 || first.Requests != 0 {
+		t.Errorf("series from %v (%d requests) to %v (%d requests), want 11:00 (0) to 12:00 (3)", first.Time, first.Requests, last.Time, last.Requests)
+	}
 	if svc.Service != "checkout" || svc.Requests != 3 || svc.Errors != 1 || svc.ErrorRatio == nil || *svc.ErrorRatio != 1.0/3 {
 		t.Errorf("checkout = %+v", svc.Stats)
 	}

@@ -76,10 +76,10 @@ func (s *Server) sloRoutes(mux *http.ServeMux) {
 		return
 	}
 	mux.HandleFunc("GET /api/v1/slos", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, SLOList{SLOs: src.List(time.Now())})
+		writeJSON(w, http.StatusOK, SLOList{SLOs: src.List(s.deps.Now())})
 	})
 	mux.HandleFunc("GET /api/v1/slos/{name}", func(w http.ResponseWriter, r *http.Request) {
-		st, ok := src.Status(r.PathValue("name"), time.Now())
+		st, ok := src.Status(r.PathValue("name"), s.deps.Now())
 		if !ok {
 			writeError(w, http.StatusNotFound, "unknown SLO", fmt.Sprintf("no SLO named %q", r.PathValue("name")))
 			return
@@ -112,7 +112,7 @@ func (s *Server) sloRoutes(mux *http.ServeMux) {
 		c, err := src.AddCorrection(r.Context(), slo.Correction{
 			SLO: r.PathValue("name"), Start: req.Start, End: req.End, Duration: req.Duration, RRule: req.RRule,
 			TimeZone: req.TimeZone, Reason: req.Reason, CreatedBy: req.CreatedBy,
-		}, time.Now())
+		}, s.deps.Now())
 		if err != nil {
 			writeSLOError(w, err)
 			return
@@ -126,7 +126,7 @@ func (s *Server) sloRoutes(mux *http.ServeMux) {
 			writeError(w, http.StatusBadRequest, "invalid correction id", fmt.Sprintf("want a positive integer, got %q", idText))
 			return
 		}
-		if err := src.DeleteCorrection(r.Context(), r.PathValue("name"), id, time.Now()); err != nil {
+		if err := src.DeleteCorrection(r.Context(), r.PathValue("name"), id, s.deps.Now()); err != nil {
 			writeSLOError(w, err)
 			return
 		}
@@ -170,7 +170,7 @@ func (s *Server) sloRoutes(mux *http.ServeMux) {
 const defaultHistoryPoints = 300
 
 func (s *Server) sloHistory(w http.ResponseWriter, r *http.Request, src SLOSource) {
-	now := time.Now()
+	now := s.deps.Now()
 	q := r.URL.Query()
 	to, err := parseTime(q.Get("to"), now, now)
 	if err != nil {

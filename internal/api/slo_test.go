@@ -16,6 +16,10 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
+// sloNow is the API's fixed clock in the SLO endpoint tests, and the time
+// the tests observe requests at.
+var sloNow = time.Date(2026, 3, 1, 12, 2, 30, 0, time.UTC)
+
 func sloServer(t *testing.T) (*httptest.Server, *slo.Engine) {
 	t.Helper()
 	e, err := slo.NewEngine([]slo.Spec{
@@ -26,7 +30,7 @@ func sloServer(t *testing.T) (*httptest.Server, *slo.Engine) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(New(Deps{SLOs: e}))
+	ts := httptest.NewServer(New(Deps{SLOs: e, Now: func() time.Time { return sloNow }}))
 	t.Cleanup(ts.Close)
 	return ts, e
 }
@@ -56,7 +60,7 @@ func call(t *testing.T, method, url string, body any, out any) int {
 
 func TestSLOStatusEndpoint(t *testing.T) {
 	ts, e := sloServer(t)
-	e.Observe(otlptest.EntryRequest(t, "checkout", 200, 1), time.Now())
+	e.Observe(otlptest.EntryRequest(t, "checkout", 200, 1), sloNow)
 
 	// The fields DESIGN.md promises, read as raw JSON.
 	var raw map[string]any
@@ -101,7 +105,7 @@ func TestSLOStatusEndpoint(t *testing.T) {
 
 func TestSLOHistoryEndpoint(t *testing.T) {
 	ts, e := sloServer(t)
-	e.Observe(otlptest.EntryRequest(t, "checkout", 100, 2), time.Now())
+	e.Observe(otlptest.EntryRequest(t, "checkout", 100, 2), sloNow)
 	var h SLOHistory
 	if code := call(t, "GET", ts.URL+"/api/v1/slos/checkout-availability/history?from=-1h&step=10m", nil, &h); code != http.StatusOK {
 		t.Fatalf("status %d", code)
@@ -126,7 +130,7 @@ func TestSLOHistoryEndpoint(t *testing.T) {
 
 func TestSLOCorrectionsEndpoints(t *testing.T) {
 	ts, e := sloServer(t)
-	now := time.Now()
+	now := sloNow
 	e.Observe(otlptest.EntryRequest(t, "checkout", 10, 10), now)
 	base := ts.URL + "/api/v1/slos/checkout-availability/corrections"
 
