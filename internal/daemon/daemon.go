@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tailgate-sre/tailgate/internal/api"
 	"github.com/tailgate-sre/tailgate/internal/auth"
@@ -55,10 +56,24 @@ type Daemon struct {
 	authn     *auth.Authenticator
 	tls       *tls.Config
 
+	// listen binds every socket (the API's and, through ingest.Settings,
+	// the receivers'); tests replace it before Start to hold the
+	// listeners.
+	listen func(ctx context.Context, network, address string) (net.Listener, error)
+
 	apiLn  net.Listener
 	apiSrv *http.Server
 	ready  atomic.Bool
-	done   chan error // the API server's Serve result
+
+	// serving runs every part that should run until Shutdown (the API
+	// server, the OTLP receivers): a member returns nil when Shutdown
+	// stopped it and an error when it stopped on its own.
+	serving errgroup.Group
+	// ingestFailed carries the receivers' first failure to their member
+	// of serving; stopped releases that member at Shutdown.
+	ingestFailed chan error
+	stopped      chan struct{}
+	stopOnce     sync.Once
 
 	// failed is closed when a part stops that should run until Shutdown
 	// (a listener whose Serve returned); failure says which and why.
@@ -72,7 +87,10 @@ type Daemon struct {
 // New builds every component from cfg. It opens the store but binds no
 // socket; Start does.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: log, registry: prometheus.NewRegistry(), done: make(chan error, 1), failed: make(chan struct{})}
+	d := &Daemon{cfg: cfg, log: log, registry: prometheus.NewRegistry(),
+		ingestFailed: make(chan error, 1), stopped: make(chan struct{}), failed: make(chan struct{})}
+	var lc net.ListenConfig
+	d.listen = lc.Listen
 	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	specs := cfg.SLOs
@@ -144,7 +162,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		return fail(fmt.Errorf("policies: %w", err))
 	}
 	if d.receiver, err = ingest.New(cfg.Ingest, ingest.Settings{Logger: log.With("component", "ingest"), Registerer: d.registry, Consumer: pipeline{d},
-		OnFailure: func(err error) { d.fail("ingest", err) }}); err != nil {
+		OnFailure: func(err error) {
+			select {
+			case d.ingestFailed <- err:
+			default: // the first failure is enough
+			}
+		},
+		Listen: func(ctx context.Context, network, address string) (net.Listener, error) {
+			return d.listen(ctx, network, address)
+		},
+	}); err != nil {
 		return fail(fmt.Errorf("ingest: %w", err))
 	}
 	return d, nil
@@ -167,29 +194,39 @@ func (p pipeline) Consume(ctx context.Context, req *otlp.Request) error {
 	return nil
 }
 
-// Start binds every listener and starts the components, downstream first so
-// that nothing is accepted before it has somewhere to go. If a component
-// fails to start, the ones already started are stopped in reverse order
-// and the store is closed; Shutdown is then a no-op.
+// Start starts the components, downstream first so that nothing is
+// accepted before it has somewhere to go, then binds the API. If a
+// component fails to start (or the API's port is taken), the ones already
+// started are stopped in reverse order and the store is closed; Shutdown is
+// then a no-op. Once Start returns nil, the API server and the OTLP
+// receivers run until Shutdown; if one stops on its own, the daemon logs
+// it once and closes Failed, and Wait returns the cause.
 func (d *Daemon) Start(ctx context.Context) error {
-	ln, err := net.Listen("tcp", d.cfg.Server.API)
+	var started []step
+	for _, s := range d.steps() {
+		if err := s.start(ctx); err != nil {
+			d.closeAfterFailedStart(ctx, started)
+			return fmt.Errorf("start %s: %w", s.name, err)
+		}
+		started = append(started, s)
+	}
+	d.serve("ingest", func() error {
+		select {
+		case err := <-d.ingestFailed:
+			return err
+		case <-d.stopped:
+			return nil
+		}
+	})
+	ln, err := d.listen(ctx, "tcp", d.cfg.Server.API)
 	if err != nil {
-		d.closeAfterFailedStart(ctx, nil)
+		d.closeAfterFailedStart(ctx, started)
 		return fmt.Errorf("listen on server.api %s: %w", d.cfg.Server.API, err)
 	}
 	if d.tls != nil {
 		ln = tls.NewListener(ln, d.tls)
 	}
 	d.apiLn = ln
-	var started []step
-	for _, s := range d.steps() {
-		if err := s.start(ctx); err != nil {
-			ln.Close()
-			d.closeAfterFailedStart(ctx, started)
-			return fmt.Errorf("start %s: %w", s.name, err)
-		}
-		started = append(started, s)
-	}
 	d.apiSrv = &http.Server{
 		Handler: api.New(api.Deps{
 			Logger:   d.log.With("component", "api"),
@@ -202,18 +239,30 @@ func (d *Daemon) Start(ctx context.Context) error {
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	go func() {
-		err := d.apiSrv.Serve(ln)
-		if !errors.Is(err, http.ErrServerClosed) {
-			d.fail("api", fmt.Errorf("API server on %s: %w", ln.Addr(), err))
+	d.serve("api", func() error {
+		if err := d.apiSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("API server on %s: %w", ln.Addr(), err)
 		}
-		d.done <- err
-	}()
+		return nil
+	})
 	d.ready.Store(true)
 	d.log.Info("tailgate serving",
 		"api", ln.Addr().String(), "otlp_grpc", d.receiver.GRPCAddr(), "otlp_http", d.receiver.HTTPAddr(),
 		"storage", d.store.Path())
 	return nil
+}
+
+// serve runs fn, a part that should run until Shutdown, as a member of
+// d.serving: an error from fn means the part stopped on its own, which is
+// recorded (and logged once) as the daemon's failure.
+func (d *Daemon) serve(component string, fn func() error) {
+	d.serving.Go(func() error {
+		err := fn()
+		if err == nil || d.stopping.Load() {
+			return nil // stopped by Shutdown
+		}
+		return d.fail(component, err)
+	})
 }
 
 // step is a component's start and stop, in start order.
@@ -241,6 +290,7 @@ func (d *Daemon) closeAfterFailedStart(ctx context.Context, started []step) {
 	if !d.closed.CompareAndSwap(false, true) {
 		return
 	}
+	d.stopping.Store(true)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Server.ShutdownTimeout.Std())
 	defer cancel()
 	for i := len(started) - 1; i >= 0; i-- {
@@ -248,28 +298,29 @@ func (d *Daemon) closeAfterFailedStart(ctx context.Context, started []step) {
 			d.log.Warn("stop after a failed start", "component", started[i].name, "err", err)
 		}
 	}
+	d.stopOnce.Do(func() { close(d.stopped) })
+	_ = d.serving.Wait() // failures while stopping are not failures
 	if err := d.store.Close(); err != nil {
 		d.log.Warn("close store after a failed start", "err", err)
 	}
 }
 
-// fail records the first part that stopped on its own and closes Failed.
-// Failures during Shutdown are expected and ignored.
-func (d *Daemon) fail(component string, err error) {
-	if d.stopping.Load() {
-		return
-	}
+// fail records the first part that stopped on its own, logs it, closes
+// Failed and returns the recorded error.
+func (d *Daemon) fail(component string, err error) error {
 	d.failOnce.Do(func() {
 		d.failure = fmt.Errorf("%s stopped: %w", component, err)
 		d.ready.Store(false)
-		d.log.Error("a component stopped unexpectedly; tailgate must shut down", "component", component, "err", err)
+		d.log.Error("a component stopped unexpectedly; tailgate shuts down", "component", component, "err", err)
 		close(d.failed)
 	})
+	return d.failure
 }
 
 // Failed is closed once a part that should run until Shutdown has
 // stopped (a listener's Serve returned); the owner should then call
-// Shutdown and exit non-zero. Err tells which part and why.
+// Shutdown and exit non-zero, which Wait does. Err tells which part and
+// why.
 func (d *Daemon) Failed() <-chan struct{} { return d.failed }
 
 // Err returns why Failed was closed, or nil.
@@ -327,13 +378,39 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	stop("signals", d.signals.Shutdown)
 	if d.apiSrv != nil {
 		stop("api", d.apiSrv.Shutdown)
-		<-d.done // a Serve error was reported through Failed
 	}
+	d.stopOnce.Do(func() { close(d.stopped) })
+	_ = d.serving.Wait() // a part that failed before was reported through Failed
 	stop("gate", d.gate.Shutdown)
 	if err := d.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// Wait blocks until ctx is done or a part of the daemon stops on its own
+// (see Failed), then shuts the daemon down gracefully under
+// server.shutdown_timeout, detached from ctx. It returns the failure, if
+// any, joined with what the shutdown could not finish: nil means ctx
+// ended a healthy daemon that then stopped cleanly.
+func (d *Daemon) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+	case <-d.failed:
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Server.ShutdownTimeout.Std())
+	defer cancel()
+	err := d.Shutdown(sctx)
+	return errors.Join(d.Err(), err)
+}
+
+// Run starts the daemon and serves until ctx is done or a part fails: it
+// is Start followed by Wait.
+func (d *Daemon) Run(ctx context.Context) error {
+	if err := d.Start(ctx); err != nil {
+		return err
+	}
+	return d.Wait(ctx)
 }
 
 // onDecision runs on a sampler shard for every decided trace; error traces,

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -316,54 +317,185 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestAPIListenerDeathFailsDaemon kills the API listener under a running
-// daemon: the daemon must say so in one error log line naming the
-// component, close Failed with the cause, and still shut down cleanly.
-func TestAPIListenerDeathFailsDaemon(t *testing.T) {
+// listeners records every listener a daemon binds, by the address it
+// was asked for, so that a test can close one under its server.
+type listeners struct {
+	mu  sync.Mutex
+	all map[string]net.Listener
+}
+
+// hook makes d bind through l; call it before Start.
+func (l *listeners) hook(d *Daemon) {
+	l.all = map[string]net.Listener{}
+	listen := d.listen
+	d.listen = func(ctx context.Context, network, address string) (net.Listener, error) {
+		ln, err := listen(ctx, network, address)
+		if err == nil {
+			l.mu.Lock()
+			l.all[ln.Addr().String()] = ln
+			l.mu.Unlock()
+		}
+		return ln, err
+	}
+}
+
+func (l *listeners) get(addr string) net.Listener {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.all[addr]
+}
+
+// waitResult waits for the result of d.Wait, run since errc was made.
+func waitResult(t *testing.T, errc <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-errc:
+		return err
+	case <-time.After(2 * time.Minute): // a bound on a hang, not a measurement
+		t.Fatal("the daemon did not stop after a listener died")
+		return nil
+	}
+}
+
+// TestListenerDeathEndsDaemon closes each listener under its running
+// server, as a dying socket would: the daemon must log one error line
+// naming the component and the cause, shut everything down (the other
+// ports are free again, the store is flushed and closed) and Wait must
+// return the cause, which is what makes `tailgate serve` exit non-zero.
+func TestListenerDeathEndsDaemon(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		component string
+		addr      func(*Daemon) string
+		cause     string
+	}{
+		{"api", "api", (*Daemon).APIAddr, "API server on"},
+		{"otlp grpc", "ingest", (*Daemon).GRPCAddr, "OTLP/gRPC receiver on"},
+		{"otlp http", "ingest", (*Daemon).HTTPAddr, "OTLP/HTTP receiver on"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := otlptest.NewSink(t)
+			cfg := testConfig(t, sink, t.TempDir())
+			var logs syncBuffer
+			d, err := New(t.Context(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var lns listeners
+			lns.hook(d)
+			if err := d.Start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if d.Err() != nil {
+				t.Fatalf("Err before any failure = %v", d.Err())
+			}
+			addrs := []string{d.APIAddr(), d.GRPCAddr(), d.HTTPAddr()}
+			errc := make(chan error, 1)
+			go func() { errc <- d.Wait(context.Background()) }() // only a failure can end it
+
+			if err := lns.get(tc.addr(d)).Close(); err != nil {
+				t.Fatal(err)
+			}
+			err = waitResult(t, errc)
+			if err == nil || !errors.Is(err, net.ErrClosed) || !strings.Contains(err.Error(), tc.component+" stopped: "+tc.cause) {
+				t.Errorf("Wait = %v, want %q wrapping net.ErrClosed", err, tc.component+" stopped: "+tc.cause+"...")
+			}
+			if d.readyErr() == nil {
+				t.Error("still ready after a listener died")
+			}
+			for _, a := range addrs {
+				ln, err := net.Listen("tcp", a)
+				if err != nil {
+					t.Errorf("port %s still bound after Wait returned: %v", a, err)
+					continue
+				}
+				ln.Close()
+			}
+			var errLines []string
+			for l := range strings.SplitSeq(logs.String(), "\n") {
+				if strings.Contains(l, "level=ERROR") {
+					errLines = append(errLines, l)
+				}
+			}
+			if len(errLines) != 1 || !strings.Contains(errLines[0], "component="+tc.component) ||
+				!strings.Contains(errLines[0], tc.cause) || !strings.Contains(errLines[0], "use of closed network connection") {
+				t.Errorf("want one error line naming %s and the cause; log:\n%s", tc.component, logs.String())
+			}
+		})
+	}
+}
+
+// TestWaitAfterCancelIsClean checks the ordinary way out: ctx ends, Wait
+// shuts down and returns nil, and nothing is logged as an error.
+func TestWaitAfterCancelIsClean(t *testing.T) {
 	sink := otlptest.NewSink(t)
-	cfg := testConfig(t, sink, t.TempDir())
 	var logs syncBuffer
-	d, err := New(t.Context(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	d, err := New(t.Context(), testConfig(t, sink, t.TempDir()), slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if d.Err() != nil {
-		t.Fatalf("Err before any failure = %v", d.Err())
-	}
-	if err := d.apiLn.Close(); err != nil {
-		t.Fatal(err)
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() { errc <- d.Wait(ctx) }()
+	cancel()
+	if err := waitResult(t, errc); err != nil {
+		t.Errorf("Wait after cancel = %v, want nil", err)
 	}
 	select {
 	case <-d.Failed():
-	case <-time.After(time.Minute): // a readiness bound, not a measurement
-		t.Fatal("Failed not closed after the API listener died")
+		t.Error("Failed closed by a clean stop")
+	default:
 	}
-	if err := d.Err(); err == nil || !strings.Contains(err.Error(), "api stopped") {
-		t.Errorf("Err = %v, want it to name the api", err)
-	}
-	if d.readyErr() == nil {
-		t.Error("still ready after the API listener died")
-	}
-	stopDaemon(t, d)
-	var line string
-	for l := range strings.SplitSeq(logs.String(), "\n") {
-		if strings.Contains(l, "level=ERROR") && strings.Contains(l, "component=api") {
-			line = l
-		}
-	}
-	if line == "" || !strings.Contains(line, "stopped unexpectedly") {
-		t.Errorf("no error line naming the api component in the log:\n%s", logs.String())
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("errors logged on a clean stop:\n%s", logs.String())
 	}
 }
 
-// TestFailedStartStopsStartedComponents makes the last component (the
-// OTLP receivers) fail to start on a taken port: Start must stop the
-// components it had started and release the API port, and Shutdown is then
-// a no-op. TestMain's goleak check fails if a started loop was left
-// running.
+// TestAPIPortTakenStopsReceivers makes the API, bound last, fail on a taken
+// port: Start must stop everything started before it, the OTLP receivers
+// included (their ports are free again), and Shutdown is then a no-op.
+// TestMain's goleak check fails if a started loop was left running.
+func TestAPIPortTakenStopsReceivers(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	sink := otlptest.NewSink(t)
+	cfg := testConfig(t, sink, t.TempDir())
+	cfg.Server.API = taken.Addr().String()
+	d, err := New(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.Start(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "listen on server.api") {
+		t.Fatalf("Start = %v, want a server.api listen error", err)
+	}
+	addrs := []string{d.GRPCAddr(), d.HTTPAddr()}
+	if addrs[0] == "" || addrs[1] == "" {
+		t.Fatalf("receivers were not started before the API: %q", addrs)
+	}
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			t.Errorf("OTLP port %s not released after a failed start: %v", a, err)
+			continue
+		}
+		ln.Close()
+	}
+	if err := d.Shutdown(t.Context()); err != nil {
+		t.Errorf("Shutdown after a failed start = %v, want nil", err)
+	}
+}
+
+// TestFailedStartStopsStartedComponents makes the OTLP receivers fail to
+// start on a taken port: Start must stop the components it had started
+// (and bind no API), and Shutdown is then a no-op. TestMain's goleak check
+// fails if a started loop was left running.
 func TestFailedStartStopsStartedComponents(t *testing.T) {
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -381,11 +513,9 @@ func TestFailedStartStopsStartedComponents(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "start ingest") {
 		t.Fatalf("Start = %v, want an ingest start error", err)
 	}
-	ln, err := net.Listen("tcp", d.apiLn.Addr().String())
-	if err != nil {
-		t.Fatalf("API port not released after a failed start: %v", err)
+	if d.apiLn != nil {
+		t.Errorf("API bound at %s although a component before it failed", d.apiLn.Addr())
 	}
-	ln.Close()
 	if err := d.Shutdown(t.Context()); err != nil {
 		t.Errorf("Shutdown after a failed start = %v, want nil", err)
 	}

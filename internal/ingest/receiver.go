@@ -48,7 +48,11 @@ type Settings struct {
 	// any reason other than Shutdown (its socket closed under it, an
 	// accept error it cannot recover from): the receiver is then half
 	// dead, and its owner should stop the process rather than live on.
+	// The owner logs it; without OnFailure the receiver logs it.
 	OnFailure func(err error)
+	// Listen binds the receivers' sockets; nil means net.ListenConfig's
+	// Listen. Tests wrap it to hold the listeners.
+	Listen func(ctx context.Context, network, address string) (net.Listener, error)
 }
 
 // Errors of the receiver's life cycle.
@@ -84,9 +88,11 @@ type Receiver struct {
 	consumer Consumer
 	// onFailure is Settings.OnFailure.
 	onFailure func(error)
-	limits    otlp.Limits
-	metrics   *metrics
-	tls       *tls.Config
+	// listen is Settings.Listen.
+	listen  func(ctx context.Context, network, address string) (net.Listener, error)
+	limits  otlp.Limits
+	metrics *metrics
+	tls     *tls.Config
 
 	buffers  sync.Pool // *buffer
 	requests sync.Pool // *otlp.Request
@@ -131,11 +137,17 @@ func New(cfg Config, set Settings) (*Receiver, error) {
 	if err != nil {
 		return nil, err
 	}
+	listen := set.Listen
+	if listen == nil {
+		var lc net.ListenConfig
+		listen = lc.Listen
+	}
 	r := &Receiver{
 		cfg:       cfg,
 		logger:    logger,
 		consumer:  set.Consumer,
 		onFailure: set.OnFailure,
+		listen:    listen,
 		limits: otlp.Limits{
 			MaxAttributes: cfg.MaxAttributesPerSpan,
 			MaxSpanBytes:  int(cfg.MaxSpanSize),
@@ -172,16 +184,15 @@ func (r *Receiver) Start(ctx context.Context) error {
 	case r.started:
 		return ErrStarted
 	}
-	var lc net.ListenConfig
 	if r.grpcServer != nil {
-		ln, err := lc.Listen(ctx, "tcp", r.cfg.OTLPGRPC)
+		ln, err := r.listen(ctx, "tcp", r.cfg.OTLPGRPC)
 		if err != nil {
 			return fmt.Errorf("ingest: listen otlp_grpc %s: %w", r.cfg.OTLPGRPC, err)
 		}
 		r.grpcLis = ln
 	}
 	if r.httpServer != nil {
-		ln, err := lc.Listen(ctx, "tcp", r.cfg.OTLPHTTP)
+		ln, err := r.listen(ctx, "tcp", r.cfg.OTLPHTTP)
 		if err != nil {
 			if r.grpcLis != nil {
 				_ = r.grpcLis.Close()
@@ -195,7 +206,6 @@ func (r *Receiver) Start(ctx context.Context) error {
 	if r.grpcLis != nil {
 		r.serving.Go(func() {
 			if err := r.grpcServer.Serve(r.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-				r.logger.Error("OTLP/gRPC receiver stopped", "addr", r.grpcLis.Addr().String(), "error", err)
 				r.failed(fmt.Errorf("OTLP/gRPC receiver on %s: %w", r.grpcLis.Addr(), err))
 			}
 		})
@@ -210,7 +220,6 @@ func (r *Receiver) Start(ctx context.Context) error {
 				err = r.httpServer.Serve(r.httpLis)
 			}
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
-				r.logger.Error("OTLP/HTTP receiver stopped", "addr", r.httpLis.Addr().String(), "error", err)
 				r.failed(fmt.Errorf("OTLP/HTTP receiver on %s: %w", r.httpLis.Addr(), err))
 			}
 		})
@@ -219,13 +228,19 @@ func (r *Receiver) Start(ctx context.Context) error {
 	return nil
 }
 
-// failed reports a listener that stopped serving outside Shutdown.
+// failed reports a listener that stopped serving outside Shutdown: to
+// the owner when it asked, else in the log (never both, so one failure is
+// one line).
 func (r *Receiver) failed(err error) {
 	r.mu.Lock()
 	stopping := r.stopped
 	r.mu.Unlock()
-	if !stopping && r.onFailure != nil {
+	switch {
+	case stopping:
+	case r.onFailure != nil:
 		r.onFailure(err)
+	default:
+		r.logger.Error("OTLP receiver stopped serving", "err", err)
 	}
 }
 
