@@ -43,7 +43,30 @@ type Options struct {
 	// once tailgate serves, before the traffic starts: a browser test can
 	// load the dashboard during the run.
 	OnReady func(url string)
+
+	// virtual plays the schedule on a virtual clock (tests): see
+	// virtualClock.
+	virtual bool
 }
+
+// virtualClock is a demo's time in tests. It starts one schedule's length
+// in the past (so that spans end no later than tailgate's own now) and
+// advances only when the play loop waits, by one tick, with the traffic
+// sent from the play loop itself: a run plays its whole schedule as fast
+// as tailgate takes the spans, and every request, phase change, deploy
+// marker and override lands where the schedule puts it, however loaded
+// the machine.
+type virtualClock struct{ now time.Time }
+
+func (c *virtualClock) Now() time.Time { return c.now }
+
+func (c *virtualClock) wait(ctx context.Context) bool {
+	c.now = c.now.Add(playTick)
+	return ctx.Err() == nil
+}
+
+// playTick is how often the play loop looks at the schedule.
+const playTick = 100 * time.Millisecond
 
 // Run plays the demo: it starts tailgate and the synthetic system, plays
 // the schedule (or until ctx ends), shuts everything down and returns the
@@ -119,9 +142,13 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 
 	r := &run{
 		o: o, api: newClient("http://" + d.APIAddr()), url: "http://" + d.APIAddr() + "/",
-		ledger: NewLedger(),
+		ledger: NewLedger(), now: time.Now,
 	}
-	r.mon = &monitor{api: r.api, gatherer: d.Registry()}
+	if o.virtual {
+		r.clock = &virtualClock{now: time.Now().Add(-o.Schedule.Total())}
+		r.now = r.clock.Now
+	}
+	r.mon = &monitor{api: r.api, gatherer: d.Registry(), now: r.now}
 	if o.TUI {
 		r.screen = &tui{w: o.Out}
 	} else {
@@ -200,6 +227,8 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 // run is the state of one demo run.
 type run struct {
 	o      Options
+	now    func() time.Time // the demo's clock: time.Now, or clock's
+	clock  *virtualClock    // nil on the wall clock
 	api    *client
 	mon    *monitor
 	url    string
@@ -219,29 +248,45 @@ type run struct {
 // or ctx ends.
 func (r *run) play(ctx context.Context, em *Emitter) *Summary {
 	o := r.o
-	r.start = time.Now()
+	r.start = r.now()
 	r.rec = newRecorder(r.start, o.Schedule)
 	sum := &Summary{Schedule: o.Schedule, RPS: o.RPS, DashboardURL: r.url}
 
-	tctx, stopTraffic := context.WithCancel(ctx)
-	var wg sync.WaitGroup
 	t := &Traffic{
 		Model: o.Model, Schedule: o.Schedule, RPS: o.RPS, Ledger: r.ledger, Emitter: em,
 		Rand: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)),
 	}
-	wg.Go(func() { t.Run(tctx, r.start) })
-	defer func() {
-		stopTraffic()
-		wg.Wait()
-		sum.Ran = min(time.Since(r.start), o.Schedule.Total())
-	}()
+	wait := func(ctx context.Context) bool { return r.clock.wait(ctx) }
+	sending := true // virtual clock: the loop sends the traffic
+	if r.clock == nil {
+		sending = false
+		tctx, stopTraffic := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { t.Run(tctx, r.start) })
+		defer func() {
+			stopTraffic()
+			wg.Wait()
+		}()
+		tick := time.NewTicker(playTick)
+		defer tick.Stop()
+		wait = func(ctx context.Context) bool {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-tick.C:
+				return true
+			}
+		}
+	}
+	defer func() { sum.Ran = min(r.elapsed(), o.Schedule.Total()) }()
 
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
 	var lastPoll time.Time
 	shown := Phase(-1)
 	for {
-		r.phase, r.frac = o.Schedule.At(time.Since(r.start))
+		if sending {
+			sending = t.Send(ctx, r.start, r.now())
+		}
+		r.phase, r.frac = o.Schedule.At(r.elapsed())
 		if r.phase != shown {
 			r.enter(ctx, shown, r.phase)
 			shown = r.phase
@@ -250,8 +295,8 @@ func (r *run) play(ctx context.Context, em *Emitter) *Summary {
 		if r.phase == Done {
 			return sum
 		}
-		if time.Since(lastPoll) >= o.Refresh {
-			lastPoll = time.Now()
+		if r.now().Sub(lastPoll) >= o.Refresh {
+			lastPoll = r.now()
 			s := r.mon.poll(ctx)
 			if ctx.Err() != nil {
 				sum.Interrupted = true
@@ -259,11 +304,9 @@ func (r *run) play(ctx context.Context, em *Emitter) *Summary {
 			}
 			r.observe(s, r.phase)
 		}
-		select {
-		case <-ctx.Done():
+		if !wait(ctx) {
 			sum.Interrupted = true
 			return sum
-		case <-tick.C:
 		}
 		if o.Override && r.phase == Recovery && r.frac >= 2.0/3 && !r.overrideTried {
 			r.overrideTried = true
@@ -303,7 +346,7 @@ func (r *run) deploy(ctx context.Context, version, class, desc string) {
 // override approves checkout's feature releases for an hour, as a release
 // manager would once the rollback has stopped the bleeding.
 func (r *run) override(ctx context.Context) {
-	id, err := r.api.createOverride(ctx, time.Now())
+	id, err := r.api.createOverride(ctx, r.now())
 	if err != nil {
 		if !isGone(err) {
 			r.event("could not create the override: " + err.Error())
@@ -314,7 +357,7 @@ func (r *run) override(ctx context.Context) {
 }
 
 func (r *run) event(text string) {
-	e := event{At: time.Since(r.start), Text: text}
+	e := event{At: r.elapsed(), Text: text}
 	r.events = append(r.events, e)
 	r.screen.Event(e)
 }
@@ -329,13 +372,16 @@ func (r *run) observe(s snapshot, p Phase) {
 	r.draw("")
 }
 
+// elapsed returns the demo's time since the start of the traffic.
+func (r *run) elapsed() time.Duration { return r.now().Sub(r.start) }
+
 func (r *run) note(text string) { r.draw(text) }
 
 func (r *run) draw(note string) {
 	sent, spans := r.ledger.Sent()
 	rel := r.o.Model.Release(r.phase).Version
 	r.screen.Frame(&view{
-		URL: r.url, Elapsed: min(time.Since(r.start), r.o.Schedule.Total()), Total: r.o.Schedule.Total(),
+		URL: r.url, Elapsed: min(r.elapsed(), r.o.Schedule.Total()), Total: r.o.Schedule.Total(),
 		Phase: r.phase, Frac: r.frac, RPS: r.o.RPS, Release: rel,
 		Sent: sent, Spans: spans, Snap: r.last, Events: r.events, Note: note,
 	})

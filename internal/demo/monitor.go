@@ -175,13 +175,14 @@ func gateQuestion() map[string]string {
 type monitor struct {
 	api      *client
 	gatherer prometheus.Gatherer
+	now      func() time.Time // the demo's clock
 }
 
 // poll reads everything the screen shows and asks the gate whether
 // checkout may ship a feature now. A failed read is reported in Errs and
 // leaves its part empty.
 func (m *monitor) poll(ctx context.Context) snapshot {
-	s := snapshot{At: time.Now()}
+	s := snapshot{At: m.now()}
 	var err error
 	if s.Spans, err = m.counters(); err != nil {
 		s.Errs = append(s.Errs, err)

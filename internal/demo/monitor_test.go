@@ -71,10 +71,14 @@ func fakeAPI(t *testing.T) (*httptest.Server, *[]string) {
 
 func TestPoll(t *testing.T) {
 	srv, bodies := fakeAPI(t)
-	m := &monitor{api: newClient(srv.URL), gatherer: prometheus.NewRegistry()}
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	m := &monitor{api: newClient(srv.URL), gatherer: prometheus.NewRegistry(), now: func() time.Time { return at }}
 	s := m.poll(t.Context())
 	if len(s.Errs) > 0 {
 		t.Fatalf("errors: %v", s.Errs)
+	}
+	if !s.At.Equal(at) {
+		t.Errorf("snapshot at %v, want the monitor's clock %v", s.At, at)
 	}
 	if len(s.SLOs) != 1 || len(s.Transitions) != 1 || s.Gate == nil {
 		t.Fatalf("snapshot %+v", s)
@@ -119,7 +123,7 @@ func TestPollReportsAnUnreachableServer(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	m := &monitor{api: newClient(url), gatherer: prometheus.NewRegistry()}
+	m := &monitor{api: newClient(url), gatherer: prometheus.NewRegistry(), now: time.Now}
 	s := m.poll(t.Context())
 	if len(s.Errs) != 3 || s.Gate != nil {
 		t.Errorf("errors %v gate %v: want three failed reads and no answer", s.Errs, s.Gate)

@@ -88,39 +88,46 @@ type Traffic struct {
 	Rand     *rand.Rand
 	Emitter  spanEmitter
 	Ledger   *Ledger
+
+	sent int // requests sent (or skipped after a stall) so far
 }
 
 // trafficTick is how often due requests are sent.
 const trafficTick = 20 * time.Millisecond
 
-// Run sends requests from start until the schedule is over or ctx is done.
-// Requests are sent at an even pace; after a stall, at most one second's
-// worth is caught up rather than a burst of everything missed.
+// Run sends requests from start until the schedule is over or ctx is done,
+// at an even pace on the wall clock (see Send).
 func (t *Traffic) Run(ctx context.Context, start time.Time) {
 	tick := time.NewTicker(trafficTick)
 	defer tick.Stop()
-	sent, total := 0, t.Schedule.Total()
-	burst := int(t.RPS) + 1
-	for {
-		now := time.Now()
-		el := now.Sub(start)
-		if el >= total {
-			return
-		}
-		due := int(el.Seconds() * t.RPS)
-		sent = max(sent, due-burst)
-		phase, _ := t.Schedule.At(el)
-		for ; sent < due; sent++ {
-			if ctx.Err() != nil {
-				return
-			}
-			r := t.Model.Request(phase, t.Rand)
-			t.Ledger.Add(t.Emitter.Emit(ctx, r, now), phase, r)
-		}
+	for t.Send(ctx, start, time.Now()) {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
 	}
+}
+
+// Send sends the requests due by now, request i being due i/RPS seconds
+// after start and planned for the phase the schedule plays then. After a
+// stall, at most one second's worth is caught up rather than a burst of
+// everything missed. Once now reaches the end of the schedule it sends the
+// last requests due, RPS times the schedule's length in all, and reports
+// false; it also reports false when ctx is done.
+func (t *Traffic) Send(ctx context.Context, start, now time.Time) bool {
+	total := t.Schedule.Total()
+	el := now.Sub(start)
+	due := int(min(el, total).Seconds() * t.RPS)
+	burst := int(t.RPS) + 1
+	t.sent = max(t.sent, due-burst)
+	for ; t.sent < due; t.sent++ {
+		if ctx.Err() != nil {
+			return false
+		}
+		phase, _ := t.Schedule.At(time.Duration(float64(t.sent) * float64(time.Second) / t.RPS))
+		r := t.Model.Request(phase, t.Rand)
+		t.Ledger.Add(t.Emitter.Emit(ctx, r, now), phase, r)
+	}
+	return el < total && ctx.Err() == nil
 }
