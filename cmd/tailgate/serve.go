@@ -60,33 +60,16 @@ func runServe(ctx context.Context, inv *invocation, configPath string, checkOnly
 		log.Error("cannot start", "err", err) // Start stopped what it had started
 		return exitCode(exitFail)
 	}
-	select {
-	case <-ctx.Done():
-	case <-d.Failed():
-		// A listener died: serving on half dead would look healthy to a
-		// process supervisor while refusing spans or gate checks.
-		log.Error("shutting down after a failure", "err", d.Err(), "deadline", cfg.Server.ShutdownTimeout.String())
-		shutdown(d, cfg, log)
-		return exitCode(exitFail)
-	}
-	log.Info("shutting down", "deadline", cfg.Server.ShutdownTimeout.String())
-	if err := shutdown(d, cfg, log); err != nil {
+	// Wait returns on a signal (nil once stopped cleanly) or when a part
+	// died, which the daemon has logged with its component: serving on
+	// half dead would look healthy to a supervisor while refusing spans or
+	// gate checks.
+	if err := d.Wait(ctx); err != nil {
+		log.Error("stopped", "err", err)
 		return exitCode(exitFail)
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// shutdown runs the daemon's graceful shutdown under the configured
-// deadline, detached from the (already cancelled) signal context.
-func shutdown(d *daemon.Daemon, cfg config.Config, log *slog.Logger) error {
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.Std())
-	defer cancel()
-	err := d.Shutdown(ctx)
-	if err != nil {
-		log.Error("shutdown incomplete", "err", err)
-	}
-	return err
 }
 
 func newLogger(w io.Writer, c config.Log) *slog.Logger {

@@ -398,6 +398,7 @@ func (d *Daemon) Wait(ctx context.Context) error {
 	case <-ctx.Done():
 	case <-d.failed:
 	}
+	d.log.Info("shutting down", "deadline", d.cfg.Server.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Server.ShutdownTimeout.Std())
 	defer cancel()
 	err := d.Shutdown(sctx)
