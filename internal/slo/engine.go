@@ -111,7 +111,7 @@ type Engine struct {
 	byName    map[string]*sloState
 	byService map[string]*svcPlan
 
-	// cur is the open minute: live counts belong to it.
+	// cur is the open minute (a units.Minute): live counts belong to it.
 	cur          atomic.Int64
 	skewRejected atomic.Uint64
 	flushErrors  atomic.Uint64
@@ -185,3 +185,9 @@ func NewEngine(specs []Spec, set Settings) (*Engine, error) {
 	}
 	return e, nil
 }
+
+// openMinute returns the open minute: the live counts belong to it.
+func (e *Engine) openMinute() units.Minute { return units.Minute(e.cur.Load()) }
+
+// oldestKept returns the first minute whose counts are kept when m is open.
+func (e *Engine) oldestKept(m units.Minute) units.Minute { return m - units.Minute(e.retention) }

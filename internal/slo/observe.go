@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/tailgate-sre/tailgate/internal/otlp"
+	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
 // Observe counts the entry spans of a request against the SLOs of their
@@ -17,7 +18,7 @@ func (e *Engine) Observe(req *otlp.Request, now time.Time) {
 	if len(e.byService) == 0 || len(req.Spans) == 0 {
 		return
 	}
-	if m := minuteOf(now); m > e.cur.Load() {
+	if m := units.MinuteOf(now); m > e.openMinute() {
 		e.advance(m)
 	}
 	skew := e.skewNs
@@ -146,14 +147,14 @@ func (a *accumulator) flush(plan *svcPlan) {
 }
 
 // advance closes the open minute when now's minute m is later.
-func (e *Engine) advance(m minute) {
+func (e *Engine) advance(m units.Minute) {
 	e.mu.Lock()
 	e.advanceLocked(m)
 	e.mu.Unlock()
 }
 
-func (e *Engine) advanceLocked(m minute) {
-	old := e.cur.Load()
+func (e *Engine) advanceLocked(m units.Minute) {
+	old := e.openMinute()
 	if m <= old {
 		return
 	}
@@ -162,16 +163,16 @@ func (e *Engine) advanceLocked(m minute) {
 		// began then unless Start said otherwise.
 		for _, st := range e.slos {
 			if st.since.IsZero() {
-				st.since = minuteTime(m)
+				st.since = m.Time()
 				st.agg.since = st.since
 			}
 		}
-		e.cur.Store(m)
+		e.cur.Store(int64(m))
 		return
 	}
 	// Corrections are expanded a day and a half ahead; roll the horizon
 	// before closing slices that read them.
-	e.refreshCorrectionsLocked(minuteTime(m), false)
+	e.refreshCorrectionsLocked(m.Time(), false)
 	prune := m/60 != old/60
 	for _, st := range e.slos {
 		st.allSeries(func(s *series) {
@@ -181,19 +182,19 @@ func (e *Engine) advanceLocked(m minute) {
 			}
 			st.closeSlices(s, m)
 			if prune {
-				s.ev.prune(m - e.retention)
+				s.ev.prune(e.oldestKept(m))
 				if st.sliceLen > 0 {
-					s.sl.prune(floorDiv(m-e.retention, st.sliceLen))
+					s.sl.prune(sliceOf(e.oldestKept(m), st.sliceLen))
 				}
 			}
 		})
 	}
-	e.cur.Store(m)
+	e.cur.Store(int64(m))
 }
 
 // syncTo closes the minutes before now's, so that reads see closed slices.
 func (e *Engine) syncTo(now time.Time) {
-	if m := minuteOf(now); m > e.cur.Load() {
+	if m := units.MinuteOf(now); m > e.openMinute() {
 		e.advance(m)
 	}
 }

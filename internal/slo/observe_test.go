@@ -250,9 +250,9 @@ func TestObserveMinuteRollover(t *testing.T) {
 	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	m0 := minuteOf(t0)
+	m0 := units.MinuteOf(t0)
 	for _, c := range []struct {
-		m           minute
+		m           units.Minute
 		good, total uint64
 	}{{m0, 1, 2}, {m0 + 1, 1, 1}, {m0 + 2, 0, 0}} {
 		g, tot := e.slos[0].agg.ev.at(c.m)
