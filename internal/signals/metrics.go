@@ -221,7 +221,7 @@ func newDescs(labels []labelSpec) descs {
 		seriesOverflow:   d("tailgate_signals_series_overflow_total", "Requests counted in the otel_metric_overflow series because the series limit was reached."),
 		spans:            d("tailgate_signals_spans_total", "Spans observed for golden signals and cardinality."),
 		entrySpans:       d("tailgate_signals_entry_spans_total", "Entry spans (SERVER or CONSUMER) counted as requests."),
-		lateSpans:        d("tailgate_signals_late_spans_total", "Requests counted in the minute they arrived because they ended more than max_lateness earlier or over a minute in the future."),
+		lateSpans:        d("tailgate_signals_late_spans_total", "Requests counted in the minute they arrived because they ended more than max_lateness earlier, or in a minute that had not begun."),
 		opsFolded:        d("tailgate_signals_operations_folded_total", "Requests counted under operation \"other\" because their service reached max_operations_per_service."),
 		servicesFolded:   d("tailgate_signals_services_folded_total", "Requests counted under service \"other\" because max_services was reached."),
 		untrackedKeys:    d("tailgate_signals_cardinality_untracked_attributes_total", "Attributes not tracked because their service reached max_keys_per_service."),

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tailgate-sre/tailgate/internal/otlp"
+	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
 // TraceSpan is what error-origin analysis needs of one span of a trace.
@@ -328,7 +329,7 @@ func overlap(a0, a1, b0, b1 uint64) uint64 {
 
 // originKey identifies a pending origin row.
 type originKey struct {
-	minute          int64
+	minute          units.Minute
 	service         string
 	originService   string
 	originOperation string
@@ -349,8 +350,7 @@ const maxPendingOrigins = 10_000
 // spans.
 func (s *Signals) ObserveTrace(spans []TraceSpan, now time.Time) {
 	fails := findOrigins(spans)
-	m := now.Unix()
-	m -= m % 60
+	m := units.MinuteOf(now)
 	var buf []byte
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -406,7 +406,7 @@ func serviceName(s string) string {
 func (s *Signals) takeOrigins(rows []OriginRow) []OriginRow {
 	for k, a := range s.st.origins {
 		rows = append(rows, OriginRow{
-			Start:           time.Unix(k.minute, 0).UTC(),
+			Start:           k.minute.Time(),
 			Service:         k.service,
 			OriginService:   k.originService,
 			OriginOperation: k.originOperation,

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tailgate-sre/tailgate/internal/otlp"
+	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
 // Settings are the dependencies of Signals.
@@ -137,7 +138,7 @@ type operation struct {
 
 // minuteAgg is one operation's signals over one minute.
 type minuteAgg struct {
-	minute int64 // unix seconds of the minute's start
+	minute units.Minute
 	errors uint64
 	sketch Sketch // durations; count and sum included
 }
@@ -195,6 +196,7 @@ func (s *Signals) Observe(req *otlp.Request, now time.Time) {
 		return
 	}
 	nowNs := now.UnixNano()
+	clock := units.NewEventClock(now, time.Duration(s.lateness))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := &s.st
@@ -221,7 +223,7 @@ func (s *Signals) Observe(req *otlp.Request, now time.Time) {
 		st.resSpans[ri]++
 		s.observeSpanAttrs(svc, sp.Raw, sp.Name())
 		if sp.Kind.IsEntry() {
-			s.observeEntry(svc, sp, &req.Resources[ri], nowNs)
+			s.observeEntry(svc, sp, &req.Resources[ri], nowNs, clock)
 		}
 	}
 	for ri, svc := range st.resSvc {
@@ -269,8 +271,9 @@ func (s *Signals) newService(name string) *service {
 	}
 }
 
-// observeEntry counts one request.
-func (s *Signals) observeEntry(svc *service, sp *otlp.Span, res *otlp.Resource, nowNs int64) {
+// observeEntry counts one request, in the minute of its end time (see
+// units.EventClock for the spans that count in now's minute instead).
+func (s *Signals) observeEntry(svc *service, sp *otlp.Span, res *otlp.Resource, nowNs int64, clock units.EventClock) {
 	st := &s.st
 	st.c.entrySpans++
 	op := s.operation(svc, sp)
@@ -281,7 +284,10 @@ func (s *Signals) observeEntry(svc *service, sp *otlp.Span, res *otlp.Resource, 
 		st.c.servicesFolded++
 	}
 	op.lastSeen = nowNs
-	minute := s.minuteOf(sp.EndUnixNano, nowNs)
+	minute, late := clock.Minute(sp.EndUnixNano)
+	if late {
+		st.c.lateSpans++
+	}
 	agg := op.cur
 	if agg == nil || agg.minute != minute {
 		agg = s.agg(op, minute)
@@ -366,19 +372,8 @@ func (s *Signals) operation(svc *service, sp *otlp.Span) *operation {
 	return op
 }
 
-// minuteOf returns the minute (unix seconds) a span ending at end counts in.
-func (s *Signals) minuteOf(end uint64, nowNs int64) int64 {
-	e := int64(end)
-	if end > math.MaxInt64 || e > nowNs+int64(time.Minute) || e < nowNs-s.lateness {
-		e = nowNs
-		s.st.c.lateSpans++
-	}
-	m := e / int64(time.Second)
-	return m - m%60
-}
-
 // agg returns the op's aggregate of a minute, creating it.
-func (s *Signals) agg(op *operation, minute int64) *minuteAgg {
+func (s *Signals) agg(op *operation, minute units.Minute) *minuteAgg {
 	for _, a := range op.aggs {
 		if a.minute == minute {
 			op.cur = a
@@ -418,13 +413,13 @@ type takenAgg struct {
 }
 
 // takeAggs removes the aggregates of minutes that ended at or before
-// cutoff (unix seconds), or all of them.
-func (s *Signals) takeAggs(cutoff int64, all bool) []takenAgg {
+// cutoff, or all of them.
+func (s *Signals) takeAggs(cutoff time.Time, all bool) []takenAgg {
 	var out []takenAgg
 	take := func(op *operation) {
 		kept := op.aggs[:0]
 		for _, a := range op.aggs {
-			if all || a.minute+60 <= cutoff {
+			if all || !(a.minute + 1).Time().After(cutoff) {
 				out = append(out, takenAgg{op.svc.name, op.name, a})
 				if op.cur == a {
 					op.cur = nil
@@ -538,7 +533,7 @@ const maxRetryRows = 200_000
 func (s *Signals) flush(ctx context.Context, now time.Time, all bool) error {
 	s.viewMu.Lock()
 	defer s.viewMu.Unlock()
-	cutoff := now.Add(-time.Duration(s.lateness)).Unix()
+	cutoff := now.Add(-time.Duration(s.lateness))
 	s.mu.Lock()
 	taken := s.takeAggs(cutoff, all)
 	buckets := s.st.retryBuckets
@@ -552,7 +547,7 @@ func (s *Signals) flush(ctx context.Context, now time.Time, all bool) error {
 		buckets = append(buckets, Bucket{
 			Service:   t.service,
 			Operation: t.operation,
-			Start:     time.Unix(t.agg.minute, 0).UTC(),
+			Start:     t.agg.minute.Time(),
 			Step:      time.Minute,
 			Requests:  t.agg.sketch.Count(),
 			Errors:    t.agg.errors,
