@@ -8,28 +8,41 @@ import (
 )
 
 // Observe counts the entry spans of a request against the SLOs of their
-// service, at arrival time now. It does not retain req.
+// service, each in the minute of its end time (event time), for a request
+// that arrived at now. It does not retain req.
 //
-// Counts are summed per SLO (and group) over the run of spans that share
-// a resource, then added with one atomic operation each: the cost per span
-// is the kind check, one pass over its attributes when a filter or group
-// reads any, and the filters themselves.
+// The minute follows units.EventClock: a span that ended more than
+// MaxLateness before now, or in a minute that has not begun, counts in
+// now's minute and in tailgate_slo_late_spans_total. Nothing is lost: a
+// count in an earlier minute that is closed already is added to its
+// history (and written to the store at the next flush).
+//
+// Counts of the open minute are summed per SLO (and group) over the run of
+// spans that share a resource, then added with one atomic operation each:
+// the cost per span is the kind check, one pass over its attributes when a
+// filter or group reads any, and the filters themselves. Counts of closed
+// minutes (spans that end just before a minute boundary and arrive after
+// it) are summed per request and added under the engine's lock.
 func (e *Engine) Observe(req *otlp.Request, now time.Time) {
 	if len(e.byService) == 0 || len(req.Spans) == 0 {
 		return
 	}
-	if m := units.MinuteOf(now); m > e.openMinute() {
+	clock := units.NewEventClock(now, e.lateness)
+	if m := clock.Now(); m > e.openMinute() {
 		e.advance(m)
 	}
+	open := e.openMinute()
 	skew := e.skewNs
 	nowNs := uint64(now.UnixNano())
 	scope := int32(-1)
 	var (
-		plan     *svcPlan
-		rejected uint64
-		av       attrValues
-		acc      accumulator
+		plan           *svcPlan
+		rejected, late uint64
+		av             attrValues
+		acc            accumulator
+		closedBuf      [8]closedCount
 	)
+	closed := closedBuf[:0]
 	for i := range req.Spans {
 		sp := &req.Spans[i]
 		if !sp.Kind.IsEntry() {
@@ -49,6 +62,10 @@ func (e *Engine) Observe(req *otlp.Request, now time.Time) {
 			rejected++
 			continue
 		}
+		m, clamped := clock.Minute(sp.EndUnixNano)
+		if clamped {
+			late++
+		}
 		av.scanned = false
 		for j, st := range plan.slos {
 			if len(st.filter) > 0 && !st.match(req, sp, plan, &av) {
@@ -67,12 +84,66 @@ func (e *Engine) Observe(req *otlp.Request, now time.Time) {
 					g = st.group(v, ok, now)
 				}
 			}
+			if m < open {
+				closed = addClosed(closed, st, st.agg, m, inc)
+				if g != nil {
+					closed = addClosed(closed, st, g, m, inc)
+				}
+				continue
+			}
 			acc.add(j, st, g, inc)
 		}
 	}
 	acc.flush(plan)
+	if len(closed) > 0 {
+		e.addClosedCounts(closed)
+	}
 	if rejected > 0 {
 		e.skewRejected.Add(rejected)
+	}
+	if late > 0 {
+		e.lateSpans.Add(late)
+	}
+}
+
+// closedCount is a request's increments (packed like series.live) of one
+// series in a minute that is closed already.
+type closedCount struct {
+	st  *sloState
+	s   *series
+	m   units.Minute
+	inc uint64
+}
+
+// addClosed adds inc to the entry of s and m, or appends one.
+func addClosed(cs []closedCount, st *sloState, s *series, m units.Minute, inc uint64) []closedCount {
+	for i := len(cs) - 1; i >= 0; i-- {
+		if cs[i].s == s && cs[i].m == m {
+			cs[i].inc += inc
+			return cs
+		}
+	}
+	return append(cs, closedCount{st, s, m, inc})
+}
+
+// addClosedCounts adds counts of closed minutes to the series' histories,
+// recomputes the time slices they fall in, and queues them for the store
+// when their minute was flushed already.
+func (e *Engine) addClosedCounts(cs []closedCount) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	open := e.openMinute()
+	for _, x := range cs {
+		if x.m >= open { // cannot happen: the open minute only grows
+			x.s.live.Add(x.inc)
+			continue
+		}
+		c := unpack(x.inc)
+		x.s.ev.add(x.m, c.good, c.total)
+		if e.store != nil && x.m < x.s.flushedMin {
+			x.s.pending = addPending(x.s.pending, x.m, c)
+		}
+		x.st.reslice(x.s, x.m)
 	}
 }
 

@@ -188,20 +188,16 @@ func (e *Engine) flush(ctx context.Context, now time.Time) error {
 	defer e.flushMu.Unlock()
 	e.syncTo(now)
 
-	type mark struct {
-		s    *series
-		g, t uint64
-	}
+	// The bookkeeping moves under the lock, before the write: counts added
+	// to closed minutes meanwhile (addClosedCounts) see the new flushedMin
+	// and wait in pending, and a failed write goes back to pending.
 	var (
 		buckets []Bucket
-		marks   []mark
+		owners  []*series // of each bucket
 	)
 	e.mu.Lock()
 	trans := e.unsaved
 	e.unsaved = nil
-	e.mu.Unlock()
-
-	e.mu.RLock()
 	cur := e.openMinute()
 	for _, st := range e.slos {
 		st.allSeries(func(s *series) {
@@ -212,8 +208,14 @@ func (e *Engine) flush(ctx context.Context, now time.Time) error {
 				}
 				if g != 0 || t != 0 {
 					buckets = append(buckets, Bucket{SLO: st.spec.Name, Group: s.group, Minute: k.Time(), Good: g, Total: t})
+					owners = append(owners, s)
 				}
 			}
+			for _, p := range s.pending {
+				buckets = append(buckets, Bucket{SLO: st.spec.Name, Group: s.group, Minute: p.m.Time(), Good: p.c.good, Total: p.c.total})
+				owners = append(owners, s)
+			}
+			s.pending = s.pending[:0]
 			var curG, curT uint64
 			seenCur := false
 			for i := searchPoint(s.ev.pts, s.flushedMin); i < len(s.ev.pts); i++ {
@@ -229,20 +231,22 @@ func (e *Engine) flush(ctx context.Context, now time.Time) error {
 				curG, curT = live.good, live.total
 				emit(cur, curG, curT)
 			}
-			marks = append(marks, mark{s, curG, curT})
+			s.flushedMin, s.flushedG, s.flushedT = cur, curG, curT
 		})
 	}
-	e.mu.RUnlock()
+	e.mu.Unlock()
 
 	var errs []error
 	if len(buckets) > 0 {
 		if err := e.store.AddSLIBuckets(ctx, buckets); err != nil {
 			errs = append(errs, err)
-			marks = nil
+			e.mu.Lock()
+			for i, b := range buckets {
+				s := owners[i]
+				s.pending = addPending(s.pending, units.MinuteOf(b.Minute), cnt{b.Good, b.Total})
+			}
+			e.mu.Unlock()
 		}
-	}
-	for _, m := range marks {
-		m.s.flushedMin, m.s.flushedG, m.s.flushedT = cur, m.g, m.t
 	}
 	if len(trans) > 0 {
 		if err := e.store.AddAlertTransitions(ctx, trans); err != nil {

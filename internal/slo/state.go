@@ -188,9 +188,10 @@ type series struct {
 	since     time.Time                    // tracking start (coverage)
 	alerts    []alertInstance
 
-	// Flush bookkeeping, owned by the flusher: every minute before
-	// flushedMin is in the store, and flushed holds what of minute
-	// flushedMin already is.
+	// Flush bookkeeping, guarded by Engine.mu: every minute before
+	// flushedMin is in the store but for the counts in pending, and
+	// flushed holds what of minute flushedMin already is.
+	pending     []pendingCount
 	flushedMin  units.Minute
 	flushedG    uint64
 	flushedT    uint64
@@ -199,6 +200,25 @@ type series struct {
 
 // cnt is a pair of good and total counts.
 type cnt struct{ good, total uint64 }
+
+// pendingCount is a count of one minute not yet in the store: late counts
+// of minutes already flushed, and writes that failed.
+type pendingCount struct {
+	m units.Minute
+	c cnt
+}
+
+// addPending adds c at minute m to the pending counts, one entry a minute.
+func addPending(p []pendingCount, m units.Minute, c cnt) []pendingCount {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i].m == m {
+			p[i].c.good += c.good
+			p[i].c.total += c.total
+			return p
+		}
+	}
+	return append(p, pendingCount{m, c})
+}
 
 func unpack(v uint64) cnt {
 	t, b := v>>32, v&0xffffffff
@@ -488,6 +508,22 @@ func (st *sloState) closeSlices(s *series, upTo units.Minute) {
 		k++
 	}
 	s.nextSlice = end
+}
+
+// reslice recomputes the closed time slice holding minute m, after a late
+// count was added to it.
+func (st *sloState) reslice(s *series, m units.Minute) {
+	if st.method == Occurrences {
+		return
+	}
+	L := st.sliceLen
+	k := sliceOf(m, L)
+	if k >= s.nextSlice {
+		return // still open: closeSlices will read it
+	}
+	og, ot := s.sl.at(k)
+	g, t := st.sliceValue(st.events(s, sliceStart(k, L), sliceStart(k+1, L), math.MinInt64, cnt{}))
+	s.sl.add(k, g-og, t-ot)
 }
 
 // rebuildSlices recomputes the slices from the minute counts, after the
