@@ -286,6 +286,9 @@ func (s *Signals) Collect(ch chan<- prometheus.Metric) {
 		}
 	})
 	s.mu.Unlock()
+	s.originMu.Lock()
+	orig := s.orig
+	s.originMu.Unlock()
 
 	bounds := s.cfg.HistogramBuckets
 	for _, sn := range snaps {
@@ -316,12 +319,12 @@ func (s *Signals) Collect(ch chan<- prometheus.Metric) {
 	counter(s.descs.servicesFolded, c.servicesFolded)
 	counter(s.descs.untrackedKeys, c.untrackedKeys)
 	counter(s.descs.denseRefused, c.denseRefused)
-	counter(s.descs.errorTraces, c.errorTraces)
-	counter(s.descs.failedRequests, c.failedRequests)
+	counter(s.descs.errorTraces, orig.errorTraces)
+	counter(s.descs.failedRequests, orig.failedRequests)
 	counter(s.descs.bucketsWritten, c.bucketsWritten)
 	counter(s.descs.flushErrors, c.flushErrors)
 	counter(s.descs.rowsDropped, c.rowsDropped)
-	counter(s.descs.originKeysFolded, c.originKeysFolded)
+	counter(s.descs.originKeysFolded, orig.keysFolded)
 	ch <- prometheus.MustNewConstMetric(s.descs.series, prometheus.GaugeValue, float64(nseries))
 	ch <- prometheus.MustNewConstMetric(s.descs.services, prometheus.GaugeValue, float64(nservices))
 	ch <- prometheus.MustNewConstMetric(s.descs.sketchBytes, prometheus.GaugeValue, float64(sketchBytes))

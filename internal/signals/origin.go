@@ -352,11 +352,12 @@ func (s *Signals) ObserveTrace(spans []TraceSpan, now time.Time) {
 	fails := findOrigins(spans)
 	m := units.MinuteOf(now)
 	var buf []byte
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.st.c.errorTraces++
+	s.originMu.Lock()
+	defer s.originMu.Unlock()
+	rec := &s.orig
+	rec.errorTraces++
 	for _, f := range fails {
-		s.st.c.failedRequests++
+		rec.failedRequests++
 		req := &spans[f.request]
 		w := 1 / float64(len(f.origins))
 		is5xx := req.HTTPStatus >= 500 && req.HTTPStatus <= 599
@@ -375,16 +376,16 @@ func (s *Signals) ObserveTrace(spans []TraceSpan, now time.Time) {
 				reason:          o.reason,
 				dependency:      o.dependency,
 			}
-			a, ok := s.st.origins[k]
+			a, ok := rec.pending[k]
 			if !ok {
-				if len(s.st.origins) >= maxPendingOrigins {
-					s.st.c.originKeysFolded++
+				if len(rec.pending) >= maxPendingOrigins {
+					rec.keysFolded++
 					k.originService, k.originOperation = OtherService, OtherOperation
-					a = s.st.origins[k]
+					a = rec.pending[k]
 				}
 				if a == nil {
 					a = &originAgg{}
-					s.st.origins[k] = a
+					rec.pending[k] = a
 				}
 			}
 			a.requests += w
@@ -404,7 +405,9 @@ func serviceName(s string) string {
 
 // takeOrigins appends the pending origin rows to rows and empties them.
 func (s *Signals) takeOrigins(rows []OriginRow) []OriginRow {
-	for k, a := range s.st.origins {
+	s.originMu.Lock()
+	defer s.originMu.Unlock()
+	for k, a := range s.orig.pending {
 		rows = append(rows, OriginRow{
 			Start:           k.minute.Time(),
 			Service:         k.service,
@@ -416,6 +419,6 @@ func (s *Signals) takeOrigins(rows []OriginRow) []OriginRow {
 			Requests5xx:     a.requests5xx,
 		})
 	}
-	clear(s.st.origins)
+	clear(s.orig.pending)
 	return rows
 }

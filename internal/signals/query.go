@@ -487,8 +487,10 @@ func (s *Signals) errorOrigins(ctx context.Context, name string, q Query) (Error
 
 // takeOriginsCopy returns the pending origin rows without removing them.
 func (s *Signals) takeOriginsCopy() []OriginRow {
-	rows := make([]OriginRow, 0, len(s.st.origins))
-	for k, a := range s.st.origins {
+	s.originMu.Lock()
+	defer s.originMu.Unlock()
+	rows := make([]OriginRow, 0, len(s.orig.pending))
+	for k, a := range s.orig.pending {
 		rows = append(rows, OriginRow{
 			Start: k.minute.Time(), Service: k.service,
 			OriginService: k.originService, OriginOperation: k.originOperation,

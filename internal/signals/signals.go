@@ -51,6 +51,13 @@ type Signals struct {
 	mu sync.Mutex
 	st state
 
+	// originMu guards orig. It is apart from mu so that the sampler's
+	// shards, which call ObserveTrace as they decide, never wait for an
+	// ingest request in Observe (which holds mu for the whole request).
+	// Lock order: mu, then originMu.
+	originMu sync.Mutex
+	orig     originState
+
 	lifeMu  sync.Mutex
 	running bool
 	stopped bool
@@ -74,8 +81,6 @@ type state struct {
 
 	cardSince, prevSince time.Time
 
-	origins map[originKey]*originAgg
-
 	// rows whose write failed, retried at the next flush
 	retryBuckets []Bucket
 	retryOrigins []OriginRow
@@ -89,14 +94,21 @@ type state struct {
 
 // counters are the tailgate_signals_* metrics.
 type counters struct {
-	spans, entrySpans, lateSpans  uint64
-	opsFolded, servicesFolded     uint64
-	seriesOverflow                uint64
-	untrackedKeys                 uint64
-	denseRefused                  uint64
-	errorTraces, failedRequests   uint64
-	bucketsWritten, flushErrors   uint64
-	rowsDropped, originKeysFolded uint64
+	spans, entrySpans, lateSpans uint64
+	opsFolded, servicesFolded    uint64
+	seriesOverflow               uint64
+	untrackedKeys                uint64
+	denseRefused                 uint64
+	bucketsWritten, flushErrors  uint64
+	rowsDropped                  uint64
+}
+
+// originState is the error origins recorded since the last flush, and
+// their metrics; guarded by Signals.originMu.
+type originState struct {
+	pending                     map[originKey]*originAgg
+	errorTraces, failedRequests uint64
+	keysFolded                  uint64
 }
 
 // service is the state of one service.
@@ -173,11 +185,11 @@ func New(cfg Config, set Settings) (*Signals, error) {
 		s.bounds = append(s.bounds, uint64(math.Round(b*1e9)))
 	}
 	s.descs = newDescs(s.labels)
+	s.orig.pending = map[originKey]*originAgg{}
 	s.st = state{
 		services:  map[string]*service{},
 		series:    newSeriesTable(cfg.SeriesLimit, len(s.bounds)),
 		denseLeft: int(cfg.Cardinality.MaxMemory) / hllRegisters,
-		origins:   map[originKey]*originAgg{},
 		rng:       0x9e3779b97f4a7c15,
 	}
 	if set.Registerer != nil {
