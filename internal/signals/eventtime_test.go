@@ -50,3 +50,27 @@ func TestRequestsCountInTheirEndMinute(t *testing.T) {
 		t.Errorf("late_spans_total = %v, want 1 (the span from the future)", v)
 	}
 }
+
+// A failed request's error origin counts in the minute its span ended, or
+// in the minute of the analysis when that minute is no longer open.
+func TestErrorOriginsCountInTheEndMinute(t *testing.T) {
+	s := newTestSignals(t, DefaultConfig(), &memStore{}) // max_lateness 1m
+	trace := func(end time.Time) []TraceSpan {
+		sp := http5xx(ts("checkout", "POST /checkout", server, 1, 0, 0, 0, true))
+		sp.Start, sp.End = uint64(end.Add(-time.Second).UnixNano()), uint64(end.UnixNano())
+		return []TraceSpan{sp}
+	}
+	at := t0.Add(9*time.Minute + 20*time.Second)                    // 12:09:20
+	s.ObserveTrace(trace(t0.Add(8*time.Minute+50*time.Second)), at) // ended 12:08:50
+	s.ObserveTrace(trace(t0.Add(5*time.Minute)), at)                // ended 12:05: too late
+	counts := map[string]float64{}
+	for _, r := range s.takeOriginsCopy() {
+		counts[r.Start.Format("15:04")] += r.Requests
+	}
+	if diff := cmp.Diff(map[string]float64{"12:08": 1, "12:09": 1}, counts); diff != "" {
+		t.Errorf("failed requests per minute (-want +got):\n%s", diff)
+	}
+	if s.orig.late != 1 {
+		t.Errorf("late = %d, want 1", s.orig.late)
+	}
+}

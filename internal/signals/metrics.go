@@ -314,7 +314,7 @@ func (s *Signals) Collect(ch chan<- prometheus.Metric) {
 	counter(s.descs.seriesOverflow, c.seriesOverflow)
 	counter(s.descs.spans, c.spans)
 	counter(s.descs.entrySpans, c.entrySpans)
-	counter(s.descs.lateSpans, c.lateSpans)
+	counter(s.descs.lateSpans, c.lateSpans+orig.late)
 	counter(s.descs.opsFolded, c.opsFolded)
 	counter(s.descs.servicesFolded, c.servicesFolded)
 	counter(s.descs.untrackedKeys, c.untrackedKeys)

@@ -347,10 +347,11 @@ const maxPendingOrigins = 10_000
 // ObserveTrace records where the errors of a decided error trace started.
 // Call it once per trace, with the spans the sampler holds when it decides;
 // spans that arrive after the decision are not analysed. It does not keep
-// spans.
+// spans. A failed request counts in the minute its span ended, by the rule
+// of Observe (units.EventClock, with now as the arrival time).
 func (s *Signals) ObserveTrace(spans []TraceSpan, now time.Time) {
 	fails := findOrigins(spans)
-	m := units.MinuteOf(now)
+	clock := units.NewEventClock(now, time.Duration(s.lateness))
 	var buf []byte
 	s.originMu.Lock()
 	defer s.originMu.Unlock()
@@ -359,6 +360,10 @@ func (s *Signals) ObserveTrace(spans []TraceSpan, now time.Time) {
 	for _, f := range fails {
 		rec.failedRequests++
 		req := &spans[f.request]
+		m, late := clock.Minute(req.End)
+		if late {
+			rec.late++
+		}
 		w := 1 / float64(len(f.origins))
 		is5xx := req.HTTPStatus >= 500 && req.HTTPStatus <= 599
 		for _, o := range f.origins {

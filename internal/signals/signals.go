@@ -109,6 +109,7 @@ type originState struct {
 	pending                     map[originKey]*originAgg
 	errorTraces, failedRequests uint64
 	keysFolded                  uint64
+	late                        uint64 // failed requests counted at analysis
 }
 
 // service is the state of one service.
