@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -13,76 +12,58 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/signals"
 )
 
-const cardinalityUsage = `Usage:
-  tailgate cardinality [--service S] [--top N] [--server URL] [--output text|json] [--fail-on-flagged]
-
-Asks the running tailgate at --server (env TAILGATE_SERVER) which span and
+func cardinalityCommand() *command {
+	var service *string
+	var top *int
+	var failOnFlagged *bool
+	return &command{
+		name:     "cardinality",
+		summary:  "attribute cardinality report",
+		synopsis: "[--service S] [--top N] [--server URL] [--output text|json] [--fail-on-flagged]",
+		help: `Asks the running tailgate at --server (env TAILGATE_SERVER) which span and
 resource attributes have the most distinct values per service, and what
 they would cost as metric labels. Keys over the flag threshold are marked
 with a suggestion. --top is per service (0 for every key).
-`
-
-func runCardinality(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("tailgate cardinality", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, cardinalityUsage); fs.PrintDefaults() }
-	service := fs.String("service", "", "only this service")
-	top := fs.Int("top", 10, "keys per service, by distinct values (0 for all)")
-	output := fs.String("output", "text", "text or json")
-	failOnFlagged := fs.Bool("fail-on-flagged", false, "exit 1 when a key is flagged")
-	client := clientFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tailgate cardinality: unexpected argument %q\n\n%s", fs.Arg(0), cardinalityUsage)
-		return exitUsage
-	}
-	if *top < 0 {
-		fmt.Fprintf(stderr, "tailgate cardinality: --top must not be negative, got %d\n", *top)
-		return exitUsage
-	}
-	if *output != "text" && *output != "json" {
-		fmt.Fprintf(stderr, "tailgate cardinality: --output must be text or json, got %q\n", *output)
-		return exitUsage
-	}
-	c, err := client()
-	if err != nil {
-		fmt.Fprintf(stderr, "tailgate cardinality: %v\n", err)
-		return exitUsage
-	}
-	q := url.Values{"top": {strconv.Itoa(*top)}}
-	if *service != "" {
-		q.Set("service", *service)
-	}
-	var rep signals.CardinalityReport
-	if err := c.do(ctx, "GET", "/api/v1/cardinality?"+q.Encode(), nil, &rep); err != nil {
-		fmt.Fprintf(stderr, "tailgate cardinality: %v\n", err)
-		if isAPIError(err) {
-			return exitFail
-		}
-		return exitUsage
-	}
-	if *output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			return exitFail
-		}
-	} else {
-		writeCardinality(stdout, rep)
-	}
-	if *failOnFlagged {
-		for _, s := range rep.Services {
-			if s.Flagged > 0 {
-				return exitFail
+`,
+		common: withClient | withOutput,
+		flags: func(fs *flag.FlagSet) {
+			service = fs.String("service", "", "only this service")
+			top = fs.Int("top", 10, "keys per service, by distinct values (0 for all)")
+			failOnFlagged = fs.Bool("fail-on-flagged", false, "exit 1 when a key is flagged")
+		},
+		run: func(ctx context.Context, inv *invocation) error {
+			if *top < 0 {
+				return usagef("--top must not be negative, got %d", *top)
 			}
-		}
+			c, err := inv.client()
+			if err != nil {
+				return err
+			}
+			q := url.Values{"top": {strconv.Itoa(*top)}}
+			if *service != "" {
+				q.Set("service", *service)
+			}
+			var rep signals.CardinalityReport
+			if err := c.do(ctx, "GET", "/api/v1/cardinality?"+q.Encode(), nil, &rep); err != nil {
+				return err
+			}
+			if inv.json() {
+				if err := writeJSON(inv.stdout, rep); err != nil {
+					return err
+				}
+			} else {
+				writeCardinality(inv.stdout, rep)
+			}
+			if *failOnFlagged {
+				for _, s := range rep.Services {
+					if s.Flagged > 0 {
+						return exitCode(exitFail)
+					}
+				}
+			}
+			return nil
+		},
 	}
-	return exitOK
 }
 
 // writeCardinality prints the report as a table, then the flagged keys with

@@ -109,7 +109,7 @@ func TestCardinalityCLIErrors(t *testing.T) {
 		{"stray argument", []string{"--server", srv.URL, "checkout"}, exitUsage, "unexpected argument"},
 		{"unknown flag", []string{"--nope"}, exitUsage, "flag provided but not defined"},
 		{"server down", []string{"--server", downURL}, exitUsage, "reach tailgate"},
-		{"not a tailgate", []string{"--server", srv.URL + "/elsewhere"}, exitFail, "HTTP 404"},
+		{"not a tailgate", []string{"--server", srv.URL + "/elsewhere"}, exitUsage, "HTTP 404"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

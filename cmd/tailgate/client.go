@@ -39,13 +39,6 @@ func clientFlags(fs *flag.FlagSet) func() (*apiClient, error) {
 	}
 }
 
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
 // apiError is an error response of the API.
 type apiError struct {
 	Status int

@@ -104,7 +104,7 @@ func TestDemoFlags(t *testing.T) {
 		})
 	}
 	var out, errOut bytes.Buffer
-	if code := run(t.Context(), []string{"tailgate", "demo", "--help"}, nil, &out, &errOut); code != exitOK || !strings.Contains(errOut.String(), "-no-tui") {
-		t.Errorf("--help: exit %d, %q", code, errOut.String())
+	if code := run(t.Context(), []string{"tailgate", "demo", "--help"}, nil, &out, &errOut); code != exitOK || !strings.Contains(out.String(), "-no-tui") || errOut.Len() != 0 {
+		t.Errorf("--help: exit %d, stdout %q, stderr %q; want 0 with the flags on stdout", code, out.String(), errOut.String())
 	}
 }

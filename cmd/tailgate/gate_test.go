@@ -78,7 +78,7 @@ func newCLIEnv(t *testing.T) *cliEnv {
 func (e *cliEnv) run(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := runGate(t.Context(), args, &out, &errb)
+	code := run(t.Context(), append([]string{"tailgate", "gate"}, args...), strings.NewReader(""), &out, &errb)
 	return code, out.String(), errb.String()
 }
 
@@ -162,9 +162,9 @@ func TestGateCLIErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no subcommand", nil, "Usage:"},
-		{"unknown subcommand", []string{"nope"}, `unknown subcommand "nope"`},
-		{"missing flags", []string{"check", "--server", e.url}, "--service and --change required"},
+		{"no subcommand", nil, "tailgate gate: missing command"},
+		{"unknown subcommand", []string{"nope"}, `tailgate gate: unknown command "nope"`},
+		{"missing flags", []string{"check", "--server", e.url}, "missing --service and --change (required)\nRun 'tailgate gate check --help' for usage."},
 		{"bad output", []string{"check", "--service", "a", "--change", "fix", "--output", "xml"}, "--output must be text or json"},
 		{"positional", []string{"check", "extra"}, `unexpected argument "extra"`},
 		{"unknown class", []string{"check", "--service", "checkout", "--change", "yolo", "--server", e.url, "--token-file", e.tokenFile}, `unknown change_class "yolo"`},
@@ -174,8 +174,8 @@ func TestGateCLIErrors(t *testing.T) {
 		{"missing token file", []string{"check", "--service", "checkout", "--change", "fix", "--server", e.url, "--token-file", "/nonexistent/tok"}, "read token file"},
 		{"override without end", []string{"override", "create", "--service", "a", "--change", "feature", "--reason", "r", "--approved-by", "b"}, "time-boxed"},
 		{"override forbidden", []string{"override", "create", "--service", "checkout", "--change", "feature", "--reason", "r", "--approved-by", "b", "--for", "1h", "--server", e.url, "--token-file", e.tokenFile}, "lacks the gate:override scope"},
-		{"revoke without id", []string{"override", "revoke"}, "usage: tailgate gate override revoke"},
-		{"deploy without version", []string{"deploy", "--service", "a"}, "--service and --version are required"},
+		{"revoke without id", []string{"override", "revoke"}, "tailgate gate override revoke: missing argument ID"},
+		{"deploy without version", []string{"deploy", "--service", "a"}, "missing --version (required)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -199,7 +199,7 @@ func TestReportRiskCLI(t *testing.T) {
 		t.Fatalf("deploy: %d %s %s", code, out, errOut)
 	}
 	var out, errb bytes.Buffer
-	code := runReport(t.Context(), []string{"risk", "--service", "checkout", "--server", e.url, "--token-file", e.tokenFile}, &out, &errb)
+	code := run(t.Context(), []string{"tailgate", "report", "risk", "--service", "checkout", "--server", e.url, "--token-file", e.tokenFile}, strings.NewReader(""), &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}

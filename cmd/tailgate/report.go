@@ -6,73 +6,55 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/tailgate-sre/tailgate/internal/gate"
 )
 
-const reportUsage = `Usage:
-  tailgate report risk --service S [--output text|json]   release risk, for the release conversation
-`
-
-func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, reportUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "risk":
-		return runReportRisk(ctx, args[1:], stdout, stderr)
-	case "help", "--help", "-h":
-		fmt.Fprint(stdout, reportUsage)
-		return exitOK
-	default:
-		fmt.Fprintf(stderr, "tailgate report: unknown report %q\n\n%s", args[0], reportUsage)
-		return exitUsage
+func reportCommand() *command {
+	return &command{
+		name:    "report",
+		summary: "reports for people: the release risk",
+		subs:    []*command{reportRiskCommand()},
 	}
 }
 
-func runReportRisk(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("tailgate report risk", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	service := fs.String("service", "", "service (required)")
-	output := outputFlag(fs)
-	client := clientFlags(fs)
-	if ok, code := parseFlags(fs, args, 0, stderr); !ok {
-		return code
+func reportRiskCommand() *command {
+	var service *string
+	return &command{
+		name:     "risk",
+		summary:  "release risk of a service, for the release conversation",
+		synopsis: "--service S [--output text|json] [flags]",
+		common:   withClient | withOutput,
+		flags: func(fs *flag.FlagSet) {
+			service = fs.String("service", "", "service (required)")
+		},
+		run: func(ctx context.Context, inv *invocation) error {
+			if err := required(inv.fs, "service"); err != nil {
+				return err
+			}
+			c, err := inv.client()
+			if err != nil {
+				return err
+			}
+			var raw json.RawMessage
+			if err := c.do(ctx, "GET", "/api/v1/services/"+url.PathEscape(*service)+"/risk", nil, &raw); err != nil {
+				return err
+			}
+			if inv.json() {
+				_, err := inv.stdout.Write(append(raw, '\n'))
+				return err
+			}
+			var r gate.RiskReport
+			if err := json.Unmarshal(raw, &r); err != nil {
+				return fmt.Errorf("decode the report: %w", err)
+			}
+			writeRisk(inv.stdout, &r)
+			return nil
+		},
 	}
-	if *service == "" {
-		fmt.Fprintln(stderr, "tailgate report risk: --service is required")
-		return exitUsage
-	}
-	if !checkOutput(*output, stderr, "tailgate report risk") {
-		return exitUsage
-	}
-	c, err := client()
-	if err != nil {
-		fmt.Fprintf(stderr, "tailgate report risk: %v\n", err)
-		return exitUsage
-	}
-	var raw json.RawMessage
-	if err := c.do(ctx, "GET", "/api/v1/services/"+url.PathEscape(*service)+"/risk", nil, &raw); err != nil {
-		fmt.Fprintf(stderr, "tailgate report risk: %v\n", err)
-		return exitUsage
-	}
-	if *output == "json" {
-		stdout.Write(append(raw, '\n'))
-		return exitOK
-	}
-	var r gate.RiskReport
-	if err := json.Unmarshal(raw, &r); err != nil {
-		fmt.Fprintf(stderr, "tailgate report risk: decode the report: %v\n", err)
-		return exitUsage
-	}
-	writeRisk(stdout, &r)
-	return exitOK
 }
 
 // writeRisk renders the risk report in sentences a product manager reads.
@@ -90,11 +72,11 @@ func writeRisk(w io.Writer, r *gate.RiskReport) {
 			fmt.Fprintln(w, "  No traffic in the window yet: nothing to measure the budget against.")
 			continue
 		}
-		left := fmt.Sprintf("%s left", pctText(*s.BudgetRemaining))
+		left := fmt.Sprintf("%s left", pct(*s.BudgetRemaining))
 		if *s.BudgetRemaining < 0 {
-			left = fmt.Sprintf("overspent by %s", pctText(-*s.BudgetRemaining))
+			left = fmt.Sprintf("overspent by %s", pct(-*s.BudgetRemaining))
 		}
-		fmt.Fprintf(w, "  Error budget: %s %s", budgetBar(*s.BudgetRemaining), left)
+		fmt.Fprintf(w, "  Error budget: %s %s", budgetBar(s.BudgetRemaining, 20), left)
 		if s.BudgetRemainingEvents != nil {
 			if *s.BudgetRemainingEvents >= 0 {
 				fmt.Fprintf(w, ": %s more failed requests allowed of %s this window", count(*s.BudgetRemainingEvents), count(s.BudgetEvents))
@@ -107,7 +89,7 @@ func writeRisk(w io.Writer, r *gate.RiskReport) {
 			fmt.Fprintf(w, "  Burning at %sx the sustainable rate (last %s)", strconv.FormatFloat(*s.BurnRateNow, 'f', 1, 64), s.BurnRateWindow)
 			switch {
 			case s.TimeToExhaustionSeconds != nil:
-				fmt.Fprintf(w, "; at this pace the budget runs out in %s.\n", humanDur(time.Duration(*s.TimeToExhaustionSeconds*float64(time.Second))))
+				fmt.Fprintf(w, "; at this pace the budget runs out in %s.\n", humanDuration(secondsDuration(*s.TimeToExhaustionSeconds)))
 			case *s.BurnRateNow <= 1:
 				fmt.Fprintln(w, ": sustainable.")
 			default:
@@ -119,14 +101,14 @@ func writeRisk(w io.Writer, r *gate.RiskReport) {
 		}
 		if rc := s.Release; rc != nil {
 			fmt.Fprintf(w, "  A typical release has cost %s of the budget (median of %d, measured %s after each; worst %s).\n",
-				pctText(rc.Median), rc.Releases, rc.After, pctText(rc.Max))
+				pct(rc.Median), rc.Releases, rc.After, pct(rc.Max))
 		}
 		if s.OutageHourBudget != nil {
-			fmt.Fprintf(w, "  One hour of full outage would burn %s of the budget", pctText(*s.OutageHourBudget))
+			fmt.Fprintf(w, "  One hour of full outage would burn %s of the budget", pct(*s.OutageHourBudget))
 			if s.FailedReleaseBudget != nil && money != nil {
-				fmt.Fprintf(w, "; a failed release (%s of requests failing for %s) %s", pctText(money.FailedReleaseImpact), money.FailedReleaseDuration, pctText(*s.FailedReleaseBudget))
+				fmt.Fprintf(w, "; a failed release (%s of requests failing for %s) %s", pct(money.FailedReleaseImpact), money.FailedReleaseDuration, pct(*s.FailedReleaseBudget))
 			} else if s.FailedReleaseBudget != nil {
-				fmt.Fprintf(w, "; a failed release %s", pctText(*s.FailedReleaseBudget))
+				fmt.Fprintf(w, "; a failed release %s", pct(*s.FailedReleaseBudget))
 			}
 			fmt.Fprintln(w, ".")
 		}
@@ -138,7 +120,7 @@ func writeRisk(w io.Writer, r *gate.RiskReport) {
 	if r.Deploys > 0 {
 		fmt.Fprintf(w, "Releases: %d deploys in the window, %d rolled back", r.Deploys, r.Rollbacks)
 		if r.ChangeFailureRate != nil {
-			fmt.Fprintf(w, " (change failure rate %s)", pctText(*r.ChangeFailureRate))
+			fmt.Fprintf(w, " (change failure rate %s)", pct(*r.ChangeFailureRate))
 		}
 		fmt.Fprintln(w, ".")
 	}
@@ -149,7 +131,7 @@ func writeRisk(w io.Writer, r *gate.RiskReport) {
 		fmt.Fprintf(w, "  A failed release costs about %s", moneyText(m.Currency, m.FailedRelease.Total))
 		writeCostSplit(w, m, m.FailedRelease)
 		if m.ExpectedReleaseCost != nil && r.ChangeFailureRate != nil {
-			fmt.Fprintf(w, "  Expected cost of the next release at the %s change failure rate: %s.\n", pctText(*r.ChangeFailureRate), moneyText(m.Currency, *m.ExpectedReleaseCost))
+			fmt.Fprintf(w, "  Expected cost of the next release at the %s change failure rate: %s.\n", pct(*r.ChangeFailureRate), moneyText(m.Currency, *m.ExpectedReleaseCost))
 		}
 		if m.SLAAvailability != nil && m.SLACreditNow != nil {
 			fmt.Fprintf(w, "  SLA (%s): availability %s%% now", m.SLASLO, strconv.FormatFloat(*m.SLAAvailability, 'f', 3, 64))
@@ -193,21 +175,4 @@ func writeCostSplit(w io.Writer, m *gate.MoneyRisk, c gate.Cost) {
 // moneyText writes "USD 12,345" (whole units; cents do not matter here).
 func moneyText(currency string, v float64) string {
 	return currency + " " + count(v)
-}
-
-// count writes a number rounded to a whole with thousands separators.
-func count(v float64) string {
-	neg := v < 0
-	s := strconv.FormatFloat(math.Round(math.Abs(v)), 'f', 0, 64)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
 }

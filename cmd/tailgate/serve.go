@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,60 +11,70 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/daemon"
 )
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("tailgate serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "config file (YAML); without it tailgate runs with the defaults of examples/tailgate.yaml")
-	checkOnly := fs.Bool("check-config", false, "validate the config and exit: 0 valid, 2 invalid")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+func serveCommand() *command {
+	var configPath *string
+	var checkOnly *bool
+	return &command{
+		name:     "serve",
+		summary:  "run the daemon",
+		synopsis: "[--config FILE] [--check-config]",
+		help: `Without --config tailgate runs with the defaults of examples/tailgate.yaml.
+--check-config validates the config and exits: 0 valid, 2 invalid.
+`,
+		flags: func(fs *flag.FlagSet) {
+			configPath = fs.String("config", "", "config file (YAML); without it tailgate runs with the defaults of examples/tailgate.yaml")
+			checkOnly = fs.Bool("check-config", false, "validate the config and exit: 0 valid, 2 invalid")
+		},
+		run: func(ctx context.Context, inv *invocation) error {
+			return runServe(ctx, inv, *configPath, *checkOnly)
+		},
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tailgate serve: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
-	}
+}
 
+func runServe(ctx context.Context, inv *invocation, configPath string, checkOnly bool) error {
 	cfg := config.Default()
-	if *configPath != "" {
+	if configPath != "" {
 		var err error
-		if cfg, err = config.Load(*configPath); err != nil {
-			fmt.Fprintf(stderr, "tailgate: %v\n", err)
-			return exitUsage
+		if cfg, err = config.Load(configPath); err != nil {
+			return err
 		}
 	} else if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(stderr, "tailgate: default config: %v\n", err)
-		return exitUsage
+		return fmt.Errorf("default config: %w", err)
 	}
-	if *checkOnly {
-		name := *configPath
+	if checkOnly {
+		name := configPath
 		if name == "" {
 			name = "default config"
 		}
-		fmt.Fprintf(stdout, "%s: OK\n", name)
-		return exitOK
+		fmt.Fprintf(inv.stdout, "%s: OK\n", name)
+		return nil
 	}
 
-	log := newLogger(stderr, cfg.Log)
+	log := newLogger(inv.stderr, cfg.Log)
 	d, err := daemon.New(ctx, cfg, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
-		return exitFail
+		return exitCode(exitFail)
 	}
 	if err := d.Start(ctx); err != nil {
-		log.Error("cannot start", "err", err)
-		shutdown(d, cfg, log)
-		return exitFail
+		log.Error("cannot start", "err", err) // Start stopped what it had started
+		return exitCode(exitFail)
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-d.Failed():
+		// A listener died: serving on half dead would look healthy to a
+		// process supervisor while refusing spans or gate checks.
+		log.Error("shutting down after a failure", "err", d.Err(), "deadline", cfg.Server.ShutdownTimeout.String())
+		shutdown(d, cfg, log)
+		return exitCode(exitFail)
+	}
 	log.Info("shutting down", "deadline", cfg.Server.ShutdownTimeout.String())
 	if err := shutdown(d, cfg, log); err != nil {
-		return exitFail
+		return exitCode(exitFail)
 	}
 	log.Info("stopped")
-	return exitOK
+	return nil
 }
 
 // shutdown runs the daemon's graceful shutdown under the configured

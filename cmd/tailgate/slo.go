@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"net/url"
 	"strings"
 	"text/tabwriter"
@@ -15,76 +13,42 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/slo"
 )
 
-const sloUsage = `Usage:
-  tailgate slo validate [--server URL] FILE|DIR...   check SLO files (own format and OpenSLO v1)
-  tailgate slo list [--server URL] [--output text|json]
-  tailgate slo status NAME [--server URL] [--output text|json]
-
-validate reads the files locally; with --server it also reports the live
-traffic warnings of the SLOs a running tailgate knows. list and status ask
-the running tailgate at --server (env TAILGATE_SERVER).
-`
-
-func runSLO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, sloUsage)
-		return exitUsage
-	}
-	switch args[0] {
-	case "validate":
-		return runSLOValidate(ctx, args[1:], stdout, stderr)
-	case "list":
-		return runSLOList(ctx, args[1:], stdout, stderr)
-	case "status":
-		return runSLOStatus(ctx, args[1:], stdout, stderr)
-	case "help", "--help", "-h":
-		fmt.Fprint(stdout, sloUsage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "tailgate slo: unknown command %q\n\n%s", args[0], sloUsage)
-	return exitUsage
-}
-
-// sloFlags parses a subcommand's flags, which may follow its arguments.
-func sloFlags(name string, args []string, stderr io.Writer, setup func(fs *flag.FlagSet)) (*flag.FlagSet, []string, bool) {
-	fs := flag.NewFlagSet("tailgate slo "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	setup(fs)
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, nil, false
-		}
-		if fs.NArg() == 0 {
-			return fs, pos, true
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+func sloCommand() *command {
+	return &command{
+		name:    "slo",
+		summary: "SLOs and error budgets",
+		help: `validate reads SLO files locally; with --server (or --live) it also reports
+the live traffic warnings of the SLOs a running tailgate knows. list and
+status ask the running tailgate at --server (env TAILGATE_SERVER).
+`,
+		subs: []*command{sloValidateCommand(), sloListCommand(), sloStatusCommand()},
 	}
 }
 
-func runSLOValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var client func() (*apiClient, error)
-	live := false
-	_, files, ok := sloFlags("validate", args, stderr, func(fs *flag.FlagSet) {
-		client = clientFlags(fs)
-		fs.BoolFunc("live", "also report live traffic warnings from --server", func(string) error { live = true; return nil })
-	})
-	if !ok {
-		return exitUsage
+func sloValidateCommand() *command {
+	var live *bool
+	return &command{
+		name:     "validate",
+		summary:  "check SLO files (own format and OpenSLO v1)",
+		synopsis: "[--server URL] FILE|DIR...",
+		help:     "Exits 0 when every file is valid, 1 when one is not, 2 for bad usage.\n",
+		args:     "FILE|DIR",
+		minArgs:  1,
+		maxArgs:  -1,
+		common:   withClient,
+		flags: func(fs *flag.FlagSet) {
+			live = fs.Bool("live", false, "also report live traffic warnings from --server (implied by --server)")
+		},
+		run: func(ctx context.Context, inv *invocation) error {
+			return runSLOValidate(ctx, inv, *live || inv.flagSet("server"))
+		},
 	}
-	if len(files) == 0 {
-		fmt.Fprintln(stderr, "tailgate slo validate: name at least one file or directory")
-		return exitUsage
-	}
-	for _, a := range args {
-		if strings.HasPrefix(a, "--server") || strings.HasPrefix(a, "-server") {
-			live = true
-		}
-	}
-	specs, warns, err := slo.LoadFiles(files...)
+}
+
+func runSLOValidate(ctx context.Context, inv *invocation, live bool) error {
+	specs, warns, err := slo.LoadFiles(inv.args...)
 	for _, w := range warns {
-		fmt.Fprintf(stdout, "warning: %s\n", w)
+		fmt.Fprintf(inv.stdout, "warning: %s\n", w)
 	}
 	if err != nil {
 		msgs := []string{err.Error()}
@@ -95,126 +59,96 @@ func runSLOValidate(ctx context.Context, args []string, stdout, stderr io.Writer
 			}
 		}
 		for _, m := range msgs {
-			fmt.Fprintf(stderr, "error: %s\n", m)
+			fmt.Fprintf(inv.stderr, "error: %s\n", m)
 		}
-		fmt.Fprintf(stderr, "%d error(s)\n", len(msgs))
-		return exitFail
+		fmt.Fprintf(inv.stderr, "%d error(s)\n", len(msgs))
+		return exitCode(exitFail)
 	}
-	fmt.Fprintf(stdout, "%d SLO(s) valid", len(specs))
+	fmt.Fprintf(inv.stdout, "%d SLO(s) valid", len(specs))
 	if len(warns) > 0 {
-		fmt.Fprintf(stdout, ", %d warning(s)", len(warns))
+		fmt.Fprintf(inv.stdout, ", %d warning(s)", len(warns))
 	}
-	fmt.Fprintln(stdout)
+	fmt.Fprintln(inv.stdout)
 	if !live {
-		return exitOK
+		return nil
 	}
-	c, err := client()
+	c, err := inv.client()
 	if err != nil {
-		fmt.Fprintf(stderr, "tailgate slo validate: %v\n", err)
-		return exitUsage
+		return err
 	}
 	for _, s := range specs {
 		var st slo.Status
 		if err := c.do(ctx, "GET", "/api/v1/slos/"+url.PathEscape(s.Name), nil, &st); err != nil {
 			if isAPIError(err) {
-				fmt.Fprintf(stdout, "live: %s: not running on %s\n", s.Name, c.server)
+				fmt.Fprintf(inv.stdout, "live: %s: not running on %s\n", s.Name, c.server)
 				continue
 			}
-			fmt.Fprintf(stderr, "tailgate slo validate: %v\n", err)
-			return exitUsage
+			return err
 		}
 		for _, w := range st.Warnings {
-			fmt.Fprintf(stdout, "warning: %s: %s\n", s.Name, w)
+			fmt.Fprintf(inv.stdout, "warning: %s: %s\n", s.Name, w)
 		}
 	}
-	return exitOK
+	return nil
 }
 
-func sloOutput(fs *flag.FlagSet) *string {
-	return fs.String("output", "text", "output format: text or json")
+func sloListCommand() *command {
+	return &command{
+		name:     "list",
+		aliases:  []string{"ls"},
+		summary:  "every SLO with its budget and burn rates",
+		synopsis: "[--server URL] [--output text|json]",
+		common:   withClient | withOutput,
+		run: func(ctx context.Context, inv *invocation) error {
+			c, err := inv.client()
+			if err != nil {
+				return err
+			}
+			var list struct {
+				SLOs []slo.Status `json:"slos"`
+			}
+			if err := c.do(ctx, "GET", "/api/v1/slos", nil, &list); err != nil {
+				return err
+			}
+			if inv.json() {
+				return writeJSON(inv.stdout, list)
+			}
+			tw := tabwriter.NewWriter(inv.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tSERVICE\tOBJECTIVE\tWINDOW\tSLI\tBUDGET LEFT\tBURN 1h\tBURN 6h\tALERTS")
+			for _, s := range list.SLOs {
+				fmt.Fprintf(tw, "%s\t%s\t%s%%\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Service, number(s.Objective), s.Window,
+					percent(s.SLI, 3), percent(s.BudgetRemaining, 1), burnRate(s.BurnRates["1h"], 2), burnRate(s.BurnRates["6h"], 2), sloAlerts(s.Alerts))
+			}
+			return tw.Flush()
+		},
+	}
 }
 
-func runSLOList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var client func() (*apiClient, error)
-	var output *string
-	_, pos, ok := sloFlags("list", args, stderr, func(fs *flag.FlagSet) {
-		client = clientFlags(fs)
-		output = sloOutput(fs)
-	})
-	if !ok {
-		return exitUsage
+func sloStatusCommand() *command {
+	return &command{
+		name:     "status",
+		summary:  "one SLO's budget, burn rates, alerts and corrections",
+		synopsis: "NAME [--server URL] [--output text|json]",
+		args:     "NAME",
+		minArgs:  1,
+		maxArgs:  1,
+		common:   withClient | withOutput,
+		run: func(ctx context.Context, inv *invocation) error {
+			c, err := inv.client()
+			if err != nil {
+				return err
+			}
+			var st slo.Status
+			if err := c.do(ctx, "GET", "/api/v1/slos/"+url.PathEscape(inv.args[0]), nil, &st); err != nil {
+				return err
+			}
+			if inv.json() {
+				return writeJSON(inv.stdout, st)
+			}
+			writeSLOStatus(inv.stdout, &st)
+			return nil
+		},
 	}
-	if len(pos) > 0 || (*output != "text" && *output != "json") {
-		fmt.Fprintf(stderr, "tailgate slo list: takes no arguments and --output text|json\n")
-		return exitUsage
-	}
-	c, err := client()
-	if err != nil {
-		fmt.Fprintf(stderr, "tailgate slo list: %v\n", err)
-		return exitUsage
-	}
-	var list struct {
-		SLOs []slo.Status `json:"slos"`
-	}
-	if err := c.do(ctx, "GET", "/api/v1/slos", nil, &list); err != nil {
-		fmt.Fprintf(stderr, "tailgate slo list: %v\n", err)
-		return exitUsage
-	}
-	if *output == "json" {
-		return sloJSON(stdout, stderr, list)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSERVICE\tOBJECTIVE\tWINDOW\tSLI\tBUDGET LEFT\tBURN 1h\tBURN 6h\tALERTS")
-	for _, s := range list.SLOs {
-		fmt.Fprintf(tw, "%s\t%s\t%s%%\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Service, sloNum(s.Objective), s.Window,
-			sloPct(s.SLI, 3), sloPct(s.BudgetRemaining, 1), sloRate(s.BurnRates["1h"]), sloRate(s.BurnRates["6h"]), sloAlerts(s.Alerts))
-	}
-	tw.Flush()
-	return exitOK
-}
-
-func runSLOStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var client func() (*apiClient, error)
-	var output *string
-	_, pos, ok := sloFlags("status", args, stderr, func(fs *flag.FlagSet) {
-		client = clientFlags(fs)
-		output = sloOutput(fs)
-	})
-	if !ok {
-		return exitUsage
-	}
-	if len(pos) != 1 || (*output != "text" && *output != "json") {
-		fmt.Fprintf(stderr, "tailgate slo status: want one SLO name and --output text|json\n")
-		return exitUsage
-	}
-	c, err := client()
-	if err != nil {
-		fmt.Fprintf(stderr, "tailgate slo status: %v\n", err)
-		return exitUsage
-	}
-	var st slo.Status
-	if err := c.do(ctx, "GET", "/api/v1/slos/"+url.PathEscape(pos[0]), nil, &st); err != nil {
-		fmt.Fprintf(stderr, "tailgate slo status: %v\n", err)
-		if isAPIError(err) {
-			return exitFail
-		}
-		return exitUsage
-	}
-	if *output == "json" {
-		return sloJSON(stdout, stderr, st)
-	}
-	writeSLOStatus(stdout, &st)
-	return exitOK
-}
-
-func sloJSON(stdout, stderr io.Writer, v any) int {
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		fmt.Fprintf(stderr, "tailgate slo: %v\n", err)
-		return exitFail
-	}
-	return exitOK
 }
 
 // writeSLOStatus prints an SLO's state for a person: the budget bar, the
@@ -228,32 +162,32 @@ func writeSLOStatus(w io.Writer, s *slo.Status) {
 	if s.Threshold != "" {
 		sli += " under " + s.Threshold
 	}
-	fmt.Fprintf(w, "objective %s%% %s over %s (%s), budgeting %s\n", sloNum(s.Objective), sli, s.Window,
+	fmt.Fprintf(w, "objective %s%% %s over %s (%s), budgeting %s\n", number(s.Objective), sli, s.Window,
 		s.WindowStart.Format("2006-01-02 15:04 MST")+" → "+s.WindowEnd.Format("2006-01-02 15:04 MST"), s.BudgetingMethod)
 	fmt.Fprintln(w)
 	if s.BudgetRemaining == nil {
-		fmt.Fprintf(w, "error budget  [%s]  no data (no requests in the window)\n", strings.Repeat("·", 40))
+		fmt.Fprintf(w, "error budget  %s  no requests in the window\n", budgetBar(nil, 40))
 	} else {
-		fmt.Fprintf(w, "error budget  [%s]  %s left\n", sloBar(*s.BudgetRemaining, 40), sloPct(s.BudgetRemaining, 1))
+		fmt.Fprintf(w, "error budget  %s  %s left\n", budgetBar(s.BudgetRemaining, 40), percent(s.BudgetRemaining, 1))
 		fmt.Fprintf(w, "              %s of %s allowed bad events spent, %s left\n",
-			sloNum(s.Budget.Consumed), sloNum(s.Budget.Total), sloNum(s.Budget.Remaining))
+			number(s.Budget.Consumed), number(s.Budget.Total), number(s.Budget.Remaining))
 	}
-	fmt.Fprintf(w, "SLI           %s (%s good of %s)\n", sloPct(s.SLI, 4), sloNum(s.Good), sloNum(s.Total))
+	fmt.Fprintf(w, "SLI           %s (%s good of %s)\n", percent(s.SLI, 4), number(s.Good), number(s.Total))
 	switch {
 	case s.BudgetExhausted:
 		fmt.Fprintln(w, "exhaustion    exhausted")
 	case s.TimeToExhaustion != nil:
-		fmt.Fprintf(w, "exhaustion    in %s at the current 1h burn rate\n", s.TimeToExhaustionText)
+		fmt.Fprintf(w, "exhaustion    in %s at the current 1h burn rate\n", humanDuration(secondsDuration(*s.TimeToExhaustion)))
 	default:
 		fmt.Fprintln(w, "exhaustion    not burning")
 	}
-	fmt.Fprintf(w, "coverage      %s of the window counted (since %s)\n", sloPct(&s.Coverage, 1), s.TrackedSince.Format(time.RFC3339))
+	fmt.Fprintf(w, "coverage      %s of the window counted (since %s)\n", percent(&s.Coverage, 1), s.TrackedSince.Format(time.RFC3339))
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "WINDOW\tREQUESTS\tBAD\tERROR RATE\tBURN RATE\tCOVERAGE\t")
 	for _, win := range s.Windows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", win.Window, sloNum(win.Total), sloNum(win.Total-win.Good),
-			sloPct(win.ErrorRatio, 3), sloRate(win.BurnRate), sloPct(&win.Coverage, 0))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", win.Window, number(win.Total), number(win.Total-win.Good),
+			percent(win.ErrorRatio, 3), burnRate(win.BurnRate, 2), percent(&win.Coverage, 0))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -275,7 +209,7 @@ func writeSLOStatus(w io.Writer, s *slo.Status) {
 		}
 	}
 	for _, c := range s.Corrections {
-		fmt.Fprintf(w, "correction %d: %s (by %s) excluded %s requests\n", c.ID, c.Reason, sloOr(c.CreatedBy, c.Source), sloNum(float64(c.ExcludedTotal)))
+		fmt.Fprintf(w, "correction %d: %s (by %s) excluded %s requests\n", c.ID, c.Reason, sloOr(c.CreatedBy, c.Source), number(float64(c.ExcludedTotal)))
 	}
 	for _, wr := range s.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", wr)
@@ -285,38 +219,10 @@ func writeSLOStatus(w io.Writer, s *slo.Status) {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "GROUP\tREQUESTS\tSLI\tBUDGET LEFT\tBURN 1h")
 		for _, g := range s.Groups {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", g.Group, sloNum(g.Total), sloPct(g.SLI, 3), sloPct(g.BudgetRemaining, 1), sloRate(g.BurnRates["1h"]))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", g.Group, number(g.Total), percent(g.SLI, 3), percent(g.BudgetRemaining, 1), burnRate(g.BurnRates["1h"], 2))
 		}
 		tw.Flush()
 	}
-}
-
-// sloBar draws the remaining budget fraction as a bar of width cells; an
-// overspent budget shows an empty bar.
-func sloBar(frac float64, width int) string {
-	n := int(math.Round(max(0, min(1, frac)) * float64(width)))
-	return strings.Repeat("█", n) + strings.Repeat("░", width-n)
-}
-
-func sloPct(p *float64, decimals int) string {
-	if p == nil {
-		return "-"
-	}
-	return fmt.Sprintf("%.*f%%", decimals, *p*100)
-}
-
-func sloRate(p *float64) string {
-	if p == nil {
-		return "-"
-	}
-	return fmt.Sprintf("%.2fx", *p)
-}
-
-func sloNum(f float64) string {
-	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
-		return fmt.Sprintf("%.0f", f)
-	}
-	return fmt.Sprintf("%.4g", f)
 }
 
 func sloOr(a, b string) string {

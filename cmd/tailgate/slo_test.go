@@ -76,7 +76,7 @@ func TestSLOListAndStatusCLI(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("status: exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"error budget  [██████████████████████████████░░░░░░░░░░]  75.0% left",
+	for _, want := range []string{"error budget  [##############################..........]  75.0% left",
 		"1 of 4 allowed bad events spent", "SLI           99.9750%", "WINDOW", "1h", "0.25x", "alerts: none"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
@@ -86,7 +86,7 @@ func TestSLOListAndStatusCLI(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, `"budget_remaining": null`) {
 		t.Errorf("status json: exit %d\n%s", code, out)
 	}
-	if code, _, errOut := sloRunCLI(t, "slo", "status", "nope", "--server", ts.URL); code != exitFail || !strings.Contains(errOut, "unknown SLO") {
+	if code, _, errOut := sloRunCLI(t, "slo", "status", "nope", "--server", ts.URL); code != exitUsage || !strings.Contains(errOut, "unknown SLO") {
 		t.Errorf("unknown SLO: exit %d %s", code, errOut)
 	}
 	if code, _, _ := sloRunCLI(t, "slo", "list", "--server", "http://127.0.0.1:1"); code != exitUsage {

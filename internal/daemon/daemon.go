@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -58,12 +59,20 @@ type Daemon struct {
 	apiSrv *http.Server
 	ready  atomic.Bool
 	done   chan error // the API server's Serve result
+
+	// failed is closed when a part stops that should run until Shutdown
+	// (a listener whose Serve returned); failure says which and why.
+	failed   chan struct{}
+	failOnce sync.Once
+	failure  error
+	stopping atomic.Bool
+	closed   atomic.Bool // Start failed and cleaned up
 }
 
 // New builds every component from cfg. It opens the store but binds no
 // socket; Start does.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: log, registry: prometheus.NewRegistry(), done: make(chan error, 1)}
+	d := &Daemon{cfg: cfg, log: log, registry: prometheus.NewRegistry(), done: make(chan error, 1), failed: make(chan struct{})}
 	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	specs := cfg.SLOs
@@ -134,7 +143,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	}); err != nil {
 		return fail(fmt.Errorf("policies: %w", err))
 	}
-	if d.receiver, err = ingest.New(cfg.Ingest, ingest.Settings{Logger: log.With("component", "ingest"), Registerer: d.registry, Consumer: pipeline{d}}); err != nil {
+	if d.receiver, err = ingest.New(cfg.Ingest, ingest.Settings{Logger: log.With("component", "ingest"), Registerer: d.registry, Consumer: pipeline{d},
+		OnFailure: func(err error) { d.fail("ingest", err) }}); err != nil {
 		return fail(fmt.Errorf("ingest: %w", err))
 	}
 	return d, nil
@@ -158,33 +168,27 @@ func (p pipeline) Consume(ctx context.Context, req *otlp.Request) error {
 }
 
 // Start binds every listener and starts the components, downstream first so
-// that nothing is accepted before it has somewhere to go.
+// that nothing is accepted before it has somewhere to go. If a component
+// fails to start, the ones already started are stopped in reverse order
+// and the store is closed; Shutdown is then a no-op.
 func (d *Daemon) Start(ctx context.Context) error {
 	ln, err := net.Listen("tcp", d.cfg.Server.API)
 	if err != nil {
+		d.closeAfterFailedStart(ctx, nil)
 		return fmt.Errorf("listen on server.api %s: %w", d.cfg.Server.API, err)
 	}
 	if d.tls != nil {
 		ln = tls.NewListener(ln, d.tls)
 	}
 	d.apiLn = ln
-	steps := []struct {
-		name  string
-		start func(context.Context) error
-	}{
-		{"export", d.exporter.Start},
-		{"signals", d.signals.Start},
-		{"notify", d.notifiers.Start},
-		{"slo", d.slos.Start},
-		{"gate", d.gate.Start},
-		{"sampler", d.sampler.Start},
-		{"ingest", d.receiver.Start},
-	}
-	for _, s := range steps {
+	var started []step
+	for _, s := range d.steps() {
 		if err := s.start(ctx); err != nil {
 			ln.Close()
+			d.closeAfterFailedStart(ctx, started)
 			return fmt.Errorf("start %s: %w", s.name, err)
 		}
+		started = append(started, s)
 	}
 	d.apiSrv = &http.Server{
 		Handler: api.New(api.Deps{
@@ -198,12 +202,84 @@ func (d *Daemon) Start(ctx context.Context) error {
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	go func() { d.done <- d.apiSrv.Serve(ln) }()
+	go func() {
+		err := d.apiSrv.Serve(ln)
+		if !errors.Is(err, http.ErrServerClosed) {
+			d.fail("api", fmt.Errorf("API server on %s: %w", ln.Addr(), err))
+		}
+		d.done <- err
+	}()
 	d.ready.Store(true)
 	d.log.Info("tailgate serving",
 		"api", ln.Addr().String(), "otlp_grpc", d.receiver.GRPCAddr(), "otlp_http", d.receiver.HTTPAddr(),
 		"storage", d.store.Path())
 	return nil
+}
+
+// step is a component's start and stop, in start order.
+type step struct {
+	name  string
+	start func(context.Context) error
+	stop  func(context.Context) error
+}
+
+func (d *Daemon) steps() []step {
+	return []step{
+		{"export", d.exporter.Start, d.exporter.Shutdown},
+		{"signals", d.signals.Start, d.signals.Shutdown},
+		{"notify", d.notifiers.Start, d.notifiers.Shutdown},
+		{"slo", d.slos.Start, d.slos.Shutdown},
+		{"gate", d.gate.Start, d.gate.Shutdown},
+		{"sampler", d.sampler.Start, d.sampler.Shutdown},
+		{"ingest", d.receiver.Start, d.receiver.Shutdown},
+	}
+}
+
+// closeAfterFailedStart stops the started components in reverse order,
+// under the shutdown deadline, and closes the store.
+func (d *Daemon) closeAfterFailedStart(ctx context.Context, started []step) {
+	if !d.closed.CompareAndSwap(false, true) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Server.ShutdownTimeout.Std())
+	defer cancel()
+	for i := len(started) - 1; i >= 0; i-- {
+		if err := started[i].stop(ctx); err != nil {
+			d.log.Warn("stop after a failed start", "component", started[i].name, "err", err)
+		}
+	}
+	if err := d.store.Close(); err != nil {
+		d.log.Warn("close store after a failed start", "err", err)
+	}
+}
+
+// fail records the first part that stopped on its own and closes Failed.
+// Failures during Shutdown are expected and ignored.
+func (d *Daemon) fail(component string, err error) {
+	if d.stopping.Load() {
+		return
+	}
+	d.failOnce.Do(func() {
+		d.failure = fmt.Errorf("%s stopped: %w", component, err)
+		d.ready.Store(false)
+		d.log.Error("a component stopped unexpectedly; tailgate must shut down", "component", component, "err", err)
+		close(d.failed)
+	})
+}
+
+// Failed is closed once a part that should run until Shutdown has
+// stopped (a listener's Serve returned); the owner should then call
+// Shutdown and exit non-zero. Err tells which part and why.
+func (d *Daemon) Failed() <-chan struct{} { return d.failed }
+
+// Err returns why Failed was closed, or nil.
+func (d *Daemon) Err() error {
+	select {
+	case <-d.failed:
+		return d.failure
+	default:
+		return nil
+	}
 }
 
 func (d *Daemon) readyErr() error {
@@ -229,26 +305,31 @@ func (d *Daemon) Registry() *prometheus.Registry { return d.registry }
 // exports and the stores, and closes the API last, all within ctx. It
 // returns the first error but always runs every step.
 func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.stopping.Store(true)
 	d.ready.Store(false)
+	if d.closed.Load() {
+		return nil // Start failed and cleaned up
+	}
 	var errs []error
-	step := func(name string, fn func(context.Context) error) {
+	stop := func(name string, fn func(context.Context) error) {
 		if err := fn(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("shut down %s: %w", name, err))
 		}
 	}
-	step("ingest", d.receiver.Shutdown)
-	step("sampler", d.sampler.Shutdown)
-	step("export", d.exporter.Shutdown)
-	step("slo", d.slos.Shutdown) // final flush, no more alerts
-	step("notify", d.notifiers.Shutdown)
-	step("signals", d.signals.Shutdown)
+	// Stop in the order data flows, not the reverse of Start: ingest
+	// first so nothing new arrives, then the sampler decides what it
+	// holds and the exporter sends it.
+	stop("ingest", d.receiver.Shutdown)
+	stop("sampler", d.sampler.Shutdown)
+	stop("export", d.exporter.Shutdown)
+	stop("slo", d.slos.Shutdown) // final flush, no more alerts
+	stop("notify", d.notifiers.Shutdown)
+	stop("signals", d.signals.Shutdown)
 	if d.apiSrv != nil {
-		step("api", d.apiSrv.Shutdown)
-		if err := <-d.done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errs = append(errs, fmt.Errorf("api server: %w", err))
-		}
+		stop("api", d.apiSrv.Shutdown)
+		<-d.done // a Serve error was reported through Failed
 	}
-	step("gate", d.gate.Shutdown)
+	stop("gate", d.gate.Shutdown)
 	if err := d.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}

@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -293,5 +295,98 @@ func TestRestartKeepsDecisions(t *testing.T) {
 	}
 	if sink.SpanCount() != before+1 {
 		t.Errorf("restart exported %d spans, want exactly the one late span of the kept trace", sink.SpanCount()-before)
+	}
+}
+
+// syncBuffer is a log sink safe for the daemon's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestAPIListenerDeathFailsDaemon kills the API listener under a running
+// daemon: the daemon must say so in one error log line naming the
+// component, close Failed with the cause, and still shut down cleanly.
+func TestAPIListenerDeathFailsDaemon(t *testing.T) {
+	sink := otlptest.NewSink(t)
+	cfg := testConfig(t, sink, t.TempDir())
+	var logs syncBuffer
+	d, err := New(t.Context(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if d.Err() != nil {
+		t.Fatalf("Err before any failure = %v", d.Err())
+	}
+	if err := d.apiLn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.Failed():
+	case <-time.After(time.Minute): // a readiness bound, not a measurement
+		t.Fatal("Failed not closed after the API listener died")
+	}
+	if err := d.Err(); err == nil || !strings.Contains(err.Error(), "api stopped") {
+		t.Errorf("Err = %v, want it to name the api", err)
+	}
+	if d.readyErr() == nil {
+		t.Error("still ready after the API listener died")
+	}
+	stopDaemon(t, d)
+	var line string
+	for l := range strings.SplitSeq(logs.String(), "\n") {
+		if strings.Contains(l, "level=ERROR") && strings.Contains(l, "component=api") {
+			line = l
+		}
+	}
+	if line == "" || !strings.Contains(line, "stopped unexpectedly") {
+		t.Errorf("no error line naming the api component in the log:\n%s", logs.String())
+	}
+}
+
+// TestFailedStartStopsStartedComponents makes the last component (the
+// OTLP receivers) fail to start on a taken port: Start must stop the
+// components it had started and release the API port, and Shutdown is then
+// a no-op. TestMain's goleak check fails if a started loop was left
+// running.
+func TestFailedStartStopsStartedComponents(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	sink := otlptest.NewSink(t)
+	cfg := testConfig(t, sink, t.TempDir())
+	cfg.Ingest.OTLPGRPC = taken.Addr().String()
+	d, err := New(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.Start(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "start ingest") {
+		t.Fatalf("Start = %v, want an ingest start error", err)
+	}
+	ln, err := net.Listen("tcp", d.apiLn.Addr().String())
+	if err != nil {
+		t.Fatalf("API port not released after a failed start: %v", err)
+	}
+	ln.Close()
+	if err := d.Shutdown(t.Context()); err != nil {
+		t.Errorf("Shutdown after a failed start = %v, want nil", err)
 	}
 }

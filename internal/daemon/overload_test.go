@@ -143,7 +143,7 @@ func TestOverload(t *testing.T) {
 	if peak > maxBuffered+tracesPerReq*spansPerTrace {
 		t.Errorf("buffered spans peaked at %v, bound is %d (+ one request)", peak, maxBuffered)
 	}
-	if n := gauge(t, d, "tailgate_sampler_stress_relief_total"); n == 0 {
+	if n := gauge(t, d, "tailgate_sampler_stress_relief_traces_total"); n == 0 {
 		t.Error("no stress relief counted")
 	}
 

@@ -214,7 +214,7 @@ func (m *monitor) poll(ctx context.Context) snapshot {
 func (m *monitor) counters() (Counters, error) {
 	v, err := gatherSums(m.gatherer,
 		"tailgate_sampler_spans_received_total", "tailgate_sampler_spans_kept_total",
-		"tailgate_sampler_spans_dropped_total", "tailgate_sampler_buffered_spans")
+		"tailgate_sampler_spans_not_sampled_total", "tailgate_sampler_buffered_spans")
 	if err != nil {
 		return Counters{}, err
 	}

@@ -16,6 +16,6 @@
 // Every span handed to Export ends up counted exactly once in
 // tailgate_exporter_sent_spans_total, tailgate_exporter_failed_spans_total
 // (the backend refused it, the error was permanent, or retries ran out) or
-// tailgate_exporter_dropped_spans_total (still queued or in retry when
+// tailgate_exporter_abandoned_spans_total (still queued or in retry when
 // Shutdown's deadline passed).
 package export

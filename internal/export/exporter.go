@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tailgate-sre/tailgate/internal/retry"
 )
 
 // ErrClosed is returned by Export after Shutdown has begun.
@@ -74,9 +75,10 @@ type Exporter struct {
 	shutdownErr  error
 	dropped      atomic.Int64 // spans dropped by Shutdown, for its error
 
-	// wait and rand are replaced in tests.
-	wait func(ctx context.Context, d time.Duration) error
-	rand func() float64
+	// wait and jitter (the backoff's randomization factor) are replaced
+	// in tests.
+	wait   func(ctx context.Context, d time.Duration) error
+	jitter float64
 
 	throttle logThrottle
 	messages onceSet
@@ -97,8 +99,8 @@ func New(cfg Config, set Settings) (*Exporter, error) {
 		senders: cfg.Queue.Senders,
 		q: newQueue(cfg.Queue.MaxSpans, cfg.Queue.MaxBatchSpans, int(min(int64(cfg.Queue.MaxBatchBytes), math.MaxInt)),
 			cfg.Queue.BatchTimeout.Std()),
-		wait: sleep,
-		rand: rand.Float64,
+		wait:   sleep,
+		jitter: retry.Jitter,
 	}
 	switch {
 	case cfg.OTLP != nil && cfg.OTLP.protocol() == ProtocolHTTP:
@@ -317,11 +319,7 @@ func (e *Exporter) runSender() {
 func (e *Exporter) deliver(b *batch) {
 	n := float64(b.spans)
 	start := time.Now()
-	bo := backoff{
-		interval: e.cfg.Retry.InitialInterval.Std(),
-		max:      e.cfg.Retry.MaxInterval.Std(),
-		rand:     e.rand,
-	}
+	bo := retry.NewBackOff(e.cfg.Retry.InitialInterval.Std(), e.cfg.Retry.MaxInterval.Std(), e.jitter)
 	maxElapsed := e.cfg.Retry.MaxElapsed.Std()
 	for attempt := 1; ; attempt++ {
 		ps, err := e.attempt(b)
@@ -350,7 +348,7 @@ func (e *Exporter) deliver(b *batch) {
 			}
 			return
 		}
-		delay := bo.next()
+		delay := bo.NextBackOff()
 		if throttle > 0 {
 			delay = throttle
 		}

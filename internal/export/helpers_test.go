@@ -140,7 +140,7 @@ func readCounts(t *testing.T, reg *prometheus.Registry, kind string) counts {
 	return counts{
 		Sent:    metricValue(t, reg, "tailgate_exporter_sent_spans_total", kind),
 		Failed:  metricValue(t, reg, "tailgate_exporter_failed_spans_total", kind),
-		Dropped: metricValue(t, reg, "tailgate_exporter_dropped_spans_total", kind),
+		Dropped: metricValue(t, reg, "tailgate_exporter_abandoned_spans_total", kind),
 		Retries: metricValue(t, reg, "tailgate_exporter_retries_total", kind),
 	}
 }
@@ -212,7 +212,7 @@ func startFake(t *testing.T, cfg Config, fc *fakeClient) (*Exporter, *prometheus
 		t.Fatal(err)
 	}
 	e.client = fc
-	e.rand = func() float64 { return 0.5 }
+	e.jitter = 0
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tailgate-sre/tailgate/internal/retry"
 )
 
 // maxResponseBody bounds how much of a response is read; OTLP responses are
@@ -135,7 +137,7 @@ func (c *httpClient) send(ctx context.Context, b *batch) (partialSuccess, error)
 	}
 	err = fmt.Errorf("HTTP export: status %d: %s", resp.StatusCode, truncate(msg, maxMessageLen))
 	if retryableHTTPStatus(resp.StatusCode) {
-		throttle, _ := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		throttle, _ := retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 		return partialSuccess{}, retryable(err, throttle)
 	}
 	return partialSuccess{}, permanent(err)

@@ -8,7 +8,9 @@ import (
 )
 
 // metrics are the exporter's Prometheus metrics, labelled with the exporter
-// kind (otlp_grpc, otlp_http, file, none).
+// kind (otlp_grpc, otlp_http, file, none). Every span handed to the exporter
+// ends in exactly one of sent, failed or abandoned; the sampler's
+// not_sampled spans never reach it.
 type metrics struct {
 	sent     prometheus.Counter
 	failed   prometheus.Counter
@@ -33,8 +35,8 @@ func newMetrics(kind string, queueSpans func() float64) *metrics {
 			ConstLabels: labels,
 		}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name:        "tailgate_exporter_dropped_spans_total",
-			Help:        "Spans still queued or being retried when the shutdown deadline passed.",
+			Name:        "tailgate_exporter_abandoned_spans_total",
+			Help:        "Spans lost because they were still queued or being retried when the shutdown deadline passed (never refused by the destination; see failed_spans_total for those).",
 			ConstLabels: labels,
 		}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{

@@ -63,7 +63,7 @@ func startReal(t *testing.T, cfg Config) (*Exporter, *prometheus.Registry, *wait
 	}
 	w := &waitRecorder{}
 	e.wait = w.wait
-	e.rand = func() float64 { return 0.5 }
+	e.jitter = 0
 	if err := e.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +289,7 @@ func TestOTLPAttemptTimeoutIsRetried(t *testing.T) {
 				t.Fatal(err)
 			}
 			w := &waitRecorder{onWait: sink.Resume}
-			e.wait, e.rand = w.wait, func() float64 { return 0.5 }
+			e.wait, e.jitter = w.wait, 0
 			if err := e.Start(t.Context()); err != nil {
 				t.Fatal(err)
 			}

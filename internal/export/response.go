@@ -5,7 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"google.golang.org/protobuf/encoding/protowire"
+	"github.com/tailgate-sre/tailgate/internal/otlp"
 )
 
 // partialSuccess is ExportTraceServiceResponse.partial_success.
@@ -14,95 +14,24 @@ type partialSuccess struct {
 	message  string
 }
 
-// parsePartialSuccess reads an encoded ExportTraceServiceResponse
-// (partial_success = 1 {rejected_spans = 1, error_message = 2}).
+// parsePartialSuccess reads an encoded ExportTraceServiceResponse.
 func parsePartialSuccess(b []byte) (partialSuccess, error) {
-	var ps partialSuccess
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return ps, fmt.Errorf("read export response: %w", protowire.ParseError(n))
-		}
-		b = b[n:]
-		if num == 1 && typ == protowire.BytesType {
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return ps, fmt.Errorf("read export response: %w", protowire.ParseError(n))
-			}
-			b = b[n:]
-			if err := ps.read(v); err != nil {
-				return ps, err
-			}
-			continue
-		}
-		n = protowire.ConsumeFieldValue(num, typ, b)
-		if n < 0 {
-			return ps, fmt.Errorf("read export response: %w", protowire.ParseError(n))
-		}
-		b = b[n:]
+	r, err := otlp.ParseExportResponse(b)
+	if err != nil {
+		return partialSuccess{}, fmt.Errorf("read export response: %w", err)
 	}
-	return ps, nil
+	return partialSuccess{rejected: r.RejectedSpans, message: truncate(string(r.ErrorMessage), maxMessageLen)}, nil
 }
 
-func (ps *partialSuccess) read(b []byte) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return fmt.Errorf("read partial success: %w", protowire.ParseError(n))
-		}
-		b = b[n:]
-		switch {
-		case num == 1 && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return fmt.Errorf("read partial success: %w", protowire.ParseError(n))
-			}
-			ps.rejected = int64(v)
-			b = b[n:]
-		case num == 2 && typ == protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return fmt.Errorf("read partial success: %w", protowire.ParseError(n))
-			}
-			ps.message = truncate(string(v), maxMessageLen)
-			b = b[n:]
-		default:
-			n = protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return fmt.Errorf("read partial success: %w", protowire.ParseError(n))
-			}
-			b = b[n:]
-		}
-	}
-	return nil
-}
-
-// parseStatusMessage reads google.rpc.Status.message (field 2), the body
-// of an OTLP/HTTP error response in protobuf.
+// parseStatusMessage reads the message of a google.rpc.Status, the body
+// of an OTLP/HTTP error response in protobuf; ok is false unless it is one
+// with a valid UTF-8 message.
 func parseStatusMessage(b []byte) (string, bool) {
-	msg, found := "", false
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return "", false
-		}
-		b = b[n:]
-		if num == 2 && typ == protowire.BytesType {
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return "", false
-			}
-			msg, found = string(v), true
-			b = b[n:]
-			continue
-		}
-		n = protowire.ConsumeFieldValue(num, typ, b)
-		if n < 0 {
-			return "", false
-		}
-		b = b[n:]
+	msg, ok := otlp.ParseStatusMessage(b)
+	if !ok || !utf8.Valid(msg) {
+		return "", false
 	}
-	return msg, found && utf8.ValidString(msg)
+	return string(msg), true
 }
 
 // maxMessageLen bounds server messages quoted in logs and errors.

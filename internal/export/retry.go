@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -38,25 +36,6 @@ func classify(err error) (bool, time.Duration) {
 	return false, 0
 }
 
-// backoff is exponential backoff with jitter: each wait is the current
-// interval ±50%, capped at max, and the interval grows 1.5 times per wait.
-type backoff struct {
-	interval time.Duration
-	max      time.Duration
-	rand     func() float64 // in [0, 1)
-}
-
-const (
-	backoffMultiplier = 1.5
-	backoffJitter     = 0.5
-)
-
-func (b *backoff) next() time.Duration {
-	d := time.Duration(float64(b.interval) * (1 - backoffJitter + 2*backoffJitter*b.rand()))
-	b.interval = min(time.Duration(float64(b.interval)*backoffMultiplier), b.max)
-	return min(d, b.max)
-}
-
 // sleep waits d or until ctx is done.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
@@ -76,25 +55,4 @@ func retryableHTTPStatus(code int) bool {
 		return true
 	}
 	return false
-}
-
-// parseRetryAfter reads a Retry-After header: delay seconds or an HTTP date
-// (relative to now). Dates in the past mean no wait.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		// Cap absurd values rather than overflow.
-		return time.Duration(min(secs, int64(24*time.Hour/time.Second))) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return max(t.Sub(now), 0), true
 }

@@ -44,6 +44,11 @@ type Settings struct {
 	Registerer prometheus.Registerer
 	// Consumer takes every valid request; required.
 	Consumer Consumer
+	// OnFailure, when set, is called once a listener stops serving for
+	// any reason other than Shutdown (its socket closed under it, an
+	// accept error it cannot recover from): the receiver is then half
+	// dead, and its owner should stop the process rather than live on.
+	OnFailure func(err error)
 }
 
 // Errors of the receiver's life cycle.
@@ -77,9 +82,11 @@ type Receiver struct {
 	cfg      Config
 	logger   *slog.Logger
 	consumer Consumer
-	limits   otlp.Limits
-	metrics  *metrics
-	tls      *tls.Config
+	// onFailure is Settings.OnFailure.
+	onFailure func(error)
+	limits    otlp.Limits
+	metrics   *metrics
+	tls       *tls.Config
 
 	buffers  sync.Pool // *buffer
 	requests sync.Pool // *otlp.Request
@@ -125,9 +132,10 @@ func New(cfg Config, set Settings) (*Receiver, error) {
 		return nil, err
 	}
 	r := &Receiver{
-		cfg:      cfg,
-		logger:   logger,
-		consumer: set.Consumer,
+		cfg:       cfg,
+		logger:    logger,
+		consumer:  set.Consumer,
+		onFailure: set.OnFailure,
 		limits: otlp.Limits{
 			MaxAttributes: cfg.MaxAttributesPerSpan,
 			MaxSpanBytes:  int(cfg.MaxSpanSize),
@@ -188,6 +196,7 @@ func (r *Receiver) Start(ctx context.Context) error {
 		r.serving.Go(func() {
 			if err := r.grpcServer.Serve(r.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 				r.logger.Error("OTLP/gRPC receiver stopped", "addr", r.grpcLis.Addr().String(), "error", err)
+				r.failed(fmt.Errorf("OTLP/gRPC receiver on %s: %w", r.grpcLis.Addr(), err))
 			}
 		})
 		r.logger.Info("OTLP/gRPC receiver listening", "addr", r.grpcLis.Addr().String())
@@ -202,11 +211,22 @@ func (r *Receiver) Start(ctx context.Context) error {
 			}
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				r.logger.Error("OTLP/HTTP receiver stopped", "addr", r.httpLis.Addr().String(), "error", err)
+				r.failed(fmt.Errorf("OTLP/HTTP receiver on %s: %w", r.httpLis.Addr(), err))
 			}
 		})
 		r.logger.Info("OTLP/HTTP receiver listening", "addr", r.httpLis.Addr().String())
 	}
 	return nil
+}
+
+// failed reports a listener that stopped serving outside Shutdown.
+func (r *Receiver) failed(err error) {
+	r.mu.Lock()
+	stopping := r.stopped
+	r.mu.Unlock()
+	if !stopping && r.onFailure != nil {
+		r.onFailure(err)
+	}
 }
 
 // Shutdown stops accepting requests and waits for those in flight: gRPC

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/tailgate-sre/tailgate/internal/slo"
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
@@ -131,7 +132,7 @@ func (a *Alertmanager) resend(ctx context.Context) {
 func (a *Alertmanager) postAlerts(ctx context.Context, als []AMAlert) error {
 	body, err := json.Marshal(als)
 	if err != nil {
-		return &permanentError{fmt.Errorf("encode alerts: %w", err)}
+		return backoff.Permanent(fmt.Errorf("encode alerts: %w", err))
 	}
 	return postJSON(ctx, a.worker.client, a.url, a.cfg.Timeout.Std(), a.cfg.Headers, body)
 }

@@ -14,8 +14,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tailgate-sre/tailgate/internal/retry"
 	"github.com/tailgate-sre/tailgate/internal/slo"
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
@@ -63,6 +65,10 @@ const (
 	defaultRetries        = 3
 	defaultQueueSize      = 1000
 	defaultResendInterval = time.Minute
+	// maxRetryWait caps one backoff wait between attempts.
+	maxRetryWait = 30 * time.Second
+	// maxRetryAfter is the longest Retry-After a receiver waits for.
+	maxRetryAfter = 5 * time.Minute
 )
 
 func validateURL(u string) error {
@@ -208,9 +214,12 @@ type worker struct {
 	// tick, when set, runs every tickEvery (Alertmanager's resend).
 	tick      func(ctx context.Context)
 	tickEvery time.Duration
-	// backoff is the first retry's delay (1s), doubling up to 30s.
-	backoff time.Duration
-	client  *http.Client
+	// firstWait is the first retry's wait (1s); later waits grow 1.5 times
+	// up to maxRetryWait, with jitter (a randomization factor, 0 in tests
+	// that check exact waits).
+	firstWait time.Duration
+	jitter    float64
+	client    *http.Client
 
 	mu      sync.Mutex
 	started bool
@@ -230,7 +239,7 @@ func (w *worker) init(name string, log *slog.Logger, m *metrics, queue, retries 
 		retries = 0
 	}
 	w.name, w.log, w.m, w.retries = name, log.With("receiver", name), m, retries
-	w.backoff = time.Second
+	w.firstWait, w.jitter = time.Second, retry.Jitter
 	// Each receiver has its own transport, so Shutdown can close its idle
 	// connections.
 	w.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
@@ -291,30 +300,23 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
-// send delivers with retries: exponential backoff from 1s, capped at 30s.
+// send delivers with retries (retry.NewBackOff: from 1s, growing 1.5 times
+// with jitter up to 30s) until max_retries are spent, the answer is
+// permanent or ctx ends. A Retry-After on 429 or 503 sets the next wait.
 func (w *worker) send(ctx context.Context, n slo.Notification) {
-	backoff := w.backoff
-	var err error
-	for attempt := 0; attempt <= w.retries; attempt++ {
-		if attempt > 0 {
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				w.m.results.WithLabelValues(w.name, "failed").Inc()
-				return
-			case <-t.C:
-			}
-			backoff = min(2*backoff, 30*time.Second)
-		}
-		if err = w.deliver(ctx, n); err == nil {
-			w.m.results.WithLabelValues(w.name, "sent").Inc()
-			return
-		}
-		var perm *permanentError
-		if errors.As(err, &perm) {
-			break
-		}
+	_, err := backoff.Retry(ctx, func() (struct{}, error) { return struct{}{}, w.deliver(ctx, n) },
+		backoff.WithBackOff(retry.NewBackOff(w.firstWait, maxRetryWait, w.jitter)),
+		backoff.WithMaxTries(uint(w.retries)+1),
+		// Bounded by max_retries; the wait of a Retry-After is bounded
+		// by maxRetryAfter.
+		backoff.WithMaxElapsedTime(0),
+		backoff.WithNotify(func(err error, wait time.Duration) {
+			w.log.Debug("notification failed; retrying", "slo", n.Alert.SLO, "alert", n.Alert.Name,
+				"wait", wait.String(), "err", err)
+		}))
+	if err == nil {
+		w.m.results.WithLabelValues(w.name, "sent").Inc()
+		return
 	}
 	w.m.results.WithLabelValues(w.name, "failed").Inc()
 	w.log.Warn("notification failed", "slo", n.Alert.SLO, "alert", n.Alert.Name, "err", err)
@@ -346,21 +348,28 @@ func (w *worker) shutdown(ctx context.Context) error {
 	}
 }
 
-// permanentError is a failure a retry cannot fix (a 4xx answer).
-type permanentError struct{ err error }
-
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
-
 // statusError classifies an HTTP answer: 2xx is success, 429 and 5xx are
-// retried, other codes are permanent.
-func statusError(code int, body string) error {
+// retried, other codes are permanent (backoff.Permanent). The Retry-After
+// of a 429 or 503 sets the next wait (a backoff.RetryAfterError in the
+// chain); one longer than maxRetryAfter is not waited for: the notification
+// fails rather than hold up the ones queued behind it.
+func statusError(code int, body string, header http.Header, now time.Time) error {
 	if code/100 == 2 {
 		return nil
 	}
 	err := fmt.Errorf("HTTP %d: %s", code, strings.TrimSpace(body))
-	if code == 429 || code >= 500 {
+	if code != http.StatusTooManyRequests && code < 500 {
+		return backoff.Permanent(err)
+	}
+	if !retry.ThrottleStatus(code) {
 		return err
 	}
-	return &permanentError{err}
+	wait, ok := retry.ParseRetryAfter(header.Get("Retry-After"), now)
+	switch {
+	case !ok:
+		return err
+	case wait > maxRetryAfter:
+		return backoff.Permanent(fmt.Errorf("%w (Retry-After %s is longer than %s)", err, wait, maxRetryAfter))
+	}
+	return fmt.Errorf("%w: %w", err, &backoff.RetryAfterError{Duration: wait})
 }

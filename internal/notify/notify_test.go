@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -108,6 +109,8 @@ func (r *receiver) count() int {
 	return len(r.bodies)
 }
 
+// waitFor polls an outside process (a real Alertmanager) until cond holds.
+// Tests of tailgate's own goroutines use synctest instead.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -139,13 +142,20 @@ func counter(t *testing.T, reg *prometheus.Registry, receiver, result string) fl
 	return 0
 }
 
+// start creates and starts notifiers whose retry waits are exact (1s,
+// 1.5s, ...) and whose clients keep no idle connection: inside a synctest
+// bubble, an idle connection's reader blocks on the network, which is not
+// durable blocking, so synctest.Wait would never return.
 func start(t *testing.T, cfg Config, reg prometheus.Registerer) *Notifiers {
 	t.Helper()
 	n, err := New(cfg, Settings{Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.each(func(w *worker) { w.backoff = time.Millisecond })
+	n.each(func(w *worker) {
+		w.jitter = 0
+		w.client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	})
 	if err := n.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -157,12 +167,24 @@ func TestWebhookPayloadAndRetries(t *testing.T) {
 	ts := httptest.NewServer(rcv)
 	defer ts.Close()
 	reg := prometheus.NewRegistry()
-	n := start(t, Config{Webhooks: []WebhookConfig{{URL: ts.URL, Headers: map[string]string{"Authorization": "Bearer s3cret"}}}}, reg)
-	at := time.Date(2024, 1, 1, 10, 30, 0, 0, time.UTC)
-	n.List()[0].Notify(notification(slo.Resolved, at))
-	waitFor(t, "three attempts", func() bool { return rcv.count() == 3 })
-	if err := n.Shutdown(t.Context()); err != nil {
-		t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		n := start(t, Config{Webhooks: []WebhookConfig{{URL: ts.URL, Headers: map[string]string{"Authorization": "Bearer s3cret"}}}}, reg)
+		at := time.Date(2024, 1, 1, 10, 30, 0, 0, time.UTC)
+		n.List()[0].Notify(notification(slo.Resolved, at))
+		// Two failures, retried after 1s and 1.5s of fake time.
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if c := rcv.count(); c != 2 {
+			t.Errorf("%d attempts after 2s, want 2 (the second retry is due at 2.5s)", c)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if err := n.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if c := rcv.count(); c != 3 {
+		t.Fatalf("%d attempts, want 3", c)
 	}
 	var got map[string]any
 	if err := json.Unmarshal(rcv.bodies[2], &got); err != nil {
@@ -196,12 +218,19 @@ func TestWebhookClientErrorIsNotRetried(t *testing.T) {
 	ts := httptest.NewServer(rcv)
 	defer ts.Close()
 	reg := prometheus.NewRegistry()
-	n := start(t, Config{Webhooks: []WebhookConfig{{URL: ts.URL}}}, reg)
-	n.List()[0].Notify(notification(slo.Firing, time.Now()))
-	waitFor(t, "the failure", func() bool { return counter(t, reg, "webhook[0]", "failed") == 1 })
-	if err := n.Shutdown(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		n := start(t, Config{Webhooks: []WebhookConfig{{URL: ts.URL}}}, reg)
+		n.List()[0].Notify(notification(slo.Firing, time.Now()))
+		synctest.Wait()
+		time.Sleep(time.Minute) // long past every retry a 5xx would get
+		synctest.Wait()
+		if f := counter(t, reg, "webhook[0]", "failed"); f != 1 {
+			t.Errorf("failed = %v, want 1", f)
+		}
+		if err := n.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	})
 	if c := rcv.count(); c != 1 {
 		t.Errorf("%d attempts, want 1", c)
 	}
@@ -217,17 +246,20 @@ func TestWebhookNeverBlocks(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	n := start(t, Config{Webhooks: []WebhookConfig{{URL: ts.URL, QueueSize: 2, Timeout: units.Duration(time.Minute)}}}, reg)
 	nf := n.List()[0]
-	begin := time.Now()
+	// Notify returns at once (a blocked call would hang the test); the
+	// drops are counted in Notify itself, so they are known when it
+	// returns. Two wait in the queue, and the sender may have taken one
+	// more before the queue filled: 47 or 48 of 50 are dropped.
 	for range 50 {
 		nf.Notify(notification(slo.Firing, time.Now()))
 	}
-	if d := time.Since(begin); d > time.Second {
-		t.Errorf("50 Notify calls took %s", d)
+	if d := counter(t, reg, "webhook[0]", "dropped"); d != 47 && d != 48 {
+		t.Errorf("dropped = %v, want 47 or 48", d)
 	}
-	// One in flight, two queued, the rest dropped.
-	waitFor(t, "drops", func() bool { return counter(t, reg, "webhook[0]", "dropped") >= 47 })
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	defer cancel()
+	// A deadline already past: Shutdown cancels the stuck request and
+	// reports the deadline.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
 	if err := n.Shutdown(ctx); err == nil {
 		t.Error("Shutdown of a stuck receiver returned nil, want the deadline error")
 	}
@@ -251,30 +283,35 @@ func TestAlertmanagerFakeServer(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer ts.Close()
-	n, err := New(Config{Alertmanager: &AlertmanagerConfig{URL: ts.URL + "/", ResendInterval: units.Duration(time.Second)}}, Settings{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Resend every 20ms (the config's floor is 1s).
-	n.am.tickEvery, n.am.cfg.ResendInterval = 20*time.Millisecond, units.Duration(20*time.Millisecond)
-	if err := n.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	am := n.List()[0]
+	// fired is the alert's start (notification's FiredAt); the
+	// notifications are sent at fake times of the bubble (2000-01-01).
 	fired := time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC)
-	am.Notify(notification(slo.Firing, fired))
-	// The firing alert is sent, then sent again on resend.
-	waitFor(t, "a resend", func() bool { mu.Lock(); defer mu.Unlock(); return len(posts) >= 2 })
-	resolvedAt := fired.Add(time.Hour)
-	am.Notify(notification(slo.Resolved, resolvedAt))
-	waitFor(t, "the resolution", func() bool {
+	var sentAt time.Time
+	synctest.Test(t, func(t *testing.T) {
+		n := start(t, Config{Alertmanager: &AlertmanagerConfig{URL: ts.URL + "/", ResendInterval: units.Duration(time.Second)}}, nil)
+		am := n.List()[0]
+		sentAt = time.Now()
+		am.Notify(notification(slo.Firing, sentAt))
+		synctest.Wait()
+		// The resend runs every second: the firing alert is sent again.
+		time.Sleep(1500 * time.Millisecond)
+		synctest.Wait()
 		mu.Lock()
-		defer mu.Unlock()
-		last := posts[len(posts)-1]
-		return len(last) == 1 && last[0].EndsAt.Equal(resolvedAt)
+		if len(posts) != 2 {
+			t.Errorf("%d posts after 1.5s, want the first and one resend", len(posts))
+		}
+		mu.Unlock()
+		am.Notify(notification(slo.Resolved, sentAt.Add(time.Hour)))
+		synctest.Wait()
+		if err := n.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 	})
-	if err := n.Shutdown(t.Context()); err != nil {
-		t.Fatal(err)
+	if len(posts) != 3 {
+		t.Fatalf("%d posts, want 3 (firing, resend, resolved)", len(posts))
+	}
+	if last := posts[2]; len(last) != 1 || !last[0].EndsAt.Equal(sentAt.Add(time.Hour)) {
+		t.Errorf("resolution = %+v, want one alert ending at the resolution time", last)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -284,8 +321,8 @@ func TestAlertmanagerFakeServer(t *testing.T) {
 	if diff := cmp.Diff(wantLabels, first.Labels); diff != "" {
 		t.Errorf("labels (-want +got):\n%s", diff)
 	}
-	if !first.StartsAt.Equal(fired) || !first.EndsAt.Equal(fired.Add(80*time.Millisecond)) {
-		t.Errorf("startsAt/endsAt = %s/%s, want %s and 4 resend intervals later", first.StartsAt, first.EndsAt, fired)
+	if !first.StartsAt.Equal(fired) || !first.EndsAt.Equal(sentAt.Add(4*time.Second)) {
+		t.Errorf("startsAt/endsAt = %s/%s, want %s and 4 resend intervals after %s", first.StartsAt, first.EndsAt, fired, sentAt)
 	}
 	if first.Annotations["burn_rate_1h"] != "20" || first.Annotations["budget_remaining"] != "0.75" || first.Annotations["time_to_exhaustion"] != "27h" {
 		t.Errorf("annotations = %v", first.Annotations)

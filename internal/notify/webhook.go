@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/tailgate-sre/tailgate/internal/slo"
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
@@ -79,7 +80,7 @@ func newWebhook(cfg WebhookConfig, name string, log *slog.Logger, m *metrics) *W
 func (w *Webhook) post(ctx context.Context, n slo.Notification) error {
 	body, err := json.Marshal(Payload(n))
 	if err != nil {
-		return &permanentError{fmt.Errorf("encode notification: %w", err)}
+		return backoff.Permanent(fmt.Errorf("encode notification: %w", err))
 	}
 	return postJSON(ctx, w.worker.client, w.cfg.URL, w.cfg.Timeout.Std(), w.cfg.Headers, body)
 }
@@ -90,7 +91,7 @@ func postJSON(ctx context.Context, c *http.Client, url string, timeout time.Dura
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return &permanentError{fmt.Errorf("build request: %w", err)}
+		return backoff.Permanent(fmt.Errorf("build request: %w", err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "tailgate")
@@ -103,5 +104,5 @@ func postJSON(ctx context.Context, c *http.Client, url string, timeout time.Dura
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	return statusError(resp.StatusCode, string(msg))
+	return statusError(resp.StatusCode, string(msg), resp.Header, time.Now())
 }

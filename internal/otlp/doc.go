@@ -11,6 +11,14 @@
 // (repeated fields may be appended in protobuf, and a repeated singular field
 // takes its last value, which is how trace_state is rewritten).
 //
+// Parse validates every attribute, so it also splits each one as it goes:
+// Request.SpanAttrs and Request.ResourceAttrs return them as key/value
+// views without another walk, and the SLO engine, the golden signals and
+// anything else handed the Request read those lists instead of the bytes.
+// Code that kept only a span's bytes (the sampler's buffer) reads them
+// with Span.Attr and Span.Attrs. No other package decodes OTLP protobuf:
+// ParseExportResponse and ParseStatusMessage read the exporters' replies.
+//
 // Field numbers follow opentelemetry/proto/trace/v1/trace.proto and
 // opentelemetry/proto/common/v1/common.proto.
 package otlp

@@ -8,69 +8,6 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// Field numbers of the OTLP trace messages.
-const (
-	fieldRequestResourceSpans = 1
-
-	fieldRSResource   = 1
-	fieldRSScopeSpans = 2
-	fieldRSSchemaURL  = 3
-	// fieldRSInstrumentationLibrarySpans is the deprecated name of
-	// scope_spans (OTLP before 0.19), with the same layout; old SDKs still
-	// send it.
-	fieldRSInstrumentationLibrarySpans = 1000
-
-	fieldResourceAttributes = 1
-
-	fieldSSScope     = 1
-	fieldSSSpans     = 2
-	fieldSSSchemaURL = 3
-
-	fieldScopeName       = 1
-	fieldScopeVersion    = 2
-	fieldScopeAttributes = 3
-
-	fieldSpanTraceID      = 1
-	fieldSpanSpanID       = 2
-	fieldSpanTraceState   = 3
-	fieldSpanParentSpanID = 4
-	fieldSpanName         = 5
-	fieldSpanKind         = 6
-	fieldSpanStart        = 7
-	fieldSpanEnd          = 8
-	fieldSpanAttributes   = 9
-	fieldSpanEvents       = 11
-	fieldSpanLinks        = 13
-	fieldSpanStatus       = 15
-	fieldSpanFlags        = 16
-
-	fieldEventTime       = 1
-	fieldEventName       = 2
-	fieldEventAttributes = 3
-
-	fieldLinkTraceID    = 1
-	fieldLinkSpanID     = 2
-	fieldLinkTraceState = 3
-	fieldLinkAttributes = 4
-	fieldLinkFlags      = 6
-
-	fieldStatusMessage = 2
-	fieldStatusCode    = 3
-
-	fieldKVKey   = 1
-	fieldKVValue = 2
-
-	fieldAnyString = 1
-	fieldAnyBool   = 2
-	fieldAnyInt    = 3
-	fieldAnyDouble = 4
-	fieldAnyArray  = 5
-	fieldAnyKVList = 6
-	fieldAnyBytes  = 7
-
-	fieldListValues = 1 // ArrayValue.values and KeyValueList.values
-)
-
 // maxValueDepth bounds the nesting of array and map attribute values, so a
 // hostile request cannot exhaust the stack.
 const maxValueDepth = 16
@@ -100,9 +37,54 @@ type Request struct {
 	Rejected     int
 	RejectReason string
 
+	// attrs holds the attributes of every span and resource, split while
+	// validating them; Span and Resource index it.
+	attrs []Attr
+
 	// scratch holds the byte ranges of nested messages between parsing
 	// steps, reused across requests.
 	scopeScratch, spanScratch [][]byte
+
+	// names holds service names seen by this Request, kept across Reset so
+	// that a client sending the same services request after request costs
+	// no string allocation.
+	names []string
+}
+
+// maxInterned bounds Request.names; a request with more services than
+// this allocates the rest.
+const maxInterned = 64
+
+// intern returns b as a string, reusing an earlier one when equal.
+func (r *Request) intern(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	for _, n := range r.names {
+		if n == string(b) {
+			return n
+		}
+	}
+	s := string(b)
+	if len(r.names) < maxInterned {
+		r.names = append(r.names, s)
+	}
+	return s
+}
+
+// SpanAttrs returns the attributes of a span of this request in wire
+// order. They were split by Parse: reading them costs no protobuf walk,
+// so every consumer of the request (SLOs, golden signals) shares one scan.
+// s must come from r.Spans (a Span built otherwise has none here; use
+// Span.Attr).
+func (r *Request) SpanAttrs(s *Span) Attrs {
+	return r.attrs[s.attrLo:s.attrHi:s.attrHi]
+}
+
+// ResourceAttrs returns the attributes of a resource of this request in
+// wire order, as SpanAttrs does for spans. res must come from r.Resources.
+func (r *Request) ResourceAttrs(res *Resource) Attrs {
+	return r.attrs[res.attrLo:res.attrHi:res.attrHi]
 }
 
 // SpanResource returns the resource of a span of this request.
@@ -115,6 +97,7 @@ func (r *Request) Reset() {
 	r.Spans = r.Spans[:0]
 	r.Resources = r.Resources[:0]
 	r.Scopes = r.Scopes[:0]
+	r.attrs = r.attrs[:0]
 	r.Rejected = 0
 	r.RejectReason = ""
 }
@@ -189,12 +172,15 @@ func parseResourceSpans(b []byte, rsIdx int, lim Limits, req *Request) error {
 			b = b[n:]
 			switch num {
 			case fieldRSResource:
-				svc, err := parseResource(v)
+				lo := len(req.attrs)
+				svc, err := parseResource(v, &req.attrs)
 				if err != nil {
 					return malformed("resource_spans[%d].resource: %v", rsIdx, err)
 				}
-				req.Resources[resIdx].Raw = v
-				req.Resources[resIdx].ServiceName = svc
+				res := &req.Resources[resIdx]
+				res.Raw = v
+				res.ServiceName = req.intern(svc)
+				res.attrLo, res.attrHi = uint32(lo), uint32(len(req.attrs))
 			case fieldRSScopeSpans, fieldRSInstrumentationLibrarySpans:
 				req.scopeScratch = append(req.scopeScratch, v)
 			case fieldRSSchemaURL:
@@ -226,9 +212,10 @@ func parseResourceSpans(b []byte, rsIdx int, lim Limits, req *Request) error {
 	return nil
 }
 
-// parseResource validates a Resource and returns its service.name.
-func parseResource(b []byte) (string, error) {
-	var service string
+// parseResource validates a Resource, appends its attributes to attrs and
+// returns its service.name.
+func parseResource(b []byte, attrs *[]Attr) ([]byte, error) {
+	var service []byte
 	err := walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		if num == 3 && typ != protowire.BytesType { // entity_refs
 			return fmt.Errorf("entity_refs: wrong wire type %d", typ)
@@ -243,8 +230,9 @@ func parseResource(b []byte) (string, error) {
 		if err != nil {
 			return fmt.Errorf("attributes: %v", err)
 		}
+		*attrs = append(*attrs, Attr{Key: key, Value: val})
 		if string(key) == "service.name" && val.Kind == ValueString {
-			service = string(val.raw)
+			service = val.raw
 		}
 		return nil
 	})
@@ -286,7 +274,8 @@ func parseScopeSpans(b []byte, rsIdx, ssIdx int, resIdx int32, lim Limits, req *
 	}
 	for i, raw := range req.spanScratch[start:] {
 		var s Span
-		reason, err := parseSpan(raw, lim, &s)
+		attrs := len(req.attrs)
+		reason, err := parseSpan(raw, lim, &s, &req.attrs)
 		if err != nil {
 			return malformed("resource_spans[%d].scope_spans[%d].spans[%d]: %v", rsIdx, ssIdx, i, err)
 		}
@@ -295,6 +284,7 @@ func parseScopeSpans(b []byte, rsIdx, ssIdx int, resIdx int32, lim Limits, req *
 				req.RejectReason = fmt.Sprintf("resource_spans[%d].scope_spans[%d].spans[%d]: %s", rsIdx, ssIdx, i, reason)
 			}
 			req.Rejected++
+			req.attrs = req.attrs[:attrs]
 			continue
 		}
 		s.Scope = scopeIdx
@@ -319,224 +309,6 @@ func validateScope(b []byte) error {
 			}
 		}
 		return checkVarint(typ, num, 4) // dropped_attributes_count
-	})
-}
-
-// parseSpan fills s from raw. A structural error (the bytes are not a Span)
-// returns err; a span that is well-formed but invalid returns a reason.
-func parseSpan(raw []byte, lim Limits, s *Span) (reason string, err error) {
-	s.Raw = raw
-	s.GRPCStatus = NoGRPCStatus
-	if lim.MaxSpanBytes > 0 && len(raw) > lim.MaxSpanBytes {
-		return fmt.Sprintf("span is %d bytes, limit is %d", len(raw), lim.MaxSpanBytes), nil
-	}
-	var traceIDLen, spanIDLen, parentLen = -1, -1, 0
-	attrs := 0
-	var httpLegacy uint16
-	err = walkFields(raw, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
-		switch num {
-		case fieldSpanTraceID, fieldSpanSpanID, fieldSpanParentSpanID, fieldSpanTraceState, fieldSpanName,
-			fieldSpanAttributes, fieldSpanEvents, fieldSpanLinks, fieldSpanStatus:
-			if typ != protowire.BytesType {
-				return fmt.Errorf("field %d: wrong wire type %d", num, typ)
-			}
-		case fieldSpanStart, fieldSpanEnd:
-			if typ != protowire.Fixed64Type {
-				return fmt.Errorf("field %d: wrong wire type %d", num, typ)
-			}
-		case fieldSpanKind:
-			if typ != protowire.VarintType {
-				return fmt.Errorf("kind: wrong wire type %d", typ)
-			}
-		case fieldSpanFlags:
-			if typ != protowire.Fixed32Type {
-				return fmt.Errorf("flags: wrong wire type %d", typ)
-			}
-		default:
-			if err := checkVarint(typ, num, 10, 12, 14); err != nil { // dropped_*_count
-				return err
-			}
-		}
-		switch num {
-		case fieldSpanTraceID:
-			traceIDLen = len(v)
-			if len(v) == 16 {
-				copy(s.TraceID[:], v)
-			}
-		case fieldSpanSpanID:
-			spanIDLen = len(v)
-			if len(v) == 8 {
-				copy(s.SpanID[:], v)
-			}
-		case fieldSpanParentSpanID:
-			parentLen = len(v)
-			if len(v) == 8 {
-				copy(s.ParentSpanID[:], v)
-			}
-		case fieldSpanTraceState:
-			if !utf8.Valid(v) {
-				return fmt.Errorf("trace_state: invalid UTF-8")
-			}
-		case fieldSpanName:
-			if !utf8.Valid(v) {
-				return fmt.Errorf("name: invalid UTF-8")
-			}
-			s.nameOff, s.nameLen = subOffset(raw, v), uint32(len(v))
-		case fieldSpanKind:
-			if x > 5 {
-				x = 0
-			}
-			s.Kind = Kind(x)
-		case fieldSpanStart:
-			s.StartUnixNano = x
-		case fieldSpanEnd:
-			s.EndUnixNano = x
-		case fieldSpanAttributes:
-			attrs++
-			key, val, err := parseKeyValue(v, 0)
-			if err != nil {
-				return fmt.Errorf("attributes: %v", err)
-			}
-			switch string(key) {
-			case "http.response.status_code":
-				if n, ok := val.Int(); ok && n > 0 && n < 1000 {
-					s.HTTPStatus = uint16(n)
-				}
-			case "http.status_code":
-				if n, ok := val.Int(); ok && n > 0 && n < 1000 {
-					httpLegacy = uint16(n)
-				}
-			case "rpc.grpc.status_code":
-				if n, ok := val.Int(); ok && n >= 0 && n <= 16 {
-					s.GRPCStatus = int8(n)
-				}
-			case "rpc.response.status_code":
-				if c := grpcCodeByName(val.Str()); c >= 0 {
-					s.GRPCStatus = int8(c)
-				}
-			case "http.route":
-				if val.Kind == ValueString && len(val.raw) > 0 {
-					s.routeOff, s.routeLen = subOffset(raw, val.raw), uint32(len(val.raw))
-				}
-			}
-		case fieldSpanEvents:
-			if err := validateEvent(v); err != nil {
-				return fmt.Errorf("events: %v", err)
-			}
-		case fieldSpanLinks:
-			if err := validateLink(v); err != nil {
-				if r, ok := err.(spanInvalid); ok {
-					return r
-				}
-				return fmt.Errorf("links: %v", err)
-			}
-		case fieldSpanStatus:
-			code, err := parseStatus(v)
-			if err != nil {
-				return fmt.Errorf("status: %v", err)
-			}
-			s.Status = code
-		}
-		return nil
-	})
-	if r, ok := err.(spanInvalid); ok {
-		return string(r), nil
-	}
-	if err != nil {
-		return "", err
-	}
-	if s.HTTPStatus == 0 {
-		s.HTTPStatus = httpLegacy
-	}
-	switch {
-	case traceIDLen != 16:
-		return fmt.Sprintf("trace_id is %d bytes, want 16", max(traceIDLen, 0)), nil
-	case s.TraceID.IsZero():
-		return "trace_id is all zeros", nil
-	case spanIDLen != 8:
-		return fmt.Sprintf("span_id is %d bytes, want 8", max(spanIDLen, 0)), nil
-	case s.SpanID.IsZero():
-		return "span_id is all zeros", nil
-	case parentLen != 0 && parentLen != 8:
-		return fmt.Sprintf("parent_span_id is %d bytes, want 0 or 8", parentLen), nil
-	case lim.MaxAttributes > 0 && attrs > lim.MaxAttributes:
-		return fmt.Sprintf("span has %d attributes, limit is %d", attrs, lim.MaxAttributes), nil
-	}
-	return "", nil
-}
-
-func parseStatus(b []byte) (StatusCode, error) {
-	var code StatusCode
-	err := walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
-		switch num {
-		case fieldStatusMessage:
-			if typ != protowire.BytesType || !utf8.Valid(v) {
-				return fmt.Errorf("message: not a UTF-8 string")
-			}
-		case fieldStatusCode:
-			if typ != protowire.VarintType {
-				return fmt.Errorf("code: wrong wire type")
-			}
-			if x <= 2 {
-				code = StatusCode(x)
-			}
-		}
-		return nil
-	})
-	return code, err
-}
-
-func validateEvent(b []byte) error {
-	return walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-		switch num {
-		case fieldEventTime:
-			if typ != protowire.Fixed64Type {
-				return fmt.Errorf("time_unix_nano: wrong wire type")
-			}
-		case fieldEventName:
-			if typ != protowire.BytesType || !utf8.Valid(v) {
-				return fmt.Errorf("name: not a UTF-8 string")
-			}
-		case fieldEventAttributes:
-			if typ != protowire.BytesType {
-				return fmt.Errorf("attributes: wrong wire type")
-			}
-			_, _, err := parseKeyValue(v, 0)
-			return err
-		}
-		return checkVarint(typ, num, 4) // dropped_attributes_count
-	})
-}
-
-func validateLink(b []byte) error {
-	return walkFields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-		switch num {
-		case fieldLinkTraceID, fieldLinkSpanID:
-			if typ != protowire.BytesType {
-				return fmt.Errorf("field %d: wrong wire type", num)
-			}
-			if num == fieldLinkTraceID && len(v) != 0 && len(v) != 16 {
-				return spanInvalid(fmt.Sprintf("link trace_id is %d bytes, want 16", len(v)))
-			}
-			if num == fieldLinkSpanID && len(v) != 0 && len(v) != 8 {
-				return spanInvalid(fmt.Sprintf("link span_id is %d bytes, want 8", len(v)))
-			}
-		case fieldLinkTraceState:
-			if typ != protowire.BytesType || !utf8.Valid(v) {
-				return fmt.Errorf("trace_state: not a UTF-8 string")
-			}
-		case fieldLinkAttributes:
-			if typ != protowire.BytesType {
-				return fmt.Errorf("attributes: wrong wire type")
-			}
-			_, _, err := parseKeyValue(v, 0)
-			return err
-		case fieldLinkFlags:
-			if typ != protowire.Fixed32Type {
-				return fmt.Errorf("flags: wrong wire type")
-			}
-		}
-		return checkVarint(typ, num, 5) // dropped_attributes_count
 	})
 }
 
@@ -566,110 +338,4 @@ func checkVarint(typ protowire.Type, num protowire.Number, fields ...protowire.N
 		}
 	}
 	return nil
-}
-
-// spanInvalid is a well-formed span whose content OTLP forbids: it is
-// rejected on its own (partial success) instead of failing the request.
-type spanInvalid string
-
-func (e spanInvalid) Error() string { return string(e) }
-
-// walkFields calls fn for each field of a message: v holds the bytes of
-// length-delimited fields, x the value of varint and fixed fields. Groups
-// (deprecated) are skipped. Truncation is an error.
-func walkFields(b []byte, fn func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return fmt.Errorf("bad field tag")
-		}
-		b = b[n:]
-		var v []byte
-		var x uint64
-		switch typ {
-		case protowire.VarintType:
-			x, n = protowire.ConsumeVarint(b)
-		case protowire.Fixed64Type:
-			x, n = protowire.ConsumeFixed64(b)
-		case protowire.Fixed32Type:
-			var x32 uint32
-			x32, n = protowire.ConsumeFixed32(b)
-			x = uint64(x32)
-		case protowire.BytesType:
-			v, n = protowire.ConsumeBytes(b)
-		default:
-			return fmt.Errorf("field %d is a group, which OTLP never uses", num)
-		}
-		if n < 0 {
-			return fmt.Errorf("field %d truncated", num)
-		}
-		b = b[n:]
-		if err := fn(num, typ, v, x); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-var errStop = errors.New("stop")
-
-// subOffset returns where sub starts inside b; sub must have been sliced
-// from b (slicing keeps the end of the backing array, so the capacities
-// differ by exactly the offset).
-func subOffset(b, sub []byte) uint32 { return uint32(cap(b) - cap(sub)) }
-
-// grpcCodeByName maps a gRPC status code name (as in rpc.response.status_code)
-// to its number, or -1.
-func grpcCodeByName(name []byte) int {
-	switch string(name) {
-	case "OK":
-		return 0
-	case "CANCELLED":
-		return 1
-	case "UNKNOWN":
-		return 2
-	case "INVALID_ARGUMENT":
-		return 3
-	case "DEADLINE_EXCEEDED":
-		return 4
-	case "NOT_FOUND":
-		return 5
-	case "ALREADY_EXISTS":
-		return 6
-	case "PERMISSION_DENIED":
-		return 7
-	case "RESOURCE_EXHAUSTED":
-		return 8
-	case "FAILED_PRECONDITION":
-		return 9
-	case "ABORTED":
-		return 10
-	case "OUT_OF_RANGE":
-		return 11
-	case "UNIMPLEMENTED":
-		return 12
-	case "INTERNAL":
-		return 13
-	case "UNAVAILABLE":
-		return 14
-	case "DATA_LOSS":
-		return 15
-	case "UNAUTHENTICATED":
-		return 16
-	}
-	return -1
-}
-
-// ParseSpan reads one span encoding (as found in Span.Raw) back into a Span
-// view, for code that kept only the bytes. Scope is left zero.
-func ParseSpan(raw []byte) (Span, error) {
-	var s Span
-	reason, err := parseSpan(raw, Limits{}, &s)
-	if err != nil {
-		return Span{}, fmt.Errorf("%w: span: %v", ErrMalformed, err)
-	}
-	if reason != "" {
-		return Span{}, fmt.Errorf("invalid span: %s", reason)
-	}
-	return s, nil
 }

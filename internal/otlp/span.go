@@ -113,6 +113,7 @@ type Span struct {
 
 	nameOff, nameLen   uint32
 	routeOff, routeLen uint32 // http.route string value; routeLen 0 when absent
+	attrLo, attrHi     uint32 // Request.SpanAttrs
 }
 
 // Name returns the span name (a slice of Raw).
@@ -161,7 +162,9 @@ func GRPCServerFault(code int) bool {
 	return false
 }
 
-// Attr returns the span attribute with the given key.
+// Attr returns the span attribute with the given key, walking Raw. For a
+// span of a Request, Request.SpanAttrs(s).Get reads the attributes Parse
+// already split.
 func (s *Span) Attr(key string) (Value, bool) { return findAttr(s.Raw, fieldSpanAttributes, key) }
 
 // Attrs calls fn for each span attribute until fn returns false.
@@ -175,9 +178,12 @@ type Resource struct {
 	SchemaURL []byte
 	// ServiceName is the service.name attribute, "" when absent.
 	ServiceName string
+
+	attrLo, attrHi uint32 // Request.ResourceAttrs
 }
 
-// Attr returns the resource attribute with the given key.
+// Attr returns the resource attribute with the given key, walking Raw;
+// Request.ResourceAttrs(r).Get reads the attributes Parse already split.
 func (r *Resource) Attr(key string) (Value, bool) {
 	return findAttr(r.Raw, fieldResourceAttributes, key)
 }
@@ -228,6 +234,23 @@ func (v Value) Str() []byte {
 	}
 	return v.raw
 }
+
+// Bytes returns the value's bytes as they are on the wire: a string's or a
+// bytes value's content, or the encoding of an array or map (an ArrayValue
+// or KeyValueList message); nil for the other kinds. Two values of the
+// same kind with equal Bytes are equal.
+func (v Value) Bytes() []byte {
+	switch v.Kind {
+	case ValueString, ValueBytes, ValueArray, ValueMap:
+		return v.raw
+	}
+	return nil
+}
+
+// Bits returns a scalar value's 64 bits as they are on the wire: an int in
+// two's complement, a double's IEEE 754 bits, a bool as 0 or 1; 0 for the
+// other kinds. Two values of the same kind with equal Bits are equal.
+func (v Value) Bits() uint64 { return v.num }
 
 // Int returns the value as an integer: an int, or a string holding a decimal
 // integer (some SDKs send status codes as strings).

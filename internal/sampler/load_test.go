@@ -51,8 +51,11 @@ func TestStressRelief(t *testing.T) {
 						t.Fatalf("after trace %d: %v bytes buffered, limit 1MiB", i, n)
 					}
 				}
-				if n := env.metric(t, "tailgate_sampler_stress_relief_total"); n == 0 {
-					t.Error("stress relief never counted")
+				if n := env.metric(t, "tailgate_sampler_stress_relief_traces_total"); n == 0 {
+					t.Error("no trace counted as decided by stress relief")
+				}
+				if n := env.metric(t, "tailgate_sampler_stress_relief_episodes_total"); n != 1 {
+					t.Errorf("stress relief episodes = %v, want 1 (the buffer stayed over its limits without a pause)", n)
 				}
 				if n := strings.Count(env.log.String(), "stress relief"); n != 1 {
 					t.Errorf("stress relief logged %d times, want once per episode:\n%s", n, env.log)
@@ -104,8 +107,8 @@ func TestBackpressure(t *testing.T) {
 		if !errors.As(error(bp), &ra) || ra.RetryAfter() != time.Second {
 			t.Errorf("backpressure error %v has no 1s RetryAfter", bp)
 		}
-		if got := env.metric(t, "tailgate_sampler_backpressure_total"); got != 1 {
-			t.Errorf("backpressure_total = %v", got)
+		if got := env.metric(t, "tailgate_sampler_backpressure_requests_total"); got != 1 {
+			t.Errorf("backpressure_requests_total = %v", got)
 		}
 		close(gate)
 		time.Sleep(time.Second)
@@ -235,8 +238,8 @@ func TestExportedRequestsDecode(t *testing.T) {
 		if got := env.metric(t, "tailgate_sampler_spans_kept_total", "rule", "rest"); got != 3 {
 			t.Errorf("spans_kept_total{rule=rest} = %v", got)
 		}
-		if got := env.metric(t, "tailgate_sampler_spans_dropped_total", "rule", "rest"); got != 3 {
-			t.Errorf("spans_dropped_total{rule=rest} = %v", got)
+		if got := env.metric(t, "tailgate_sampler_spans_not_sampled_total", "rule", "rest"); got != 3 {
+			t.Errorf("spans_not_sampled_total{rule=rest} = %v", got)
 		}
 		if got := env.metric(t, "tailgate_sampler_spans_received_total"); got != 12 {
 			t.Errorf("spans_received_total = %v", got)

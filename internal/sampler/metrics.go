@@ -11,9 +11,12 @@ import (
 type metrics struct {
 	received     prometheus.Counter
 	backpressure prometheus.Counter
-	stress       prometheus.Counter
-	latency      prometheus.Histogram
-	exportFailed prometheus.Counter
+	// stressEpisodes counts the starts of stress relief episodes and
+	// stressTraces the traces decided early within them.
+	stressEpisodes prometheus.Counter
+	stressTraces   prometheus.Counter
+	latency        prometheus.Histogram
+	exportFailed   prometheus.Counter
 
 	// Indexed by extension index (rules first, then rules known only from
 	// a loaded decision cache); the last entry is the "none" rule.
@@ -35,9 +38,12 @@ func newMetrics(reg prometheus.Registerer, ruleNames []string, s *Sampler) (*met
 		Name: "tailgate_sampler_spans_kept_total",
 		Help: "Spans kept (handed to the exporter), including late spans of kept traces, by rule.",
 	}, []string{"rule"})
-	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tailgate_sampler_spans_dropped_total",
-		Help: "Spans of dropped traces, by rule (none: no rule matched).",
+	// Not "dropped": these spans were decided against, not lost, and
+	// tailgate_exporter_failed_spans_total and
+	// tailgate_exporter_abandoned_spans_total count the lost ones.
+	notSampled := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tailgate_sampler_spans_not_sampled_total",
+		Help: "Spans of traces the sampler decided not to keep (a sampling decision, not a loss), by rule (none: no rule matched).",
 	}, []string{"rule"})
 	late := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tailgate_sampler_late_spans_total",
@@ -49,12 +55,16 @@ func newMetrics(reg prometheus.Registerer, ruleNames []string, s *Sampler) (*met
 			Help: "Spans accepted by the sampler.",
 		}),
 		backpressure: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tailgate_sampler_backpressure_total",
-			Help: "Requests refused because the sampler's intake was full.",
+			Name: "tailgate_sampler_backpressure_requests_total",
+			Help: "Export requests refused (all of their spans) because the sampler's intake was full.",
 		}),
-		stress: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tailgate_sampler_stress_relief_total",
-			Help: "Times the trace buffer was over max_buffered_spans or max_buffered_bytes and traces were decided early.",
+		stressEpisodes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tailgate_sampler_stress_relief_episodes_total",
+			Help: "Stress relief episodes begun: the trace buffer went over max_buffered_spans or max_buffered_bytes after a second or more within its limits.",
+		}),
+		stressTraces: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tailgate_sampler_stress_relief_traces_total",
+			Help: "Traces decided early, before their decision wait ended, because the trace buffer was over its limits.",
 		}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "tailgate_sampler_decision_latency_seconds",
@@ -72,13 +82,13 @@ func newMetrics(reg prometheus.Registerer, ruleNames []string, s *Sampler) (*met
 		m.decidedKeep = append(m.decidedKeep, decided.WithLabelValues(Keep.String(), name))
 		m.decidedDrop = append(m.decidedDrop, decided.WithLabelValues(Drop.String(), name))
 		m.spansKept = append(m.spansKept, kept.WithLabelValues(name))
-		m.spansDrop = append(m.spansDrop, dropped.WithLabelValues(name))
+		m.spansDrop = append(m.spansDrop, notSampled.WithLabelValues(name))
 	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
 	collectors := []prometheus.Collector{
-		m.received, m.backpressure, m.stress, m.latency, m.exportFailed, decided, kept, dropped, late,
+		m.received, m.backpressure, m.stressEpisodes, m.stressTraces, m.latency, m.exportFailed, decided, kept, notSampled, late,
 		gauge("tailgate_sampler_buffered_traces", "Traces buffered, waiting for a decision.",
 			func() float64 { return float64(s.sum(func(sh *shard) int64 { return sh.gTraces.Load() })) }),
 		gauge("tailgate_sampler_buffered_spans", "Spans buffered, waiting for their trace's decision.",

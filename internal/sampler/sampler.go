@@ -503,13 +503,14 @@ func (s *Sampler) sum(f func(*shard) int64) int64 {
 	return n
 }
 
-// noteStress records a stress relief activation and logs the start of an
-// episode.
+// noteStress records traces decided early by stress relief and counts and
+// logs the start of an episode.
 func (s *Sampler) noteStress(now int64, decided int) {
-	s.m.stress.Inc()
+	s.m.stressTraces.Add(float64(decided))
 	s.stressLast.Store(now)
 	s.stressDecided.Add(int64(decided))
 	if s.stressActive.CompareAndSwap(false, true) {
+		s.m.stressEpisodes.Inc()
 		s.log.Warn("trace buffer over its limits: deciding the oldest traces early (stress relief)",
 			"max_buffered_spans", s.cfg.MaxBufferedSpans, "max_buffered_bytes", s.cfg.MaxBufferedBytes.String())
 	}

@@ -185,8 +185,8 @@ func (t *keyTable) findHot(key []byte) *keyStat {
 }
 
 // addValue counts one value of k and settles or unsettles it.
-func (s *Signals) addValue(t *keyTable, k *keyStat, val []byte) {
-	h := hashBytes(val)
+// h is the value's valueHash.
+func (s *Signals) addValue(t *keyTable, k *keyStat, h uint64) {
 	switch k.values.add(h) {
 	case addNew:
 		if k.settled {

@@ -109,6 +109,8 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("labels[%d]", i), "%q does not make a valid Prometheus label name", l)
 		case name == overflowLabel || strings.HasPrefix(name, "__"):
 			bad(fmt.Sprintf("labels[%d]", i), "%q is reserved", l)
+		case l == serviceLabelName:
+			bad(fmt.Sprintf("labels[%d]", i), "%q is the label of the built-in entry %q; list %q", l, LabelService, LabelService)
 		case seen[name]:
 			bad(fmt.Sprintf("labels[%d]", i), "%q is listed twice", l)
 		}
@@ -161,8 +163,14 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// labelName is the Prometheus label name of an allow-list entry.
-func labelName(l string) string { return strings.ReplaceAll(l, ".", "_") }
+// labelName is the Prometheus label name of an allow-list entry: the
+// built-in service label is service_name (see serviceLabelName).
+func labelName(l string) string {
+	if l == LabelService {
+		return serviceLabelName
+	}
+	return strings.ReplaceAll(l, ".", "_")
+}
 
 func validLabelName(s string) bool {
 	if s == "" {

@@ -10,6 +10,12 @@ import (
 // named as the OpenTelemetry SDK names it.
 const overflowLabel = "otel_metric_overflow"
 
+// serviceLabelName is the Prometheus label of the built-in service entry,
+// as the spanmetrics connector and Tempo's metrics generator name it. A
+// label named service is overwritten by the Prometheus Operator's target
+// label of the same name (and stored as exported_service).
+const serviceLabelName = "service_name"
+
 // maxLabelValueLen bounds a label value read from an attribute.
 const maxLabelValueLen = 128
 
@@ -114,8 +120,8 @@ func (t *seriesTable) purge(since int64) {
 }
 
 // seriesFor returns the series of a request of op, creating it within the
-// limit.
-func (s *Signals) seriesFor(op *operation, sp *otlp.Span, res *otlp.Resource, class statusClass) *series {
+// limit. attrs are the span's attributes, resAttrs its resource's.
+func (s *Signals) seriesFor(op *operation, sp *otlp.Span, attrs, resAttrs otlp.Attrs, class statusClass) *series {
 	st := &s.st
 	key := st.scratch[:0]
 	for i, l := range s.labels {
@@ -125,9 +131,9 @@ func (s *Signals) seriesFor(op *operation, sp *otlp.Span, res *otlp.Resource, cl
 		start := len(key)
 		switch {
 		case !l.builtin:
-			v, ok := sp.Attr(l.key)
+			v, ok := attrs.Get(l.key)
 			if !ok {
-				v, ok = res.Attr(l.key)
+				v, ok = resAttrs.Get(l.key)
 			}
 			if ok {
 				key = v.AppendText(key)
@@ -218,12 +224,12 @@ func newDescs(labels []labelSpec) descs {
 		errorsOverflow:   prometheus.NewDesc("tailgate_service_errors_total", errHelp, over, nil),
 		durationOverflow: prometheus.NewDesc("tailgate_service_request_duration_seconds", durHelp, over, nil),
 
-		seriesOverflow:   d("tailgate_signals_series_overflow_total", "Requests counted in the otel_metric_overflow series because the series limit was reached."),
+		seriesOverflow:   d("tailgate_signals_overflow_requests_total", "Requests counted in the otel_metric_overflow series because the series limit was reached."),
 		spans:            d("tailgate_signals_spans_total", "Spans observed for golden signals and cardinality."),
 		entrySpans:       d("tailgate_signals_entry_spans_total", "Entry spans (SERVER or CONSUMER) counted as requests."),
 		lateSpans:        d("tailgate_signals_late_spans_total", "Requests counted in the minute they arrived because they ended more than max_lateness earlier, or in a minute that had not begun."),
-		opsFolded:        d("tailgate_signals_operations_folded_total", "Requests counted under operation \"other\" because their service reached max_operations_per_service."),
-		servicesFolded:   d("tailgate_signals_services_folded_total", "Requests counted under service \"other\" because max_services was reached."),
+		opsFolded:        d("tailgate_signals_other_operation_requests_total", "Requests counted under operation \"other\" because their service reached max_operations_per_service."),
+		servicesFolded:   d("tailgate_signals_other_service_requests_total", "Requests counted under service \"other\" because max_services was reached."),
 		untrackedKeys:    d("tailgate_signals_cardinality_untracked_attributes_total", "Attributes not tracked because their service reached max_keys_per_service."),
 		denseRefused:     d("tailgate_signals_cardinality_sketches_refused_total", "Attribute keys whose distinct count became a lower bound because cardinality.max_memory was used up."),
 		errorTraces:      d("tailgate_signals_error_traces_total", "Error traces analysed for error origins."),

@@ -234,9 +234,10 @@ func (s *Signals) Observe(req *otlp.Request, now time.Time) {
 			st.resSvc[ri] = svc
 		}
 		st.resSpans[ri]++
-		s.observeSpanAttrs(svc, sp.Raw, sp.Name())
+		attrs := req.SpanAttrs(sp)
+		s.observeSpanAttrs(svc, attrs, sp.Name())
 		if sp.Kind.IsEntry() {
-			s.observeEntry(svc, sp, &req.Resources[ri], nowNs, clock)
+			s.observeEntry(svc, sp, attrs, req.ResourceAttrs(&req.Resources[ri]), nowNs, clock)
 		}
 	}
 	for ri, svc := range st.resSvc {
@@ -246,7 +247,7 @@ func (s *Signals) Observe(req *otlp.Request, now time.Time) {
 		n := st.resSpans[ri]
 		svc.spans += n
 		svc.lastSeen = nowNs
-		s.observeAttrs(&svc.resKeys, req.Resources[ri].Raw, fieldResourceAttributes, n, 1)
+		s.observeAttrs(&svc.resKeys, req.ResourceAttrs(&req.Resources[ri]), n, 1)
 	}
 }
 
@@ -285,8 +286,9 @@ func (s *Signals) newService(name string) *service {
 }
 
 // observeEntry counts one request, in the minute of its end time (see
-// units.EventClock for the spans that count in now's minute instead).
-func (s *Signals) observeEntry(svc *service, sp *otlp.Span, res *otlp.Resource, nowNs int64, clock units.EventClock) {
+// units.EventClock for the spans that count in now's minute instead);
+// attrs are the span's attributes, resAttrs its resource's.
+func (s *Signals) observeEntry(svc *service, sp *otlp.Span, attrs, resAttrs otlp.Attrs, nowNs int64, clock units.EventClock) {
 	st := &s.st
 	st.c.entrySpans++
 	op := s.operation(svc, sp)
@@ -314,7 +316,7 @@ func (s *Signals) observeEntry(svc *service, sp *otlp.Span, res *otlp.Resource, 
 	class := statusClassOf(sp, bad)
 	var ser *series
 	if s.attrLabels {
-		ser = s.seriesFor(op, sp, res, class)
+		ser = s.seriesFor(op, sp, attrs, resAttrs, class)
 	} else {
 		k := int(class)*2 + kindIndex(sp.Kind)
 		if op.seriesGen != st.series.gen {
@@ -323,7 +325,7 @@ func (s *Signals) observeEntry(svc *service, sp *otlp.Span, res *otlp.Resource, 
 		}
 		ser = op.series[k]
 		if ser == nil {
-			ser = s.seriesFor(op, sp, res, class)
+			ser = s.seriesFor(op, sp, attrs, resAttrs, class)
 			op.series[k] = ser
 		}
 	}

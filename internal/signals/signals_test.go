@@ -140,25 +140,25 @@ func TestObserveGoldenSignals(t *testing.T) {
 	}
 
 	wantReq := map[string]float64{
-		"operation=/api/cart/{id},service=checkout,status_class=error":     1,
-		"operation=GET /api/orders/{id},service=checkout,status_class=2xx": 2,
-		"operation=GET /api/orders/{id},service=checkout,status_class=5xx": 1,
-		"operation=process order,service=worker,status_class=ok":           1,
+		"operation=/api/cart/{id},service_name=checkout,status_class=error":     1,
+		"operation=GET /api/orders/{id},service_name=checkout,status_class=2xx": 2,
+		"operation=GET /api/orders/{id},service_name=checkout,status_class=5xx": 1,
+		"operation=process order,service_name=worker,status_class=ok":           1,
 	}
 	if diff := cmp.Diff(wantReq, metricValues(t, reg, "tailgate_service_requests_total")); diff != "" {
 		t.Errorf("requests_total (-want +got):\n%s", diff)
 	}
 	wantErr := map[string]float64{
-		"operation=/api/cart/{id},service=checkout,status_class=error":     1,
-		"operation=GET /api/orders/{id},service=checkout,status_class=2xx": 0,
-		"operation=GET /api/orders/{id},service=checkout,status_class=5xx": 1,
-		"operation=process order,service=worker,status_class=ok":           0,
+		"operation=/api/cart/{id},service_name=checkout,status_class=error":     1,
+		"operation=GET /api/orders/{id},service_name=checkout,status_class=2xx": 0,
+		"operation=GET /api/orders/{id},service_name=checkout,status_class=5xx": 1,
+		"operation=process order,service_name=worker,status_class=ok":           0,
 	}
 	if diff := cmp.Diff(wantErr, metricValues(t, reg, "tailgate_service_errors_total")); diff != "" {
 		t.Errorf("errors_total (-want +got):\n%s", diff)
 	}
 	hist := metricValues(t, reg, "tailgate_service_request_duration_seconds")
-	const ok2xx = "operation=GET /api/orders/{id},service=checkout,status_class=2xx"
+	const ok2xx = "operation=GET /api/orders/{id},service_name=checkout,status_class=2xx"
 	// 10ms and 20ms: 10ms is within le=0.01 (bounds are inclusive).
 	wantHist := map[string]float64{
 		ok2xx + " count": 2, ok2xx + " sum": 0.030,
@@ -214,15 +214,15 @@ func TestSeriesLimitFoldsIntoOverflow(t *testing.T) {
 		s.Observe(parseRequest(t, buildRequest(t, spans...)), at)
 	}
 	want := map[string]float64{
-		"operation=opa,service=api,status_class=ok": 1,
-		"operation=opb,service=api,status_class=ok": 1,
-		"otel_metric_overflow=true":                 8,
+		"operation=opa,service_name=api,status_class=ok": 1,
+		"operation=opb,service_name=api,status_class=ok": 1,
+		"otel_metric_overflow=true":                      8,
 	}
 	if diff := cmp.Diff(want, metricValues(t, reg, "tailgate_service_requests_total")); diff != "" {
 		t.Errorf("requests_total (-want +got):\n%s", diff)
 	}
-	if got := metricValues(t, reg, "tailgate_signals_series_overflow_total")[""]; got != 8 {
-		t.Errorf("series_overflow_total = %v, want 8", got)
+	if got := metricValues(t, reg, "tailgate_signals_overflow_requests_total")[""]; got != 8 {
+		t.Errorf("overflow_requests_total = %v, want 8", got)
 	}
 	if got := metricValues(t, reg, "tailgate_signals_series")[""]; got != 3 {
 		t.Errorf("tailgate_signals_series = %v, want 3", got)
@@ -258,8 +258,8 @@ func TestAttributeLabels(t *testing.T) {
 			attrs: map[string]any{"http.request.method": "GET"}},
 	)), at)
 	want := map[string]float64{
-		"deployment_environment=prod,http_request_method=GET,service=api,span_kind=server":  2,
-		"deployment_environment=prod,http_request_method=POST,service=api,span_kind=server": 1,
+		"deployment_environment=prod,http_request_method=GET,service_name=api,span_kind=server":  2,
+		"deployment_environment=prod,http_request_method=POST,service_name=api,span_kind=server": 1,
 	}
 	if diff := cmp.Diff(want, metricValues(t, reg, "tailgate_service_requests_total")); diff != "" {
 		t.Errorf("requests_total (-want +got):\n%s", diff)
@@ -291,8 +291,8 @@ func TestOperationLimitFoldsIntoOther(t *testing.T) {
 	if diff := cmp.Diff(map[string]uint64{"/a/{id}": 2, "/b": 2, "other": 2}, got); diff != "" {
 		t.Errorf("operations (-want +got):\n%s", diff)
 	}
-	if v := metricValues(t, reg, "tailgate_signals_operations_folded_total")[""]; v != 2 {
-		t.Errorf("operations_folded_total = %v, want 2", v)
+	if v := metricValues(t, reg, "tailgate_signals_other_operation_requests_total")[""]; v != 2 {
+		t.Errorf("other_operation_requests_total = %v, want 2", v)
 	}
 }
 
@@ -647,7 +647,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("defaults invalid: %v", err)
 	}
 	c := DefaultConfig()
-	c.Labels = []string{"service", "service", "", "9bad", "otel_metric_overflow"}
+	c.Labels = []string{"service", "service", "", "9bad", "otel_metric_overflow", "service_name", "service.name"}
 	c.SeriesLimit = 1
 	c.HistogramBuckets = []float64{0.1, 0.05}
 	c.MaxServices = 0
@@ -666,6 +666,8 @@ func TestConfigValidate(t *testing.T) {
 		"labels[2]: must not be empty",
 		`labels[3]: "9bad" does not make a valid Prometheus label name`,
 		`labels[4]: "otel_metric_overflow" is reserved`,
+		`labels[5]: "service_name" is the label of the built-in entry "service"; list "service"`,
+		`labels[6]: "service.name" is listed twice`,
 		"series_limit: must be at least 2 (one series is kept for the overflow), got 1",
 		"histogram_buckets[1]: must be greater than the bound before it, got 0.05 after 0.1",
 		"max_services: must be at least 1, got 0",

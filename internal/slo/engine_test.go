@@ -268,12 +268,12 @@ func TestMetrics(t *testing.T) {
 	}
 	// 1 bad of 201 over the window: budget 0.005 x 201 = 1.005 requests.
 	for key, want := range map[string]float64{
-		"tailgate_slo_objective_ratio service=svc slo=s":              0.995,
-		"tailgate_slo_error_budget_remaining_ratio service=svc slo=s": 1 - 1/1.005,
-		"tailgate_slo_burn_rate service=svc slo=s window=1h":          1.0 / 201 / 0.005,
-		"tailgate_slo_window_events result=bad service=svc slo=s":     1,
-		"tailgate_slo_alert_firing service=svc severity=page slo=s":   0,
-		"tailgate_slo_spans_rejected_total":                           0,
+		"tailgate_slo_objective_ratio service_name=svc slo=s":              0.995,
+		"tailgate_slo_error_budget_remaining_ratio service_name=svc slo=s": 1 - 1/1.005,
+		"tailgate_slo_burn_rate service_name=svc slo=s window=1h":          1.0 / 201 / 0.005,
+		"tailgate_slo_window_events result=bad service_name=svc slo=s":     1,
+		"tailgate_slo_alert_firing service_name=svc severity=page slo=s":   0,
+		"tailgate_slo_spans_rejected_total":                                0,
 	} {
 		if v, ok := got[key]; !ok || math.Abs(v-want) > 1e-9 {
 			t.Errorf("%s = %v (present %v), want %v", key, v, ok, want)

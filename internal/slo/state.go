@@ -65,7 +65,7 @@ func (k *key) value(req *otlp.Request, sp *otlp.Span, buf []byte) ([]byte, bool)
 		r := sp.Route()
 		return r, r != nil
 	case keyResourceAttr:
-		v, ok := req.SpanResource(sp).Attr(k.name)
+		v, ok := req.ResourceAttrs(req.SpanResource(sp)).Get(k.name)
 		if !ok {
 			return nil, false
 		}
@@ -74,7 +74,7 @@ func (k *key) value(req *otlp.Request, sp *otlp.Span, buf []byte) ([]byte, bool)
 		}
 		return v.AppendText(buf), true
 	}
-	v, ok := sp.Attr(k.name)
+	v, ok := req.SpanAttrs(sp).Get(k.name)
 	if !ok {
 		return nil, false
 	}
@@ -330,7 +330,7 @@ func (st *sloState) match(req *otlp.Request, sp *otlp.Span, plan *svcPlan, av *a
 	for i := range st.filter {
 		c := &st.filter[i]
 		if c.slot >= 0 {
-			if v, ok := av.get(sp, plan, c.slot); !ok || string(v) != c.val {
+			if v, ok := av.get(req, sp, plan, c.slot); !ok || string(v) != c.val {
 				return false
 			}
 			continue
@@ -356,7 +356,7 @@ func (st *sloState) bad(sp *otlp.Span) bool {
 // when the span lacks it. The value may view buf or the span's bytes.
 func (st *sloState) groupValue(req *otlp.Request, sp *otlp.Span, plan *svcPlan, av *attrValues, buf []byte) ([]byte, bool) {
 	if st.groupSlot >= 0 {
-		return av.get(sp, plan, st.groupSlot)
+		return av.get(req, sp, plan, st.groupSlot)
 	}
 	return st.groupBy.value(req, sp, buf)
 }

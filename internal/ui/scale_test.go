@@ -60,7 +60,7 @@ func (f *fakeAPI) handler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		n := 100 * f.generation.Load()
 		fmt.Fprintf(w, "# HELP tailgate_sampler_spans_kept_total x\n# TYPE tailgate_sampler_spans_kept_total counter\n"+
-			"tailgate_sampler_spans_kept_total{rule=\"errors\"} %d\ntailgate_sampler_spans_dropped_total{rule=\"rest\"} %d\n"+
+			"tailgate_sampler_spans_kept_total{rule=\"errors\"} %d\ntailgate_sampler_spans_not_sampled_total{rule=\"rest\"} %d\n"+
 			"tailgate_sampler_buffered_spans 12\n", n, 19*n)
 	})
 	authed := func(w http.ResponseWriter, r *http.Request) {

@@ -1,4 +1,4 @@
-// Sampler: spans kept and dropped by rule over time, the trace buffer,
+// Sampler: spans kept and not sampled by rule over time, the trace buffer,
 // stress relief and the exporter, read from /metrics. The server keeps
 // counters only, so the dashboard keeps a short history of its own
 // scrapes (while it is open) and charts their rates.
@@ -22,13 +22,14 @@ export async function collect(signal) {
   const s = {
     t: Date.now() / 1000,
     kept: byLabel(m, 'tailgate_sampler_spans_kept_total', 'rule'),
-    dropped: byLabel(m, 'tailgate_sampler_spans_dropped_total', 'rule'),
+    dropped: byLabel(m, 'tailgate_sampler_spans_not_sampled_total', 'rule'),
     tracesKept: byLabel(m, 'tailgate_sampler_traces_decided_total', 'rule', { decision: 'keep' }),
     tracesDropped: byLabel(m, 'tailgate_sampler_traces_decided_total', 'rule', { decision: 'drop' }),
     received: sum(m, 'tailgate_sampler_spans_received_total'),
     late: byLabel(m, 'tailgate_sampler_late_spans_total', 'decision'),
-    stress: sum(m, 'tailgate_sampler_stress_relief_total'),
-    backpressure: sum(m, 'tailgate_sampler_backpressure_total'),
+    stress: sum(m, 'tailgate_sampler_stress_relief_traces_total'),
+    stressEpisodes: sum(m, 'tailgate_sampler_stress_relief_episodes_total'),
+    backpressure: sum(m, 'tailgate_sampler_backpressure_requests_total'),
     bufTraces: sum(m, 'tailgate_sampler_buffered_traces'),
     bufSpans: sum(m, 'tailgate_sampler_buffered_spans'),
     bufBytes: sum(m, 'tailgate_sampler_buffered_bytes'),
@@ -37,7 +38,7 @@ export async function collect(signal) {
     exportFailed: sum(m, 'tailgate_sampler_export_failed_spans_total'),
     exSent: sum(m, 'tailgate_exporter_sent_spans_total'),
     exFailed: sum(m, 'tailgate_exporter_failed_spans_total'),
-    exDropped: sum(m, 'tailgate_exporter_dropped_spans_total'),
+    exAbandoned: sum(m, 'tailgate_exporter_abandoned_spans_total'),
     exQueue: sum(m, 'tailgate_exporter_queue_spans'),
     exQueueCap: sum(m, 'tailgate_exporter_queue_capacity_spans'),
     accepted: sum(m, 'tailgate_ingest_spans_accepted_total'),
@@ -61,9 +62,9 @@ export function mount(root) {
   const st = {
     received: stat('Spans received'),
     kept: stat('Spans kept'),
-    dropped: stat('Spans dropped'),
+    dropped: stat('Spans not sampled', 'Spans of traces decided against: a sampling decision, not a loss'),
     buffered: stat('Buffered', 'Traces and spans waiting for their decision'),
-    stress: stat('Stress relief', 'Times the buffer was over its limits and traces were decided early'),
+    stress: stat('Stress relief', 'Episodes in which the buffer was over its limits and traces were decided early'),
     exporter: stat('Export queue'),
   };
   const chartsEl = h('div', { class: 'charts' });
@@ -78,9 +79,9 @@ export function mount(root) {
       { title: 'Traces dropped', class: 'r', text: (r) => fmt.num(r.tracesDropped) },
       { title: 'Kept share', class: 'r', text: (r) => fmt.pct(r.tracesKept + r.tracesDropped ? r.tracesKept / (r.tracesKept + r.tracesDropped) : null, 1) },
       { title: 'Spans kept', class: 'r', text: (r) => fmt.num(r.kept) },
-      { title: 'Spans dropped', class: 'r', text: (r) => fmt.num(r.dropped) },
+      { title: 'Spans not sampled', class: 'r', text: (r) => fmt.num(r.dropped) },
       { title: 'Kept now', class: 'r', text: (r) => fmt.rate(r.keptRate) },
-      { title: 'Dropped now', class: 'r', text: (r) => fmt.rate(r.droppedRate) },
+      { title: 'Not sampled now', class: 'r', text: (r) => fmt.rate(r.droppedRate) },
     ],
   });
   root.append(
@@ -92,7 +93,7 @@ export function mount(root) {
   let flowChart = null;
   let flowKey = '';
   const bufChart = new TimeChart(chartsEl, { title: 'Trace buffer', series: [{ label: 'spans' }, { label: 'traces', stroke: '#d97706' }], yFmt: fmt.num, height: 180 });
-  const stressChart = new TimeChart(chartsEl, { title: 'Stress relief and backpressure', series: [{ label: 'stress relief /s', stroke: '#dc2626' }, { label: 'refused requests /s', stroke: '#7c3aed' }], yFmt: fmt.rate, height: 160 });
+  const stressChart = new TimeChart(chartsEl, { title: 'Stress relief and backpressure', series: [{ label: 'traces decided early /s', stroke: '#dc2626' }, { label: 'refused requests /s', stroke: '#7c3aed' }], yFmt: fmt.rate, height: 160 });
 
   const draw = () => {
     const last = history[history.length - 1];
@@ -108,11 +109,11 @@ export function mount(root) {
     setText(st.dropped.value, fmt.num(dropped));
     setText(st.buffered.value, `${fmt.num(last.bufTraces)} traces`);
     setText(st.buffered.sub, `${fmt.num(last.bufSpans)} spans, ${fmt.bytes(last.bufBytes)}`);
-    setText(st.stress.value, fmt.num(last.stress));
+    setText(st.stress.value, fmt.num(last.stressEpisodes));
     const lastStress = [...history].reverse().find((s, i, a) => i + 1 < a.length && s.stress > a[i + 1].stress);
     setText(st.stress.sub, lastStress ? 'last at ' + fmt.time(new Date(lastStress.t * 1000)) : last.backpressure ? fmt.num(last.backpressure) + ' requests refused' : 'buffer within limits');
     setText(st.exporter.value, last.exQueue === null ? '—' : `${fmt.num(last.exQueue)} spans`);
-    setText(st.exporter.sub, last.exQueueCap ? `of ${fmt.num(last.exQueueCap)}; sent ${fmt.num(last.exSent)}, failed ${fmt.num((last.exFailed || 0) + (last.exDropped || 0))}` : '');
+    setText(st.exporter.sub, last.exQueueCap ? `of ${fmt.num(last.exQueueCap)}; sent ${fmt.num(last.exSent)}, failed ${fmt.num((last.exFailed || 0) + (last.exAbandoned || 0))}` : '');
 
     rules.setItems(names.map((rule) => ({
       rule,
@@ -135,8 +136,8 @@ export function mount(root) {
     if (!flowChart || key !== flowKey) {
       if (flowChart) flowChart.destroy();
       flowChart = new TimeChart(chartsEl, {
-        title: 'Spans per second by rule: kept (solid) and dropped (dashed)',
-        series: [...names.map((n) => ({ label: 'kept: ' + n })), ...names.map((n) => ({ label: 'dropped: ' + n, dash: [5, 4] }))],
+        title: 'Spans per second by rule: kept (solid) and not sampled (dashed)',
+        series: [...names.map((n) => ({ label: 'kept: ' + n })), ...names.map((n) => ({ label: 'not sampled: ' + n, dash: [5, 4] }))],
         yFmt: fmt.rate, height: 220,
       });
       chartsEl.prepend(flowChart.el);

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tailgate-sre/tailgate/internal/units"
+)
+
+// This file is the one place where the CLI turns budgets, rates, counts and
+// durations into text, so that gate check, slo status and report risk show
+// the same number the same way.
+
+// budgetBar draws a remaining error-budget fraction as width cells between
+// brackets, "#" for what is left: "[#####...............]". An overspent
+// budget shows an empty bar; nil (no traffic yet) shows "no data". ASCII,
+// so that CI logs render it like a terminal does.
+func budgetBar(frac *float64, width int) string {
+	if frac == nil {
+		const text = "no data"
+		if width < len(text) {
+			return "[" + strings.Repeat(" ", width) + "]"
+		}
+		left := (width - len(text)) / 2
+		return "[" + strings.Repeat(" ", left) + text + strings.Repeat(" ", width-len(text)-left) + "]"
+	}
+	f := *frac
+	if math.IsNaN(f) {
+		f = 0
+	}
+	n := int(math.Round(max(0, min(1, f)) * float64(width)))
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
+}
+
+// humanDuration rounds a duration for people, to a precision that shrinks
+// with its size: days and hours from a day on ("3d4h"), hours and minutes
+// from an hour on ("2h15m"), minutes and seconds from a minute on ("45m30s"),
+// milliseconds below ("1.5s", "250ms"). The size class is decided after
+// rounding, so 59.9996s is "1m", not "60s", and 23h59m40s is "1d".
+func humanDuration(d time.Duration) string {
+	const day = 24 * time.Hour
+	if d < 0 {
+		return "-" + humanDuration(-d)
+	}
+	if r := d.Round(time.Hour); r >= day {
+		days, h := r/day, (r%day)/time.Hour
+		if h == 0 {
+			return fmt.Sprintf("%dd", days)
+		}
+		return fmt.Sprintf("%dd%dh", days, h)
+	}
+	if r := d.Round(time.Minute); r >= time.Hour {
+		return units.FormatDuration(r)
+	}
+	if r := d.Round(time.Second); r >= time.Minute {
+		return units.FormatDuration(r)
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// secondsDuration converts an API's float seconds to a duration.
+func secondsDuration(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// percent writes a fraction as a percentage with decimals places, "-" for
+// nil: 0.75 → "75.0%".
+func percent(p *float64, decimals int) string {
+	if p == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(*p*100, 'f', decimals, 64) + "%"
+}
+
+// pct is percent with one decimal for a value that is always there.
+func pct(f float64) string { return percent(&f, 1) }
+
+// burnRate writes a burn rate with decimals places, "-" for nil: "0.25x".
+func burnRate(p *float64, decimals int) string {
+	if p == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(*p, 'f', decimals, 64) + "x"
+}
+
+// number writes whole numbers without decimals and others with four
+// significant digits.
+func number(f float64) string {
+	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
+		return strconv.FormatFloat(f, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(f, 'g', 4, 64)
+}
+
+// trimFloat writes f in the fewest digits that read back as f: "99.9".
+func trimFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// count writes a number rounded to a whole with thousands separators.
+func count(v float64) string {
+	neg := v < 0
+	s := strconv.FormatFloat(math.Round(math.Abs(v)), 'f', 0, 64)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg && s != "0" {
+		return "-" + b.String()
+	}
+	return b.String()
+}
