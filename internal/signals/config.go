@@ -41,8 +41,9 @@ type Config struct {
 	FlushInterval units.Duration `yaml:"flush_interval"`
 	// MaxLateness is how long after a minute ends its spans are still counted
 	// in it; a minute is written once it is this old. A span that arrives
-	// later (or ends more than a minute in the future) is counted in the
-	// minute it arrived.
+	// later, or ends in a minute that has not begun, is counted in the
+	// minute it arrived (units.EventClock) and in
+	// tailgate_signals_late_spans_total.
 	MaxLateness units.Duration `yaml:"max_lateness"`
 	// Retention is how long buckets and error origins are kept.
 	Retention units.Duration `yaml:"retention"`

@@ -227,7 +227,7 @@ func newDescs(labels []labelSpec) descs {
 		seriesOverflow:   d("tailgate_signals_overflow_requests_total", "Requests counted in the otel_metric_overflow series because the series limit was reached."),
 		spans:            d("tailgate_signals_spans_total", "Spans observed for golden signals and cardinality."),
 		entrySpans:       d("tailgate_signals_entry_spans_total", "Entry spans (SERVER or CONSUMER) counted as requests."),
-		lateSpans:        d("tailgate_signals_late_spans_total", "Requests counted in the minute they arrived because they ended more than max_lateness earlier or over a minute in the future."),
+		lateSpans:        d("tailgate_signals_late_spans_total", "Requests counted in the minute they arrived because they ended more than max_lateness earlier, or in a minute that had not begun."),
 		opsFolded:        d("tailgate_signals_other_operation_requests_total", "Requests counted under operation \"other\" because their service reached max_operations_per_service."),
 		servicesFolded:   d("tailgate_signals_other_service_requests_total", "Requests counted under service \"other\" because max_services was reached."),
 		untrackedKeys:    d("tailgate_signals_cardinality_untracked_attributes_total", "Attributes not tracked because their service reached max_keys_per_service."),
@@ -292,6 +292,9 @@ func (s *Signals) Collect(ch chan<- prometheus.Metric) {
 		}
 	})
 	s.mu.Unlock()
+	s.originMu.Lock()
+	orig := s.orig
+	s.originMu.Unlock()
 
 	bounds := s.cfg.HistogramBuckets
 	for _, sn := range snaps {
@@ -317,17 +320,17 @@ func (s *Signals) Collect(ch chan<- prometheus.Metric) {
 	counter(s.descs.seriesOverflow, c.seriesOverflow)
 	counter(s.descs.spans, c.spans)
 	counter(s.descs.entrySpans, c.entrySpans)
-	counter(s.descs.lateSpans, c.lateSpans)
+	counter(s.descs.lateSpans, c.lateSpans+orig.late)
 	counter(s.descs.opsFolded, c.opsFolded)
 	counter(s.descs.servicesFolded, c.servicesFolded)
 	counter(s.descs.untrackedKeys, c.untrackedKeys)
 	counter(s.descs.denseRefused, c.denseRefused)
-	counter(s.descs.errorTraces, c.errorTraces)
-	counter(s.descs.failedRequests, c.failedRequests)
+	counter(s.descs.errorTraces, orig.errorTraces)
+	counter(s.descs.failedRequests, orig.failedRequests)
 	counter(s.descs.bucketsWritten, c.bucketsWritten)
 	counter(s.descs.flushErrors, c.flushErrors)
 	counter(s.descs.rowsDropped, c.rowsDropped)
-	counter(s.descs.originKeysFolded, c.originKeysFolded)
+	counter(s.descs.originKeysFolded, orig.keysFolded)
 	ch <- prometheus.MustNewConstMetric(s.descs.series, prometheus.GaugeValue, float64(nseries))
 	ch <- prometheus.MustNewConstMetric(s.descs.services, prometheus.GaugeValue, float64(nservices))
 	ch <- prometheus.MustNewConstMetric(s.descs.sketchBytes, prometheus.GaugeValue, float64(sketchBytes))

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tailgate-sre/tailgate/internal/otlp"
+	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
 // TraceSpan is what error-origin analysis needs of one span of a trace.
@@ -328,7 +329,7 @@ func overlap(a0, a1, b0, b1 uint64) uint64 {
 
 // originKey identifies a pending origin row.
 type originKey struct {
-	minute          int64
+	minute          units.Minute
 	service         string
 	originService   string
 	originOperation string
@@ -346,18 +347,23 @@ const maxPendingOrigins = 10_000
 // ObserveTrace records where the errors of a decided error trace started.
 // Call it once per trace, with the spans the sampler holds when it decides;
 // spans that arrive after the decision are not analysed. It does not keep
-// spans.
+// spans. A failed request counts in the minute its span ended, by the rule
+// of Observe (units.EventClock, with now as the arrival time).
 func (s *Signals) ObserveTrace(spans []TraceSpan, now time.Time) {
 	fails := findOrigins(spans)
-	m := now.Unix()
-	m -= m % 60
+	clock := units.NewEventClock(now, time.Duration(s.lateness))
 	var buf []byte
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.st.c.errorTraces++
+	s.originMu.Lock()
+	defer s.originMu.Unlock()
+	rec := &s.orig
+	rec.errorTraces++
 	for _, f := range fails {
-		s.st.c.failedRequests++
+		rec.failedRequests++
 		req := &spans[f.request]
+		m, late := clock.Minute(req.End)
+		if late {
+			rec.late++
+		}
 		w := 1 / float64(len(f.origins))
 		is5xx := req.HTTPStatus >= 500 && req.HTTPStatus <= 599
 		for _, o := range f.origins {
@@ -375,16 +381,16 @@ func (s *Signals) ObserveTrace(spans []TraceSpan, now time.Time) {
 				reason:          o.reason,
 				dependency:      o.dependency,
 			}
-			a, ok := s.st.origins[k]
+			a, ok := rec.pending[k]
 			if !ok {
-				if len(s.st.origins) >= maxPendingOrigins {
-					s.st.c.originKeysFolded++
+				if len(rec.pending) >= maxPendingOrigins {
+					rec.keysFolded++
 					k.originService, k.originOperation = OtherService, OtherOperation
-					a = s.st.origins[k]
+					a = rec.pending[k]
 				}
 				if a == nil {
 					a = &originAgg{}
-					s.st.origins[k] = a
+					rec.pending[k] = a
 				}
 			}
 			a.requests += w
@@ -404,9 +410,11 @@ func serviceName(s string) string {
 
 // takeOrigins appends the pending origin rows to rows and empties them.
 func (s *Signals) takeOrigins(rows []OriginRow) []OriginRow {
-	for k, a := range s.st.origins {
+	s.originMu.Lock()
+	defer s.originMu.Unlock()
+	for k, a := range s.orig.pending {
 		rows = append(rows, OriginRow{
-			Start:           time.Unix(k.minute, 0).UTC(),
+			Start:           k.minute.Time(),
 			Service:         k.service,
 			OriginService:   k.originService,
 			OriginOperation: k.originOperation,
@@ -416,6 +424,6 @@ func (s *Signals) takeOrigins(rows []OriginRow) []OriginRow {
 			Requests5xx:     a.requests5xx,
 		})
 	}
-	clear(s.st.origins)
+	clear(s.orig.pending)
 	return rows
 }

@@ -221,7 +221,7 @@ func (s *Signals) gather(ctx context.Context, g grid, only string, keyOf func(sv
 				return
 			}
 			for _, m := range op.aggs {
-				if a := slot(key, m.minute); a != nil {
+				if a := slot(key, m.minute.Unix()); a != nil {
 					a.errors += m.errors
 					a.sk.Merge(&m.sketch)
 				}
@@ -487,10 +487,12 @@ func (s *Signals) errorOrigins(ctx context.Context, name string, q Query) (Error
 
 // takeOriginsCopy returns the pending origin rows without removing them.
 func (s *Signals) takeOriginsCopy() []OriginRow {
-	rows := make([]OriginRow, 0, len(s.st.origins))
-	for k, a := range s.st.origins {
+	s.originMu.Lock()
+	defer s.originMu.Unlock()
+	rows := make([]OriginRow, 0, len(s.orig.pending))
+	for k, a := range s.orig.pending {
 		rows = append(rows, OriginRow{
-			Start: time.Unix(k.minute, 0).UTC(), Service: k.service,
+			Start: k.minute.Time(), Service: k.service,
 			OriginService: k.originService, OriginOperation: k.originOperation,
 			Reason: k.reason, Dependency: k.dependency,
 			Requests: a.requests, Requests5xx: a.requests5xx,

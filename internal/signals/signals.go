@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tailgate-sre/tailgate/internal/otlp"
+	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
 // Settings are the dependencies of Signals.
@@ -50,6 +51,13 @@ type Signals struct {
 	mu sync.Mutex
 	st state
 
+	// originMu guards orig. It is apart from mu so that the sampler's
+	// shards, which call ObserveTrace as they decide, never wait for an
+	// ingest request in Observe (which holds mu for the whole request).
+	// Lock order: mu, then originMu.
+	originMu sync.Mutex
+	orig     originState
+
 	lifeMu  sync.Mutex
 	running bool
 	stopped bool
@@ -73,8 +81,6 @@ type state struct {
 
 	cardSince, prevSince time.Time
 
-	origins map[originKey]*originAgg
-
 	// rows whose write failed, retried at the next flush
 	retryBuckets []Bucket
 	retryOrigins []OriginRow
@@ -88,14 +94,22 @@ type state struct {
 
 // counters are the tailgate_signals_* metrics.
 type counters struct {
-	spans, entrySpans, lateSpans  uint64
-	opsFolded, servicesFolded     uint64
-	seriesOverflow                uint64
-	untrackedKeys                 uint64
-	denseRefused                  uint64
-	errorTraces, failedRequests   uint64
-	bucketsWritten, flushErrors   uint64
-	rowsDropped, originKeysFolded uint64
+	spans, entrySpans, lateSpans uint64
+	opsFolded, servicesFolded    uint64
+	seriesOverflow               uint64
+	untrackedKeys                uint64
+	denseRefused                 uint64
+	bucketsWritten, flushErrors  uint64
+	rowsDropped                  uint64
+}
+
+// originState is the error origins recorded since the last flush, and
+// their metrics; guarded by Signals.originMu.
+type originState struct {
+	pending                     map[originKey]*originAgg
+	errorTraces, failedRequests uint64
+	keysFolded                  uint64
+	late                        uint64 // failed requests counted at analysis
 }
 
 // service is the state of one service.
@@ -137,7 +151,7 @@ type operation struct {
 
 // minuteAgg is one operation's signals over one minute.
 type minuteAgg struct {
-	minute int64 // unix seconds of the minute's start
+	minute units.Minute
 	errors uint64
 	sketch Sketch // durations; count and sum included
 }
@@ -172,11 +186,11 @@ func New(cfg Config, set Settings) (*Signals, error) {
 		s.bounds = append(s.bounds, uint64(math.Round(b*1e9)))
 	}
 	s.descs = newDescs(s.labels)
+	s.orig.pending = map[originKey]*originAgg{}
 	s.st = state{
 		services:  map[string]*service{},
 		series:    newSeriesTable(cfg.SeriesLimit, len(s.bounds)),
 		denseLeft: int(cfg.Cardinality.MaxMemory) / hllRegisters,
-		origins:   map[originKey]*originAgg{},
 		rng:       0x9e3779b97f4a7c15,
 	}
 	if set.Registerer != nil {
@@ -195,6 +209,7 @@ func (s *Signals) Observe(req *otlp.Request, now time.Time) {
 		return
 	}
 	nowNs := now.UnixNano()
+	clock := units.NewEventClock(now, time.Duration(s.lateness))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := &s.st
@@ -222,7 +237,7 @@ func (s *Signals) Observe(req *otlp.Request, now time.Time) {
 		attrs := req.SpanAttrs(sp)
 		s.observeSpanAttrs(svc, attrs, sp.Name())
 		if sp.Kind.IsEntry() {
-			s.observeEntry(svc, sp, attrs, req.ResourceAttrs(&req.Resources[ri]), nowNs)
+			s.observeEntry(svc, sp, attrs, req.ResourceAttrs(&req.Resources[ri]), nowNs, clock)
 		}
 	}
 	for ri, svc := range st.resSvc {
@@ -270,9 +285,10 @@ func (s *Signals) newService(name string) *service {
 	}
 }
 
-// observeEntry counts one request; attrs are the span's attributes,
-// resAttrs its resource's.
-func (s *Signals) observeEntry(svc *service, sp *otlp.Span, attrs, resAttrs otlp.Attrs, nowNs int64) {
+// observeEntry counts one request, in the minute of its end time (see
+// units.EventClock for the spans that count in now's minute instead);
+// attrs are the span's attributes, resAttrs its resource's.
+func (s *Signals) observeEntry(svc *service, sp *otlp.Span, attrs, resAttrs otlp.Attrs, nowNs int64, clock units.EventClock) {
 	st := &s.st
 	st.c.entrySpans++
 	op := s.operation(svc, sp)
@@ -283,7 +299,10 @@ func (s *Signals) observeEntry(svc *service, sp *otlp.Span, attrs, resAttrs otlp
 		st.c.servicesFolded++
 	}
 	op.lastSeen = nowNs
-	minute := s.minuteOf(sp.EndUnixNano, nowNs)
+	minute, late := clock.Minute(sp.EndUnixNano)
+	if late {
+		st.c.lateSpans++
+	}
 	agg := op.cur
 	if agg == nil || agg.minute != minute {
 		agg = s.agg(op, minute)
@@ -368,19 +387,8 @@ func (s *Signals) operation(svc *service, sp *otlp.Span) *operation {
 	return op
 }
 
-// minuteOf returns the minute (unix seconds) a span ending at end counts in.
-func (s *Signals) minuteOf(end uint64, nowNs int64) int64 {
-	e := int64(end)
-	if end > math.MaxInt64 || e > nowNs+int64(time.Minute) || e < nowNs-s.lateness {
-		e = nowNs
-		s.st.c.lateSpans++
-	}
-	m := e / int64(time.Second)
-	return m - m%60
-}
-
 // agg returns the op's aggregate of a minute, creating it.
-func (s *Signals) agg(op *operation, minute int64) *minuteAgg {
+func (s *Signals) agg(op *operation, minute units.Minute) *minuteAgg {
 	for _, a := range op.aggs {
 		if a.minute == minute {
 			op.cur = a
@@ -420,13 +428,13 @@ type takenAgg struct {
 }
 
 // takeAggs removes the aggregates of minutes that ended at or before
-// cutoff (unix seconds), or all of them.
-func (s *Signals) takeAggs(cutoff int64, all bool) []takenAgg {
+// cutoff, or all of them.
+func (s *Signals) takeAggs(cutoff time.Time, all bool) []takenAgg {
 	var out []takenAgg
 	take := func(op *operation) {
 		kept := op.aggs[:0]
 		for _, a := range op.aggs {
-			if all || a.minute+60 <= cutoff {
+			if all || !(a.minute + 1).Time().After(cutoff) {
 				out = append(out, takenAgg{op.svc.name, op.name, a})
 				if op.cur == a {
 					op.cur = nil
@@ -540,7 +548,7 @@ const maxRetryRows = 200_000
 func (s *Signals) flush(ctx context.Context, now time.Time, all bool) error {
 	s.viewMu.Lock()
 	defer s.viewMu.Unlock()
-	cutoff := now.Add(-time.Duration(s.lateness)).Unix()
+	cutoff := now.Add(-time.Duration(s.lateness))
 	s.mu.Lock()
 	taken := s.takeAggs(cutoff, all)
 	buckets := s.st.retryBuckets
@@ -554,7 +562,7 @@ func (s *Signals) flush(ctx context.Context, now time.Time, all bool) error {
 		buckets = append(buckets, Bucket{
 			Service:   t.service,
 			Operation: t.operation,
-			Start:     time.Unix(t.agg.minute, 0).UTC(),
+			Start:     t.agg.minute.Time(),
 			Step:      time.Minute,
 			Requests:  t.agg.sketch.Count(),
 			Errors:    t.agg.errors,

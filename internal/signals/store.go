@@ -37,7 +37,8 @@ type BucketFilter struct {
 // OriginRow counts failed requests of a service by where their errors
 // started, over one minute. Rows are additive like buckets.
 type OriginRow struct {
-	// Start is the minute the error traces were analysed in.
+	// Start is the minute the failed requests ended in (the minute they
+	// were analysed in when that is no longer open; see units.EventClock).
 	Start time.Time
 	// Service is the service whose requests failed.
 	Service string

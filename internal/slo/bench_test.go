@@ -93,7 +93,7 @@ func BenchmarkEvaluate10k(b *testing.B) {
 		b.Fatal(err)
 	}
 	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	m0 := minuteOf(start)
+	m0 := units.MinuteOf(start)
 	e.advance(m0)
 	for _, st := range e.slos {
 		st.since, st.agg.since = start, start
@@ -111,7 +111,7 @@ func BenchmarkEvaluate10k(b *testing.B) {
 		}
 		e.advance(m + 1)
 	}
-	now := minuteTime(m0 + minutes).Add(30 * time.Second)
+	now := (m0 + minutes).Time().Add(30 * time.Second)
 	e.evaluate(now)
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -87,7 +87,7 @@ func (c CorrectionSpec) correction(slo string) (Correction, error) {
 }
 
 // interval is a half-open range of minutes [s, e).
-type interval struct{ s, e minute }
+type interval struct{ s, e units.Minute }
 
 // Occurrences calls fn for each period of the correction that overlaps
 // [from, to).
@@ -124,11 +124,11 @@ func expandCorrections(cs []Correction, from, to time.Time) []interval {
 	var ivs []interval
 	for i := range cs {
 		cs[i].Occurrences(from, to, func(s, e time.Time) {
-			em := minuteOf(e)
-			if !minuteTime(em).Equal(e) {
+			em := units.MinuteOf(e)
+			if !em.Time().Equal(e) {
 				em++
 			}
-			ivs = append(ivs, interval{minuteOf(s), em})
+			ivs = append(ivs, interval{units.MinuteOf(s), em})
 		})
 	}
 	slices.SortFunc(ivs, func(a, b interval) int { return int(a.s - b.s) })
@@ -144,8 +144,8 @@ func expandCorrections(cs []Correction, from, to time.Time) []interval {
 }
 
 // excluded reports whether minute m lies in one of the sorted intervals.
-func excluded(ivs []interval, m minute) bool {
-	i, found := slices.BinarySearchFunc(ivs, m, func(iv interval, m minute) int {
+func excluded(ivs []interval, m units.Minute) bool {
+	i, found := slices.BinarySearchFunc(ivs, m, func(iv interval, m units.Minute) int {
 		switch {
 		case iv.e <= m:
 			return -1
@@ -166,7 +166,7 @@ func (e *Engine) refreshCorrectionsLocked(now time.Time, force bool) {
 		if !force && !st.ivsTo.IsZero() && now.Before(st.ivsTo.Add(-12*time.Hour)) {
 			continue
 		}
-		from := minuteTime(minuteOf(now) - e.retention)
+		from := e.oldestKept(units.MinuteOf(now)).Time()
 		to := now.Add(36 * time.Hour)
 		ivs := expandCorrections(st.corrections, from, to)
 		changed := !slices.Equal(ivs, st.ivs)

@@ -130,7 +130,7 @@ func TestCorrectionValidate(t *testing.T) {
 
 func TestExpandCorrectionsMergesAndWidens(t *testing.T) {
 	base := utc("2024-01-01T00:00:00Z")
-	m0 := minuteOf(base)
+	m0 := units.MinuteOf(base)
 	cs := []Correction{
 		{Start: base.Add(10*time.Minute + 30*time.Second), End: base.Add(20 * time.Minute), Reason: "a"},
 		{Start: base.Add(19 * time.Minute), End: base.Add(25*time.Minute + time.Second), Reason: "b"},
@@ -142,7 +142,7 @@ func TestExpandCorrectionsMergesAndWidens(t *testing.T) {
 		t.Errorf("intervals (-want +got):\n%s", diff)
 	}
 	for _, tc := range []struct {
-		m    minute
+		m    units.Minute
 		want bool
 	}{{m0 + 9, false}, {m0 + 10, true}, {m0 + 25, true}, {m0 + 26, false}, {m0 + 60, true}, {m0 + 61, false}} {
 		if got := excluded(want, tc.m); got != tc.want {

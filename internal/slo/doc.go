@@ -5,9 +5,17 @@
 //
 // Engine.Observe counts every entry span (kind SERVER or CONSUMER) of a
 // service against the SLOs of that service, before sampling. A span is
-// counted at its arrival time: the minute of the now passed to Observe, not
-// its own timestamps, which may be skewed. With EngineConfig.MaxSkew set, a
-// span whose end time lies further than MaxSkew from now is not counted.
+// counted in the minute of its end time (event time), so that replaying a
+// log or a Kafka partition lands each count in the same minute again. The
+// rule is units.EventClock's, shared with golden signals: a span that ended
+// more than EngineConfig.MaxLateness before now (the arrival instant passed
+// to Observe), or in a minute that has not begun (clock skew), is counted in
+// now's minute and in tailgate_slo_late_spans_total; no span is dropped for
+// its timestamps. A count in a minute that is closed already joins that
+// minute's history, recomputes its time slice, and is written to the store
+// at the next flush. With EngineConfig.MaxSkew set, a span whose end time
+// lies further than MaxSkew from now is not counted
+// (tailgate_slo_spans_rejected_total).
 //
 // Counts go into one bucket per minute and per SLO (and per group value of a
 // grouped SLO). A series keeps, for each minute that holds events, the

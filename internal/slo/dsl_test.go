@@ -63,8 +63,8 @@ type scenario struct {
 	since   time.Time
 	specs   []Spec
 	e       *Engine
-	events  map[string]map[minute]cnt // "slo@group" -> minute -> counts
-	fed     minute                    // minutes < fed were given to the engine
+	events  map[string]map[units.Minute]cnt // "slo@group" -> minute -> counts
+	fed     units.Minute                    // minutes < fed were given to the engine
 	evalAt  time.Time
 	corrs   []Correction
 	checked int
@@ -114,7 +114,7 @@ func runScenario(t *testing.T, file string) int {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	sc := &scenario{t: t, file: file, base: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), events: map[string]map[minute]cnt{}}
+	sc := &scenario{t: t, file: file, base: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), events: map[string]map[units.Minute]cnt{}}
 	var lines []string
 	s := bufio.NewScanner(f)
 	for s.Scan() {
@@ -232,11 +232,11 @@ func (sc *scenario) addEvents(f []string) {
 		key += "@"
 	}
 	if sc.events[key] == nil {
-		sc.events[key] = map[minute]cnt{}
+		sc.events[key] = map[units.Minute]cnt{}
 	}
-	for m := minuteOf(a); m < minuteOf(b); m++ {
+	for m := units.MinuteOf(a); m < units.MinuteOf(b); m++ {
 		if sc.e != nil && m < sc.fed {
-			sc.fatalf("events at %s are in the past of the last eval", minuteTime(m))
+			sc.fatalf("events at %s are in the past of the last eval", m.Time())
 		}
 		c := sc.events[key][m]
 		sc.events[key][m] = cnt{good: c.good + total - bad, total: c.total + total}
@@ -284,7 +284,7 @@ func (sc *scenario) start() {
 		st.since = since
 		st.agg.since = since
 	}
-	first := minuteOf(since)
+	first := units.MinuteOf(since)
 	for key := range sc.events {
 		for m := range sc.events[key] {
 			first = min(first, m)
@@ -293,7 +293,7 @@ func (sc *scenario) start() {
 	sc.fed = first
 	e.advance(first)
 	for _, c := range sc.corrs {
-		if _, err := e.AddCorrection(sc.t.Context(), c, minuteTime(first)); err != nil {
+		if _, err := e.AddCorrection(sc.t.Context(), c, first.Time()); err != nil {
 			sc.fatalf("add correction: %v", err)
 		}
 	}
@@ -305,8 +305,8 @@ func (sc *scenario) evalTo(tm time.Time) {
 	if tm.Before(sc.evalAt) {
 		sc.fatalf("time goes backwards: %s", tm)
 	}
-	upTo := minuteOf(tm) // exclusive
-	if !minuteTime(upTo).Equal(tm) {
+	upTo := units.MinuteOf(tm) // exclusive
+	if !upTo.Time().Equal(tm) {
 		upTo++
 	}
 	for m := sc.fed; m < upTo; m++ {

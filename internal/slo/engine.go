@@ -32,8 +32,14 @@ type EngineConfig struct {
 	// EvalInterval is how often alerts are evaluated (default 10s).
 	EvalInterval units.Duration `yaml:"eval_interval"`
 	// MaxSkew, when set, drops spans whose end time is further than this
-	// from their arrival. Spans are counted at arrival time either way.
+	// from their arrival (counted in tailgate_slo_spans_rejected_total).
 	MaxSkew units.Duration `yaml:"max_skew"`
+	// MaxLateness is how long after a minute ends its spans are still
+	// counted in it (default 1m, at most 1h). Spans count in the minute of
+	// their end time; one that arrives later, or ends in a minute that has
+	// not begun, counts in the minute it arrived (units.EventClock) and in
+	// tailgate_slo_late_spans_total.
+	MaxLateness units.Duration `yaml:"max_lateness"`
 	// RetentionMargin is kept beyond the longest window (default 1d).
 	RetentionMargin units.Duration `yaml:"retention_margin"`
 }
@@ -43,6 +49,7 @@ func DefaultEngineConfig() EngineConfig {
 	return EngineConfig{
 		FlushInterval:   units.Duration(time.Second),
 		EvalInterval:    units.Duration(10 * time.Second),
+		MaxLateness:     units.Duration(time.Minute),
 		RetentionMargin: units.Duration(24 * time.Hour),
 	}
 }
@@ -59,6 +66,9 @@ func (c *EngineConfig) Validate() error {
 	if c.MaxSkew < 0 {
 		errs = append(errs, fmt.Errorf("max_skew: must not be negative, got %s", c.MaxSkew))
 	}
+	if c.MaxLateness < 0 || c.MaxLateness.Std() > time.Hour {
+		errs = append(errs, fmt.Errorf("max_lateness: must be between 0 and 1h, got %s", c.MaxLateness))
+	}
 	if c.RetentionMargin < 0 {
 		errs = append(errs, fmt.Errorf("retention_margin: must not be negative, got %s", c.RetentionMargin))
 	}
@@ -72,6 +82,9 @@ func (c EngineConfig) withDefaults() EngineConfig {
 	}
 	if c.EvalInterval == 0 {
 		c.EvalInterval = d.EvalInterval
+	}
+	if c.MaxLateness == 0 {
+		c.MaxLateness = d.MaxLateness
 	}
 	if c.RetentionMargin == 0 {
 		c.RetentionMargin = d.RetentionMargin
@@ -105,15 +118,17 @@ type Engine struct {
 	notifiers []Notifier
 	baseURL   string
 	skewNs    uint64
+	lateness  time.Duration
 	retention int64 // minutes
 
 	slos      []*sloState
 	byName    map[string]*sloState
 	byService map[string]*svcPlan
 
-	// cur is the open minute: live counts belong to it.
+	// cur is the open minute (a units.Minute): live counts belong to it.
 	cur          atomic.Int64
 	skewRejected atomic.Uint64
+	lateSpans    atomic.Uint64 // counted in the arrival minute
 	flushErrors  atomic.Uint64
 
 	// mu guards the series' histories, alert states, corrections and the
@@ -151,6 +166,7 @@ func NewEngine(specs []Spec, set Settings) (*Engine, error) {
 		notifiers: set.Notifiers,
 		baseURL:   strings.TrimRight(set.APIBaseURL, "/"),
 		skewNs:    uint64(cfg.MaxSkew.Std()),
+		lateness:  cfg.MaxLateness.Std(),
 		byName:    map[string]*sloState{},
 		byService: map[string]*svcPlan{},
 	}
@@ -185,3 +201,9 @@ func NewEngine(specs []Spec, set Settings) (*Engine, error) {
 	}
 	return e, nil
 }
+
+// openMinute returns the open minute: the live counts belong to it.
+func (e *Engine) openMinute() units.Minute { return units.Minute(e.cur.Load()) }
+
+// oldestKept returns the first minute whose counts are kept when m is open.
+func (e *Engine) oldestKept(m units.Minute) units.Minute { return m - units.Minute(e.retention) }

@@ -9,9 +9,10 @@ import (
 	"testing/synctest"
 	"time"
 
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	"strings"
 
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
@@ -248,7 +249,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	e.advance(minuteOf(now) - 10)
+	e.advance(units.MinuteOf(now) - 10)
 	e.slos[0].agg.live.Add(200<<32 | 1)
 	e.Observe(request(t, testSpan{service: "svc", name: "op", kind: ptrace.SpanKindServer}), now)
 	mfs, err := reg.Gather()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
 // evaluate runs every alert rule at now and sends the notifications of
@@ -12,9 +14,9 @@ func (e *Engine) evaluate(now time.Time) {
 	start := time.Now()
 	var notes []Notification
 	e.mu.Lock()
-	e.advanceLocked(minuteOf(now))
+	e.advanceLocked(units.MinuteOf(now))
 	e.refreshCorrectionsLocked(now, false)
-	cur := e.cur.Load()
+	cur := e.openMinute()
 	var ms measure
 	for _, st := range e.slos {
 		if len(st.rules) == 0 {

@@ -33,6 +33,8 @@ var (
 		"1 when an alert of this severity fires for the SLO.", []string{"slo", serviceLabel, "severity"}, nil)
 	descRejected = prometheus.NewDesc("tailgate_slo_spans_rejected_total",
 		"Entry spans not counted because their timestamps were beyond max_skew from their arrival.", nil, nil)
+	descLate = prometheus.NewDesc("tailgate_slo_late_spans_total",
+		"Entry spans counted in the minute they arrived because they ended more than max_lateness earlier, or in a minute that had not begun.", nil, nil)
 	descFlushErrors = prometheus.NewDesc("tailgate_slo_flush_errors_total",
 		"Failed writes of SLI buckets to the store.", nil, nil)
 	descEvalDuration = prometheus.NewDesc("tailgate_slo_last_evaluation_duration_seconds",
@@ -45,7 +47,7 @@ type collector struct{ e *Engine }
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descObjective, descErrorRatio, descBurnRate, descBudget, descCoverage,
-		descTTE, descEvents, descFiring, descRejected, descFlushErrors, descEvalDuration} {
+		descTTE, descEvents, descFiring, descRejected, descLate, descFlushErrors, descEvalDuration} {
 		ch <- d
 	}
 }
@@ -91,6 +93,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descFiring, ticket, Ticket.String())
 	}
 	ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(e.skewRejected.Load()))
+	ch <- prometheus.MustNewConstMetric(descLate, prometheus.CounterValue, float64(e.lateSpans.Load()))
 	ch <- prometheus.MustNewConstMetric(descFlushErrors, prometheus.CounterValue, float64(e.flushErrors.Load()))
 	e.mu.RLock()
 	d := e.evalSeconds

@@ -238,21 +238,23 @@ func TestObserveMinuteRollover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := request(t, srv("svc", "op"))
-	bad := request(t, srv("svc", "op").with(func(s *testSpan) { s.err = true }))
-	e.Observe(good, t0.Add(10*time.Second))
-	e.Observe(bad, t0.Add(59*time.Second))
-	e.Observe(good, t0.Add(60*time.Second)) // next minute
-	e.Observe(good, t0.Add(3*time.Minute+5*time.Second))
+	// Each span ends as it arrives.
+	observe := func(at time.Time, bad bool) {
+		e.Observe(request(t, srv("svc", "op").with(func(s *testSpan) { s.end, s.err = at, bad })), at)
+	}
+	observe(t0.Add(10*time.Second), false)
+	observe(t0.Add(59*time.Second), true)
+	observe(t0.Add(60*time.Second), false) // next minute
+	observe(t0.Add(3*time.Minute+5*time.Second), false)
 	st, _ := e.Status("s", t0.Add(3*time.Minute+10*time.Second))
 	if st.Good != 3 || st.Total != 4 {
 		t.Errorf("good/total = %v/%v, want 3/4", st.Good, st.Total)
 	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	m0 := minuteOf(t0)
+	m0 := units.MinuteOf(t0)
 	for _, c := range []struct {
-		m           minute
+		m           units.Minute
 		good, total uint64
 	}{{m0, 1, 2}, {m0 + 1, 1, 1}, {m0 + 2, 0, 0}} {
 		g, tot := e.slos[0].agg.ev.at(c.m)

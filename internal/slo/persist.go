@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
 // Start loads the state from the store and starts the flush and
@@ -33,8 +35,8 @@ func (e *Engine) Start(ctx context.Context) error {
 func (e *Engine) load(ctx context.Context, now time.Time) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.advanceLocked(minuteOf(now))
-	cur := e.cur.Load()
+	e.advanceLocked(units.MinuteOf(now))
+	cur := e.openMinute()
 	for _, st := range e.slos {
 		st.since = now
 	}
@@ -46,7 +48,7 @@ func (e *Engine) load(ctx context.Context, now time.Time) error {
 			}
 			st.since = since
 		}
-		bs, err := e.store.LoadSLIBuckets(ctx, minuteTime(cur-e.retention))
+		bs, err := e.store.LoadSLIBuckets(ctx, e.oldestKept(cur).Time())
 		if err != nil {
 			return fmt.Errorf("load SLI buckets: %w", err)
 		}
@@ -65,7 +67,7 @@ func (e *Engine) load(ctx context.Context, now time.Time) error {
 					s = st.newGroup(b.Group, b.Minute)
 				}
 			}
-			s.ev.add(minuteOf(b.Minute), b.Good, b.Total)
+			s.ev.add(units.MinuteOf(b.Minute), b.Good, b.Total)
 		}
 		cs, err := e.store.ListCorrections(ctx)
 		if err != nil {
@@ -94,7 +96,7 @@ func (e *Engine) load(ctx context.Context, now time.Time) error {
 			s.flushedMin, s.flushedG, s.flushedT, s.flushedInit = cur, g, t, true
 			s.nextSlice = 0
 			if first, ok := s.ev.first(); ok && st.sliceLen > 0 {
-				s.nextSlice = floorDiv(first, st.sliceLen)
+				s.nextSlice = sliceOf(first, st.sliceLen)
 			}
 		})
 		st.ivsTo = time.Time{}
@@ -186,32 +188,34 @@ func (e *Engine) flush(ctx context.Context, now time.Time) error {
 	defer e.flushMu.Unlock()
 	e.syncTo(now)
 
-	type mark struct {
-		s    *series
-		g, t uint64
-	}
+	// The bookkeeping moves under the lock, before the write: counts added
+	// to closed minutes meanwhile (addClosedCounts) see the new flushedMin
+	// and wait in pending, and a failed write goes back to pending.
 	var (
 		buckets []Bucket
-		marks   []mark
+		owners  []*series // of each bucket
 	)
 	e.mu.Lock()
 	trans := e.unsaved
 	e.unsaved = nil
-	e.mu.Unlock()
-
-	e.mu.RLock()
-	cur := e.cur.Load()
+	cur := e.openMinute()
 	for _, st := range e.slos {
 		st.allSeries(func(s *series) {
 			live := unpack(s.live.Load())
-			emit := func(k minute, g, t uint64) {
+			emit := func(k units.Minute, g, t uint64) {
 				if k == s.flushedMin {
 					g, t = g-min(g, s.flushedG), t-min(t, s.flushedT)
 				}
 				if g != 0 || t != 0 {
-					buckets = append(buckets, Bucket{SLO: st.spec.Name, Group: s.group, Minute: minuteTime(k), Good: g, Total: t})
+					buckets = append(buckets, Bucket{SLO: st.spec.Name, Group: s.group, Minute: k.Time(), Good: g, Total: t})
+					owners = append(owners, s)
 				}
 			}
+			for _, p := range s.pending {
+				buckets = append(buckets, Bucket{SLO: st.spec.Name, Group: s.group, Minute: p.m.Time(), Good: p.c.good, Total: p.c.total})
+				owners = append(owners, s)
+			}
+			s.pending = s.pending[:0]
 			var curG, curT uint64
 			seenCur := false
 			for i := searchPoint(s.ev.pts, s.flushedMin); i < len(s.ev.pts); i++ {
@@ -227,20 +231,22 @@ func (e *Engine) flush(ctx context.Context, now time.Time) error {
 				curG, curT = live.good, live.total
 				emit(cur, curG, curT)
 			}
-			marks = append(marks, mark{s, curG, curT})
+			s.flushedMin, s.flushedG, s.flushedT = cur, curG, curT
 		})
 	}
-	e.mu.RUnlock()
+	e.mu.Unlock()
 
 	var errs []error
 	if len(buckets) > 0 {
 		if err := e.store.AddSLIBuckets(ctx, buckets); err != nil {
 			errs = append(errs, err)
-			marks = nil
+			e.mu.Lock()
+			for i, b := range buckets {
+				s := owners[i]
+				s.pending = addPending(s.pending, units.MinuteOf(b.Minute), cnt{b.Good, b.Total})
+			}
+			e.mu.Unlock()
 		}
-	}
-	for _, m := range marks {
-		m.s.flushedMin, m.s.flushedG, m.s.flushedT = cur, m.g, m.t
 	}
 	if len(trans) > 0 {
 		if err := e.store.AddAlertTransitions(ctx, trans); err != nil {
@@ -259,7 +265,7 @@ func (e *Engine) pruneStore(ctx context.Context, now time.Time) {
 		return
 	}
 	e.lastPrune = now
-	if err := e.store.DeleteSLIBucketsBefore(ctx, minuteTime(minuteOf(now)-e.retention)); err != nil {
+	if err := e.store.DeleteSLIBucketsBefore(ctx, e.oldestKept(units.MinuteOf(now)).Time()); err != nil {
 		e.log.Warn("prune SLI buckets", "err", err)
 	}
 }

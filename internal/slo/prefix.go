@@ -2,25 +2,25 @@ package slo
 
 import "sort"
 
-// point is one key (a minute, or a time slice index) of a prefix series
+// point is one key K (a units.Minute, or a time slice index) of a prefix series
 // with the cumulative good and total counts up to and including it.
-type point[T uint64 | float64] struct {
-	k           int64
+type point[K ~int64, T uint64 | float64] struct {
+	k           K
 	good, total T
 }
 
 // prefix is a sparse, cumulative series: the counts of any key range are the
 // difference of two lookups. Keys only grow, so appending is O(1); lookups
 // are O(1) while the series is dense and O(log n) otherwise.
-type prefix[T uint64 | float64] struct {
-	pts []point[T]
+type prefix[K ~int64, T uint64 | float64] struct {
+	pts []point[K, T]
 	// baseGood and baseTotal are the cumulative counts before pts[0], kept
 	// when old points are pruned.
 	baseGood, baseTotal T
 }
 
 // cumBefore returns the cumulative counts of all keys < x.
-func (p *prefix[T]) cumBefore(x int64) (good, total T) {
+func (p *prefix[K, T]) cumBefore(x K) (good, total T) {
 	n := len(p.pts)
 	if n == 0 || p.pts[0].k >= x {
 		return p.baseGood, p.baseTotal
@@ -29,7 +29,7 @@ func (p *prefix[T]) cumBefore(x int64) (good, total T) {
 		return last.good, last.total
 	}
 	// Dense fast path: key x-1 sits at its offset from the first key.
-	if i := x - 1 - p.pts[0].k; i >= 0 && i < int64(n) && p.pts[i].k == x-1 {
+	if i := x - 1 - p.pts[0].k; i >= 0 && i < K(n) && p.pts[i].k == x-1 {
 		return p.pts[i].good, p.pts[i].total
 	}
 	i := sort.Search(n, func(i int) bool { return p.pts[i].k >= x }) - 1
@@ -37,7 +37,7 @@ func (p *prefix[T]) cumBefore(x int64) (good, total T) {
 }
 
 // sum returns the counts of keys in [a, b).
-func (p *prefix[T]) sum(a, b int64) (good, total T) {
+func (p *prefix[K, T]) sum(a, b K) (good, total T) {
 	if b <= a {
 		return 0, 0
 	}
@@ -49,7 +49,7 @@ func (p *prefix[T]) sum(a, b int64) (good, total T) {
 // add adds counts at key k. Keys normally arrive in increasing order; an
 // older key (a late write) is inserted and the cumulative counts after it
 // are raised, which costs O(n).
-func (p *prefix[T]) add(k int64, good, total T) {
+func (p *prefix[K, T]) add(k K, good, total T) {
 	if good == 0 && total == 0 {
 		return
 	}
@@ -59,7 +59,7 @@ func (p *prefix[T]) add(k int64, good, total T) {
 		if n > 0 {
 			g, t = p.pts[n-1].good, p.pts[n-1].total
 		}
-		p.pts = append(p.pts, point[T]{k: k, good: g + good, total: t + total})
+		p.pts = append(p.pts, point[K, T]{k: k, good: g + good, total: t + total})
 		return
 	}
 	i := sort.Search(n, func(i int) bool { return p.pts[i].k >= k })
@@ -68,9 +68,9 @@ func (p *prefix[T]) add(k int64, good, total T) {
 		if i > 0 {
 			g, t = p.pts[i-1].good, p.pts[i-1].total
 		}
-		p.pts = append(p.pts, point[T]{})
+		p.pts = append(p.pts, point[K, T]{})
 		copy(p.pts[i+1:], p.pts[i:])
-		p.pts[i] = point[T]{k: k, good: g, total: t}
+		p.pts[i] = point[K, T]{k: k, good: g, total: t}
 	}
 	for j := i; j < len(p.pts); j++ {
 		p.pts[j].good += good
@@ -79,10 +79,10 @@ func (p *prefix[T]) add(k int64, good, total T) {
 }
 
 // at returns the counts of key k alone.
-func (p *prefix[T]) at(k int64) (good, total T) { return p.sum(k, k+1) }
+func (p *prefix[K, T]) at(k K) (good, total T) { return p.sum(k, k+1) }
 
 // last returns the greatest key, or false when empty.
-func (p *prefix[T]) last() (int64, bool) {
+func (p *prefix[K, T]) last() (K, bool) {
 	if len(p.pts) == 0 {
 		return 0, false
 	}
@@ -90,7 +90,7 @@ func (p *prefix[T]) last() (int64, bool) {
 }
 
 // first returns the smallest key, or false when empty.
-func (p *prefix[T]) first() (int64, bool) {
+func (p *prefix[K, T]) first() (K, bool) {
 	if len(p.pts) == 0 {
 		return 0, false
 	}
@@ -99,7 +99,7 @@ func (p *prefix[T]) first() (int64, bool) {
 
 // prune drops keys < before. The backing array is reallocated when most of
 // it would be dead, so memory follows the retained span.
-func (p *prefix[T]) prune(before int64) {
+func (p *prefix[K, T]) prune(before K) {
 	i := sort.Search(len(p.pts), func(i int) bool { return p.pts[i].k >= before })
 	if i == 0 {
 		return
@@ -107,14 +107,14 @@ func (p *prefix[T]) prune(before int64) {
 	p.baseGood, p.baseTotal = p.pts[i-1].good, p.pts[i-1].total
 	rest := p.pts[i:]
 	if cap(rest) < cap(p.pts)/2 || len(rest) < cap(p.pts)/4 {
-		p.pts = append(make([]point[T], 0, len(rest)+len(rest)/4+16), rest...)
+		p.pts = append(make([]point[K, T], 0, len(rest)+len(rest)/4+16), rest...)
 	} else {
 		p.pts = rest
 	}
 }
 
 // reset empties the series.
-func (p *prefix[T]) reset() {
+func (p *prefix[K, T]) reset() {
 	p.pts = p.pts[:0]
 	p.baseGood, p.baseTotal = 0, 0
 }

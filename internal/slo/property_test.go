@@ -78,8 +78,8 @@ func checkRandomStream(t *testing.T, r *rand.Rand) {
 		}
 	}
 
-	raw := map[minute]cnt{}
-	m0 := minuteOf(base)
+	raw := map[units.Minute]cnt{}
+	m0 := units.MinuteOf(base)
 	m := m0
 	e.advance(m)
 	steps := 500 + r.IntN(2500)
@@ -87,9 +87,9 @@ func checkRandomStream(t *testing.T, r *rand.Rand) {
 		// Gaps: mostly consecutive minutes, sometimes hours of silence.
 		switch x := r.IntN(100); {
 		case x < 3:
-			m += int64(60 + r.IntN(24*60))
+			m += units.Minute(60 + r.IntN(24*60))
 		case x < 20:
-			m += int64(1 + r.IntN(10))
+			m += units.Minute(1 + r.IntN(10))
 		default:
 			m++
 		}
@@ -108,18 +108,18 @@ func checkRandomStream(t *testing.T, r *rand.Rand) {
 		}
 		if step == steps/2 && r.IntN(2) == 0 {
 			// A correction added after the fact.
-			c := randCorrection(minuteTime(m-int64(r.IntN(600))), 300)
+			c := randCorrection((m - units.Minute(r.IntN(600))).Time(), 300)
 			corrs = append(corrs, c)
-			if _, err := e.AddCorrection(t.Context(), c, minuteTime(m)); err != nil {
+			if _, err := e.AddCorrection(t.Context(), c, m.Time()); err != nil {
 				t.Fatal(err)
 			}
 		}
 		if r.IntN(40) == 0 || step == steps-1 {
-			now := minuteTime(m).Add(time.Duration(r.IntN(60)) * time.Second)
+			now := m.Time().Add(time.Duration(r.IntN(60)) * time.Second)
 			compareAt(t, e, st, raw, corrs, now)
 			// And an instant of the past, as History reads it.
 			past := now.Add(-time.Duration(r.IntN(3000)) * time.Minute)
-			if minuteOf(past) > m0 {
+			if units.MinuteOf(past) > m0 {
 				compareAt(t, e, st, raw, corrs, past)
 			}
 		}
@@ -127,30 +127,30 @@ func checkRandomStream(t *testing.T, r *rand.Rand) {
 }
 
 // compareAt checks every window of st at now against brute force.
-func compareAt(t *testing.T, e *Engine, st *sloState, raw map[minute]cnt, corrs []Correction, now time.Time) {
+func compareAt(t *testing.T, e *Engine, st *sloState, raw map[units.Minute]cnt, corrs []Correction, now time.Time) {
 	t.Helper()
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	cur := e.cur.Load()
+	cur := e.openMinute()
 	live := unpack(st.agg.live.Load())
-	M := minuteOf(now)
+	M := units.MinuteOf(now)
 	// Minutes that overlap a correction period, marked one by one.
-	excl := map[minute]bool{}
-	oldest := cur - e.retention + 60 // older minutes may be pruned
+	excl := map[units.Minute]bool{}
+	oldest := cur - units.Minute(e.retention) + 60 // older minutes may be pruned
 	for i := range corrs {
-		corrs[i].Occurrences(minuteTime(oldest), minuteTime(M+1), func(s, e time.Time) {
-			for k := minuteOf(s); minuteTime(k).Before(e); k++ {
+		corrs[i].Occurrences(oldest.Time(), (M + 1).Time(), func(s, e time.Time) {
+			for k := units.MinuteOf(s); k.Time().Before(e); k++ {
 				excl[k] = true
 			}
 		})
 	}
-	net := func(k minute) cnt {
+	net := func(k units.Minute) cnt {
 		if excl[k] {
 			return cnt{}
 		}
 		return raw[k]
 	}
-	brute := func(a minute) (good, total float64) {
+	brute := func(a units.Minute) (good, total float64) {
 		if st.method == Occurrences {
 			for k := a; k <= M; k++ {
 				c := net(k)
@@ -159,8 +159,8 @@ func compareAt(t *testing.T, e *Engine, st *sloState, raw map[minute]cnt, corrs 
 			}
 			return good, total
 		}
-		L := st.sliceLen
-		for k := floorDiv(a, L) - 1; k*L <= M; k++ {
+		L := units.Minute(st.sliceLen)
+		for k := units.Minute(floorDiv(int64(a), st.sliceLen)) - 1; k*L <= M; k++ {
 			if k*L < a {
 				continue
 			}
@@ -184,7 +184,7 @@ func compareAt(t *testing.T, e *Engine, st *sloState, raw map[minute]cnt, corrs 
 		}
 		return good, total
 	}
-	check := func(label string, a minute) {
+	check := func(label string, a units.Minute) {
 		if a < oldest {
 			return
 		}
@@ -192,11 +192,11 @@ func compareAt(t *testing.T, e *Engine, st *sloState, raw map[minute]cnt, corrs 
 		bg, bt := brute(a)
 		if math.Abs(g-bg) > 1e-9*math.Max(1, bg) || math.Abs(tot-bt) > 1e-9*math.Max(1, bt) {
 			t.Errorf("%s at %s (window from %s, method %s): engine good/total %v/%v, brute force %v/%v",
-				label, now.Format(time.RFC3339), minuteTime(a).Format(time.RFC3339), st.method, g, tot, bg, bt)
+				label, now.Format(time.RFC3339), a.Time().Format(time.RFC3339), st.method, g, tot, bg, bt)
 		}
 	}
 	for _, w := range st.windows {
-		check(windowLabel(w), M-w)
+		check(windowLabel(w), M-units.Minute(w))
 	}
 	a, _ := st.per.bounds(now)
 	check("whole "+st.per.label, a)

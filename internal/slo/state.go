@@ -182,16 +182,17 @@ type series struct {
 	live atomic.Uint64
 
 	// Guarded by Engine.mu.
-	ev        prefix[uint64]  // per minute: good, total (cumulative)
-	sl        prefix[float64] // per time slice (timeslices methods)
-	nextSlice int64           // first slice not yet closed
-	since     time.Time       // tracking start (coverage)
+	ev        prefix[units.Minute, uint64] // per minute: good, total (cumulative)
+	sl        prefix[int64, float64]       // per time slice (timeslices methods)
+	nextSlice int64                        // first slice not yet closed
+	since     time.Time                    // tracking start (coverage)
 	alerts    []alertInstance
 
-	// Flush bookkeeping, owned by the flusher: every minute before
-	// flushedMin is in the store, and flushed holds what of minute
-	// flushedMin already is.
-	flushedMin  minute
+	// Flush bookkeeping, guarded by Engine.mu: every minute before
+	// flushedMin is in the store but for the counts in pending, and
+	// flushed holds what of minute flushedMin already is.
+	pending     []pendingCount
+	flushedMin  units.Minute
 	flushedG    uint64
 	flushedT    uint64
 	flushedInit bool
@@ -199,6 +200,25 @@ type series struct {
 
 // cnt is a pair of good and total counts.
 type cnt struct{ good, total uint64 }
+
+// pendingCount is a count of one minute not yet in the store: late counts
+// of minutes already flushed, and writes that failed.
+type pendingCount struct {
+	m units.Minute
+	c cnt
+}
+
+// addPending adds c at minute m to the pending counts, one entry a minute.
+func addPending(p []pendingCount, m units.Minute, c cnt) []pendingCount {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i].m == m {
+			p[i].c.good += c.good
+			p[i].c.total += c.total
+			return p
+		}
+	}
+	return append(p, pendingCount{m, c})
+}
 
 func unpack(v uint64) cnt {
 	t, b := v>>32, v&0xffffffff
@@ -391,7 +411,7 @@ func (st *sloState) allSeries(fn func(*series)) {
 
 // raw returns the events of minutes [a, b) before corrections; the open
 // minute cur contributes live.
-func (s *series) raw(a, b, cur minute, live cnt) cnt {
+func (s *series) raw(a, b, cur units.Minute, live cnt) cnt {
 	if b <= a {
 		return cnt{}
 	}
@@ -404,12 +424,12 @@ func (s *series) raw(a, b, cur minute, live cnt) cnt {
 }
 
 // events returns the events of minutes [a, b) net of corrections.
-func (st *sloState) events(s *series, a, b, cur minute, live cnt) cnt {
+func (st *sloState) events(s *series, a, b, cur units.Minute, live cnt) cnt {
 	c := s.raw(a, b, cur, live)
 	if len(st.ivs) == 0 || c.total == 0 {
 		return c
 	}
-	i, _ := slices.BinarySearchFunc(st.ivs, a, func(iv interval, a minute) int {
+	i, _ := slices.BinarySearchFunc(st.ivs, a, func(iv interval, a units.Minute) int {
 		if iv.e <= a {
 			return -1
 		}
@@ -443,19 +463,19 @@ func (st *sloState) sliceValue(c cnt) (good, total float64) {
 // minutes [a, m+1) evaluated in minute m: requests for occurrences, time
 // slices otherwise (the closed slices starting at or after a, and the
 // slice holding m so far).
-func (st *sloState) counts(s *series, a, m, cur minute, live cnt) (good, total float64) {
+func (st *sloState) counts(s *series, a, m, cur units.Minute, live cnt) (good, total float64) {
 	if st.method == Occurrences {
 		c := st.events(s, a, m+1, cur, live)
 		return float64(c.good), float64(c.total)
 	}
 	L := st.sliceLen
-	first := ceilDiv(a, L)
-	open := floorDiv(m, L)
+	first := ceilDiv(int64(a), L)
+	open := sliceOf(m, L)
 	if first < open {
 		good, total = s.sl.sum(first, open)
 	}
-	if open*L >= a {
-		g, t := st.sliceValue(st.events(s, open*L, m+1, cur, live))
+	if sliceStart(open, L) >= a {
+		g, t := st.sliceValue(st.events(s, sliceStart(open, L), m+1, cur, live))
 		good += g
 		total += t
 	}
@@ -463,31 +483,47 @@ func (st *sloState) counts(s *series, a, m, cur minute, live cnt) (good, total f
 }
 
 // closeSlices adds to s.sl the slices that end at or before minute upTo.
-func (st *sloState) closeSlices(s *series, upTo minute) {
+func (st *sloState) closeSlices(s *series, upTo units.Minute) {
 	if st.method == Occurrences {
 		return
 	}
 	L := st.sliceLen
-	end := floorDiv(upTo, L) // slices < end are complete
+	end := sliceOf(upTo, L) // slices < end are complete
 	if s.nextSlice >= end {
 		return
 	}
 	// Walk only the minutes that hold data.
 	k := s.nextSlice
 	for {
-		i := searchPoint(s.ev.pts, k*L)
+		i := searchPoint(s.ev.pts, sliceStart(k, L))
 		if i >= len(s.ev.pts) {
 			break
 		}
-		k = floorDiv(s.ev.pts[i].k, L)
+		k = sliceOf(s.ev.pts[i].k, L)
 		if k >= end {
 			break
 		}
-		g, t := st.sliceValue(st.events(s, k*L, (k+1)*L, math.MinInt64, cnt{}))
+		g, t := st.sliceValue(st.events(s, sliceStart(k, L), sliceStart(k+1, L), math.MinInt64, cnt{}))
 		s.sl.add(k, g, t)
 		k++
 	}
 	s.nextSlice = end
+}
+
+// reslice recomputes the closed time slice holding minute m, after a late
+// count was added to it.
+func (st *sloState) reslice(s *series, m units.Minute) {
+	if st.method == Occurrences {
+		return
+	}
+	L := st.sliceLen
+	k := sliceOf(m, L)
+	if k >= s.nextSlice {
+		return // still open: closeSlices will read it
+	}
+	og, ot := s.sl.at(k)
+	g, t := st.sliceValue(st.events(s, sliceStart(k, L), sliceStart(k+1, L), math.MinInt64, cnt{}))
+	s.sl.add(k, g-og, t-ot)
 }
 
 // rebuildSlices recomputes the slices from the minute counts, after the
@@ -500,12 +536,12 @@ func (st *sloState) rebuildSlices(s *series) {
 	s.sl.reset()
 	s.nextSlice = 0
 	if first, ok := s.ev.first(); ok {
-		s.nextSlice = floorDiv(first, st.sliceLen)
+		s.nextSlice = sliceOf(first, st.sliceLen)
 	}
-	st.closeSlices(s, end*st.sliceLen)
+	st.closeSlices(s, sliceStart(end, st.sliceLen))
 }
 
-func searchPoint[T uint64 | float64](pts []point[T], k int64) int {
+func searchPoint[K ~int64, T uint64 | float64](pts []point[K, T], k K) int {
 	lo, hi := 0, len(pts)
 	for lo < hi {
 		h := int(uint(lo+hi) >> 1)
@@ -517,6 +553,12 @@ func searchPoint[T uint64 | float64](pts []point[T], k int64) int {
 	}
 	return lo
 }
+
+// sliceOf returns the index of the time slice of L minutes holding m.
+func sliceOf(m units.Minute, L int64) int64 { return floorDiv(int64(m), L) }
+
+// sliceStart returns the first minute of time slice k of L minutes.
+func sliceStart(k, L int64) units.Minute { return units.Minute(k * L) }
 
 func floorDiv(a, b int64) int64 {
 	q := a / b

@@ -233,21 +233,21 @@ type counted struct {
 // measureSeries computes every window of a series at now. m is now's
 // minute; cur and live are the engine's open minute and the series' open
 // counts.
-func (st *sloState) measureSeries(s *series, now time.Time, cur minute, live cnt, out *measure) {
-	m := minuteOf(now)
+func (st *sloState) measureSeries(s *series, now time.Time, cur units.Minute, live cnt, out *measure) {
+	m := units.MinuteOf(now)
 	if cap(out.win) < len(st.windows) {
 		out.win = make([]counted, len(st.windows))
 	}
 	out.win = out.win[:len(st.windows)]
 	for i, w := range st.windows {
-		a := m - w
+		a := m - units.Minute(w)
 		g, t := st.counts(s, a, m, cur, live)
-		out.win[i] = counted{g, t, coverage(minuteTime(a), now, s.since)}
+		out.win[i] = counted{g, t, coverage(a.Time(), now, s.since)}
 	}
 	a, end := st.per.bounds(now)
 	g, t := st.counts(s, a, m, cur, live)
-	out.whole = counted{g, t, coverage(minuteTime(a), now, s.since)}
-	out.wholeFrom, out.wholeTo = minuteTime(a), end
+	out.whole = counted{g, t, coverage(a.Time(), now, s.since)}
+	out.wholeFrom, out.wholeTo = a.Time(), end
 	out.length = st.per.length(now)
 }
 
@@ -389,7 +389,7 @@ func (e *Engine) Specs() []Spec {
 }
 
 func (e *Engine) statusLocked(st *sloState, now time.Time) Status {
-	cur := e.cur.Load()
+	cur := e.openMinute()
 	out := Status{
 		Name: st.spec.Name, Service: st.spec.Service, Description: st.spec.Description, Objective: st.spec.Objective,
 		Window: st.per.label, BudgetingMethod: st.method.String(), SLIKind: st.kind.String(),
@@ -415,16 +415,16 @@ func (e *Engine) statusLocked(st *sloState, now time.Time) Status {
 				BudgetRemaining: gs.BudgetRemaining, BurnRates: gs.BurnRates, Coverage: gs.Coverage})
 		}
 	}
-	a := minuteOf(out.WindowStart)
-	m := minuteOf(now)
+	a := units.MinuteOf(out.WindowStart)
+	m := units.MinuteOf(now)
 	for _, c := range st.corrections {
 		var ex cnt
 		c.Occurrences(out.WindowStart, now, func(s, e time.Time) {
-			em := minuteOf(e)
-			if !minuteTime(em).Equal(e) {
+			em := units.MinuteOf(e)
+			if !em.Time().Equal(e) {
 				em++
 			}
-			x := st.agg.raw(max(a, minuteOf(s)), min(m+1, em), cur, unpack(st.agg.live.Load()))
+			x := st.agg.raw(max(a, units.MinuteOf(s)), min(m+1, em), cur, unpack(st.agg.live.Load()))
 			ex.good += x.good
 			ex.total += x.total
 		})
@@ -442,12 +442,12 @@ func (e *Engine) statusLocked(st *sloState, now time.Time) Status {
 	return out
 }
 
-func lastEvent(s *series, cur minute) (time.Time, bool) {
+func lastEvent(s *series, cur units.Minute) (time.Time, bool) {
 	if unpack(s.live.Load()).total > 0 {
-		return minuteTime(cur), true
+		return cur.Time(), true
 	}
 	if k, ok := s.ev.last(); ok {
-		return minuteTime(k), true
+		return k.Time(), true
 	}
 	return time.Time{}, false
 }
@@ -502,7 +502,7 @@ func (e *Engine) History(name string, from, to time.Time, step time.Duration, no
 	e.syncTo(now)
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	cur := e.cur.Load()
+	cur := e.openMinute()
 	live := unpack(st.agg.live.Load())
 	var ms measure
 	out := []HistoryPoint{}

@@ -2,22 +2,9 @@ package slo
 
 import (
 	"time"
+
+	"github.com/tailgate-sre/tailgate/internal/units"
 )
-
-// minute is a Unix minute: seconds since the epoch divided by 60.
-type minute = int64
-
-// minuteOf returns the Unix minute holding t.
-func minuteOf(t time.Time) minute {
-	s := t.Unix()
-	if s < 0 {
-		return (s - 59) / 60
-	}
-	return s / 60
-}
-
-// minuteTime returns the start of minute m in UTC.
-func minuteTime(m minute) time.Time { return time.Unix(m*60, 0).UTC() }
 
 // period is the window of an SLO: rolling (n minutes) or calendar.
 type period struct {
@@ -30,12 +17,12 @@ type period struct {
 
 // bounds returns the window's first minute and its nominal end (the instant
 // the window ends for a calendar period, now for a rolling one), at now.
-func (p *period) bounds(now time.Time) (start minute, end time.Time) {
+func (p *period) bounds(now time.Time) (start units.Minute, end time.Time) {
 	if p.rolling > 0 {
-		return minuteOf(now) - p.rolling, now
+		return units.MinuteOf(now) - units.Minute(p.rolling), now
 	}
 	s, e := calendarPeriod(p.calendar, p.loc, now)
-	return minuteOf(s), e
+	return units.MinuteOf(s), e
 }
 
 // length returns the length of the period holding now: the rolling window,
