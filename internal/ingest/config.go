@@ -32,6 +32,11 @@ type Config struct {
 	// consumed at once, per protocol; beyond it a request gets backpressure
 	// (RESOURCE_EXHAUSTED / HTTP 429).
 	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
+	// MaxConcurrentJSONRequests bounds the OTLP/JSON requests being read or
+	// decoded at once, within MaxConcurrentRequests: decoding JSON costs
+	// several times the memory of protobuf. Beyond it a JSON request gets
+	// backpressure (HTTP 429); protobuf requests are not affected.
+	MaxConcurrentJSONRequests int `yaml:"max_concurrent_json_requests"`
 	// TLS, when its files are set, serves both protocols over TLS.
 	TLS TLSConfig `yaml:"tls"`
 }
@@ -58,6 +63,8 @@ func DefaultConfig() Config {
 		MaxAttributesPerSpan:  128,
 		MaxSpanSize:           1 << 20,
 		MaxConcurrentRequests: 64,
+		// 4 bodies of 16MiB decode in well under 1GiB.
+		MaxConcurrentJSONRequests: 4,
 	}
 }
 
@@ -86,6 +93,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConcurrentRequests <= 0 {
 		errs = append(errs, fmt.Errorf("max_concurrent_requests: must be at least 1, got %d", c.MaxConcurrentRequests))
+	}
+	if c.MaxConcurrentJSONRequests <= 0 {
+		errs = append(errs, fmt.Errorf("max_concurrent_json_requests: must be at least 1, got %d", c.MaxConcurrentJSONRequests))
 	}
 	if c.TLS.Enabled() {
 		if c.TLS.CertFile == "" {

@@ -42,12 +42,14 @@ func TestConfigValidate(t *testing.T) {
 			name: "every number wrong",
 			modify: func(c *Config) {
 				c.MaxMessageSize, c.MaxAttributesPerSpan, c.MaxSpanSize, c.MaxConcurrentRequests = 0, -1, -5, 0
+				c.MaxConcurrentJSONRequests = 0
 			},
 			want: []string{
 				"max_message_size: must be between 1B and 2147483647B, got 0B",
 				"max_attributes_per_span: must be 0 (no limit) or more, got -1",
 				"max_span_size: must be between 0 (no limit) and 2147483647B, got -5B",
 				"max_concurrent_requests: must be at least 1, got 0",
+				"max_concurrent_json_requests: must be at least 1, got 0",
 			},
 		},
 		{
@@ -86,6 +88,7 @@ max_message_size: 32MiB
 max_attributes_per_span: 64
 max_span_size: 512KiB
 max_concurrent_requests: 8
+max_concurrent_json_requests: 2
 tls: {cert_file: /etc/tailgate/cert.pem, key_file: /etc/tailgate/key.pem}
 `
 	cfg := DefaultConfig()
@@ -93,13 +96,14 @@ tls: {cert_file: /etc/tailgate/cert.pem, key_file: /etc/tailgate/key.pem}
 		t.Fatalf("decode: %v", err)
 	}
 	want := Config{
-		OTLPGRPC:              "0.0.0.0:4317",
-		OTLPHTTP:              "",
-		MaxMessageSize:        32 << 20,
-		MaxAttributesPerSpan:  64,
-		MaxSpanSize:           512 << 10,
-		MaxConcurrentRequests: 8,
-		TLS:                   TLSConfig{CertFile: "/etc/tailgate/cert.pem", KeyFile: "/etc/tailgate/key.pem"},
+		OTLPGRPC:                  "0.0.0.0:4317",
+		OTLPHTTP:                  "",
+		MaxMessageSize:            32 << 20,
+		MaxAttributesPerSpan:      64,
+		MaxSpanSize:               512 << 10,
+		MaxConcurrentRequests:     8,
+		MaxConcurrentJSONRequests: 2,
+		TLS:                       TLSConfig{CertFile: "/etc/tailgate/cert.pem", KeyFile: "/etc/tailgate/key.pem"},
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Errorf("decoded config (-want +got):\n%s", diff)

@@ -68,6 +68,10 @@ func (r *Receiver) newGRPCServer() (*grpc.Server, *health.Server) {
 
 // export serves TraceService/Export.
 func (r *Receiver) export(ctx context.Context, dec func(any) error) (any, error) {
+	if !r.admitted(protocolGRPC) {
+		r.count(protocolGRPC, outcomeBackpressure)
+		return nil, retryStatus(codes.ResourceExhausted, errMemoryShort, defaultRetryAfter)
+	}
 	if !r.acquire(protocolGRPC) {
 		r.count(protocolGRPC, outcomeBackpressure)
 		return nil, retryStatus(codes.ResourceExhausted, "too many concurrent requests", defaultRetryAfter)

@@ -113,12 +113,26 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 			fmt.Sprintf("request body is %d bytes, max_message_size is %s", req.ContentLength, r.cfg.MaxMessageSize))
 		return
 	}
+	if !r.admitted(protocolHTTP) {
+		w.Header().Set("Retry-After", retryAfterSeconds(defaultRetryAfter))
+		refuse(http.StatusTooManyRequests, outcomeBackpressure, codes.ResourceExhausted, errMemoryShort)
+		return
+	}
 	if !r.acquire(protocolHTTP) {
 		w.Header().Set("Retry-After", retryAfterSeconds(defaultRetryAfter))
 		refuse(http.StatusTooManyRequests, outcomeBackpressure, codes.ResourceExhausted, "too many concurrent requests")
 		return
 	}
 	defer r.release(protocolHTTP)
+	if enc == encodingJSON {
+		if !r.acquireJSON() {
+			w.Header().Set("Retry-After", retryAfterSeconds(defaultRetryAfter))
+			refuse(http.StatusTooManyRequests, outcomeBackpressure, codes.ResourceExhausted,
+				fmt.Sprintf("too many concurrent OTLP/JSON requests (max_concurrent_json_requests is %d); protobuf is not limited by it", r.cfg.MaxConcurrentJSONRequests))
+			return
+		}
+		defer r.releaseJSON()
+	}
 
 	buf := r.getBuffer()
 	defer r.putBuffer(buf)
@@ -156,7 +170,13 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	payload := buf.b
 	if enc == encodingJSON {
 		// OTLP/JSON is rare next to protobuf; decoding it with pdata and
-		// re-encoding keeps a single validating parser for both.
+		// re-encoding keeps a single validating parser for both. The depth
+		// check comes first: pdata's decoder spends memory on every level
+		// before it could refuse a deep body.
+		if err := checkJSONDepth(payload, maxJSONDepth); err != nil {
+			refuse(http.StatusBadRequest, outcomeInvalid, codes.InvalidArgument, "invalid OTLP/JSON: "+err.Error())
+			return
+		}
 		er := ptraceotlp.NewExportRequest()
 		if err := er.UnmarshalJSON(payload); err != nil {
 			refuse(http.StatusBadRequest, outcomeInvalid, codes.InvalidArgument, "invalid OTLP/JSON: "+err.Error())

@@ -66,6 +66,7 @@ type metrics struct {
 	rejected *prometheus.CounterVec
 	bytes    *prometheus.HistogramVec
 	inflight *prometheus.GaugeVec
+	memory   *prometheus.CounterVec
 
 	by [numProtocols]protocolMetrics
 }
@@ -76,6 +77,9 @@ type protocolMetrics struct {
 	rejected prometheus.Counter
 	bytes    prometheus.Observer
 	inflight prometheus.Gauge
+	// memoryRefused counts requests refused because memory was short;
+	// they are also counted in requests under outcomeBackpressure.
+	memoryRefused prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -101,8 +105,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "tailgate_ingest_inflight_requests",
 			Help: "OTLP export requests being read, decoded or consumed.",
 		}, []string{"protocol"}),
+		memory: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tailgate_ingest_memory_backpressure_requests_total",
+			Help: "OTLP export requests refused with backpressure because the heap was above the admission threshold (also counted in tailgate_ingest_requests_total{outcome=\"backpressure\"}).",
+		}, []string{"protocol"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.accepted, m.rejected, m.bytes, m.inflight} {
+	for _, c := range []prometheus.Collector{m.requests, m.accepted, m.rejected, m.bytes, m.inflight, m.memory} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register ingest metrics: %w", err)
 		}
@@ -116,6 +124,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		pm.rejected = m.rejected.WithLabelValues(p.String())
 		pm.bytes = m.bytes.WithLabelValues(p.String())
 		pm.inflight = m.inflight.WithLabelValues(p.String())
+		pm.memoryRefused = m.memory.WithLabelValues(p.String())
 	}
 	return m, nil
 }

@@ -53,6 +53,12 @@ type Settings struct {
 	// Listen binds the receivers' sockets; nil means net.ListenConfig's
 	// Listen. Tests wrap it to hold the listeners.
 	Listen func(ctx context.Context, network, address string) (net.Listener, error)
+	// Admit, when set, is asked before each request is read; when it
+	// reports false (the process is short of memory) the request gets
+	// backpressure, like a full pipeline, and is counted in
+	// tailgate_ingest_memory_backpressure_requests_total. It is called on
+	// every request, so it must be cheap.
+	Admit func() bool
 }
 
 // Errors of the receiver's life cycle.
@@ -79,6 +85,8 @@ const (
 	httpIdleTimeout       = 2 * time.Minute
 	// maxLoggedReason bounds the reason logged for a refused request.
 	maxLoggedReason = 256
+	// errMemoryShort is the message of a request refused by Settings.Admit.
+	errMemoryShort = "tailgate is short of memory (heap above the admission threshold of server.memory_limit), retry later"
 )
 
 // Receiver serves OTLP/gRPC and OTLP/HTTP trace exports.
@@ -99,6 +107,10 @@ type Receiver struct {
 	gzips    sync.Pool // *gzip.Reader
 
 	inflight [numProtocols]atomic.Int64
+	// inflightJSON counts the OTLP/JSON requests among inflight[protocolHTTP].
+	inflightJSON atomic.Int64
+	// admit is Settings.Admit.
+	admit func() bool
 
 	grpcServer *grpc.Server
 	health     *health.Server
@@ -148,6 +160,7 @@ func New(cfg Config, set Settings) (*Receiver, error) {
 		consumer:  set.Consumer,
 		onFailure: set.OnFailure,
 		listen:    listen,
+		admit:     set.Admit,
 		limits: otlp.Limits{
 			MaxAttributes: cfg.MaxAttributesPerSpan,
 			MaxSpanBytes:  int(cfg.MaxSpanSize),
@@ -347,6 +360,27 @@ func (r *Receiver) acquire(p protocol) bool {
 func (r *Receiver) release(p protocol) {
 	r.inflight[p].Add(-1)
 	r.metrics.by[p].inflight.Dec()
+}
+
+// acquireJSON takes one of the OTLP/JSON slots, within an HTTP slot the
+// caller holds, reporting false when all are taken.
+func (r *Receiver) acquireJSON() bool {
+	if r.inflightJSON.Add(1) > int64(r.cfg.MaxConcurrentJSONRequests) {
+		r.inflightJSON.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (r *Receiver) releaseJSON() { r.inflightJSON.Add(-1) }
+
+// admitted reports whether memory allows a new request, counting a refusal.
+func (r *Receiver) admitted(p protocol) bool {
+	if r.admit == nil || r.admit() {
+		return true
+	}
+	r.metrics.by[p].memoryRefused.Inc()
+	return false
 }
 
 func (r *Receiver) getBuffer() *buffer { return r.buffers.Get().(*buffer) }
