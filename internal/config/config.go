@@ -20,6 +20,7 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/export"
 	"github.com/tailgate-sre/tailgate/internal/gate"
 	"github.com/tailgate-sre/tailgate/internal/ingest"
+	"github.com/tailgate-sre/tailgate/internal/memlimit"
 	"github.com/tailgate-sre/tailgate/internal/notify"
 	"github.com/tailgate-sre/tailgate/internal/sampler"
 	"github.com/tailgate-sre/tailgate/internal/signals"
@@ -52,6 +53,11 @@ type Server struct {
 	// ShutdownTimeout bounds a graceful shutdown: stop accepting, decide
 	// buffered traces, flush exports.
 	ShutdownTimeout units.Duration `yaml:"shutdown_timeout"`
+	// MemoryLimit is the Go runtime's soft memory limit: auto (90% of the
+	// cgroup's limit when there is one), none, or a size. GOMEMLIMIT, when
+	// set, wins. Ingest refuses new requests while the live heap is above
+	// 90% of it.
+	MemoryLimit memlimit.Setting `yaml:"memory_limit"`
 }
 
 // Log configures the process log.
@@ -69,7 +75,7 @@ type Storage struct {
 // Default returns the configuration used without a config file.
 func Default() Config {
 	return Config{
-		Server:    Server{API: "127.0.0.1:8080", ShutdownTimeout: units.Duration(30e9)},
+		Server:    Server{API: "127.0.0.1:8080", ShutdownTimeout: units.Duration(30e9), MemoryLimit: memlimit.Auto()},
 		Log:       Log{Level: "info", Format: "text"},
 		Ingest:    ingest.DefaultConfig(),
 		Sampling:  sampler.DefaultConfig(),
@@ -130,6 +136,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("server.shutdown_timeout: must be positive, got %s", c.Server.ShutdownTimeout))
+	}
+	if err := c.Server.MemoryLimit.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("server.memory_limit: %w", err))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

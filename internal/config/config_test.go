@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tailgate-sre/tailgate/internal/memlimit"
 )
 
 func TestDefaultsWithoutFile(t *testing.T) {
@@ -56,6 +58,8 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 		{"unknown key", "server:\n  api: 127.0.0.1:1\n  apii: x\n", []string{"[3:3]", "unknown field \"apii\""}},
 		{"wrong type", "ingest:\n  max_message_size: [1]\n", []string{"[2:21] max_message_size: invalid size"}},
 		{"bad duration", "server:\n  shutdown_timeout: 30\n", []string{"[2:21] shutdown_timeout: invalid duration \"30\""}},
+		{"bad memory limit", "server:\n  memory_limit: lots\n", []string{"[2:17] memory_limit: memory limit must be auto, none or a size"}},
+		{"small memory limit", "server:\n  memory_limit: 1MiB\n", []string{"line 2: server.memory_limit: must be auto, none or at least 64MiB, got 1MiB"}},
 		{"bad values, all reported", "server:\n  api: nope\nlog:\n  level: loud\n", []string{
 			"line 2: server.api: must be host:port, got \"nope\"",
 			"line 4: log.level: must be debug, info, warn or error, got \"loud\"",
@@ -73,5 +77,21 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestMemoryLimit(t *testing.T) {
+	if got := Default().Server.MemoryLimit; got != memlimit.Auto() {
+		t.Errorf("default server.memory_limit = %v, want auto", got)
+	}
+	for in, want := range map[string]memlimit.Setting{"2GiB": memlimit.Bytes(2 << 30), "none": memlimit.None(), "auto": memlimit.Auto()} {
+		cfg, err := Parse([]byte("server:\n  memory_limit: " + in + "\n"))
+		if err != nil {
+			t.Errorf("%s: %v", in, err)
+			continue
+		}
+		if cfg.Server.MemoryLimit != want {
+			t.Errorf("memory_limit: %s decoded as %v", in, cfg.Server.MemoryLimit)
+		}
 	}
 }
