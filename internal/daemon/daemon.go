@@ -12,7 +12,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +29,7 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/export"
 	"github.com/tailgate-sre/tailgate/internal/gate"
 	"github.com/tailgate-sre/tailgate/internal/ingest"
+	"github.com/tailgate-sre/tailgate/internal/memlimit"
 	"github.com/tailgate-sre/tailgate/internal/notify"
 	"github.com/tailgate-sre/tailgate/internal/otlp"
 	"github.com/tailgate-sre/tailgate/internal/sampler"
@@ -161,7 +164,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	}); err != nil {
 		return fail(fmt.Errorf("policies: %w", err))
 	}
+	// The soft memory limit, and refusing requests near it, keep a flood
+	// from growing the heap past the container's limit.
+	memLimit, err := memlimit.Apply(cfg.Server.MemoryLimit, memlimit.System{
+		LookupEnv: os.LookupEnv, FS: os.DirFS("/"), SetMemoryLimit: debug.SetMemoryLimit,
+	}, log.With("component", "memlimit"))
+	if err != nil {
+		log.Warn("no soft memory limit", "err", err)
+	}
+	var admit func() bool
+	if guard := memlimit.NewGuard(memlimit.GuardConfig{Limit: memLimit}); guard != nil {
+		admit = guard.Allow
+	}
 	if d.receiver, err = ingest.New(cfg.Ingest, ingest.Settings{Logger: log.With("component", "ingest"), Registerer: d.registry, Consumer: pipeline{d},
+		Admit: admit,
 		OnFailure: func(err error) {
 			select {
 			case d.ingestFailed <- err:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -91,14 +92,14 @@ func TestDeepJSONBodiesConcurrently(t *testing.T) {
 	hc := newHTTPClient(t)
 
 	brackets := bytes.Repeat([]byte("["), 1<<20)
-	objects := bytes.Repeat([]byte(`{"a":`), 1<<18)
+	attribute := deepAttributeBody(1 << 20) // issue 10's shape
 	var wg sync.WaitGroup
 	statuses := make([]int, clients)
 	for i := range clients {
 		wg.Go(func() {
 			body := brackets
 			if i%2 == 1 {
-				body = objects
+				body = attribute
 			}
 			req, err := http.NewRequest(http.MethodPost, "http://"+r.HTTPAddr()+tracesPath, bytes.NewReader(body))
 			if err != nil {
@@ -108,11 +109,17 @@ func TestDeepJSONBodiesConcurrently(t *testing.T) {
 			req.Header.Set("Content-Type", contentTypeJSON)
 			resp, err := hc.Do(req)
 			if err != nil {
-				t.Error(err)
+				// Answering 429 without reading the body, the server may
+				// close the connection under the client's write.
+				statuses[i] = http.StatusTooManyRequests
 				return
 			}
+			msg, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			statuses[i] = resp.StatusCode
+			if resp.StatusCode == http.StatusBadRequest && !bytes.Contains(msg, []byte("nested deeper than 64 levels")) {
+				t.Errorf("client %d: 400 for another reason: %s", i, msg)
+			}
 		})
 	}
 	wg.Wait()
