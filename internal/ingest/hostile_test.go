@@ -282,3 +282,47 @@ func TestMemoryAdmission(t *testing.T) {
 		t.Errorf("consumer called %d times after recovery, want 2", got)
 	}
 }
+
+// TestJSONDecodeBudget refuses a body whose decoding would take more than
+// the whole OTLP/JSON budget outright, and asks a client to retry while
+// other requests hold the budget.
+func TestJSONDecodeBudget(t *testing.T) {
+	rec := &recorder{}
+	r, _ := startReceiver(t, testConfig(), rec)
+	hc := newHTTPClient(t)
+
+	// 700,000 empty resource spans: 2,100,019 bytes and 700,002 objects and
+	// arrays (with the request object and the list), estimated at
+	// 2,100,019 + 700,002*384 = 270,900,787 bytes, over the 256MiB budget.
+	const n = 700_000
+	wide := `{"resourceSpans":[{}` + strings.Repeat(`,{}`, n-1) + `]}`
+	if len(wide) != 2_100_019 {
+		t.Fatalf("body is %d bytes", len(wide))
+	}
+	res := postJSON(t, hc, r.HTTPAddr(), []byte(wide))
+	wantMsg := "decoding this OTLP/JSON request (2100019 bytes, 700002 objects and arrays) would take about 270900787B, more than the 256MiB allowed; send smaller requests, or protobuf"
+	if msg := decodeHTTPStatus(t, res).GetMessage(); res.status != http.StatusRequestEntityTooLarge || msg != wantMsg {
+		t.Errorf("wide body: HTTP %d %q, want 413 %q", res.status, msg, wantMsg)
+	}
+	if got := requestCount(r, protocolHTTP, outcomeTooLarge); got != 1 {
+		t.Errorf("requests_total{outcome=too_large} = %v, want 1", got)
+	}
+
+	// Others hold all of the budget but 1KiB: a small valid request
+	// (its own estimate is well over 1KiB: 12 objects and arrays) waits.
+	held := int64(jsonDecodeBudget - 1<<10)
+	if !r.jsonBudget.TryAcquire(held) {
+		t.Fatal("budget not free")
+	}
+	res = postJSON(t, hc, r.HTTPAddr(), []byte(jsonRequest(validTraceID, validSpanID)))
+	if res.status != http.StatusTooManyRequests || res.retryAfter != "1" {
+		t.Errorf("while the budget is held: HTTP %d Retry-After %q, want 429 Retry-After 1", res.status, res.retryAfter)
+	}
+	r.jsonBudget.Release(held)
+	if res := postJSON(t, hc, r.HTTPAddr(), []byte(jsonRequest(validTraceID, validSpanID))); res.status != http.StatusOK {
+		t.Errorf("once released: HTTP %d %s", res.status, res.body)
+	}
+	if diff := cmp.Diff(validSpans(), rec.take()); diff != "" {
+		t.Errorf("spans consumed (-want +got):\n%s", diff)
+	}
+}

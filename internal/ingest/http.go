@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tailgate-sre/tailgate/internal/otlp"
+	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
 // tracesPath is the OTLP/HTTP traces endpoint.
@@ -170,13 +171,29 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	payload := buf.b
 	if enc == encodingJSON {
 		// OTLP/JSON is rare next to protobuf; decoding it with pdata and
-		// re-encoding keeps a single validating parser for both. The depth
-		// check comes first: pdata's decoder spends memory on every level
-		// before it could refuse a deep body.
-		if err := checkJSONDepth(payload, maxJSONDepth); err != nil {
+		// re-encoding keeps a single validating parser for both. pdata's
+		// decoder spends memory on every level and every object before it
+		// could refuse a body, so a scan of the bytes refuses deep bodies
+		// first and sizes what decoding the rest will take.
+		containers, err := scanJSON(payload, maxJSONDepth)
+		if err != nil {
 			refuse(http.StatusBadRequest, outcomeInvalid, codes.InvalidArgument, "invalid OTLP/JSON: "+err.Error())
 			return
 		}
+		cost := jsonDecodeCost(len(payload), containers)
+		if cost > jsonDecodeBudget {
+			refuse(http.StatusRequestEntityTooLarge, outcomeTooLarge, codes.ResourceExhausted,
+				fmt.Sprintf("decoding this OTLP/JSON request (%d bytes, %d objects and arrays) would take about %s, more than the %s allowed; send smaller requests, or protobuf",
+					len(payload), containers, units.Bytes(cost), units.Bytes(jsonDecodeBudget)))
+			return
+		}
+		if !r.jsonBudget.TryAcquire(cost) {
+			w.Header().Set("Retry-After", retryAfterSeconds(defaultRetryAfter))
+			refuse(http.StatusTooManyRequests, outcomeBackpressure, codes.ResourceExhausted,
+				"OTLP/JSON requests being decoded use all of their memory budget, retry later")
+			return
+		}
+		defer r.jsonBudget.Release(cost)
 		er := ptraceotlp.NewExportRequest()
 		if err := er.UnmarshalJSON(payload); err != nil {
 			refuse(http.StatusBadRequest, outcomeInvalid, codes.InvalidArgument, "invalid OTLP/JSON: "+err.Error())

@@ -5,12 +5,25 @@ import (
 	"fmt"
 )
 
-// maxJSONDepth is the deepest nesting of objects and arrays an OTLP/JSON
-// request may have. A real export is at most about a dozen levels deep
-// (request, resource spans, scope spans, span, attributes, array and
-// kvlist values); pdata's decoder, run on a body nested hundreds of
-// thousands of levels deep, allocates hundreds of bytes per level.
-const maxJSONDepth = 64
+const (
+	// maxJSONDepth is the deepest nesting of objects and arrays an OTLP/JSON
+	// request may have. A real export is at most about a dozen levels deep
+	// (request, resource spans, scope spans, span, attributes, array and
+	// kvlist values); pdata's decoder, run on a body nested hundreds of
+	// thousands of levels deep, allocates hundreds of bytes per level.
+	maxJSONDepth = 64
+	// jsonContainerCost bounds what pdata's decoder and the re-encoding to
+	// protobuf allocate per JSON object or array: measured at 88 to 262
+	// bytes for empty objects in each OTLP list (a span is the largest),
+	// with a margin.
+	jsonContainerCost = 384
+	// jsonDecodeBudget bounds the memory of the OTLP/JSON requests being
+	// decoded at once, by the estimate of jsonDecodeCost. Empty objects
+	// cost pdata a hundred times their 3 bytes, so a 16MiB body of them
+	// would take gigabytes; a real 16MiB export (about 40 bytes per object)
+	// is estimated at about 170MiB, and allocates a quarter of that.
+	jsonDecodeBudget = 256 << 20
+)
 
 // depthError reports a JSON body nested deeper than its limit.
 type depthError struct {
@@ -22,19 +35,21 @@ func (e *depthError) Error() string {
 	return fmt.Sprintf("OTLP/JSON nested deeper than %d levels at byte offset %d", e.limit, e.offset)
 }
 
-// checkJSONDepth reports a *depthError when b nests objects and arrays
-// deeper than limit. It only counts brackets outside strings (a string's
-// end is found past backslash escapes) and validates nothing else: the
-// decoder that runs after it does. It allocates nothing and reads each byte
-// once, so it is cheap to run before the decoder, whatever b holds.
-func checkJSONDepth(b []byte, limit int) error {
+// scanJSON counts the objects and arrays of b, and reports a *depthError
+// as soon as they nest deeper than limit. It only looks at brackets outside
+// strings (a string's end is found past backslash escapes) and validates
+// nothing else: the decoder that runs after it does. It allocates nothing
+// and reads each byte once, so it is cheap to run before the decoder,
+// whatever b holds.
+func scanJSON(b []byte, limit int) (containers int, err error) {
 	depth := 0
 	for i := 0; i < len(b); i++ {
 		switch b[i] {
 		case '{', '[':
+			containers++
 			depth++
 			if depth > limit {
-				return &depthError{limit: limit, offset: i}
+				return containers, &depthError{limit: limit, offset: i}
 			}
 		case '}', ']':
 			// Unbalanced closing brackets are the decoder's to reject;
@@ -44,11 +59,11 @@ func checkJSONDepth(b []byte, limit int) error {
 			// Skip to the closing quote: the first one not escaped.
 			for {
 				if i+1 >= len(b) {
-					return nil // unterminated string: not deeper, and invalid anyway
+					return containers, nil // unterminated string: invalid, for the decoder to say
 				}
 				j := bytes.IndexAny(b[i+1:], `"\`)
 				if j < 0 {
-					return nil // unterminated string: not deeper, and invalid anyway
+					return containers, nil
 				}
 				i += 1 + j
 				if b[i] == '"' {
@@ -58,5 +73,12 @@ func checkJSONDepth(b []byte, limit int) error {
 			}
 		}
 	}
-	return nil
+	return containers, nil
+}
+
+// jsonDecodeCost estimates the memory that decoding a JSON body of n bytes
+// with the given number of objects and arrays takes, protobuf re-encoding
+// included.
+func jsonDecodeCost(n, containers int) int64 {
+	return int64(n) + int64(containers)*jsonContainerCost
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 
@@ -109,6 +110,9 @@ type Receiver struct {
 	inflight [numProtocols]atomic.Int64
 	// inflightJSON counts the OTLP/JSON requests among inflight[protocolHTTP].
 	inflightJSON atomic.Int64
+	// jsonBudget holds the estimated decoding memory of the OTLP/JSON
+	// requests being decoded, up to jsonDecodeBudget.
+	jsonBudget *semaphore.Weighted
 	// admit is Settings.Admit.
 	admit func() bool
 
@@ -165,8 +169,9 @@ func New(cfg Config, set Settings) (*Receiver, error) {
 			MaxAttributes: cfg.MaxAttributesPerSpan,
 			MaxSpanBytes:  int(cfg.MaxSpanSize),
 		},
-		metrics:  m,
-		shutdown: make(chan struct{}),
+		metrics:    m,
+		jsonBudget: semaphore.NewWeighted(jsonDecodeBudget),
+		shutdown:   make(chan struct{}),
 	}
 	r.buffers.New = func() any { return new(buffer) }
 	r.requests.New = func() any { return new(otlp.Request) }

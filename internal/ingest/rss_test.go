@@ -22,11 +22,13 @@ import (
 // TestHostileJSONPeakRSS is the acceptance test of issue 10's bounded
 // memory: it builds the tailgate binary (without -race, whose shadow memory
 // would dwarf what is measured), runs `tailgate serve` with the default
-// limits, has 16 clients send 16MiB OTLP/JSON bodies of nothing but
-// opening brackets at once (each resending after a 429 until its body has
-// been read and refused), and requires the process's peak resident memory
-// (VmHWM) to stay under 1GiB and a valid request to be accepted afterwards.
-// Before the depth check, such bodies took the process to about 3GiB.
+// limits, has 16 clients send pathological OTLP/JSON bodies at once (deep
+// ones of 16MiB, and wide ones; each resending after a 429 until its body
+// has been read and answered), and requires the process's peak resident
+// memory (VmHWM) to stay under 1GiB and a valid request to be accepted
+// afterwards. Before the depth check, the deep bodies alone took the
+// process to 3GiB in the issue's report; before the decode budget, 16MiB
+// bodies of empty resource spans, 4 at a time, took it to 10GiB.
 func TestHostileJSONPeakRSS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary; skipped with -short")
@@ -121,17 +123,33 @@ storage:
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
 
-	// Most clients send the shape of issue 10 (a valid request whose span
-	// attribute nests arrays about 600,000 levels deep, which pdata's
-	// decoder follows level by level); one in eight plain brackets.
+	// Half the clients send the shape of issue 10: a valid request whose
+	// span attribute nests arrays about 600,000 levels deep, which pdata's
+	// decoder follows level by level. The others send 16MiB of brackets,
+	// 16MiB of empty resource spans (which pdata would turn into gigabytes),
+	// or the widest body of empty spans the decode budget lets through.
 	const clients, bodySize = 16, 16 << 20
-	bodies := [][]byte{deepAttributeBody(bodySize), bytes.Repeat([]byte("["), bodySize)}
+	type hostile struct {
+		body   []byte
+		status int
+		msg    string // in the response
+	}
+	var (
+		deep     = hostile{deepAttributeBody(bodySize), http.StatusBadRequest, "nested deeper than 64 levels"}
+		brackets = hostile{bytes.Repeat([]byte("["), bodySize), http.StatusBadRequest, "nested deeper than 64 levels"}
+		wide     = hostile{wideBody(`{"resourceSpans":[`, `]}`, (bodySize-20)/3), http.StatusRequestEntityTooLarge, "objects and arrays) would take about"}
+		// 680,005 objects and arrays and 2,040,048 bytes: an estimate of
+		// 263,161,968 bytes, just under the 256MiB (268,435,456) budget.
+		widest = hostile{wideBody(`{"resourceSpans":[{"scopeSpans":[{"spans":[`, `]}]}]}`, 680_000), http.StatusOK, ""}
+	)
+	kinds := []hostile{deep, deep, deep, deep, brackets, wide, widest, widest}
 	var wg sync.WaitGroup
 	refused := make([]int, clients) // 429s before the body was taken
 	for i := range clients {
+		h := kinds[i%len(kinds)]
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(bodies[min(i%8, 1)]))
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(h.body))
 				if err != nil {
 					t.Error(err)
 					return
@@ -146,16 +164,12 @@ storage:
 				}
 				msg, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
-				switch resp.StatusCode {
-				case http.StatusTooManyRequests:
+				if resp.StatusCode == http.StatusTooManyRequests {
 					refused[i]++
 					continue
-				case http.StatusBadRequest:
-					if !bytes.Contains(msg, []byte("nested deeper than 64 levels")) {
-						t.Errorf("client %d: 400 for another reason: %s", i, msg)
-					}
-				default:
-					t.Errorf("client %d: HTTP %d %s, want 400", i, resp.StatusCode, msg)
+				}
+				if resp.StatusCode != h.status || !bytes.Contains(msg, []byte(h.msg)) {
+					t.Errorf("client %d: HTTP %d %.300s, want %d with %q", i, resp.StatusCode, msg, h.status, h.msg)
 				}
 				return
 			}
@@ -189,6 +203,15 @@ storage:
 		t.Errorf("valid request afterwards: HTTP %d %s, want 200", resp.StatusCode, msg)
 	}
 	stop()
+}
+
+// wideBody is prefix, n empty objects in a list, then suffix.
+func wideBody(prefix, suffix string, n int) []byte {
+	b := make([]byte, 0, len(prefix)+3*n+len(suffix))
+	b = append(b, prefix...)
+	b = append(b, "{}"...)
+	b = append(b, strings.Repeat(",{}", n-1)...)
+	return append(b, suffix...)
 }
 
 // deepAttributeBody is an OTLP/JSON request of exactly size bytes whose
