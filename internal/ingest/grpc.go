@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/tailgate-sre/tailgate/internal/otlp"
@@ -47,6 +48,9 @@ func (r *Receiver) newGRPCServer() (*grpc.Server, *health.Server) {
 	if r.tls != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(r.tls)))
 	}
+	if r.admit != nil {
+		opts = append(opts, grpc.InTapHandle(r.tap))
+	}
 	s := grpc.NewServer(opts...)
 	s.RegisterService(&grpc.ServiceDesc{
 		ServiceName: traceServiceName,
@@ -68,10 +72,6 @@ func (r *Receiver) newGRPCServer() (*grpc.Server, *health.Server) {
 
 // export serves TraceService/Export.
 func (r *Receiver) export(ctx context.Context, dec func(any) error) (any, error) {
-	if !r.admitted(protocolGRPC) {
-		r.count(protocolGRPC, outcomeBackpressure)
-		return nil, retryStatus(codes.ResourceExhausted, errMemoryShort, defaultRetryAfter)
-	}
 	if !r.acquire(protocolGRPC) {
 		r.count(protocolGRPC, outcomeBackpressure)
 		return nil, retryStatus(codes.ResourceExhausted, "too many concurrent requests", defaultRetryAfter)
@@ -107,6 +107,17 @@ func (r *Receiver) export(ctx context.Context, dec func(any) error) (any, error)
 	default:
 		return nil, status.Error(codes.Unavailable, res.message)
 	}
+}
+
+// tap refuses an Export while memory is short. It runs when the stream's
+// headers arrive, before grpc-go reads the message (which it does before
+// the handler runs), so a refused request costs no buffer.
+func (r *Receiver) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if info.FullMethodName != exportMethod || r.admitted(protocolGRPC) {
+		return ctx, nil
+	}
+	r.count(protocolGRPC, outcomeBackpressure)
+	return ctx, retryStatus(codes.ResourceExhausted, errMemoryShort, defaultRetryAfter)
 }
 
 func peerAddr(ctx context.Context) string {

@@ -15,7 +15,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 )
 
@@ -248,6 +251,15 @@ func TestMemoryAdmission(t *testing.T) {
 	}
 	if st.Code() != codes.ResourceExhausted || retry != time.Second || st.Message() != errMemoryShort {
 		t.Errorf("gRPC while short = %v %q RetryInfo %v, want RESOURCE_EXHAUSTED %q RetryInfo 1s", st.Code(), st.Message(), retry, errMemoryShort)
+	}
+	// Only exports are refused: health checks still answer.
+	hcc, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hcc.Close()
+	if resp, err := healthpb.NewHealthClient(hcc).Check(t.Context(), &healthpb.HealthCheckRequest{}); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health check while short = %v, %v; want SERVING", resp.GetStatus(), err)
 	}
 	for _, ct := range []string{contentTypeProtobuf, contentTypeJSON} {
 		body := validRequest()
