@@ -6,7 +6,10 @@
 // both protocols validate them with otlp.Parse and pass the resulting
 // *otlp.Request to the Consumer. Request buffers and otlp.Request values are
 // pooled, which is why a Consumer must not keep the request after Consume
-// returns. OTLP/JSON is decoded with pdata and re-encoded as protobuf first.
+// returns. OTLP/JSON is decoded with pdata and re-encoded as protobuf first,
+// after a scan of its bytes has refused deep nesting and sized the decoding
+// (see jsondepth.go): pdata spends memory on every level and every object
+// before it can refuse a body.
 //
 // Outcomes, per the OTLP specification:
 //
@@ -19,6 +22,10 @@
 //	wrong method                   -                            405
 //	pipeline full (RetryAfter)     RESOURCE_EXHAUSTED+RetryInfo 429 + Retry-After
 //	too many concurrent requests   RESOURCE_EXHAUSTED+RetryInfo 429 + Retry-After
+//	memory short (Settings.Admit)  RESOURCE_EXHAUSTED+RetryInfo 429 + Retry-After
+//	JSON slots or budget in use    -                            429 + Retry-After
+//	JSON nested deeper than 64     -                            400
+//	JSON over its decode budget    -                            413
 //	other consumer error           UNAVAILABLE                  503 + Retry-After
 //
 // HTTP error bodies are a google.rpc.Status in the request's encoding
