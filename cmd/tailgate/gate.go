@@ -169,7 +169,7 @@ func writeSLOTable(w io.Writer, slos []gate.SLOSummary) {
 		}
 		tte := "-"
 		if s.TimeToExhaustionSeconds != nil {
-			tte = humanDuration(secondsDuration(*s.TimeToExhaustionSeconds))
+			tte = units.HumanDuration(secondsDuration(*s.TimeToExhaustionSeconds))
 		}
 		fmt.Fprintf(w, "  %s", tte)
 		if s.Stale {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/tailgate-sre/tailgate/internal/gate"
+	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
 func reportCommand() *command {
@@ -89,7 +90,7 @@ func writeRisk(w io.Writer, r *gate.RiskReport) {
 			fmt.Fprintf(w, "  Burning at %sx the sustainable rate (last %s)", strconv.FormatFloat(*s.BurnRateNow, 'f', 1, 64), s.BurnRateWindow)
 			switch {
 			case s.TimeToExhaustionSeconds != nil:
-				fmt.Fprintf(w, "; at this pace the budget runs out in %s.\n", humanDuration(secondsDuration(*s.TimeToExhaustionSeconds)))
+				fmt.Fprintf(w, "; at this pace the budget runs out in %s.\n", units.HumanDuration(secondsDuration(*s.TimeToExhaustionSeconds)))
 			case *s.BurnRateNow <= 1:
 				fmt.Fprintln(w, ": sustainable.")
 			default:

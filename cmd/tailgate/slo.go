@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tailgate-sre/tailgate/internal/slo"
+	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
 func sloCommand() *command {
@@ -177,7 +178,7 @@ func writeSLOStatus(w io.Writer, s *slo.Status) {
 	case s.BudgetExhausted:
 		fmt.Fprintln(w, "exhaustion    exhausted")
 	case s.TimeToExhaustion != nil:
-		fmt.Fprintf(w, "exhaustion    in %s at the current 1h burn rate\n", humanDuration(secondsDuration(*s.TimeToExhaustion)))
+		fmt.Fprintf(w, "exhaustion    in %s at the current 1h burn rate\n", units.HumanDuration(secondsDuration(*s.TimeToExhaustion)))
 	default:
 		fmt.Fprintln(w, "exhaustion    not burning")
 	}
