@@ -327,8 +327,8 @@ func testTransitions(t *testing.T, s slo.Store) {
 		{"a", time.Time{}, 0, rev(2, 1, 0)},
 		{"b", time.Time{}, 0, rev(3)},
 		{"c", time.Time{}, 0, rev()},
-		{"", ts[1].At, 0, rev(3, 2, 1)},                    // since is inclusive
-		{"", ts[1].At.Add(time.Nanosecond), 0, rev(3, 2)},  // to the nanosecond
+		{"", ts[1].At, 0, rev(3, 2, 1)},                   // since is inclusive
+		{"", ts[1].At.Add(time.Nanosecond), 0, rev(3, 2)}, // to the nanosecond
 		{"", base.Add(7 * time.Nanosecond), 0, rev(3, 2, 1, 0)},
 		{"", time.Time{}, 2, rev(3, 2)},
 		{"a", ts[1].At, 1, rev(2)},
