@@ -57,16 +57,6 @@ func Run(t *testing.T, open func(t *testing.T) Stores) {
 	t.Run("Gate", func(t *testing.T) { runGate(t, open) })
 }
 
-// durable opens a store and skips the test when it does not persist.
-func durable(t *testing.T, open func(t *testing.T) Stores) Stores {
-	t.Helper()
-	s := open(t)
-	if s.Reopen == nil {
-		t.Skip("store keeps nothing across a restart (Reopen is nil)")
-	}
-	return s
-}
-
 // cancelled returns a context that is already cancelled.
 func cancelled(t *testing.T) context.Context {
 	ctx, cancel := context.WithCancel(t.Context())
