@@ -36,12 +36,8 @@ func reportRiskCommand() *command {
 			if err := required(inv.fs, "service"); err != nil {
 				return err
 			}
-			c, err := inv.client()
-			if err != nil {
-				return err
-			}
 			var raw json.RawMessage
-			if err := c.do(ctx, "GET", "/api/v1/services/"+url.PathEscape(*service)+"/risk", nil, &raw); err != nil {
+			if err := inv.call(ctx, "GET", "/api/v1/services/"+url.PathEscape(*service)+"/risk", nil, &raw); err != nil {
 				return err
 			}
 			if inv.json() {

@@ -101,14 +101,10 @@ func sloListCommand() *command {
 		synopsis: "[--server URL] [--output text|json]",
 		common:   withClient | withOutput,
 		run: func(ctx context.Context, inv *invocation) error {
-			c, err := inv.client()
-			if err != nil {
-				return err
-			}
 			var list struct {
 				SLOs []slo.Status `json:"slos"`
 			}
-			if err := c.do(ctx, "GET", "/api/v1/slos", nil, &list); err != nil {
+			if err := inv.call(ctx, "GET", "/api/v1/slos", nil, &list); err != nil {
 				return err
 			}
 			if inv.json() {
@@ -135,12 +131,8 @@ func sloStatusCommand() *command {
 		maxArgs:  1,
 		common:   withClient | withOutput,
 		run: func(ctx context.Context, inv *invocation) error {
-			c, err := inv.client()
-			if err != nil {
-				return err
-			}
 			var st slo.Status
-			if err := c.do(ctx, "GET", "/api/v1/slos/"+url.PathEscape(inv.args[0]), nil, &st); err != nil {
+			if err := inv.call(ctx, "GET", "/api/v1/slos/"+url.PathEscape(inv.args[0]), nil, &st); err != nil {
 				return err
 			}
 			if inv.json() {
