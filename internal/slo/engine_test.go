@@ -2,6 +2,7 @@ package slo
 
 import (
 	"context"
+	"errors"
 	"math"
 	"slices"
 	"sync"
@@ -87,12 +88,16 @@ func (m *memStore) ListCorrections(context.Context) ([]Correction, error) {
 	return slices.Clone(m.corrs), nil
 }
 
-func (m *memStore) DeleteCorrection(_ context.Context, slo string, id int64) (bool, error) {
+func (m *memStore) DeleteCorrection(_ context.Context, slo string, id int64, by string, at time.Time) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := len(m.corrs)
-	m.corrs = slices.DeleteFunc(m.corrs, func(c Correction) bool { return c.SLO == slo && c.ID == id })
-	return len(m.corrs) < n, nil
+	for i, c := range m.corrs {
+		if c.SLO == slo && c.ID == id && !c.Deleted() {
+			m.corrs[i].DeletedBy, m.corrs[i].DeletedAt = by, at
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (m *memStore) AddAlertTransitions(_ context.Context, ts []Transition) error {
@@ -229,14 +234,19 @@ func TestEngineCorrectionsAPI(t *testing.T) {
 	if len(cs) != 2 || cs[0].Source != SourceConfig || cs[1].ID != c.ID {
 		t.Errorf("corrections = %+v", cs)
 	}
-	if err := e.DeleteCorrection(t.Context(), "s", 0, now); err == nil {
+	if err := e.DeleteCorrection(t.Context(), "s", 0, "bob", now); err == nil {
 		t.Error("deleted a config correction")
 	}
-	if err := e.DeleteCorrection(t.Context(), "s", c.ID, now); err != nil {
+	later := now.Add(time.Minute)
+	if err := e.DeleteCorrection(t.Context(), "s", c.ID, "bob", later); err != nil {
 		t.Error(err)
 	}
+	if err := e.DeleteCorrection(t.Context(), "s", c.ID, "bob", later); !errors.Is(err, ErrUnknownCorrection) {
+		t.Errorf("second delete: %v, want ErrUnknownCorrection", err)
+	}
+	// Deleted, the correction is kept with who deleted it and when.
 	cs, _ = e.Corrections("s")
-	if len(cs) != 1 {
+	if len(cs) != 2 || !cs[1].Deleted() || cs[1].DeletedBy != "bob" || !cs[1].DeletedAt.Equal(later) {
 		t.Errorf("after delete: %+v", cs)
 	}
 }
