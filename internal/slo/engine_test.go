@@ -1,6 +1,7 @@
 package slo
 
 import (
+	"errors"
 	"math"
 	"testing"
 	"testing/synctest"
@@ -108,14 +109,19 @@ func TestEngineCorrectionsAPI(t *testing.T) {
 	if len(cs) != 2 || cs[0].Source != SourceConfig || cs[1].ID != c.ID {
 		t.Errorf("corrections = %+v", cs)
 	}
-	if err := e.DeleteCorrection(t.Context(), "s", 0, now); err == nil {
+	if err := e.DeleteCorrection(t.Context(), "s", 0, "bob", now); err == nil {
 		t.Error("deleted a config correction")
 	}
-	if err := e.DeleteCorrection(t.Context(), "s", c.ID, now); err != nil {
+	later := now.Add(time.Minute)
+	if err := e.DeleteCorrection(t.Context(), "s", c.ID, "bob", later); err != nil {
 		t.Error(err)
 	}
+	if err := e.DeleteCorrection(t.Context(), "s", c.ID, "bob", later); !errors.Is(err, ErrUnknownCorrection) {
+		t.Errorf("second delete: %v, want ErrUnknownCorrection", err)
+	}
+	// Deleted, the correction is kept with who deleted it and when.
 	cs, _ = e.Corrections("s")
-	if len(cs) != 1 {
+	if len(cs) != 2 || !cs[1].Deleted() || cs[1].DeletedBy != "bob" || !cs[1].DeletedAt.Equal(later) {
 		t.Errorf("after delete: %+v", cs)
 	}
 }

@@ -98,12 +98,16 @@ func (m *memStore) ListCorrections(context.Context) ([]Correction, error) {
 	return slices.Clone(m.corrs), nil
 }
 
-func (m *memStore) DeleteCorrection(_ context.Context, slo string, id int64) (bool, error) {
+func (m *memStore) DeleteCorrection(_ context.Context, slo string, id int64, by string, at time.Time) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := len(m.corrs)
-	m.corrs = slices.DeleteFunc(m.corrs, func(c Correction) bool { return c.SLO == slo && c.ID == id })
-	return len(m.corrs) < n, nil
+	for i, c := range m.corrs {
+		if c.SLO == slo && c.ID == id && !c.Deleted() {
+			m.corrs[i].DeletedBy, m.corrs[i].DeletedAt = by, at
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (m *memStore) AddAlertTransitions(_ context.Context, ts []Transition) error {

@@ -219,7 +219,7 @@ func testCorrections(t *testing.T, s slo.Store) {
 	if got := listCorrections(t, s); len(got) != 0 {
 		t.Fatalf("empty store lists %v", got)
 	}
-	if ok, err := s.DeleteCorrection(ctx, "a", 1); err != nil || ok {
+	if ok, err := s.DeleteCorrection(ctx, "a", 1, "bob", base); err != nil || ok {
 		t.Fatalf("DeleteCorrection on an empty store = %v, %v; want false, nil", ok, err)
 	}
 	var want []slo.Correction
@@ -242,23 +242,31 @@ func testCorrections(t *testing.T, s slo.Store) {
 		t.Fatalf("ListCorrections (-want +got):\n%s", diff)
 	}
 	first := want[0] // SLO "a"
+	// A delete keeps the row, marked with who and when (in UTC like every
+	// instant here), so that the budget's history can be explained.
+	deletedAt := base.Add(2 * time.Hour).In(time.FixedZone("+05:30", 5*3600+1800))
 	for _, tc := range []struct {
 		slo  string
 		id   int64
+		by   string
 		want bool
 	}{
-		{"b", first.ID, false}, // the ID belongs to another SLO
-		{"a", first.ID, true},
-		{"a", first.ID, false}, // already gone
+		{"b", first.ID, "mallory", false}, // the ID belongs to another SLO
+		{"a", first.ID, "bob", true},
+		{"a", first.ID, "carol", false}, // already deleted: the first deleter stays
 	} {
-		ok, err := s.DeleteCorrection(ctx, tc.slo, tc.id)
+		ok, err := s.DeleteCorrection(ctx, tc.slo, tc.id, tc.by, deletedAt)
 		must(t, err)
 		if ok != tc.want {
-			t.Errorf("DeleteCorrection(%q, %d) = %v, want %v", tc.slo, tc.id, ok, tc.want)
+			t.Errorf("DeleteCorrection(%q, %d, %q) = %v, want %v", tc.slo, tc.id, tc.by, ok, tc.want)
 		}
 	}
-	if diff := gocmp.Diff(want[1:], listCorrections(t, s)); diff != "" {
+	want[0].DeletedBy, want[0].DeletedAt = "bob", deletedAt
+	if diff := gocmp.Diff(want, listCorrections(t, s), gocmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
 		t.Errorf("after delete (-want +got):\n%s", diff)
+	}
+	if got := listCorrections(t, s); len(got) > 0 && !got[0].Deleted() {
+		t.Errorf("deleted correction %d is not Deleted()", got[0].ID)
 	}
 	// IDs are never reused, so a client's stale ID cannot delete a new one.
 	again, err := s.AddCorrection(ctx, corrections()[0])
