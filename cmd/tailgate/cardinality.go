@@ -35,16 +35,12 @@ with a suggestion. --top is per service (0 for every key).
 			if *top < 0 {
 				return usagef("--top must not be negative, got %d", *top)
 			}
-			c, err := inv.client()
-			if err != nil {
-				return err
-			}
 			q := url.Values{"top": {strconv.Itoa(*top)}}
 			if *service != "" {
 				q.Set("service", *service)
 			}
 			var rep signals.CardinalityReport
-			if err := c.do(ctx, "GET", "/api/v1/cardinality?"+q.Encode(), nil, &rep); err != nil {
+			if err := inv.call(ctx, "GET", "/api/v1/cardinality?"+q.Encode(), nil, &rep); err != nil {
 				return err
 			}
 			if inv.json() {

@@ -100,6 +100,16 @@ func (inv *invocation) flagSet(name string) bool {
 	return set
 }
 
+// call sends one API request with the client flags and decodes the answer
+// into out (see apiClient.do).
+func (inv *invocation) call(ctx context.Context, method, path string, in, out any) error {
+	c, err := inv.client()
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, method, path, in, out)
+}
+
 // json reports whether --output json was asked for.
 func (inv *invocation) json() bool { return inv.output == "json" }
 

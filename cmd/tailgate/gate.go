@@ -50,13 +50,9 @@ func gateCheckCommand() *command {
 			if err := required(inv.fs, "service", "change"); err != nil {
 				return err
 			}
-			c, err := inv.client()
-			if err != nil {
-				return err
-			}
 			req := gate.CheckRequest{Service: *service, ChangeClass: gate.ChangeClass(*change), Version: *version, Environment: *env, RequestedBy: *requestedBy}
 			var raw json.RawMessage
-			if err := c.do(ctx, "POST", "/api/v1/gate/check", req, &raw); err != nil {
+			if err := inv.call(ctx, "POST", "/api/v1/gate/check", req, &raw); err != nil {
 				return err
 			}
 			var d gate.Decision
@@ -169,7 +165,7 @@ func writeSLOTable(w io.Writer, slos []gate.SLOSummary) {
 		}
 		tte := "-"
 		if s.TimeToExhaustionSeconds != nil {
-			tte = humanDuration(secondsDuration(*s.TimeToExhaustionSeconds))
+			tte = units.HumanDuration(secondsDuration(*s.TimeToExhaustionSeconds))
 		}
 		fmt.Fprintf(w, "  %s", tte)
 		if s.Stale {
@@ -253,13 +249,9 @@ func overrideCreateCommand() *command {
 					classes = append(classes, gate.ChangeClass(c))
 				}
 			}
-			c, err := inv.client()
-			if err != nil {
-				return err
-			}
 			req := gate.OverrideRequest{Service: *service, ChangeClasses: classes, Reason: *reason, ApprovedBy: *approvedBy, ExpiresAt: expires.UTC().Truncate(time.Second)}
 			var o gate.Override
-			if err := c.do(ctx, "POST", "/api/v1/gate/overrides", req, &o); err != nil {
+			if err := inv.call(ctx, "POST", "/api/v1/gate/overrides", req, &o); err != nil {
 				return err
 			}
 			if inv.json() {
@@ -286,10 +278,6 @@ func overrideListCommand() *command {
 			all = fs.Bool("all", false, "include expired and revoked overrides")
 		},
 		run: func(ctx context.Context, inv *invocation) error {
-			c, err := inv.client()
-			if err != nil {
-				return err
-			}
 			q := url.Values{}
 			if *service != "" {
 				q.Set("service", *service)
@@ -300,7 +288,7 @@ func overrideListCommand() *command {
 			var out struct {
 				Overrides []gate.Override `json:"overrides"`
 			}
-			if err := c.do(ctx, "GET", "/api/v1/gate/overrides?"+q.Encode(), nil, &out); err != nil {
+			if err := inv.call(ctx, "GET", "/api/v1/gate/overrides?"+q.Encode(), nil, &out); err != nil {
 				return err
 			}
 			if inv.json() {
@@ -341,12 +329,8 @@ func overrideRevokeCommand() *command {
 		maxArgs:  1,
 		common:   withClient | withOutput,
 		run: func(ctx context.Context, inv *invocation) error {
-			c, err := inv.client()
-			if err != nil {
-				return err
-			}
 			var o gate.Override
-			if err := c.do(ctx, "DELETE", "/api/v1/gate/overrides/"+url.PathEscape(inv.args[0]), nil, &o); err != nil {
+			if err := inv.call(ctx, "DELETE", "/api/v1/gate/overrides/"+url.PathEscape(inv.args[0]), nil, &o); err != nil {
 				return err
 			}
 			if inv.json() {
@@ -387,12 +371,8 @@ func gateDeployCommand() *command {
 				}
 				d.Time = t
 			}
-			c, err := inv.client()
-			if err != nil {
-				return err
-			}
 			var out gate.Deploy
-			if err := c.do(ctx, "POST", "/api/v1/deploys", d, &out); err != nil {
+			if err := inv.call(ctx, "POST", "/api/v1/deploys", d, &out); err != nil {
 				return err
 			}
 			fmt.Fprintf(inv.stdout, "deploy %s recorded: %s %s at %s\n", out.ID, out.Service, out.Version, out.Time.UTC().Format(time.RFC3339))
@@ -416,10 +396,6 @@ func gateDecisionsCommand() *command {
 			limit = fs.Int("limit", 50, "at most this many, newest first")
 		},
 		run: func(ctx context.Context, inv *invocation) error {
-			c, err := inv.client()
-			if err != nil {
-				return err
-			}
 			q := url.Values{"limit": {strconv.Itoa(*limit)}}
 			if *service != "" {
 				q.Set("service", *service)
@@ -430,7 +406,7 @@ func gateDecisionsCommand() *command {
 			var out struct {
 				Decisions []gate.Decision `json:"decisions"`
 			}
-			if err := c.do(ctx, "GET", "/api/v1/gate/decisions?"+q.Encode(), nil, &out); err != nil {
+			if err := inv.call(ctx, "GET", "/api/v1/gate/decisions?"+q.Encode(), nil, &out); err != nil {
 				return err
 			}
 			if inv.json() {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -27,38 +26,7 @@ func budgetBar(frac *float64, width int) string {
 		left := (width - len(text)) / 2
 		return "[" + strings.Repeat(" ", left) + text + strings.Repeat(" ", width-len(text)-left) + "]"
 	}
-	f := *frac
-	if math.IsNaN(f) {
-		f = 0
-	}
-	n := int(math.Round(max(0, min(1, f)) * float64(width)))
-	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
-}
-
-// humanDuration rounds a duration for people, to a precision that shrinks
-// with its size: days and hours from a day on ("3d4h"), hours and minutes
-// from an hour on ("2h15m"), minutes and seconds from a minute on ("45m30s"),
-// milliseconds below ("1.5s", "250ms"). The size class is decided after
-// rounding, so 59.9996s is "1m", not "60s", and 23h59m40s is "1d".
-func humanDuration(d time.Duration) string {
-	const day = 24 * time.Hour
-	if d < 0 {
-		return "-" + humanDuration(-d)
-	}
-	if r := d.Round(time.Hour); r >= day {
-		days, h := r/day, (r%day)/time.Hour
-		if h == 0 {
-			return fmt.Sprintf("%dd", days)
-		}
-		return fmt.Sprintf("%dd%dh", days, h)
-	}
-	if r := d.Round(time.Minute); r >= time.Hour {
-		return units.FormatDuration(r)
-	}
-	if r := d.Round(time.Second); r >= time.Minute {
-		return units.FormatDuration(r)
-	}
-	return d.Round(time.Millisecond).String()
+	return units.Bar(*frac, width, "#", ".")
 }
 
 // secondsDuration converts an API's float seconds to a duration.

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/tailgate-sre/tailgate/internal/gate"
+	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
 func reportCommand() *command {
@@ -35,12 +36,8 @@ func reportRiskCommand() *command {
 			if err := required(inv.fs, "service"); err != nil {
 				return err
 			}
-			c, err := inv.client()
-			if err != nil {
-				return err
-			}
 			var raw json.RawMessage
-			if err := c.do(ctx, "GET", "/api/v1/services/"+url.PathEscape(*service)+"/risk", nil, &raw); err != nil {
+			if err := inv.call(ctx, "GET", "/api/v1/services/"+url.PathEscape(*service)+"/risk", nil, &raw); err != nil {
 				return err
 			}
 			if inv.json() {
@@ -89,7 +86,7 @@ func writeRisk(w io.Writer, r *gate.RiskReport) {
 			fmt.Fprintf(w, "  Burning at %sx the sustainable rate (last %s)", strconv.FormatFloat(*s.BurnRateNow, 'f', 1, 64), s.BurnRateWindow)
 			switch {
 			case s.TimeToExhaustionSeconds != nil:
-				fmt.Fprintf(w, "; at this pace the budget runs out in %s.\n", humanDuration(secondsDuration(*s.TimeToExhaustionSeconds)))
+				fmt.Fprintf(w, "; at this pace the budget runs out in %s.\n", units.HumanDuration(secondsDuration(*s.TimeToExhaustionSeconds)))
 			case *s.BurnRateNow <= 1:
 				fmt.Fprintln(w, ": sustainable.")
 			default:

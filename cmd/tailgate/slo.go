@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tailgate-sre/tailgate/internal/slo"
+	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
 func sloCommand() *command {
@@ -100,14 +101,10 @@ func sloListCommand() *command {
 		synopsis: "[--server URL] [--output text|json]",
 		common:   withClient | withOutput,
 		run: func(ctx context.Context, inv *invocation) error {
-			c, err := inv.client()
-			if err != nil {
-				return err
-			}
 			var list struct {
 				SLOs []slo.Status `json:"slos"`
 			}
-			if err := c.do(ctx, "GET", "/api/v1/slos", nil, &list); err != nil {
+			if err := inv.call(ctx, "GET", "/api/v1/slos", nil, &list); err != nil {
 				return err
 			}
 			if inv.json() {
@@ -134,12 +131,8 @@ func sloStatusCommand() *command {
 		maxArgs:  1,
 		common:   withClient | withOutput,
 		run: func(ctx context.Context, inv *invocation) error {
-			c, err := inv.client()
-			if err != nil {
-				return err
-			}
 			var st slo.Status
-			if err := c.do(ctx, "GET", "/api/v1/slos/"+url.PathEscape(inv.args[0]), nil, &st); err != nil {
+			if err := inv.call(ctx, "GET", "/api/v1/slos/"+url.PathEscape(inv.args[0]), nil, &st); err != nil {
 				return err
 			}
 			if inv.json() {
@@ -177,7 +170,7 @@ func writeSLOStatus(w io.Writer, s *slo.Status) {
 	case s.BudgetExhausted:
 		fmt.Fprintln(w, "exhaustion    exhausted")
 	case s.TimeToExhaustion != nil:
-		fmt.Fprintf(w, "exhaustion    in %s at the current 1h burn rate\n", humanDuration(secondsDuration(*s.TimeToExhaustion)))
+		fmt.Fprintf(w, "exhaustion    in %s at the current 1h burn rate\n", units.HumanDuration(secondsDuration(*s.TimeToExhaustion)))
 	default:
 		fmt.Fprintln(w, "exhaustion    not burning")
 	}

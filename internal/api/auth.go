@@ -2,6 +2,8 @@ package api
 
 import (
 	"errors"
+	"fmt"
+	"mime"
 	"net"
 	"net/http"
 
@@ -37,6 +39,83 @@ func (s *Server) authorize(scope auth.Scope, h http.HandlerFunc) http.HandlerFun
 		}
 		s.authorized(w, r, scope, p, err, h)
 	}
+}
+
+// write wraps a write endpoint h (overrides, corrections, deploy markers)
+// so that it runs only for a request that passes, in this order:
+//
+//   - the cross-origin check, in every mode: a browser request sent from
+//     another site (Sec-Fetch-Site other than same-origin or none, or,
+//     without it, an Origin whose host is not the request's Host) is
+//     refused with 403, so no web page can make a visitor's browser write;
+//   - with tokens configured, a token holding scope, as for any endpoint;
+//     with none, auth.allow_anonymous_writes must be on (else 403 naming
+//     the fix), and the Host must be an IP address, localhost or one of
+//     auth.allowed_hosts (else 403), against DNS rebinding;
+//   - a body, when the method has one (POST, PUT, PATCH), must be
+//     Content-Type: application/json, else 415: a cross-site form or a
+//     text/plain fetch cannot send it without a CORS preflight, which the
+//     API never grants. DELETE carries no body and needs no type.
+func (s *Server) write(scope auth.Scope, next http.HandlerFunc) http.HandlerFunc {
+	h := func(w http.ResponseWriter, r *http.Request) {
+		if hasBody(r.Method) {
+			if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+				s.refuse(w, r, http.StatusUnsupportedMediaType, "unsupported media type",
+					fmt.Sprintf("writes take a JSON body: send Content-Type: application/json, got %q", r.Header.Get("Content-Type")))
+				return
+			}
+		}
+		next(w, r)
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := s.cop.Check(r); err != nil {
+			s.refuse(w, r, http.StatusForbidden, "cross-origin write refused",
+				"the API refuses writes a browser sends from another site (Origin "+headerOr(r, "Origin")+", Sec-Fetch-Site "+headerOr(r, "Sec-Fetch-Site")+
+					"); send the request from a non-browser client or from the dashboard's own origin")
+			return
+		}
+		a := s.deps.Auth
+		if !a.Open() {
+			p, err := a.Authenticate(r)
+			s.authorized(w, r, scope, p, err, h)
+			return
+		}
+		if !a.AnonymousWrites() {
+			s.refuse(w, r, http.StatusForbidden, "anonymous writes are off",
+				"no API token is configured (auth.tokens), so reads and gate checks are open and writes are refused: configure a token with the "+
+					string(scope)+" scope and send Authorization: Bearer <token>, or set auth.allow_anonymous_writes: true on a trusted network")
+			return
+		}
+		if !a.HostAllowed(r.Host) {
+			s.refuse(w, r, http.StatusForbidden, "host not allowed",
+				fmt.Sprintf("anonymous writes must name the API by IP address, localhost or a name in auth.allowed_hosts (against DNS rebinding), got Host %q", r.Host))
+			return
+		}
+		h(w, r.WithContext(auth.WithPrincipal(r.Context(), auth.Principal{Name: auth.Anonymous})))
+	}
+}
+
+// hasBody reports whether requests of method carry a body.
+func hasBody(method string) bool {
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		return true
+	}
+	return false
+}
+
+func headerOr(r *http.Request, k string) string {
+	if v := r.Header.Get(k); v != "" {
+		return fmt.Sprintf("%q", v)
+	}
+	return "absent"
+}
+
+// refuse logs a refused request and answers it with the API's error shape.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, msg, detail string) {
+	s.deps.Logger.Warn("api request refused", "status", status, "method", r.Method, "path", r.URL.Path,
+		"remote", remoteHost(r), "reason", msg)
+	writeError(w, status, msg, detail)
 }
 
 // authorized finishes an authorization whose authentication is done: it

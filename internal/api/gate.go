@@ -32,6 +32,8 @@ var _ GateService = (*gate.Gate)(nil)
 
 // gateRoutes registers the release gate, its adapters (Argo Rollouts web
 // metric, Flagger webhooks), overrides, deploy markers and the risk report.
+// Gate checks are questions (authorize); overrides and deploy markers are
+// writes (write).
 func (s *Server) gateRoutes(mux *http.ServeMux) {
 	if s.deps.Gate == nil {
 		return
@@ -40,10 +42,10 @@ func (s *Server) gateRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/gate/argo", s.authorize(auth.ScopeGateCheck, s.gateArgo))
 	mux.HandleFunc("POST /api/v1/gate/flagger/{hook}", s.gateFlagger) // authorizes itself: Flagger cannot send headers
 	mux.HandleFunc("GET /api/v1/gate/decisions", s.authorize(auth.ScopeRead, s.gateDecisions))
-	mux.HandleFunc("POST /api/v1/gate/overrides", s.authorize(auth.ScopeGateOverride, s.createOverride))
+	mux.HandleFunc("POST /api/v1/gate/overrides", s.write(auth.ScopeGateOverride, s.createOverride))
 	mux.HandleFunc("GET /api/v1/gate/overrides", s.authorize(auth.ScopeRead, s.listOverrides))
-	mux.HandleFunc("DELETE /api/v1/gate/overrides/{id}", s.authorize(auth.ScopeGateOverride, s.revokeOverride))
-	mux.HandleFunc("POST /api/v1/deploys", s.authorize(auth.ScopeGateCheck, s.recordDeploy))
+	mux.HandleFunc("DELETE /api/v1/gate/overrides/{id}", s.write(auth.ScopeGateOverride, s.revokeOverride))
+	mux.HandleFunc("POST /api/v1/deploys", s.write(auth.ScopeGateCheck, s.recordDeploy))
 	mux.HandleFunc("GET /api/v1/deploys", s.authorize(auth.ScopeRead, s.listDeploys))
 	mux.HandleFunc("GET /api/v1/services/{s}/risk", s.authorize(auth.ScopeRead, s.serviceRisk))
 }

@@ -151,6 +151,9 @@ func (e *gateEnv) do(t *testing.T, method, path, body, token string) answer {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := e.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -173,6 +176,7 @@ type endpoint struct {
 	method, path, body string
 	scope              auth.Scope
 	ok                 int
+	write              bool // a write: refused without a token unless anonymous writes are on
 }
 
 // gateEndpoints lists every gate endpoint with a request that succeeds and
@@ -180,16 +184,16 @@ type endpoint struct {
 func gateEndpoints(overrideID string) []endpoint {
 	expires := gt0.Add(time.Hour).Format(time.RFC3339)
 	return []endpoint{
-		{"POST", "/api/v1/gate/check", `{"service":"checkout","change_class":"feature","version":"v2","environment":"production","requested_by":"pipeline"}`, auth.ScopeGateCheck, 200},
-		{"GET", "/api/v1/gate/argo?service=checkout&change_class=rollback", "", auth.ScopeGateCheck, 200},
-		{"POST", "/api/v1/gate/flagger/confirm-rollout", `{"name":"checkout","namespace":"shop","phase":"Progressing","metadata":{"change_class":"rollback"}}`, auth.ScopeGateCheck, 200},
-		{"GET", "/api/v1/gate/decisions?service=checkout", "", auth.ScopeRead, 200},
-		{"POST", "/api/v1/gate/overrides", `{"service":"checkout","change_classes":["feature"],"reason":"launch","approved_by":"cto","expires_at":"` + expires + `"}`, auth.ScopeGateOverride, 201},
-		{"GET", "/api/v1/gate/overrides?all=true", "", auth.ScopeRead, 200},
-		{"DELETE", "/api/v1/gate/overrides/" + overrideID, "", auth.ScopeGateOverride, 200},
-		{"POST", "/api/v1/deploys", `{"service":"checkout","version":"v2","time":"2026-03-01T11:00:00Z"}`, auth.ScopeGateCheck, 201},
-		{"GET", "/api/v1/deploys?service=checkout", "", auth.ScopeRead, 200},
-		{"GET", "/api/v1/services/checkout/risk", "", auth.ScopeRead, 200},
+		{"POST", "/api/v1/gate/check", `{"service":"checkout","change_class":"feature","version":"v2","environment":"production","requested_by":"pipeline"}`, auth.ScopeGateCheck, 200, false},
+		{"GET", "/api/v1/gate/argo?service=checkout&change_class=rollback", "", auth.ScopeGateCheck, 200, false},
+		{"POST", "/api/v1/gate/flagger/confirm-rollout", `{"name":"checkout","namespace":"shop","phase":"Progressing","metadata":{"change_class":"rollback"}}`, auth.ScopeGateCheck, 200, false},
+		{"GET", "/api/v1/gate/decisions?service=checkout", "", auth.ScopeRead, 200, false},
+		{"POST", "/api/v1/gate/overrides", `{"service":"checkout","change_classes":["feature"],"reason":"launch","approved_by":"cto","expires_at":"` + expires + `"}`, auth.ScopeGateOverride, 201, true},
+		{"GET", "/api/v1/gate/overrides?all=true", "", auth.ScopeRead, 200, false},
+		{"DELETE", "/api/v1/gate/overrides/" + overrideID, "", auth.ScopeGateOverride, 200, true},
+		{"POST", "/api/v1/deploys", `{"service":"checkout","version":"v2","time":"2026-03-01T11:00:00Z"}`, auth.ScopeGateCheck, 201, true},
+		{"GET", "/api/v1/deploys?service=checkout", "", auth.ScopeRead, 200, false},
+		{"GET", "/api/v1/services/checkout/risk", "", auth.ScopeRead, 200, false},
 	}
 }
 
@@ -283,15 +287,33 @@ func TestGateEndpointsPublicReadAndOpen(t *testing.T) {
 		}
 	})
 	t.Run("no tokens configured", func(t *testing.T) {
+		// Reads and questions are open; writes are refused, naming the fix.
 		e := newGateEnv(t, auth.Config{})
+		o, _ := e.g.CreateOverride(t.Context(), gate.OverrideRequest{Service: "checkout", ChangeClasses: []gate.ChangeClass{gate.Config}, Reason: "r", ApprovedBy: "a", ExpiresAt: gt0.Add(time.Hour)})
+		for _, ep := range gateEndpoints(o.ID) {
+			a := e.do(t, ep.method, ep.path, ep.body, "")
+			want := ep.ok
+			if ep.write {
+				want = http.StatusForbidden
+			}
+			if a.status != want {
+				t.Errorf("%s %s: %d, want %d: %s", ep.method, ep.path, a.status, want, a.body)
+			}
+			if ep.write && !strings.Contains(string(a.body), "auth.allow_anonymous_writes: true") {
+				t.Errorf("%s %s: the refusal does not name the fix: %s", ep.method, ep.path, a.body)
+			}
+		}
+		if !strings.Contains(e.logs.String(), "no API tokens configured") {
+			t.Error("no warning that the API is open")
+		}
+	})
+	t.Run("no tokens, anonymous writes allowed", func(t *testing.T) {
+		e := newGateEnv(t, auth.Config{AllowAnonymousWrites: true})
 		o, _ := e.g.CreateOverride(t.Context(), gate.OverrideRequest{Service: "checkout", ChangeClasses: []gate.ChangeClass{gate.Config}, Reason: "r", ApprovedBy: "a", ExpiresAt: gt0.Add(time.Hour)})
 		for _, ep := range gateEndpoints(o.ID) {
 			if a := e.do(t, ep.method, ep.path, ep.body, ""); a.status != ep.ok {
 				t.Errorf("%s %s: %d, want %d: %s", ep.method, ep.path, a.status, ep.ok, a.body)
 			}
-		}
-		if !strings.Contains(e.logs.String(), "no API tokens configured") {
-			t.Error("no warning that the API is open")
 		}
 	})
 }

@@ -70,6 +70,9 @@ func TestGateEndpointsOverMutualTLS(t *testing.T) {
 			body = strings.NewReader(ep.body)
 		}
 		req, _ := http.NewRequestWithContext(t.Context(), ep.method, "https://"+ln.Addr().String()+ep.path, body)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}

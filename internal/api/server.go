@@ -42,6 +42,8 @@ type Deps struct {
 type Server struct {
 	deps Deps
 	mux  *http.ServeMux
+	// cop refuses writes that a browser sends cross-origin.
+	cop *http.CrossOriginProtection
 }
 
 // New returns a Server with every route registered.
@@ -52,7 +54,7 @@ func New(deps Deps) *Server {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	s := &Server{deps: deps, mux: http.NewServeMux()}
+	s := &Server{deps: deps, mux: http.NewServeMux(), cop: http.NewCrossOriginProtection()}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -65,19 +67,19 @@ func New(deps Deps) *Server {
 	}
 	s.mux.HandleFunc("/api/", notFound)
 	// The SLO and service endpoints are reads, except the SLO corrections
-	// that change the budget math: those need the override scope. They are
-	// registered on their own mux and authorized here by method, so each
-	// area's file states only its routes.
+	// that change the budget math: those are writes and need the override
+	// scope. They are registered on their own mux and authorized here by
+	// method, so each area's file states only its routes.
 	areas := http.NewServeMux()
 	areas.HandleFunc("/", notFound)
 	s.sloRoutes(areas)
 	s.serviceRoutes(areas)
 	byMethod := func(w http.ResponseWriter, r *http.Request) {
-		scope := auth.ScopeRead
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			scope = auth.ScopeGateOverride
+			s.write(auth.ScopeGateOverride, areas.ServeHTTP)(w, r)
+			return
 		}
-		s.authorize(scope, areas.ServeHTTP)(w, r)
+		s.authorize(auth.ScopeRead, areas.ServeHTTP)(w, r)
 	}
 	for _, prefix := range []string{"/api/v1/slos", "/api/v1/alerts", "/api/v1/services", "/api/v1/cardinality"} {
 		s.mux.HandleFunc(prefix, byMethod)

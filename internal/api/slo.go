@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,7 +22,7 @@ type SLOSource interface {
 	History(name string, from, to time.Time, step time.Duration, now time.Time) ([]slo.HistoryPoint, error)
 	Corrections(name string) ([]slo.Correction, error)
 	AddCorrection(ctx context.Context, c slo.Correction, now time.Time) (slo.Correction, error)
-	DeleteCorrection(ctx context.Context, name string, id int64, now time.Time) error
+	DeleteCorrection(ctx context.Context, name string, id int64, by string, now time.Time) error
 	Alerts() []slo.Alert
 	Transitions(name string, limit int) []slo.Transition
 }
@@ -42,14 +43,17 @@ type SLOHistory struct {
 	Points []slo.HistoryPoint `json:"points"`
 }
 
-// CorrectionList is the answer of GET /api/v1/slos/{name}/corrections.
+// CorrectionList is the answer of GET /api/v1/slos/{name}/corrections:
+// the corrections that apply, and with deleted=true the deleted ones too
+// (with deleted_by and deleted_at).
 type CorrectionList struct {
 	Corrections []slo.Correction `json:"corrections"`
 }
 
 // CorrectionRequest is the body of POST /api/v1/slos/{name}/corrections:
 // a one-off period (start, end) or a recurring one (start, duration,
-// rrule), why, and who adds it.
+// rrule), and why. Who adds it is the caller's token name ("anonymous"
+// without tokens), never the body: CreatedBy must be empty.
 type CorrectionRequest struct {
 	Start     time.Time      `json:"start"`
 	End       time.Time      `json:"end,omitzero"`
@@ -57,7 +61,7 @@ type CorrectionRequest struct {
 	RRule     string         `json:"rrule,omitempty"`
 	TimeZone  string         `json:"time_zone,omitempty"`
 	Reason    string         `json:"reason"`
-	CreatedBy string         `json:"created_by"`
+	CreatedBy string         `json:"created_by,omitempty"`
 }
 
 // AlertList is the answer of GET /api/v1/alerts: the pending and firing
@@ -90,10 +94,22 @@ func (s *Server) sloRoutes(mux *http.ServeMux) {
 		s.sloHistory(w, r, src)
 	})
 	mux.HandleFunc("GET /api/v1/slos/{name}/corrections", func(w http.ResponseWriter, r *http.Request) {
+		var withDeleted bool
+		switch r.URL.Query().Get("deleted") {
+		case "true", "1":
+			withDeleted = true
+		case "", "false", "0":
+		default:
+			writeError(w, http.StatusBadRequest, "invalid request", "deleted: must be true or false")
+			return
+		}
 		cs, err := src.Corrections(r.PathValue("name"))
 		if err != nil {
 			writeSLOError(w, err)
 			return
+		}
+		if !withDeleted {
+			cs = slices.DeleteFunc(cs, func(c slo.Correction) bool { return c.Deleted() })
 		}
 		writeJSON(w, http.StatusOK, CorrectionList{Corrections: cs})
 	})
@@ -105,13 +121,13 @@ func (s *Server) sloRoutes(mux *http.ServeMux) {
 			writeError(w, http.StatusBadRequest, "invalid correction", err.Error())
 			return
 		}
-		if strings.TrimSpace(req.CreatedBy) == "" {
-			writeError(w, http.StatusBadRequest, "invalid correction", "created_by: required (who adds the correction)")
+		if req.CreatedBy != "" {
+			writeError(w, http.StatusBadRequest, "invalid correction", "created_by: set by the server to the caller's token name; leave it out")
 			return
 		}
 		c, err := src.AddCorrection(r.Context(), slo.Correction{
 			SLO: r.PathValue("name"), Start: req.Start, End: req.End, Duration: req.Duration, RRule: req.RRule,
-			TimeZone: req.TimeZone, Reason: req.Reason, CreatedBy: req.CreatedBy,
+			TimeZone: req.TimeZone, Reason: req.Reason, CreatedBy: principalName(r),
 		}, s.deps.Now())
 		if err != nil {
 			writeSLOError(w, err)
@@ -126,11 +142,12 @@ func (s *Server) sloRoutes(mux *http.ServeMux) {
 			writeError(w, http.StatusBadRequest, "invalid correction id", fmt.Sprintf("want a positive integer, got %q", idText))
 			return
 		}
-		if err := src.DeleteCorrection(r.Context(), r.PathValue("name"), id, s.deps.Now()); err != nil {
+		by := principalName(r)
+		if err := src.DeleteCorrection(r.Context(), r.PathValue("name"), id, by, s.deps.Now()); err != nil {
 			writeSLOError(w, err)
 			return
 		}
-		s.deps.Logger.Info("SLO correction deleted", "slo", r.PathValue("name"), "id", id)
+		s.deps.Logger.Info("SLO correction deleted", "slo", r.PathValue("name"), "id", id, "deleted_by", by)
 		w.WriteHeader(http.StatusNoContent)
 	}
 	mux.HandleFunc("DELETE /api/v1/slos/{name}/corrections/{id}", func(w http.ResponseWriter, r *http.Request) {

@@ -15,8 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -50,6 +53,17 @@ type Config struct {
 	// PublicRead opens the read endpoints (GET) without a token, for a
 	// dashboard on a trusted network. Default false.
 	PublicRead bool `yaml:"public_read"`
+	// AllowAnonymousWrites lets writes (overrides, corrections, deploy
+	// markers) through without a token when no token is configured, for a
+	// laptop or a trusted network. Default false: with no tokens, reads and
+	// questions (gate checks) are open and writes are refused. It cannot be
+	// combined with tokens.
+	AllowAnonymousWrites bool `yaml:"allow_anonymous_writes"`
+	// AllowedHosts are the host names (besides IP addresses and localhost)
+	// an anonymous write may name in its Host header. Anonymous writes to
+	// any other name are refused, so that a web page whose name an attacker
+	// rebinds to the API's address (DNS rebinding) cannot write.
+	AllowedHosts []string `yaml:"allowed_hosts"`
 	// TLS serves the API over TLS, optionally requiring client
 	// certificates.
 	TLS TLSConfig `yaml:"tls"`
@@ -104,6 +118,14 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if c.AllowAnonymousWrites && len(c.Tokens) > 0 {
+		errs = append(errs, errors.New("allow_anonymous_writes: applies only when no tokens are configured; remove it, or give the writers a token with the gate:override or gate:check scope"))
+	}
+	for i, h := range c.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, ":/ ") {
+			errs = append(errs, fmt.Errorf("allowed_hosts[%d]: must be a host name without port or scheme, got %q", i, h))
+		}
+	}
 	errs = append(errs, c.TLS.validate()...)
 	return errors.Join(errs...)
 }
@@ -141,8 +163,10 @@ type entry struct {
 
 // Authenticator checks bearer tokens. It is safe for concurrent use.
 type Authenticator struct {
-	tokens     []entry
-	publicRead bool
+	tokens          []entry
+	publicRead      bool
+	anonymousWrites bool
+	allowedHosts    []string
 }
 
 // New reads the token files of a validated cfg and returns the
@@ -152,7 +176,10 @@ func New(cfg Config, log *slog.Logger) (*Authenticator, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &Authenticator{publicRead: cfg.PublicRead}
+	a := &Authenticator{publicRead: cfg.PublicRead, anonymousWrites: cfg.AllowAnonymousWrites}
+	for _, h := range cfg.AllowedHosts {
+		a.allowedHosts = append(a.allowedHosts, strings.ToLower(strings.TrimSuffix(h, ".")))
+	}
 	for i, t := range cfg.Tokens {
 		e := entry{name: t.Name, scopes: append([]Scope(nil), t.Scopes...)}
 		if t.File != "" {
@@ -174,14 +201,44 @@ func New(cfg Config, log *slog.Logger) (*Authenticator, error) {
 		}
 		a.tokens = append(a.tokens, e)
 	}
-	if len(a.tokens) == 0 {
-		log.Warn("no API tokens configured (auth.tokens): every endpoint, including gate overrides, is open to anyone who can reach the API")
+	switch {
+	case len(a.tokens) > 0:
+	case a.anonymousWrites:
+		log.Warn("no API tokens configured (auth.tokens) and auth.allow_anonymous_writes is on: every endpoint, including gate overrides and SLO corrections, is open to anyone who can reach the API")
+	default:
+		log.Warn("no API tokens configured (auth.tokens): reads and gate checks are open to anyone who can reach the API; writes (overrides, corrections, deploy markers) are refused")
 	}
 	return a, nil
 }
 
-// Open reports whether no token is configured, so every request passes.
+// Open reports whether no token is configured, so reads and questions
+// pass without one.
 func (a *Authenticator) Open() bool { return a == nil || len(a.tokens) == 0 }
+
+// AnonymousWrites reports whether writes pass without a token: no token is
+// configured and auth.allow_anonymous_writes is on.
+func (a *Authenticator) AnonymousWrites() bool { return a.Open() && a != nil && a.anonymousWrites }
+
+// HostAllowed reports whether an anonymous write may name host (a Host
+// header, with or without port): an IP address, localhost or a name under
+// .localhost, or one of auth.allowed_hosts. Any other name may be a
+// rebinding of an attacker's domain to the API's address.
+func (a *Authenticator) HostAllowed(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	if host == "" {
+		return false
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	return a != nil && slices.Contains(a.allowedHosts, host)
+}
 
 // PublicRead reports whether read endpoints need no token.
 func (a *Authenticator) PublicRead() bool { return a != nil && a.publicRead }

@@ -151,3 +151,59 @@ func TestNewOpenAndFileErrors(t *testing.T) {
 		t.Error("a nil authenticator is open and not public-read")
 	}
 }
+
+// TestHostAllowed: anonymous writes accept a Host that is an IP address,
+// localhost or a listed name, and nothing a rebinding attacker controls.
+func TestHostAllowed(t *testing.T) {
+	a, err := New(Config{AllowAnonymousWrites: true, AllowedHosts: []string{"Tailgate.LAN"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]bool{
+		"127.0.0.1:8080":            true,
+		"127.0.0.1":                 true,
+		"[::1]:8080":                true,
+		"10.1.2.3:80":               true,
+		"localhost:8080":            true,
+		"LOCALHOST.:8080":           true,
+		"app.localhost":             true,
+		"tailgate.lan:8080":         true,
+		"tailgate.lan.":             true,
+		"":                          false,
+		"evil.example:8080":         false,
+		"localhost.evil.example":    false,
+		"tailgate.lan.evil.example": false,
+		"127.0.0.1.nip.io":          false,
+	} {
+		if got := a.HostAllowed(host); got != want {
+			t.Errorf("HostAllowed(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
+
+func TestAnonymousWrites(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want bool
+	}{
+		{"default", Config{}, false},
+		{"allowed", Config{AllowAnonymousWrites: true}, true},
+	} {
+		a, err := New(tc.cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a.AnonymousWrites(); got != tc.want {
+			t.Errorf("%s: AnonymousWrites = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	var nilAuth *Authenticator
+	if nilAuth.AnonymousWrites() || !nilAuth.Open() {
+		t.Error("a nil Authenticator is open to reads and closed to writes")
+	}
+	bad := Config{AllowAnonymousWrites: true, Tokens: []Token{{Name: "ci", SHA256: HashToken("x"), Scopes: []Scope{ScopeRead}}}}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "allow_anonymous_writes") {
+		t.Errorf("anonymous writes with tokens: %v", err)
+	}
+}

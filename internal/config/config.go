@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -53,6 +54,16 @@ type Server struct {
 	// ShutdownTimeout bounds a graceful shutdown: stop accepting, decide
 	// buffered traces, flush exports.
 	ShutdownTimeout units.Duration `yaml:"shutdown_timeout"`
+	// ReadTimeout bounds reading one API request, headers and body
+	// (default 30s), so a client that trickles its request cannot hold a
+	// connection.
+	ReadTimeout units.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds handling one API request and writing its answer
+	// (default 60s).
+	WriteTimeout units.Duration `yaml:"write_timeout"`
+	// IdleTimeout closes a keep-alive API connection idle that long
+	// (default 2m).
+	IdleTimeout units.Duration `yaml:"idle_timeout"`
 	// MemoryLimit is the Go runtime's soft memory limit: auto (90% of the
 	// cgroup's limit when there is one), none, or a size. GOMEMLIMIT, when
 	// set, wins. Ingest refuses new requests while the live heap is above
@@ -75,7 +86,9 @@ type Storage struct {
 // Default returns the configuration used without a config file.
 func Default() Config {
 	return Config{
-		Server:    Server{API: "127.0.0.1:8080", ShutdownTimeout: units.Duration(30e9), MemoryLimit: memlimit.Auto()},
+		Server: Server{API: "127.0.0.1:8080", ShutdownTimeout: units.Duration(30 * time.Second),
+			ReadTimeout: units.Duration(30 * time.Second), WriteTimeout: units.Duration(time.Minute), IdleTimeout: units.Duration(2 * time.Minute),
+			MemoryLimit: memlimit.Auto()},
 		Log:       Log{Level: "info", Format: "text"},
 		Ingest:    ingest.DefaultConfig(),
 		Sampling:  sampler.DefaultConfig(),
@@ -134,8 +147,18 @@ func (c *Config) Validate() error {
 	if err := checkAddr(c.Server.API); err != nil {
 		errs = append(errs, fmt.Errorf("server.api: %v", err))
 	}
-	if c.Server.ShutdownTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("server.shutdown_timeout: must be positive, got %s", c.Server.ShutdownTimeout))
+	for _, d := range []struct {
+		key string
+		v   units.Duration
+	}{
+		{"shutdown_timeout", c.Server.ShutdownTimeout},
+		{"read_timeout", c.Server.ReadTimeout},
+		{"write_timeout", c.Server.WriteTimeout},
+		{"idle_timeout", c.Server.IdleTimeout},
+	} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("server.%s: must be positive, got %s", d.key, d.v))
+		}
 	}
 	if err := c.Server.MemoryLimit.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("server.memory_limit: %w", err))

@@ -41,6 +41,9 @@ storage:
 	if cfg.Server.ShutdownTimeout.Std() != 30*time.Second {
 		t.Errorf("shutdown_timeout default lost: %v", cfg.Server.ShutdownTimeout)
 	}
+	if cfg.Server.ReadTimeout.Std() != 30*time.Second || cfg.Server.WriteTimeout.Std() != time.Minute || cfg.Server.IdleTimeout.Std() != 2*time.Minute {
+		t.Errorf("API timeouts = %v/%v/%v, want the defaults 30s/1m/2m", cfg.Server.ReadTimeout, cfg.Server.WriteTimeout, cfg.Server.IdleTimeout)
+	}
 	if cfg.Ingest.MaxMessageSize != 4<<20 || cfg.Ingest.OTLPGRPC != "127.0.0.1:4317" {
 		t.Errorf("ingest = %+v", cfg.Ingest)
 	}
@@ -60,6 +63,15 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 		{"bad duration", "server:\n  shutdown_timeout: 30\n", []string{"[2:21] shutdown_timeout: invalid duration \"30\""}},
 		{"bad memory limit", "server:\n  memory_limit: lots\n", []string{"[2:17] memory_limit: memory limit must be auto, none or a size"}},
 		{"small memory limit", "server:\n  memory_limit: 1MiB\n", []string{"line 2: server.memory_limit: must be auto, none or at least 64MiB, got 1MiB"}},
+		{"zero API timeouts", "server:\n  read_timeout: 0s\n  idle_timeout: 0s\n", []string{
+			"server.read_timeout: must be positive, got 0s", "server.idle_timeout: must be positive, got 0s",
+		}},
+		{"anonymous writes with tokens", "auth:\n  allow_anonymous_writes: true\n  tokens: [{name: ci, sha256: \"" + strings.Repeat("ab", 32) + "\", scopes: [read]}]\n", []string{
+			"auth.allow_anonymous_writes: applies only when no tokens are configured",
+		}},
+		{"allowed host with a port", "auth:\n  allowed_hosts: [\"tailgate.lan:8080\"]\n", []string{
+			"auth.allowed_hosts[0]: must be a host name without port or scheme",
+		}},
 		{"bad values, all reported", "server:\n  api: nope\nlog:\n  level: loud\n", []string{
 			"line 2: server.api: must be host:port, got \"nope\"",
 			"line 4: log.level: must be debug, info, warn or error, got \"loud\"",

@@ -254,6 +254,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 			Auth:     d.authn,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       d.cfg.Server.ReadTimeout.Std(),
+		WriteTimeout:      d.cfg.Server.WriteTimeout.Std(),
+		IdleTimeout:       d.cfg.Server.IdleTimeout.Std(),
 	}
 	d.serve("api", func() error {
 		if err := d.apiSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

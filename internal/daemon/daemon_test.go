@@ -454,24 +454,30 @@ func TestWaitAfterCancelIsClean(t *testing.T) {
 	}
 }
 
+// startOnTakenPort starts a daemon whose address chosen by take is already
+// bound by another socket, and returns it with Start's error.
+func startOnTakenPort(t *testing.T, take func(cfg *config.Config, addr string)) (*Daemon, error) {
+	t.Helper()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { taken.Close() })
+	cfg := testConfig(t, otlptest.NewSink(t), t.TempDir())
+	take(&cfg, taken.Addr().String())
+	d, err := New(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, d.Start(t.Context())
+}
+
 // TestAPIPortTakenStopsReceivers makes the API, bound last, fail on a taken
 // port: Start must stop everything started before it, the OTLP receivers
 // included (their ports are free again), and Shutdown is then a no-op.
 // TestMain's goleak check fails if a started loop was left running.
 func TestAPIPortTakenStopsReceivers(t *testing.T) {
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	sink := otlptest.NewSink(t)
-	cfg := testConfig(t, sink, t.TempDir())
-	cfg.Server.API = taken.Addr().String()
-	d, err := New(t.Context(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = d.Start(t.Context())
+	d, err := startOnTakenPort(t, func(cfg *config.Config, addr string) { cfg.Server.API = addr })
 	if err == nil || !strings.Contains(err.Error(), "listen on server.api") {
 		t.Fatalf("Start = %v, want a server.api listen error", err)
 	}
@@ -497,19 +503,7 @@ func TestAPIPortTakenStopsReceivers(t *testing.T) {
 // (and bind no API), and Shutdown is then a no-op. TestMain's goleak check
 // fails if a started loop was left running.
 func TestFailedStartStopsStartedComponents(t *testing.T) {
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	sink := otlptest.NewSink(t)
-	cfg := testConfig(t, sink, t.TempDir())
-	cfg.Ingest.OTLPGRPC = taken.Addr().String()
-	d, err := New(t.Context(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = d.Start(t.Context())
+	d, err := startOnTakenPort(t, func(cfg *config.Config, addr string) { cfg.Ingest.OTLPGRPC = addr })
 	if err == nil || !strings.Contains(err.Error(), "start ingest") {
 		t.Fatalf("Start = %v, want an ingest start error", err)
 	}

@@ -26,7 +26,9 @@ const ConfigFile = "tailgate.yaml"
 //     seconds of data, and at 0.9 a page could not fire before the second
 //     minute boundary after the start;
 //   - keep_firing_for is 10s instead of the short window (1m), so that the
-//     page resolves soon after its windows have drained of the failure.
+//     page resolves soon after its windows have drained of the failure;
+//   - auth.allow_anonymous_writes is on, because the demo itself records
+//     deploy markers and creates a gate override without a token.
 const configTemplate = `# The config of 'tailgate demo'. With --keep it stays in the data directory:
 #   tailgate serve --config %[1]s
 server:
@@ -40,6 +42,10 @@ storage:
   path: %[4]s
 slo_engine:
   eval_interval: 1s
+# The demo records deploy markers and creates a gate override through the
+# API, on 127.0.0.1 without tokens: writes need this (never on a network).
+auth:
+  allow_anonymous_writes: true
 
 slos:
   - name: frontend-availability

@@ -3,9 +3,10 @@ package demo
 import (
 	"fmt"
 	"io"
-	"math"
 	"strings"
 	"time"
+
+	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
 // view is everything a screen shows at one refresh.
@@ -72,7 +73,7 @@ func (t *tui) Frame(v *view) {
 		b.WriteString("\x1b[K\n")
 	}
 	line("\x1b[1mtailgate demo\x1b[0m  %s   %s / %s   Ctrl-C stops", v.URL, clock(v.Elapsed), clock(v.Total))
-	line("phase  %s  %s  %s", phaseLabel(v.Phase, true), bar(v.Frac, 1, 16), phaseStory(v.Phase, v.Release))
+	line("phase  %s  %s  %s", phaseLabel(v.Phase, true), units.Bar(v.Frac, 16, "█", "░"), phaseStory(v.Phase, v.Release))
 	line("")
 	sent := v.Sent[OK] + v.Sent[Slow] + v.Sent[Error]
 	line("traffic  %.0f req/s, %s traces sent (%s with an error), %s spans", v.RPS, count(sent), pct(float64(v.Sent[Error]), float64(sent)), count(v.Spans))
@@ -189,20 +190,11 @@ func verdictLabel(v string, color bool) string {
 	return s
 }
 
-// bar draws frac of width cells; over 1 and under 0 are clamped.
-func bar(frac, full float64, width int) string {
-	if math.IsNaN(frac) {
-		frac = 0
-	}
-	n := int(math.Round(max(0, min(1, frac/full)) * float64(width)))
-	return "[" + strings.Repeat("█", n) + strings.Repeat("░", width-n) + "]"
-}
-
 // budgetCell shows the budget remaining, with a bar on the screen.
 func budgetCell(rem *float64, withBar bool) string {
 	if rem == nil {
 		if withBar {
-			return fmt.Sprintf("%s %9s", bar(0, 1, 20), "no data")
+			return fmt.Sprintf("%s %9s", units.Bar(0, 20, "█", "░"), "no data")
 		}
 		return "no-data"
 	}
@@ -210,7 +202,7 @@ func budgetCell(rem *float64, withBar bool) string {
 	if !withBar {
 		return p
 	}
-	return fmt.Sprintf("%s %9s", bar(*rem, 1, 20), p)
+	return fmt.Sprintf("%s %9s", units.Bar(*rem, 20, "█", "░"), p)
 }
 
 func burnCell(b *float64) string {

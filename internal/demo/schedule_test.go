@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
 func TestScheduleAt(t *testing.T) {
@@ -104,7 +105,7 @@ func TestFormats(t *testing.T) {
 		clock(0), clock(59*time.Second + 900*time.Millisecond), clock(61 * time.Second), clock(-time.Second),
 		count(0), count(999), count(1000), count(1234567), count(-4200),
 		pct(1, 3), pct(1, 0),
-		bar(0.5, 1, 4), bar(-2, 1, 4), bar(7, 1, 4),
+		units.Bar(0.5, 4, "█", "░"), units.Bar(-2, 4, "█", "░"), units.Bar(7, 4, "█", "░"),
 		clip("abcdef", 4), clip("abc", 4),
 	}
 	want := []string{

@@ -195,7 +195,7 @@ func (r *rule) holds(st *SLOState) ([]string, bool) {
 			return nil, false
 		}
 		facts = append(facts, fmt.Sprintf("%s: the budget runs out in %s at the current burn, sooner than %s",
-			st.Name, humanDuration(*st.TimeToExhaustion), w.TimeToExhaustionBelow))
+			st.Name, units.HumanDuration(*st.TimeToExhaustion), w.TimeToExhaustionBelow))
 	}
 	if len(facts) == 0 {
 		facts = append(facts, "the rule has no conditions: it applies whatever the budget")
@@ -236,7 +236,7 @@ func (p *Policy) Evaluate(req CheckRequest, states []SLOState, overrides []Overr
 			gaps = append(gaps, fmt.Sprintf("%s: no evaluation of this SLO yet", st.Name))
 		case stale:
 			gaps = append(gaps, fmt.Sprintf("%s: data is stale, last updated %s ago (stale after %s)",
-				st.Name, humanDuration(now.Sub(st.UpdatedAt)), humanDuration(p.staleAfter)))
+				st.Name, units.HumanDuration(now.Sub(st.UpdatedAt)), units.HumanDuration(p.staleAfter)))
 		case finite(st.BudgetRemaining) == nil:
 			gaps = append(gaps, fmt.Sprintf("%s: no data in its %s window", st.Name, units.FormatDuration(st.Window)))
 		default:
@@ -386,26 +386,4 @@ func num(f float64) string {
 		return strconv.FormatFloat(f, 'f', 0, 64)
 	}
 	return strconv.FormatFloat(math.Round(f*100)/100, 'f', -1, 64)
-}
-
-// humanDuration rounds a duration for people: "3d4h", "2h15m", "45s".
-func humanDuration(d time.Duration) string {
-	switch {
-	case d >= 24*time.Hour:
-		days := d / (24 * time.Hour)
-		h := (d % (24 * time.Hour)).Round(time.Hour) / time.Hour
-		if h == 24 {
-			days, h = days+1, 0
-		}
-		if h == 0 {
-			return fmt.Sprintf("%dd", days)
-		}
-		return fmt.Sprintf("%dd%dh", days, h)
-	case d >= time.Hour:
-		return units.FormatDuration(d.Round(time.Minute))
-	case d >= time.Minute:
-		return units.FormatDuration(d.Round(time.Second))
-	default:
-		return d.Round(time.Millisecond).String()
-	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
 // Settings are what a Gate is built with besides its policies.
@@ -257,7 +258,7 @@ func (g *Gate) CreateOverride(ctx context.Context, req OverrideRequest) (Overrid
 		return Override{}, fmt.Errorf("%w: expires_at %s is not in the future", ErrInvalid, req.ExpiresAt.UTC().Format(time.RFC3339))
 	case req.ExpiresAt.Sub(now) > p.MaxOverride():
 		return Override{}, fmt.Errorf("%w: expires_at is %s away, beyond the %s policy's max_override of %s",
-			ErrInvalid, humanDuration(req.ExpiresAt.Sub(now)), p.Label(), humanDuration(p.MaxOverride()))
+			ErrInvalid, units.HumanDuration(req.ExpiresAt.Sub(now)), p.Label(), units.HumanDuration(p.MaxOverride()))
 	}
 	o := Override{
 		ID:            newID("ovr"),

@@ -125,16 +125,18 @@ func (m *MemoryStore) AddDecisions(_ context.Context, ds []Decision) error {
 func (m *MemoryStore) Decisions(_ context.Context, q DecisionQuery) ([]Decision, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// Sort every match before cutting at the limit: decisions arrive out
+	// of evaluation order (batched audit writes, several instances), and
+	// the limit keeps the newest evaluated, not the last stored.
 	out := []Decision{}
-	limit := EffectiveLimit(q.Limit)
-	for i := len(m.decisions) - 1; i >= 0 && len(out) < limit; i-- {
+	for i := len(m.decisions) - 1; i >= 0; i-- {
 		d := m.decisions[i]
 		if (q.Service == "" || d.Service == q.Service) && inRange(d.EvaluatedAt, q.From, q.To) {
 			out = append(out, d)
 		}
 	}
 	slices.SortStableFunc(out, func(a, b Decision) int { return b.EvaluatedAt.Compare(a.EvaluatedAt) })
-	return out, nil
+	return out[:min(len(out), EffectiveLimit(q.Limit))], nil
 }
 
 // AddOverride implements Store.
@@ -168,8 +170,9 @@ func (m *MemoryStore) RevokeOverride(_ context.Context, id, by string, at time.T
 func (m *MemoryStore) Overrides(_ context.Context, q OverrideQuery) ([]Override, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// As in Decisions, the limit applies after sorting by creation time.
 	out := []Override{}
-	for i := len(m.overrides) - 1; i >= 0 && len(out) < EffectiveLimit(q.Limit); i-- {
+	for i := len(m.overrides) - 1; i >= 0; i-- {
 		o := m.overrides[i]
 		if q.Service != "" && o.Service != q.Service {
 			continue
@@ -180,7 +183,7 @@ func (m *MemoryStore) Overrides(_ context.Context, q OverrideQuery) ([]Override,
 		out = append(out, o)
 	}
 	slices.SortStableFunc(out, func(a, b Override) int { return b.CreatedAt.Compare(a.CreatedAt) })
-	return out, nil
+	return out[:min(len(out), EffectiveLimit(q.Limit))], nil
 }
 
 // AddDeploy implements Store.

@@ -32,7 +32,15 @@ type Correction struct {
 	CreatedAt time.Time `json:"created_at,omitzero"`
 	// Source is "config" for spec corrections and "api" for added ones.
 	Source string `json:"source"`
+	// DeletedBy and DeletedAt record who deleted an API correction and
+	// when. A deleted correction is kept, for the record, but no longer
+	// applies to the budget.
+	DeletedBy string    `json:"deleted_by,omitempty"`
+	DeletedAt time.Time `json:"deleted_at,omitzero"`
 }
+
+// Deleted reports whether the correction was deleted: it no longer applies.
+func (c *Correction) Deleted() bool { return !c.DeletedAt.IsZero() }
 
 // Correction sources.
 const (
@@ -90,8 +98,11 @@ func (c CorrectionSpec) correction(slo string) (Correction, error) {
 type interval struct{ s, e units.Minute }
 
 // Occurrences calls fn for each period of the correction that overlaps
-// [from, to).
+// [from, to); a deleted correction has none.
 func (c *Correction) Occurrences(from, to time.Time, fn func(start, end time.Time)) {
+	if c.Deleted() {
+		return
+	}
 	if c.RRule == "" {
 		if c.Start.Before(to) && c.End.After(from) {
 			fn(c.Start, c.End)
@@ -177,7 +188,8 @@ func (e *Engine) refreshCorrectionsLocked(now time.Time, force bool) {
 	}
 }
 
-// Corrections returns an SLO's corrections.
+// Corrections returns an SLO's corrections, deleted ones included (marked
+// by DeletedAt).
 func (e *Engine) Corrections(name string) ([]Correction, error) {
 	st := e.byName[name]
 	if st == nil {
@@ -189,17 +201,23 @@ func (e *Engine) Corrections(name string) ([]Correction, error) {
 }
 
 // AddCorrection validates and stores a correction and applies it at once,
-// to past events too. now stamps CreatedAt when unset.
+// to past events too. now stamps CreatedAt when unset. A correction whose
+// period (or one occurrence of it) is longer than the SLO's window is
+// refused: it would exclude every event the window holds.
 func (e *Engine) AddCorrection(ctx context.Context, c Correction, now time.Time) (Correction, error) {
 	st := e.byName[c.SLO]
 	if st == nil {
 		return Correction{}, fmt.Errorf("%w %q", ErrUnknownSLO, c.SLO)
 	}
 	c.Source = SourceAPI
+	c.DeletedBy, c.DeletedAt = "", time.Time{}
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = now
 	}
 	if err := c.Validate(); err != nil {
+		return Correction{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if err := st.per.checkCorrection(&c); err != nil {
 		return Correction{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if e.store != nil {
@@ -221,26 +239,66 @@ func (e *Engine) AddCorrection(ctx context.Context, c Correction, now time.Time)
 	return c, nil
 }
 
-// DeleteCorrection removes a correction added through the API.
-func (e *Engine) DeleteCorrection(ctx context.Context, slo string, id int64, now time.Time) error {
+// checkCorrection refuses a correction longer than the longest window of
+// the period: the rolling window, or a calendar month (31 days) or week,
+// each with an hour for a DST change.
+func (p *period) checkCorrection(c *Correction) error {
+	longest := time.Duration(p.rolling) * time.Minute
+	switch {
+	case p.rolling > 0:
+	case p.calendar == Week:
+		longest = 7*24*time.Hour + time.Hour
+	default:
+		longest = 31*24*time.Hour + time.Hour
+	}
+	if c.RRule == "" {
+		if d := c.End.Sub(c.Start); d > longest {
+			return fmt.Errorf("end: the correction lasts %s, longer than the SLO window (%s): it would exclude every event; shorten it or split it", units.FormatDuration(d), p.label)
+		}
+		return nil
+	}
+	if d := c.Duration.Std(); d > longest {
+		return fmt.Errorf("duration: each occurrence lasts %s, longer than the SLO window (%s): it would exclude every event", units.FormatDuration(d), p.label)
+	}
+	return nil
+}
+
+// DeleteCorrection deletes a correction added through the API, for the
+// principal by, at now. The correction is kept, marked deleted, and stops
+// applying to the budget at once, to past events too.
+func (e *Engine) DeleteCorrection(ctx context.Context, slo string, id int64, by string, now time.Time) error {
 	st := e.byName[slo]
 	if st == nil {
 		return fmt.Errorf("%w %q", ErrUnknownSLO, slo)
 	}
+	match := func(c Correction) bool { return c.ID == id && c.Source == SourceAPI }
 	e.mu.RLock()
-	i := slices.IndexFunc(st.corrections, func(c Correction) bool { return c.ID == id && c.Source == SourceAPI })
+	i := slices.IndexFunc(st.corrections, match)
+	var prev Correction
+	if i >= 0 {
+		prev = st.corrections[i]
+	}
 	e.mu.RUnlock()
 	if i < 0 {
 		return fmt.Errorf("%w %d of SLO %q", ErrUnknownCorrection, id, slo)
 	}
+	if prev.Deleted() {
+		return fmt.Errorf("%w %d of SLO %q: already deleted by %s at %s", ErrUnknownCorrection, id, slo, prev.DeletedBy, prev.DeletedAt.UTC().Format(time.RFC3339))
+	}
 	if e.store != nil {
-		if _, err := e.store.DeleteCorrection(ctx, slo, id); err != nil {
+		ok, err := e.store.DeleteCorrection(ctx, slo, id, by, now)
+		if err != nil {
 			return fmt.Errorf("delete correction: %w", err)
+		}
+		if !ok {
+			return fmt.Errorf("%w %d of SLO %q: deleted meanwhile", ErrUnknownCorrection, id, slo)
 		}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	st.corrections = slices.DeleteFunc(st.corrections, func(c Correction) bool { return c.ID == id && c.Source == SourceAPI })
+	if i = slices.IndexFunc(st.corrections, match); i >= 0 {
+		st.corrections[i].DeletedBy, st.corrections[i].DeletedAt = by, now
+	}
 	st.ivsTo = time.Time{}
 	e.refreshCorrectionsLocked(now, false)
 	return nil

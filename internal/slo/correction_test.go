@@ -1,6 +1,7 @@
 package slo
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -148,5 +149,45 @@ func TestExpandCorrectionsMergesAndWidens(t *testing.T) {
 		if got := excluded(want, tc.m); got != tc.want {
 			t.Errorf("excluded(minute %d) = %v, want %v", tc.m-m0, got, tc.want)
 		}
+	}
+}
+
+// TestAddCorrectionLongerThanWindow: a correction whose period (or one
+// occurrence) is longer than the SLO window would exclude every event of
+// a window; it is refused, naming the window. As long as the window is
+// accepted.
+func TestAddCorrectionLongerThanWindow(t *testing.T) {
+	now := utc("2026-03-10T12:00:00Z")
+	e, err := NewEngine([]Spec{
+		{Name: "day", Service: "svc", Objective: 99, Window: units.Duration(24 * time.Hour), SLI: SLISpec{Kind: Availability}},
+		{Name: "week", Service: "svc", Objective: 99, Calendar: Week, SLI: SLISpec{Kind: Availability}},
+	}, Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		c       Correction
+		refused bool
+	}{
+		{"one-off of 24h in a 24h window", Correction{SLO: "day", Start: now.Add(-24 * time.Hour), End: now}, false},
+		{"one-off of 24h1m in a 24h window", Correction{SLO: "day", Start: now.Add(-24*time.Hour - time.Minute), End: now}, true},
+		{"recurring 25h occurrences in a 24h window", Correction{SLO: "day", Start: now, RRule: "FREQ=WEEKLY", Duration: units.Duration(25 * time.Hour)}, true},
+		{"recurring 2h occurrences in a 24h window", Correction{SLO: "day", Start: now, RRule: "FREQ=DAILY", Duration: units.Duration(2 * time.Hour)}, false},
+		// A calendar week is 7d, 7d1h across a DST change.
+		{"one-off of 7d1h in a calendar week", Correction{SLO: "week", Start: now.Add(-169 * time.Hour), End: now}, false},
+		{"one-off of 8d in a calendar week", Correction{SLO: "week", Start: now.Add(-8 * 24 * time.Hour), End: now}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.c.Reason = "maintenance"
+			_, err := e.AddCorrection(t.Context(), tc.c, now)
+			if tc.refused {
+				if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "longer than the SLO window") {
+					t.Errorf("err = %v, want ErrInvalid naming the window", err)
+				}
+			} else if err != nil {
+				t.Errorf("refused: %v", err)
+			}
+		})
 	}
 }

@@ -1,10 +1,8 @@
 package slo
 
 import (
-	"context"
+	"errors"
 	"math"
-	"slices"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -16,124 +14,6 @@ import (
 
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
-
-// memStore is an in-memory Store.
-type memStore struct {
-	mu      sync.Mutex
-	buckets map[[2]string]map[int64]cnt
-	since   map[string]time.Time
-	corrs   []Correction
-	trans   []Transition
-	writes  int
-}
-
-func newMemStore() *memStore {
-	return &memStore{buckets: map[[2]string]map[int64]cnt{}, since: map[string]time.Time{}}
-}
-
-func (m *memStore) AddSLIBuckets(_ context.Context, bs []Bucket) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.writes++
-	for _, b := range bs {
-		k := [2]string{b.SLO, b.Group}
-		if m.buckets[k] == nil {
-			m.buckets[k] = map[int64]cnt{}
-		}
-		c := m.buckets[k][b.Minute.Unix()]
-		m.buckets[k][b.Minute.Unix()] = cnt{c.good + b.Good, c.total + b.Total}
-	}
-	return nil
-}
-
-func (m *memStore) LoadSLIBuckets(_ context.Context, since time.Time) ([]Bucket, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []Bucket
-	for k, byMin := range m.buckets {
-		for t, c := range byMin {
-			if t >= since.Unix() {
-				out = append(out, Bucket{SLO: k[0], Group: k[1], Minute: time.Unix(t, 0).UTC(), Good: c.good, Total: c.total})
-			}
-		}
-	}
-	slices.SortFunc(out, func(a, b Bucket) int { return a.Minute.Compare(b.Minute) })
-	return out, nil
-}
-
-func (m *memStore) DeleteSLIBucketsBefore(context.Context, time.Time) error { return nil }
-
-func (m *memStore) TrackSLO(_ context.Context, slo string, now time.Time) (time.Time, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if t, ok := m.since[slo]; ok {
-		return t, nil
-	}
-	m.since[slo] = now
-	return now, nil
-}
-
-func (m *memStore) AddCorrection(_ context.Context, c Correction) (Correction, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c.ID = int64(len(m.corrs) + 100)
-	m.corrs = append(m.corrs, c)
-	return c, nil
-}
-
-func (m *memStore) ListCorrections(context.Context) ([]Correction, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.corrs), nil
-}
-
-func (m *memStore) DeleteCorrection(_ context.Context, slo string, id int64) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n := len(m.corrs)
-	m.corrs = slices.DeleteFunc(m.corrs, func(c Correction) bool { return c.SLO == slo && c.ID == id })
-	return len(m.corrs) < n, nil
-}
-
-func (m *memStore) AddAlertTransitions(_ context.Context, ts []Transition) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.trans = append(m.trans, ts...)
-	return nil
-}
-
-func (m *memStore) LatestAlertTransitions(context.Context) ([]Transition, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	last := map[[3]string]Transition{}
-	var keys [][3]string
-	for _, t := range m.trans {
-		k := [3]string{t.SLO, t.Group, t.Alert}
-		if _, ok := last[k]; !ok {
-			keys = append(keys, k)
-		}
-		last[k] = t
-	}
-	var out []Transition
-	for _, k := range keys {
-		out = append(out, last[k])
-	}
-	return out, nil
-}
-
-func (m *memStore) ListAlertTransitions(context.Context, string, time.Time, int) ([]Transition, error) {
-	return nil, nil
-}
-
-func (m *memStore) total(slo string) (good, total uint64) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, c := range m.buckets[[2]string{slo, ""}] {
-		good += c.good
-		total += c.total
-	}
-	return good, total
-}
 
 // TestFlushAndRestore runs the loops on a fake clock: every flush writes
 // only what is new (no double counting within a minute or across its
@@ -229,14 +109,19 @@ func TestEngineCorrectionsAPI(t *testing.T) {
 	if len(cs) != 2 || cs[0].Source != SourceConfig || cs[1].ID != c.ID {
 		t.Errorf("corrections = %+v", cs)
 	}
-	if err := e.DeleteCorrection(t.Context(), "s", 0, now); err == nil {
+	if err := e.DeleteCorrection(t.Context(), "s", 0, "bob", now); err == nil {
 		t.Error("deleted a config correction")
 	}
-	if err := e.DeleteCorrection(t.Context(), "s", c.ID, now); err != nil {
+	later := now.Add(time.Minute)
+	if err := e.DeleteCorrection(t.Context(), "s", c.ID, "bob", later); err != nil {
 		t.Error(err)
 	}
+	if err := e.DeleteCorrection(t.Context(), "s", c.ID, "bob", later); !errors.Is(err, ErrUnknownCorrection) {
+		t.Errorf("second delete: %v, want ErrUnknownCorrection", err)
+	}
+	// Deleted, the correction is kept with who deleted it and when.
 	cs, _ = e.Corrections("s")
-	if len(cs) != 1 {
+	if len(cs) != 2 || !cs[1].Deleted() || cs[1].DeletedBy != "bob" || !cs[1].DeletedAt.Equal(later) {
 		t.Errorf("after delete: %+v", cs)
 	}
 }

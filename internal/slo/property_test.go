@@ -67,6 +67,15 @@ func checkRandomStream(t *testing.T, r *rand.Rand) {
 		} else {
 			c.End = s.Add(time.Duration(1+r.IntN(200*60)) * time.Second)
 		}
+		// A correction longer than the window is refused: clamp to it.
+		if w := spec.Window.Std(); w > 0 {
+			if c.RRule != "" && c.Duration.Std() > w {
+				c.Duration = units.Duration(w)
+			}
+			if c.RRule == "" && c.End.Sub(s) > w {
+				c.End = s.Add(w)
+			}
+		}
 		return c
 	}
 	var corrs []Correction

@@ -33,9 +33,13 @@ type BucketStore interface {
 type CorrectionStore interface {
 	// AddCorrection stores c and returns it with its ID.
 	AddCorrection(ctx context.Context, c Correction) (Correction, error)
+	// ListCorrections returns every stored correction, deleted ones
+	// included (with DeletedBy and DeletedAt).
 	ListCorrections(ctx context.Context) ([]Correction, error)
-	// DeleteCorrection removes a correction; false when there was none.
-	DeleteCorrection(ctx context.Context, slo string, id int64) (bool, error)
+	// DeleteCorrection marks a correction deleted by the principal by at
+	// at, keeping it; false when there was none, or it was already
+	// deleted.
+	DeleteCorrection(ctx context.Context, slo string, id int64, by string, at time.Time) (bool, error)
 }
 
 // AlertStore keeps alert transitions.

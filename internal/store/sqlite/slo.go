@@ -43,7 +43,9 @@ var sloSchema = []string{
 		time_zone  TEXT NOT NULL DEFAULT '',
 		reason     TEXT NOT NULL,
 		created_by TEXT NOT NULL DEFAULT '',
-		created_at TEXT NOT NULL
+		created_at TEXT NOT NULL,
+		deleted_by TEXT NOT NULL DEFAULT '',
+		deleted_at TEXT NOT NULL DEFAULT ''
 	)`,
 	`CREATE INDEX IF NOT EXISTS slo_corrections_slo ON slo_corrections (slo)`,
 	`CREATE TABLE IF NOT EXISTS slo_alert_transitions (
@@ -61,6 +63,37 @@ var sloSchema = []string{
 	)`,
 	`CREATE INDEX IF NOT EXISTS slo_alert_transitions_key ON slo_alert_transitions (slo, grp, alert, id)`,
 	`CREATE INDEX IF NOT EXISTS slo_alert_transitions_at ON slo_alert_transitions (at)`,
+}
+
+// addedColumn is a column added to a table after its first release: a store
+// created before gets it by ALTER TABLE at Open.
+type addedColumn struct{ table, column, decl string }
+
+// sloAddedColumns are the columns added to the SLO tables since their
+// CREATE TABLE first shipped.
+var sloAddedColumns = []addedColumn{
+	// Soft deletion of corrections: who deleted one and when ('' while it
+	// applies).
+	{"slo_corrections", "deleted_by", "TEXT NOT NULL DEFAULT ''"},
+	{"slo_corrections", "deleted_at", "TEXT NOT NULL DEFAULT ''"},
+}
+
+// addColumns adds the columns a table lacks. SQLite has no ADD COLUMN IF
+// NOT EXISTS, so the table's columns are read first.
+func (s *DB) addColumns(ctx context.Context, cols []addedColumn) error {
+	for _, c := range cols {
+		var n int
+		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.column).Scan(&n); err != nil {
+			return fmt.Errorf("migrate %s.%s: %w", c.table, c.column, err)
+		}
+		if n > 0 {
+			continue
+		}
+		if _, err := s.db.ExecContext(ctx, `ALTER TABLE `+c.table+` ADD COLUMN `+c.column+` `+c.decl); err != nil {
+			return fmt.Errorf("migrate %s.%s: %w", c.table, c.column, err)
+		}
+	}
+	return nil
 }
 
 // AddSLIBuckets adds the buckets' counts to the stored minutes, in one
@@ -174,10 +207,11 @@ func (s *DB) AddCorrection(ctx context.Context, c slo.Correction) (slo.Correctio
 	return c, nil
 }
 
-// ListCorrections returns every stored correction in ID order.
+// ListCorrections returns every stored correction in ID order, deleted
+// ones included.
 func (s *DB) ListCorrections(ctx context.Context) ([]slo.Correction, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, slo, start, end_time, duration, rrule, time_zone, reason, created_by, created_at
-		FROM slo_corrections ORDER BY id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, slo, start, end_time, duration, rrule, time_zone, reason, created_by, created_at,
+		deleted_by, deleted_at FROM slo_corrections ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list corrections: %w", err)
 	}
@@ -185,16 +219,18 @@ func (s *DB) ListCorrections(ctx context.Context) ([]slo.Correction, error) {
 	var out []slo.Correction
 	for rows.Next() {
 		var c slo.Correction
-		var start, end, dur, created string
-		if err := rows.Scan(&c.ID, &c.SLO, &start, &end, &dur, &c.RRule, &c.TimeZone, &c.Reason, &c.CreatedBy, &created); err != nil {
+		var start, end, dur, created, deleted string
+		if err := rows.Scan(&c.ID, &c.SLO, &start, &end, &dur, &c.RRule, &c.TimeZone, &c.Reason, &c.CreatedBy, &created,
+			&c.DeletedBy, &deleted); err != nil {
 			return nil, fmt.Errorf("list corrections: %w", err)
 		}
 		var errs []error
-		var e1, e2, e3 error
+		var e1, e2, e3, e4 error
 		c.Start, e1 = parseTime(start)
 		c.End, e2 = parseTime(end)
 		c.CreatedAt, e3 = parseTime(created)
-		errs = append(errs, e1, e2, e3)
+		c.DeletedAt, e4 = parseTime(deleted)
+		errs = append(errs, e1, e2, e3, e4)
 		if dur != "" {
 			errs = append(errs, c.Duration.UnmarshalText([]byte(dur)))
 		}
@@ -210,10 +246,15 @@ func (s *DB) ListCorrections(ctx context.Context) ([]slo.Correction, error) {
 	return out, nil
 }
 
-// DeleteCorrection removes a correction of an SLO; false when none had the
-// ID.
-func (s *DB) DeleteCorrection(ctx context.Context, name string, id int64) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM slo_corrections WHERE slo = ? AND id = ?`, name, id)
+// DeleteCorrection marks a correction of an SLO deleted by by at at; the
+// row stays, for the record. False when none had the ID or it was already
+// deleted.
+func (s *DB) DeleteCorrection(ctx context.Context, name string, id int64, by string, at time.Time) (bool, error) {
+	if at.IsZero() {
+		return false, fmt.Errorf("delete correction %d of %q: no deletion time", id, name)
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE slo_corrections SET deleted_by = ?, deleted_at = ?
+		WHERE slo = ? AND id = ? AND deleted_at = ''`, by, formatTime(at), name, id)
 	if err != nil {
 		return false, fmt.Errorf("delete correction %d of %q: %w", id, name, err)
 	}

@@ -107,14 +107,19 @@ func TestCorrections(t *testing.T) {
 	})); diff != "" {
 		t.Errorf("corrections (-want +got):\n%s", diff)
 	}
-	if ok, err := db.DeleteCorrection(ctx, "b", a.ID); err != nil || ok {
+	deletedAt := time.Date(2024, 1, 3, 0, 0, 0, 0, time.UTC)
+	if ok, err := db.DeleteCorrection(ctx, "b", a.ID, "carol", deletedAt); err != nil || ok {
 		t.Errorf("delete with the wrong SLO = %v, %v; want false", ok, err)
 	}
-	if ok, err := db.DeleteCorrection(ctx, "a", a.ID); err != nil || !ok {
+	if ok, err := db.DeleteCorrection(ctx, "a", a.ID, "carol", deletedAt); err != nil || !ok {
 		t.Errorf("delete = %v, %v; want true", ok, err)
 	}
+	if ok, err := db.DeleteCorrection(ctx, "a", a.ID, "dave", deletedAt.Add(time.Hour)); err != nil || ok {
+		t.Errorf("second delete = %v, %v; want false", ok, err)
+	}
+	// Soft delete: the row stays, with who deleted it and when.
 	got, _ = db.ListCorrections(ctx)
-	if len(got) != 1 || got[0].ID != b.ID {
+	if len(got) != 2 || got[0].ID != a.ID || got[0].DeletedBy != "carol" || !got[0].DeletedAt.Equal(deletedAt) || got[1].Deleted() {
 		t.Errorf("after delete: %+v", got)
 	}
 }

@@ -1,0 +1,516 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tailgate-sre/tailgate/internal/config"
+	"github.com/tailgate-sre/tailgate/internal/daemon"
+)
+
+// loadgenEnv, when set to a JSON LoadConfig, turns the test binary into
+// the load generator: TestMain runs the load and prints a LoadResult.
+const loadgenEnv = "TAILGATE_BENCH_LOADGEN"
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(loadgenEnv); spec != "" {
+		os.Exit(loadgenMain(spec))
+	}
+	os.Exit(m.Run())
+}
+
+func loadgenMain(spec string) int {
+	var cfg LoadConfig
+	if err := json.Unmarshal([]byte(spec), &cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		return 2
+	}
+	res, err := RunLoad(context.Background(), cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		return 1
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
+		return 1
+	}
+	return 0
+}
+
+// options are the load's knobs, from TAILGATE_BENCH_* variables so that
+// both benchmarks always see the same load.
+type options struct {
+	spans, rate, conns, tracesPerReq, buffered int
+}
+
+func loadOptions(tb testing.TB) options {
+	get := func(name string, def int) int {
+		v := os.Getenv("TAILGATE_BENCH_" + name)
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			tb.Fatalf("TAILGATE_BENCH_%s=%q: want a non-negative integer", name, v)
+		}
+		return n
+	}
+	return options{
+		spans:        get("SPANS", 600_000),
+		rate:         get("RATE", 30_000),
+		conns:        get("CONNS", 4),
+		tracesPerReq: get("TRACES_PER_REQUEST", 50),
+		buffered:     get("BUFFERED", 180_000),
+	}
+}
+
+// spawnLoad runs the load generator in a child process, so that its CPU
+// time is not the measured process's.
+func spawnLoad(tb testing.TB, cfg LoadConfig) LoadResult {
+	tb.Helper()
+	spec, err := json.Marshal(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), loadgenEnv+"="+string(spec))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		tb.Fatalf("loadgen: %v\n%s", err, stderr.String())
+	}
+	var res LoadResult
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		tb.Fatalf("loadgen output %q: %v", stdout.String(), err)
+	}
+	return res
+}
+
+// figures are one iteration's results.
+type figures struct {
+	spansPerCPUSec  float64 // accepted spans / process CPU seconds
+	heapPerBuffered float64 // heap bytes after GC per buffered span
+	rssPerBuffered  float64 // resident bytes per buffered span
+	cpu, wall       time.Duration
+	spans, buffered int64
+	retries         int64
+}
+
+func report(b *testing.B, runs []figures) {
+	med := func(f func(figures) float64) float64 {
+		var v []float64
+		for _, r := range runs {
+			if x := f(r); !math.IsNaN(x) {
+				v = append(v, x)
+			}
+		}
+		if len(v) == 0 {
+			return math.NaN()
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	for i, r := range runs {
+		b.Logf("run %d: %d spans in %v wall, %v CPU: %.0f spans/cpu-s (%d retried requests); %d buffered: %.0f heap B/span, %.0f RSS B/span",
+			i+1, r.spans, r.wall.Round(time.Millisecond), r.cpu, r.spansPerCPUSec, r.retries, r.buffered, r.heapPerBuffered, r.rssPerBuffered)
+	}
+	b.ReportMetric(med(func(f figures) float64 { return f.spansPerCPUSec }), "spans/cpu-s")
+	b.ReportMetric(med(func(f figures) float64 { return f.heapPerBuffered }), "B/buffered-span")
+	b.ReportMetric(med(func(f figures) float64 { return f.rssPerBuffered }), "rss-B/buffered-span")
+}
+
+// benchConfig is tailgate serve's default config plus the two example
+// SLOs of examples/tailgate.yaml (on the generated "checkout" service), on
+// loopback ports chosen by the kernel. Golden signals are on by default;
+// no exporter is configured, as in the default config.
+func benchConfig(tb testing.TB) config.Config {
+	tb.Helper()
+	cfg, err := config.Parse([]byte(`
+server: {api: "127.0.0.1:0"}
+ingest: {otlp_grpc: "127.0.0.1:0", otlp_http: "127.0.0.1:0"}
+log: {level: warn}
+slos:
+  - name: checkout-availability
+    service: checkout
+    objective: 99.9
+    window: 30d
+    sli: {kind: availability}
+  - name: checkout-latency
+    service: checkout
+    objective: 99
+    window: 28d
+    sli: {kind: latency, threshold: 300ms, filter: {http.route: /api/checkout}}
+`))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.Storage.Path = tb.TempDir()
+	return cfg
+}
+
+// gauge sums the samples of the named gauge in d's registry.
+func gauge(tb testing.TB, d *daemon.Daemon, name string) float64 {
+	tb.Helper()
+	mfs, err := d.Registry().Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		var sum float64
+		for _, m := range mf.GetMetric() {
+			sum += m.GetGauge().GetValue()
+		}
+		return sum
+	}
+	tb.Fatalf("metric %s not registered", name)
+	return 0
+}
+
+// counter sums the samples of the named counter in d's registry.
+func counter(tb testing.TB, d *daemon.Daemon, name string) float64 {
+	tb.Helper()
+	mfs, err := d.Registry().Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// waitFor polls cond every 250ms until it holds or 2 minutes pass. The
+// period is coarse because polling the daemon's registry costs CPU in the
+// measured process.
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// liveHeap returns the bytes of live heap objects after a full GC.
+func liveHeap() int64 {
+	runtime.GC()
+	runtime.GC() // the first may leave finalizer-held objects
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64())
+}
+
+func cpuSelf(tb testing.TB) time.Duration {
+	d, err := ProcCPU("self")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return d
+}
+
+func rss(tb testing.TB, pid string) int64 {
+	n, err := ProcRSS(pid)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
+// BenchmarkE2E runs tailgate's daemon in this process behind OTLP/gRPC on
+// 127.0.0.1 and drives it from a load-generator process. Each iteration
+// starts a fresh daemon and has two phases:
+//
+//  1. throughput: TAILGATE_BENCH_SPANS spans of 10-span traces at
+//     TAILGATE_BENCH_RATE spans/s; the process CPU time from just before the
+//     load until every trace is decided gives spans/cpu-s;
+//  2. memory: TAILGATE_BENCH_BUFFERED spans of traces without their roots,
+//     which therefore stay buffered; live heap after GC minus the same
+//     before the phase, per buffered span, gives B/buffered-span.
+//
+// Run it with -benchtime 1x (one iteration takes about half a minute);
+// -count 3 repeats it. docs/benchmarks.md has the figures.
+func BenchmarkE2E(b *testing.B) {
+	if testing.Short() {
+		b.Skip("end-to-end benchmark: takes about half a minute per iteration")
+	}
+	opts := loadOptions(b)
+	b.ReportAllocs()
+	var runs []figures
+	for b.Loop() {
+		runs = append(runs, runTailgate(b, opts, uint64(len(runs)+1)))
+	}
+	report(b, runs)
+}
+
+// startDaemon starts a fresh daemon with benchConfig and returns it and
+// its shutdown.
+func startDaemon(b *testing.B) (*daemon.Daemon, func()) {
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	d, err := daemon.New(ctx, benchConfig(b), log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := d.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return d, func() {
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := d.Shutdown(sctx); err != nil {
+			b.Error(err)
+		}
+	}
+}
+
+// runTailgate runs the memory phase on one fresh daemon, so that no trace
+// buffers recycled from earlier traffic hide the cost, then the throughput
+// phase on another.
+func runTailgate(b *testing.B, opts options, seed uint64) figures {
+	var f figures
+	d, stop := startDaemon(b)
+	heap0, rss0 := liveHeap(), rss(b, "self")
+	res := spawnLoad(b, LoadConfig{Addr: d.GRPCAddr(), Spans: opts.buffered, Conns: opts.conns, TracesPerRequest: opts.tracesPerReq, NoRoots: true, Seed: seed + 1000})
+	waitFor(b, "memory-phase spans buffered", func() bool {
+		return gauge(b, d, "tailgate_sampler_intake_spans") == 0 && gauge(b, d, "tailgate_sampler_buffered_spans") >= float64(res.Spans)
+	})
+	heap1, rss1 := liveHeap(), rss(b, "self")
+	f.buffered = int64(gauge(b, d, "tailgate_sampler_buffered_spans"))
+	f.heapPerBuffered = float64(heap1-heap0) / float64(f.buffered)
+	f.rssPerBuffered = float64(rss1-rss0) / float64(f.buffered)
+	if seed > 1 {
+		// Later iterations reuse the pages the earlier daemons' heaps left
+		// in the process, so only the first one's RSS growth means anything.
+		f.rssPerBuffered = math.NaN()
+	}
+	stop()
+
+	d, stop = startDaemon(b)
+	defer stop()
+	pending := func() float64 {
+		return gauge(b, d, "tailgate_sampler_buffered_spans") + gauge(b, d, "tailgate_sampler_intake_spans")
+	}
+	runtime.GC() // collect the first daemon's garbage outside the measurement
+	cpu0 := cpuSelf(b)
+	res = spawnLoad(b, LoadConfig{Addr: d.GRPCAddr(), Spans: opts.spans, Rate: opts.rate, Conns: opts.conns, TracesPerRequest: opts.tracesPerReq, Seed: seed})
+	waitFor(b, "every trace decided", func() bool { return pending() == 0 })
+	f.cpu = cpuSelf(b) - cpu0
+	f.spans, f.wall, f.retries = res.Spans, res.Wall, res.Retries
+	f.spansPerCPUSec = float64(res.Spans) / f.cpu.Seconds()
+	// With 4 connections the templates cycle every 1600 traces, of which
+	// 49 are errors (k%33 == 0), 32 slow (k%50 == 7) and 1 both: 5% kept
+	// by rule, plus 5% of the other 95%: about 9.75% in all.
+	b.Logf("tailgate kept %.2f%% of %d spans (expected about 9.75%% with 4 connections)",
+		100*counter(b, d, "tailgate_sampler_spans_kept_total")/float64(res.Spans), res.Spans)
+	return f
+}
+
+// collectorDecisionWait is the Collector's decision_wait: tailgate's
+// default sampling.decision_wait (30s).
+const collectorDecisionWait = 30 * time.Second
+
+// collectorConfig is the Collector's config: OTLP/gRPC in, tail sampling
+// with tailgate's default policy (keep errors, keep traces over 1s, 5% of
+// the rest), nop out, internal telemetry at its default level.
+const collectorConfig = `
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:%d
+processors:
+  tail_sampling:
+    decision_wait: %s
+    num_traces: 500000
+    expected_new_traces_per_sec: 5000
+    policies:
+      - name: errors
+        type: status_code
+        status_code: {status_codes: [ERROR]}
+      - name: slow
+        type: latency
+        latency: {threshold_ms: 1000}
+      - name: rest
+        type: probabilistic
+        probabilistic: {sampling_percentage: 5}
+exporters:
+  nop:
+extensions:
+  pprof:
+    endpoint: 127.0.0.1:%d
+service:
+  extensions: [pprof]
+  telemetry:
+    logs: {level: warn}
+    metrics:
+      readers:
+        - pull:
+            exporter:
+              prometheus: {host: 127.0.0.1, port: %d}
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [tail_sampling]
+      exporters: [nop]
+`
+
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// collectorHeap forces a GC in the Collector through its pprof extension
+// and returns HeapAlloc from the runtime.MemStats of the heap profile.
+func collectorHeap(tb testing.TB, pprofPort int) int64 {
+	tb.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap?gc=1&debug=1", pprofPort))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "# HeapAlloc = "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return n
+		}
+	}
+	tb.Fatalf("no HeapAlloc in the Collector's heap profile")
+	return 0
+}
+
+// BenchmarkCollector runs the same two phases as BenchmarkE2E against the
+// OpenTelemetry Collector built in bench/collector (TAILGATE_BENCH_COLLECTOR
+// names another binary), reading its CPU time and RSS from /proc/<pid> and
+// its heap after a forced GC from its pprof extension. The throughput
+// phase ends decision_wait (30s) plus 3s after the last span, the Collector's
+// bound for deciding every trace; the memory phase measures 2s after the
+// last span was accepted.
+func BenchmarkCollector(b *testing.B) {
+	if testing.Short() {
+		b.Skip("end-to-end benchmark")
+	}
+	bin := os.Getenv("TAILGATE_BENCH_COLLECTOR")
+	if bin == "" {
+		bin = filepath.Join("collector", "otelcol-bench")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		b.Skipf("no Collector binary (%v): build it with bench/collector/run.sh", err)
+	}
+	opts := loadOptions(b)
+	b.ReportAllocs()
+	var runs []figures
+	for b.Loop() {
+		runs = append(runs, runCollector(b, bin, opts, uint64(len(runs)+1)))
+	}
+	report(b, runs)
+}
+
+// startCollector starts the Collector binary with collectorConfig on free
+// loopback ports and returns its pid, OTLP/gRPC address, pprof port and
+// stop function.
+func startCollector(b *testing.B, bin string) (pid, addr string, pprofPort int, stop func()) {
+	grpcPort, pprofPort, metricsPort := freePort(b), freePort(b), freePort(b)
+	cfgPath := filepath.Join(b.TempDir(), "otelcol.yaml")
+	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, collectorConfig, grpcPort, collectorDecisionWait, pprofPort, metricsPort), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	stop = func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+	addr = fmt.Sprintf("127.0.0.1:%d", grpcPort)
+	waitFor(b, "the Collector to listen", func() bool {
+		select {
+		case <-exited:
+			b.Fatal("the Collector exited")
+		default:
+		}
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+	return strconv.Itoa(cmd.Process.Pid), addr, pprofPort, stop
+}
+
+// runCollector runs the memory phase on one fresh Collector and the
+// throughput phase on another, like runTailgate.
+func runCollector(b *testing.B, bin string, opts options, seed uint64) figures {
+	var f figures
+	pid, addr, pprofPort, stop := startCollector(b, bin)
+	heap0, rss0 := collectorHeap(b, pprofPort), rss(b, pid)
+	res := spawnLoad(b, LoadConfig{Addr: addr, Spans: opts.buffered, Conns: opts.conns, TracesPerRequest: opts.tracesPerReq, NoRoots: true, Seed: seed + 1000})
+	time.Sleep(2 * time.Second) // the processor's intake is asynchronous; no event says it is done
+	heap1, rss1 := collectorHeap(b, pprofPort), rss(b, pid)
+	f.buffered = res.Spans
+	f.heapPerBuffered = float64(heap1-heap0) / float64(f.buffered)
+	f.rssPerBuffered = float64(rss1-rss0) / float64(f.buffered)
+	stop()
+
+	pid, addr, _, stop = startCollector(b, bin)
+	defer stop()
+	cpu := func() time.Duration {
+		d, err := ProcCPU(pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return d
+	}
+	cpu0 := cpu()
+	res = spawnLoad(b, LoadConfig{Addr: addr, Spans: opts.spans, Rate: opts.rate, Conns: opts.conns, TracesPerRequest: opts.tracesPerReq, Seed: seed})
+	time.Sleep(collectorDecisionWait + 3*time.Second) // no event says "all decided"
+	f.cpu = cpu() - cpu0
+	f.spans, f.wall, f.retries = res.Spans, res.Wall, res.Retries
+	f.spansPerCPUSec = float64(res.Spans) / f.cpu.Seconds()
+	return f
+}
