@@ -381,30 +381,54 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		return nil // Start failed and cleaned up
 	}
 	var errs []error
-	stop := func(name string, fn func(context.Context) error) {
+	stop := func(ctx context.Context, name string, fn func(context.Context) error) {
 		if err := fn(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("shut down %s: %w", name, err))
 		}
 	}
 	// Stop in the order data flows, not the reverse of Start: ingest
 	// first so nothing new arrives, then the sampler decides what it
-	// holds and the exporter sends it.
-	stop("ingest", d.receiver.Shutdown)
-	stop("sampler", d.sampler.Shutdown)
-	stop("export", d.exporter.Shutdown)
-	stop("slo", d.slos.Shutdown) // final flush, no more alerts
-	stop("notify", d.notifiers.Shutdown)
-	stop("signals", d.signals.Shutdown)
+	// holds and the exporter sends it. Those wait on clients and on the
+	// backend, so together they get dataShare of the deadline: a backend
+	// that hangs must not cost the SLO counts, the gate's decisions or a
+	// clean close of the store, which get the rest.
+	dataCtx, cancelData := shareOf(ctx, dataShare)
+	defer cancelData()
+	stop(dataCtx, "ingest", d.receiver.Shutdown)
+	stop(dataCtx, "sampler", d.sampler.Shutdown)
+	stop(dataCtx, "export", d.exporter.Shutdown)
+	stop(ctx, "slo", d.slos.Shutdown)            // final flush, no more alerts
+	notifyCtx, cancelNotify := shareOf(ctx, 0.5) // network too: half of what is left
+	defer cancelNotify()
+	stop(notifyCtx, "notify", d.notifiers.Shutdown)
+	stop(ctx, "signals", d.signals.Shutdown)
 	if d.apiSrv != nil {
-		stop("api", d.apiSrv.Shutdown)
+		apiCtx, cancelAPI := shareOf(ctx, 0.5)
+		defer cancelAPI()
+		stop(apiCtx, "api", d.apiSrv.Shutdown)
 	}
 	d.stopOnce.Do(func() { close(d.stopped) })
 	_ = d.serving.Wait() // a part that failed before was reported through Failed
-	stop("gate", d.gate.Shutdown)
+	stop(ctx, "gate", d.gate.Shutdown)
 	if err := d.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// dataShare is the part of the shutdown deadline that stopping ingest,
+// the sampler and the exporter may use; the state (SLO and signal counts,
+// gate decisions, the store) keeps the rest.
+const dataShare = 0.6
+
+// shareOf returns ctx bounded to share of the time left before its
+// deadline; without a deadline, ctx itself.
+func shareOf(ctx context.Context, share float64) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, time.Now().Add(time.Duration(float64(time.Until(dl))*share)))
 }
 
 // Wait blocks until ctx is done or a part of the daemon stops on its own
