@@ -57,7 +57,7 @@ func (s *DB) Close() error { return s.db.Close() }
 // schemas lists each domain's DDL, applied in order at Open. Every statement
 // must be idempotent (CREATE ... IF NOT EXISTS).
 func schemas() [][]string {
-	return [][]string{sloSchema, signalsSchema, gateSchema}
+	return [][]string{sloSchema, signalsSchema, gateSchema, auditSchema}
 }
 
 func (s *DB) migrate(ctx context.Context) error {

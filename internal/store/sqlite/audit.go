@@ -1,0 +1,153 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tailgate-sre/tailgate/internal/gate"
+)
+
+// auditSchema holds the hash-chained audit log (see gate.AuditRecord):
+// every decision, override, revocation and correction, and later flag
+// flips and incidents, as one chain. seq is assigned by the writer, not
+// by SQLite, because it is part of what the hash covers.
+var auditSchema = []string{
+	`CREATE TABLE IF NOT EXISTS audit_log (
+		seq       INTEGER PRIMARY KEY,
+		kind      TEXT NOT NULL,
+		actor     TEXT NOT NULL,
+		at        INTEGER NOT NULL,
+		payload   TEXT NOT NULL,
+		prev_hash TEXT NOT NULL,
+		hash      TEXT NOT NULL
+	)`,
+}
+
+var _ gate.AuditStore = (*DB)(nil)
+
+// execer is what a write transaction runs statements on.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
+// writeTx runs fn in a BEGIN IMMEDIATE transaction: the database's write
+// lock is taken before the chain's head is read, so two processes sharing
+// the file cannot both link a row to the same head. (database/sql's
+// BeginTx starts a deferred transaction, which takes the lock only at the
+// first write.)
+func (s *DB) writeTx(ctx context.Context, fn func(tx execer) error) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	err = fn(conn)
+	if err == nil {
+		_, err = conn.ExecContext(ctx, "COMMIT")
+	}
+	if err != nil {
+		// Roll back even when ctx is done; a connection left inside a
+		// transaction is dropped rather than reused.
+		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+		return err
+	}
+	return nil
+}
+
+// appendAudit links es to the chain inside a writeTx transaction.
+func appendAudit(ctx context.Context, tx execer, es []gate.AuditEntry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	var head *gate.AuditRecord
+	var h gate.AuditRecord
+	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&h.Seq, &h.Hash)
+	switch {
+	case err == nil:
+		head = &h
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("read audit log head: %w", err)
+	}
+	rs, err := gate.ChainAudit(head, es)
+	if err != nil {
+		return err
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_log (seq, kind, actor, at, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("append to audit log: %w", err)
+	}
+	defer stmt.Close()
+	for _, r := range rs {
+		if _, err := stmt.ExecContext(ctx, r.Seq, string(r.Kind), r.Actor, r.Time.UnixNano(), string(r.Payload), r.PrevHash, r.Hash); err != nil {
+			return fmt.Errorf("append audit row %d: %w", r.Seq, err)
+		}
+	}
+	return nil
+}
+
+// AppendAudit implements gate.AuditStore.
+func (s *DB) AppendAudit(ctx context.Context, es []gate.AuditEntry) error {
+	if err := s.writeTx(ctx, func(tx execer) error { return appendAudit(ctx, tx, es) }); err != nil {
+		return fmt.Errorf("append to audit log: %w", err)
+	}
+	return nil
+}
+
+// AuditRecords implements gate.AuditStore.
+func (s *DB) AuditRecords(ctx context.Context, after int64, limit int) ([]gate.AuditRecord, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, kind, actor, at, payload, prev_hash, hash FROM audit_log
+		WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read audit log: %w", err)
+	}
+	defer rows.Close()
+	out := []gate.AuditRecord{}
+	for rows.Next() {
+		var r gate.AuditRecord
+		var kind, payload string
+		var at int64
+		if err := rows.Scan(&r.Seq, &kind, &r.Actor, &at, &payload, &r.PrevHash, &r.Hash); err != nil {
+			return nil, fmt.Errorf("read audit log: %w", err)
+		}
+		r.Kind, r.Time, r.Payload = gate.AuditKind(kind), time.Unix(0, at).UTC(), []byte(payload)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read audit log: %w", err)
+	}
+	return out, nil
+}
+
+// OpenReadOnly opens the existing store in dir for reading only, as
+// `tailgate audit verify` does next to a running daemon: it creates
+// nothing and applies no schema.
+func OpenReadOnly(ctx context.Context, dir string) (*DB, error) {
+	path := filepath.Join(dir, FileName)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	dsn := "file:" + path + "?mode=ro&_pragma=busy_timeout(5000)&_pragma=query_only(1)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open store %q: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %q: %w", path, err)
+	}
+	return &DB{db: db, path: path}, nil
+}
