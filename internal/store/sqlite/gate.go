@@ -73,19 +73,15 @@ func (s *DB) AddDecisions(ctx context.Context, ds []gate.Decision) error {
 	if err != nil {
 		return err
 	}
-	err = s.writeTx(ctx, func(tx execer) error {
-		stmt, err := tx.PrepareContext(ctx, insertDecision)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		stmt := tx.StmtContext(ctx, s.stmts.decision)
 		for i, d := range ds {
 			// The audit payload is the decision's JSON already.
 			if _, err := stmt.ExecContext(ctx, d.ID, d.Service, string(d.ChangeClass), d.Verdict.String(), d.PolicyRule, d.EvaluatedAt.UnixNano(), string(es[i].Payload)); err != nil {
 				return fmt.Errorf("insert gate decision %s: %w", d.ID, err)
 			}
 		}
-		return appendAudit(ctx, tx, es)
+		return s.appendAudit(ctx, tx, es)
 	})
 	if err != nil {
 		return fmt.Errorf("insert gate decisions: %w", err)
@@ -158,14 +154,14 @@ func (s *DB) AddOverride(ctx context.Context, o gate.Override) error {
 	if o.RevokedAt != nil {
 		revoked = o.RevokedAt.UnixNano()
 	}
-	err = s.writeTx(ctx, func(tx execer) error {
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO gate_overrides (id, service, change_classes, reason, approved_by, created_by, created_at, expires_at, revoked_at, revoked_by)
 			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			o.ID, o.Service, string(classes), o.Reason, o.ApprovedBy, o.CreatedBy, o.CreatedAt.UnixNano(), o.ExpiresAt.UnixNano(), revoked, o.RevokedBy); err != nil {
 			return err
 		}
-		return appendAudit(ctx, tx, []gate.AuditEntry{e})
+		return s.appendAudit(ctx, tx, []gate.AuditEntry{e})
 	})
 	if err != nil {
 		return fmt.Errorf("insert override: %w", err)
@@ -198,7 +194,7 @@ func scanOverride(sc interface{ Scan(...any) error }) (gate.Override, error) {
 // override appends its audit row in the same transaction.
 func (s *DB) RevokeOverride(ctx context.Context, id, by string, at time.Time) (gate.Override, error) {
 	var o gate.Override
-	err := s.writeTx(ctx, func(tx execer) error {
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE gate_overrides SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL`,
 			at.UnixNano(), by, id)
 		if err != nil {
@@ -218,7 +214,7 @@ func (s *DB) RevokeOverride(ctx context.Context, id, by string, at time.Time) (g
 		if err != nil {
 			return err
 		}
-		return appendAudit(ctx, tx, []gate.AuditEntry{e})
+		return s.appendAudit(ctx, tx, []gate.AuditEntry{e})
 	})
 	if errors.Is(err, gate.ErrNotFound) {
 		return gate.Override{}, gate.ErrNotFound

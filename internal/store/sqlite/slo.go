@@ -196,7 +196,7 @@ func (s *DB) AddCorrection(ctx context.Context, c slo.Correction) (slo.Correctio
 	if c.Duration != 0 {
 		dur = c.Duration.String()
 	}
-	err := s.writeTx(ctx, func(tx execer) error {
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO slo_corrections (slo, start, end_time, duration, rrule, time_zone, reason, created_by, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.SLO, formatTime(c.Start), formatTime(c.End), dur, c.RRule, c.TimeZone, c.Reason, c.CreatedBy, formatTime(c.CreatedAt))
 		if err != nil {
@@ -211,7 +211,7 @@ func (s *DB) AddCorrection(ctx context.Context, c slo.Correction) (slo.Correctio
 		if err != nil {
 			return err
 		}
-		return appendAudit(ctx, tx, []gate.AuditEntry{e})
+		return s.appendAudit(ctx, tx, []gate.AuditEntry{e})
 	})
 	if err != nil {
 		return slo.Correction{}, fmt.Errorf("add correction to %q: %w", c.SLO, err)
@@ -274,7 +274,7 @@ func (s *DB) DeleteCorrection(ctx context.Context, name string, id int64, by str
 		return false, fmt.Errorf("delete correction %d of %q: no deletion time", id, name)
 	}
 	deleted := false
-	err := s.writeTx(ctx, func(tx execer) error {
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE slo_corrections SET deleted_by = ?, deleted_at = ?
 			WHERE slo = ? AND id = ? AND deleted_at = ''`, by, formatTime(at), name, id)
 		if err != nil {
@@ -289,7 +289,7 @@ func (s *DB) DeleteCorrection(ctx context.Context, name string, id int64, by str
 		if err != nil {
 			return err
 		}
-		return appendAudit(ctx, tx, []gate.AuditEntry{e})
+		return s.appendAudit(ctx, tx, []gate.AuditEntry{e})
 	})
 	if err != nil {
 		return false, fmt.Errorf("delete correction %d of %q: %w", id, name, err)
