@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -156,4 +157,72 @@ func auditHolds(t *testing.T, m *MemoryStore, id string) bool {
 		}
 	}
 	return false
+}
+
+// heldStore holds every batch write until release is closed.
+type heldStore struct {
+	*MemoryStore
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s heldStore) AddDecisions(ctx context.Context, ds []Decision) error {
+	s.entered <- struct{}{}
+	<-s.release
+	return s.MemoryStore.AddDecisions(ctx, ds)
+}
+
+// TestCheckWaitsForTheCommit holds the writer's transaction open and
+// checks, once every goroutine is blocked, that Check has not answered;
+// then that a caller that goes away gets a decision saying its record is
+// unconfirmed.
+func TestCheckWaitsForTheCommit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := heldStore{NewMemoryStore(), make(chan struct{}, 1), make(chan struct{})}
+		g, _, states, _ := newTestGate(t, store)
+		states.set("checkout", state("a", 0.9))
+		answered := make(chan Decision, 1)
+		go func() {
+			d, err := g.Check(t.Context(), CheckRequest{Service: "checkout", ChangeClass: Rollback})
+			if err != nil {
+				t.Error(err)
+			}
+			answered <- d
+		}()
+		<-store.entered
+		synctest.Wait()
+		select {
+		case d := <-answered:
+			t.Fatalf("Check answered %s before its audit row was committed", d.ID)
+		default:
+		}
+		close(store.release)
+		d := <-answered
+		if !auditHolds(t, store.MemoryStore, d.ID) {
+			t.Errorf("decision %s answered without its audit row", d.ID)
+		}
+		if slices.ContainsFunc(d.Reasons, func(r string) bool { return strings.HasPrefix(r, "audit:") }) {
+			t.Errorf("a committed decision's reasons mention the audit: %q", d.Reasons)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		store := heldStore{NewMemoryStore(), make(chan struct{}, 1), make(chan struct{})}
+		g, _, states, _ := newTestGate(t, store)
+		states.set("checkout", state("a", 0.9))
+		ctx, cancel := context.WithCancel(t.Context())
+		answered := make(chan Decision, 1)
+		go func() {
+			d, _ := g.Check(ctx, CheckRequest{Service: "checkout", ChangeClass: Rollback})
+			answered <- d
+		}()
+		<-store.entered
+		cancel()
+		d := <-answered
+		if !slices.ContainsFunc(d.Reasons, func(r string) bool {
+			return strings.HasPrefix(r, "audit: this decision could not be recorded: not confirmed before the request ended")
+		}) {
+			t.Errorf("reasons of an unconfirmed decision: %q", d.Reasons)
+		}
+		close(store.release) // the write still completes; Shutdown drains it
+	})
 }
