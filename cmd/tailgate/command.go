@@ -15,7 +15,7 @@ import (
 // on them (gate check above all), so they never change meaning.
 const (
 	exitOK     = 0 // done; gate check: allow (or canary with --accept-canary)
-	exitFail   = 1 // the command ran and its answer is "no": gate check denies, slo validate finds errors, cardinality --fail-on-flagged flags a key, a demo run fails, the daemon stops after a failure
+	exitFail   = 1 // the command ran and its answer is "no": gate check denies, slo validate finds errors, cardinality --fail-on-flagged flags a key, a demo run fails, audit verify finds the chain broken, the daemon stops after a failure
 	exitUsage  = 2 // no answer: bad usage (unknown flag, missing argument), unreadable config, unreachable server, an error answer from the server
 	exitCanary = 3 // gate check: allowed only as a canary
 )
@@ -24,7 +24,8 @@ const (
 const exitCodesHelp = `Exit codes (every command):
   0  done; gate check: allow (or canary with --accept-canary)
   1  the command ran and its answer is "no": gate check denies, slo validate
-     finds errors, cardinality --fail-on-flagged flags a key, a demo run fails
+     finds errors, cardinality --fail-on-flagged flags a key, a demo run fails,
+     audit verify finds the audit log's hash chain broken
   2  no answer: bad usage, unreadable config, unreachable server, or an
      error answer from the server
   3  gate check: allowed only as a canary

@@ -32,10 +32,11 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs testdata/script/*.txtar. Each script gets a tailgate API
 // on 127.0.0.1 in this process (SLOs and a gate with fixed budgets, see
-// scriptServer) in $TAILGATE_SERVER, and two commands:
+// scriptServer) in $TAILGATE_SERVER, and three commands:
 //
 //	exits CODE tailgate ARGS...  run the CLI and want exactly exit CODE
 //	helpall                      run --help and -h of every command in the tree
+//	auditstore DIR N|tamper SEQ|delete SEQ  write or damage an audited store
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
@@ -55,8 +56,9 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exits":   cmdExits,
-			"helpall": cmdHelpAll,
+			"exits":      cmdExits,
+			"helpall":    cmdHelpAll,
+			"auditstore": cmdAuditStore,
 		},
 	})
 }

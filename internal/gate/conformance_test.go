@@ -11,6 +11,7 @@ import (
 // the gate's store when the daemon runs without storage.
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(*testing.T) storetest.Stores {
-		return storetest.Stores{Gate: gate.NewMemoryStore()}
+		m := gate.NewMemoryStore()
+		return storetest.Stores{Gate: m, Audit: m}
 	})
 }

@@ -163,11 +163,12 @@ func classNames(cs []ChangeClass) string {
 }
 
 // Check decides whether the change may ship and records the decision in
-// the audit log. The only errors are invalid requests (ErrInvalid): a
-// failure to record is logged and counted (and, when written in line, said
-// in the decision's reasons), because a rollback must not wait for a full
-// disk. After Start, records are queued and group-committed by one writer;
-// a full queue falls back to writing in line, so none is dropped.
+// the audit log, returning only after the record is written. The only
+// errors are invalid requests (ErrInvalid): a failure to record is logged,
+// counted and said in the decision's reasons, because a rollback must not
+// wait for a full disk. After Start, records are queued and group-committed
+// by one writer while Check waits for its batch's commit; a full queue
+// falls back to writing in line, so none is dropped.
 func (g *Gate) Check(ctx context.Context, req CheckRequest) (Decision, error) {
 	start := time.Now()
 	req.Service = strings.TrimSpace(req.Service)
@@ -189,12 +190,22 @@ func (g *Gate) Check(ctx context.Context, req CheckRequest) (Decision, error) {
 	d := p.Evaluate(req, states, g.active, now)
 	g.mu.RUnlock()
 	d.ID = newID("dec")
-	if !g.audit.enqueue(d) {
-		if err := g.store.AddDecision(ctx, d); err != nil {
-			g.metrics.auditFailures.Inc()
-			g.log.Error("gate decision not recorded in the audit log", "service", d.Service, "decision", d.Verdict.String(), "err", err)
+	if res := g.audit.enqueue(d); res != nil {
+		// Wait for the group commit that holds d: the answer is given
+		// only once its audit row is written.
+		var err error
+		select {
+		case err = <-res:
+		case <-ctx.Done():
+			err = fmt.Errorf("not confirmed before the request ended: %w", context.Cause(ctx))
+		}
+		if err != nil { // the writer has counted and logged its failures
 			d.Reasons = append(d.Reasons, "audit: this decision could not be recorded: "+err.Error())
 		}
+	} else if err := g.store.AddDecision(ctx, d); err != nil {
+		g.metrics.auditFailures.Inc()
+		g.log.Error("gate decision not recorded in the audit log", "service", d.Service, "decision", d.Verdict.String(), "err", err)
+		d.Reasons = append(d.Reasons, "audit: this decision could not be recorded: "+err.Error())
 	}
 	g.metrics.checks.WithLabelValues(d.Verdict.String(), string(d.ChangeClass)).Inc()
 	g.metrics.checkSeconds.Observe(time.Since(start).Seconds())

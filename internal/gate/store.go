@@ -98,27 +98,74 @@ type MemoryStore struct {
 	decisions []Decision
 	overrides []Override
 	deploys   []Deploy
+	audit     []AuditRecord // the hash chain, Seq i+1 at index i
 }
 
-var _ Store = (*MemoryStore)(nil)
+var (
+	_ Store           = (*MemoryStore)(nil)
+	_ DecisionBatcher = (*MemoryStore)(nil)
+	_ AuditStore      = (*MemoryStore)(nil)
+)
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore { return &MemoryStore{} }
 
 // AddDecision implements Store.
-func (m *MemoryStore) AddDecision(_ context.Context, d Decision) error {
+func (m *MemoryStore) AddDecision(ctx context.Context, d Decision) error {
+	return m.AddDecisions(ctx, []Decision{d})
+}
+
+// AddDecisions implements DecisionBatcher, appending the decisions' audit
+// rows under the same lock.
+func (m *MemoryStore) AddDecisions(_ context.Context, ds []Decision) error {
+	es, err := DecisionAudit(ds)
+	if err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.decisions = append(m.decisions, d)
+	if err := m.appendAudit(es); err != nil {
+		return err
+	}
+	m.decisions = append(m.decisions, ds...)
 	return nil
 }
 
-// AddDecisions implements DecisionBatcher.
-func (m *MemoryStore) AddDecisions(_ context.Context, ds []Decision) error {
+// appendAudit links es to the chain; m.mu must be held.
+func (m *MemoryStore) appendAudit(es []AuditEntry) error {
+	var head *AuditRecord
+	if n := len(m.audit); n > 0 {
+		head = &m.audit[n-1]
+	}
+	rs, err := ChainAudit(head, es)
+	if err != nil {
+		return err
+	}
+	m.audit = append(m.audit, rs...)
+	return nil
+}
+
+// AppendAudit implements AuditStore.
+func (m *MemoryStore) AppendAudit(_ context.Context, es []AuditEntry) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.decisions = append(m.decisions, ds...)
-	return nil
+	return m.appendAudit(es)
+}
+
+// AuditRecords implements AuditStore.
+func (m *MemoryStore) AuditRecords(_ context.Context, after int64, limit int) ([]AuditRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []AuditRecord{}
+	for _, r := range m.audit {
+		if len(out) >= limit {
+			break
+		}
+		if r.Seq > after {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // Decisions implements Store.
@@ -141,9 +188,16 @@ func (m *MemoryStore) Decisions(_ context.Context, q DecisionQuery) ([]Decision,
 
 // AddOverride implements Store.
 func (m *MemoryStore) AddOverride(_ context.Context, o Override) error {
+	o.Status = ""
+	e, err := OverrideAudit(o)
+	if err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	o.Status = ""
+	if err := m.appendAudit([]AuditEntry{e}); err != nil {
+		return err
+	}
 	m.overrides = append(m.overrides, o)
 	return nil
 }
@@ -159,7 +213,16 @@ func (m *MemoryStore) RevokeOverride(_ context.Context, id, by string, at time.T
 		}
 		if o.RevokedAt == nil {
 			t := at
-			o.RevokedAt, o.RevokedBy = &t, by
+			revoked := *o
+			revoked.RevokedAt, revoked.RevokedBy = &t, by
+			e, err := RevokeAudit(revoked)
+			if err != nil {
+				return Override{}, err
+			}
+			if err := m.appendAudit([]AuditEntry{e}); err != nil {
+				return Override{}, err
+			}
+			*o = revoked
 		}
 		return *o, nil
 	}

@@ -18,6 +18,9 @@ import (
 type DB struct {
 	db   *sql.DB
 	path string
+	// stmts are the audit path's statements, prepared once at Open (nil
+	// in a read-only store).
+	stmts *auditStmts
 }
 
 // FileName is the database file created inside the storage directory.
@@ -32,7 +35,12 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 	// busy_timeout lets a writer wait for another instead of failing with
 	// SQLITE_BUSY; synchronous=NORMAL is durable across process crashes in
 	// WAL mode, which is the guarantee the flush interval promises.
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
+	// _txlock=immediate makes every transaction BEGIN IMMEDIATE: it takes
+	// the write lock before its first read, which the audit chain needs
+	// (read the head, then append) when processes share the file, and
+	// which spares a deferred transaction's SQLITE_BUSY on lock upgrade.
+	// Every transaction this package begins writes.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open store %q: %w", path, err)
@@ -45,6 +53,10 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	if s.stmts, err = prepareAudit(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %q: %w", path, err)
+	}
 	return s, nil
 }
 
@@ -52,12 +64,19 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 func (s *DB) Path() string { return s.path }
 
 // Close closes the database.
-func (s *DB) Close() error { return s.db.Close() }
+func (s *DB) Close() error {
+	if s.stmts != nil {
+		for _, st := range []*sql.Stmt{s.stmts.head, s.stmts.insert, s.stmts.decision} {
+			st.Close()
+		}
+	}
+	return s.db.Close()
+}
 
 // schemas lists each domain's DDL, applied in order at Open. Every statement
 // must be idempotent (CREATE ... IF NOT EXISTS).
 func schemas() [][]string {
-	return [][]string{sloSchema, signalsSchema, gateSchema}
+	return [][]string{sloSchema, signalsSchema, gateSchema, auditSchema}
 }
 
 func (s *DB) migrate(ctx context.Context) error {

@@ -66,29 +66,25 @@ func (s *DB) AddDecision(ctx context.Context, d gate.Decision) error {
 	return s.AddDecisions(ctx, []gate.Decision{d})
 }
 
-// AddDecisions implements gate.DecisionBatcher: one transaction for all.
+// AddDecisions implements gate.DecisionBatcher: one transaction for all
+// the decisions and their audit rows.
 func (s *DB) AddDecisions(ctx context.Context, ds []gate.Decision) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	es, err := gate.DecisionAudit(ds)
+	if err != nil {
+		return err
+	}
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		stmt := tx.StmtContext(ctx, s.stmts.decision)
+		for i, d := range ds {
+			// The audit payload is the decision's JSON already.
+			if _, err := stmt.ExecContext(ctx, d.ID, d.Service, string(d.ChangeClass), d.Verdict.String(), d.PolicyRule, d.EvaluatedAt.UnixNano(), string(es[i].Payload)); err != nil {
+				return fmt.Errorf("insert gate decision %s: %w", d.ID, err)
+			}
+		}
+		return s.appendAudit(ctx, tx, es)
+	})
 	if err != nil {
 		return fmt.Errorf("insert gate decisions: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	stmt, err := tx.PrepareContext(ctx, insertDecision)
-	if err != nil {
-		return fmt.Errorf("insert gate decisions: %w", err)
-	}
-	defer stmt.Close()
-	for _, d := range ds {
-		rec, err := json.Marshal(d)
-		if err != nil {
-			return fmt.Errorf("encode gate decision: %w", err)
-		}
-		if _, err := stmt.ExecContext(ctx, d.ID, d.Service, string(d.ChangeClass), d.Verdict.String(), d.PolicyRule, d.EvaluatedAt.UnixNano(), string(rec)); err != nil {
-			return fmt.Errorf("insert gate decision %s: %w", d.ID, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit gate decisions: %w", err)
 	}
 	return nil
 }
@@ -143,20 +139,30 @@ func timeFilter(col, service string, from, to time.Time) (string, []any) {
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
-// AddOverride implements gate.Store.
+// AddOverride implements gate.Store, with its audit row in the same
+// transaction.
 func (s *DB) AddOverride(ctx context.Context, o gate.Override) error {
 	classes, err := json.Marshal(o.ChangeClasses)
 	if err != nil {
 		return fmt.Errorf("encode override classes: %w", err)
 	}
+	e, err := gate.OverrideAudit(o)
+	if err != nil {
+		return err
+	}
 	var revoked any
 	if o.RevokedAt != nil {
 		revoked = o.RevokedAt.UnixNano()
 	}
-	_, err = s.db.ExecContext(ctx,
-		`INSERT INTO gate_overrides (id, service, change_classes, reason, approved_by, created_by, created_at, expires_at, revoked_at, revoked_by)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		o.ID, o.Service, string(classes), o.Reason, o.ApprovedBy, o.CreatedBy, o.CreatedAt.UnixNano(), o.ExpiresAt.UnixNano(), revoked, o.RevokedBy)
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO gate_overrides (id, service, change_classes, reason, approved_by, created_by, created_at, expires_at, revoked_at, revoked_by)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			o.ID, o.Service, string(classes), o.Reason, o.ApprovedBy, o.CreatedBy, o.CreatedAt.UnixNano(), o.ExpiresAt.UnixNano(), revoked, o.RevokedBy); err != nil {
+			return err
+		}
+		return s.appendAudit(ctx, tx, []gate.AuditEntry{e})
+	})
 	if err != nil {
 		return fmt.Errorf("insert override: %w", err)
 	}
@@ -184,25 +190,36 @@ func scanOverride(sc interface{ Scan(...any) error }) (gate.Override, error) {
 	return o, nil
 }
 
-// RevokeOverride implements gate.Store.
+// RevokeOverride implements gate.Store; a revocation that changes the
+// override appends its audit row in the same transaction.
 func (s *DB) RevokeOverride(ctx context.Context, id, by string, at time.Time) (gate.Override, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return gate.Override{}, fmt.Errorf("revoke override: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	if _, err := tx.ExecContext(ctx, `UPDATE gate_overrides SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL`,
-		at.UnixNano(), by, id); err != nil {
-		return gate.Override{}, fmt.Errorf("revoke override: %w", err)
-	}
-	o, err := scanOverride(tx.QueryRowContext(ctx, `SELECT `+overrideColumns+` FROM gate_overrides WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
+	var o gate.Override
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE gate_overrides SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL`,
+			at.UnixNano(), by, id)
+		if err != nil {
+			return err
+		}
+		o, err = scanOverride(tx.QueryRowContext(ctx, `SELECT `+overrideColumns+` FROM gate_overrides WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return gate.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("read override: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		e, err := gate.RevokeAudit(o)
+		if err != nil {
+			return err
+		}
+		return s.appendAudit(ctx, tx, []gate.AuditEntry{e})
+	})
+	if errors.Is(err, gate.ErrNotFound) {
 		return gate.Override{}, gate.ErrNotFound
 	}
 	if err != nil {
-		return gate.Override{}, fmt.Errorf("read override: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
 		return gate.Override{}, fmt.Errorf("revoke override: %w", err)
 	}
 	return o, nil

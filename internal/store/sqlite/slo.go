@@ -9,6 +9,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/tailgate-sre/tailgate/internal/gate"
 	"github.com/tailgate-sre/tailgate/internal/slo"
 )
 
@@ -188,23 +189,42 @@ func parseTime(s string) (time.Time, error) {
 }
 
 // AddCorrection stores a correction and returns it with its ID. Times keep
-// their offsets, which a recurrence without a time zone follows.
+// their offsets, which a recurrence without a time zone follows. Its audit
+// row is appended in the same transaction.
 func (s *DB) AddCorrection(ctx context.Context, c slo.Correction) (slo.Correction, error) {
 	dur := ""
 	if c.Duration != 0 {
 		dur = c.Duration.String()
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO slo_corrections (slo, start, end_time, duration, rrule, time_zone, reason, created_by, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.SLO, formatTime(c.Start), formatTime(c.End), dur, c.RRule, c.TimeZone, c.Reason, c.CreatedBy, formatTime(c.CreatedAt))
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO slo_corrections (slo, start, end_time, duration, rrule, time_zone, reason, created_by, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.SLO, formatTime(c.Start), formatTime(c.End), dur, c.RRule, c.TimeZone, c.Reason, c.CreatedBy, formatTime(c.CreatedAt))
+		if err != nil {
+			return err
+		}
+		if c.ID, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		rec := c
+		rec.Source = slo.SourceAPI
+		e, err := gate.NewAuditEntry(gate.AuditCorrection, c.CreatedBy, c.CreatedAt, rec)
+		if err != nil {
+			return err
+		}
+		return s.appendAudit(ctx, tx, []gate.AuditEntry{e})
+	})
 	if err != nil {
 		return slo.Correction{}, fmt.Errorf("add correction to %q: %w", c.SLO, err)
 	}
-	id, err := res.LastInsertId()
-	if err != nil {
-		return slo.Correction{}, fmt.Errorf("add correction to %q: %w", c.SLO, err)
-	}
-	c.ID = id
 	return c, nil
+}
+
+// correctionDeletion is the audit payload of a deleted correction.
+type correctionDeletion struct {
+	SLO       string    `json:"slo"`
+	ID        int64     `json:"id"`
+	DeletedBy string    `json:"deleted_by"`
+	DeletedAt time.Time `json:"deleted_at"`
 }
 
 // ListCorrections returns every stored correction in ID order, deleted
@@ -253,16 +273,28 @@ func (s *DB) DeleteCorrection(ctx context.Context, name string, id int64, by str
 	if at.IsZero() {
 		return false, fmt.Errorf("delete correction %d of %q: no deletion time", id, name)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE slo_corrections SET deleted_by = ?, deleted_at = ?
-		WHERE slo = ? AND id = ? AND deleted_at = ''`, by, formatTime(at), name, id)
+	deleted := false
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE slo_corrections SET deleted_by = ?, deleted_at = ?
+			WHERE slo = ? AND id = ? AND deleted_at = ''`, by, formatTime(at), name, id)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil || n == 0 {
+			return err
+		}
+		deleted = true
+		e, err := gate.NewAuditEntry(gate.AuditCorrectionDelete, by, at, correctionDeletion{SLO: name, ID: id, DeletedBy: by, DeletedAt: at})
+		if err != nil {
+			return err
+		}
+		return s.appendAudit(ctx, tx, []gate.AuditEntry{e})
+	})
 	if err != nil {
 		return false, fmt.Errorf("delete correction %d of %q: %w", id, name, err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("delete correction %d of %q: %w", id, name, err)
-	}
-	return n > 0, nil
+	return deleted, nil
 }
 
 // AddAlertTransitions appends transitions in one transaction.

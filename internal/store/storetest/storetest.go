@@ -30,6 +30,9 @@ type Stores struct {
 	SLO     slo.Store     // nil: the SLO tests are skipped
 	Signals signals.Store // nil: the golden-signal tests are skipped
 	Gate    gate.Store    // nil: the gate tests are skipped
+	// Audit is the store's hash-chained audit log; a store with a Gate
+	// part must have one.
+	Audit gate.AuditStore
 	// Reopen, for a durable store, closes the storage behind these stores
 	// and opens it again (the same file or database), returning the new
 	// handles. nil marks a store that keeps nothing across a restart; the
@@ -55,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) Stores) {
 	t.Run("SLO", func(t *testing.T) { runSLO(t, open) })
 	t.Run("Signals", func(t *testing.T) { runSignals(t, open) })
 	t.Run("Gate", func(t *testing.T) { runGate(t, open) })
+	t.Run("Audit", func(t *testing.T) { runAudit(t, open) })
 }
 
 // cancelled returns a context that is already cancelled.
