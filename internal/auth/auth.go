@@ -312,7 +312,12 @@ func (a *Authenticator) PublicRead() bool { return a != nil && a.publicRead }
 
 // Authenticate finds the principal of the request's bearer token.
 func (a *Authenticator) Authenticate(r *http.Request) (Principal, error) {
-	h := r.Header.Get("Authorization")
+	return a.AuthenticateHeader(r.Header.Get("Authorization"))
+}
+
+// AuthenticateHeader finds the principal of an Authorization header's
+// value (or gRPC authorization metadata), "Bearer <token>".
+func (a *Authenticator) AuthenticateHeader(h string) (Principal, error) {
 	scheme, tok, ok := strings.Cut(h, " ")
 	tok = strings.TrimSpace(tok)
 	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {

@@ -87,6 +87,18 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 		}
 		writeStatus(w, enc, httpCode, code, msg)
 	}
+	// Authentication first: a caller without a valid token learns
+	// nothing else about the endpoint.
+	ctx, o, msg := r.authenticate(req.Context(), req.Header.Get("Authorization"))
+	switch o {
+	case outcomeUnauthenticated:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tailgate OTLP"`)
+		refuse(http.StatusUnauthorized, o, codes.Unauthenticated, msg)
+		return
+	case outcomeForbidden:
+		refuse(http.StatusForbidden, o, codes.PermissionDenied, msg)
+		return
+	}
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		refuse(http.StatusMethodNotAllowed, outcomeInvalid, codes.Unimplemented,
@@ -205,7 +217,7 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 
-	res := r.process(req.Context(), protocolHTTP, payload)
+	res := r.process(ctx, protocolHTTP, payload)
 	switch res.outcome {
 	case outcomeOK, outcomePartial:
 		r.count(protocolHTTP, res.outcome)
