@@ -178,6 +178,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	}
 	if d.receiver, err = ingest.New(cfg.Ingest, ingest.Settings{Logger: log.With("component", "ingest"), Registerer: d.registry, Consumer: pipeline{d},
 		Admit: admit,
+		Auth:  d.authn,
 		OnFailure: func(err error) {
 			select {
 			case d.ingestFailed <- err:
