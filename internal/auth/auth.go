@@ -24,6 +24,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // Scope is a permission a token carries.
@@ -228,9 +229,13 @@ type entry struct {
 	services []string
 }
 
-// Authenticator checks bearer tokens. It is safe for concurrent use.
+// Authenticator checks bearer tokens. It is safe for concurrent use,
+// Reload included.
 type Authenticator struct {
-	tokens          []entry
+	// cfg is the configured tokens, kept to re-read their files.
+	cfg []Token
+	// tokens is the current []entry, replaced whole by Reload.
+	tokens          atomic.Pointer[[]entry]
 	publicRead      bool
 	anonymousWrites bool
 	allowedHosts    []string
@@ -247,7 +252,26 @@ func New(cfg Config, log *slog.Logger) (*Authenticator, error) {
 	for _, h := range cfg.AllowedHosts {
 		a.allowedHosts = append(a.allowedHosts, strings.ToLower(strings.TrimSuffix(h, ".")))
 	}
-	for i, t := range cfg.Tokens {
+	a.cfg = slices.Clone(cfg.Tokens)
+	tokens, err := loadTokens(a.cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.tokens.Store(&tokens)
+	switch {
+	case len(tokens) > 0:
+	case a.anonymousWrites:
+		log.Warn("no API tokens configured (auth.tokens) and auth.allow_anonymous_writes is on: every endpoint, including gate overrides and SLO corrections, is open to anyone who can reach the API")
+	default:
+		log.Warn("no API tokens configured (auth.tokens): reads and gate checks are open to anyone who can reach the API; writes (overrides, corrections, deploy markers) are refused")
+	}
+	return a, nil
+}
+
+// loadTokens reads the token files and decodes the hashes of cfg.
+func loadTokens(cfg []Token) ([]entry, error) {
+	tokens := make([]entry, 0, len(cfg))
+	for i, t := range cfg {
 		e := entry{name: t.Name, scopes: slices.Clone(t.Scopes), services: slices.Clone(t.Services)}
 		if t.File != "" {
 			b, err := os.ReadFile(t.File)
@@ -266,21 +290,31 @@ func New(cfg Config, log *slog.Logger) (*Authenticator, error) {
 			}
 			copy(e.hash[:], b)
 		}
-		a.tokens = append(a.tokens, e)
+		tokens = append(tokens, e)
 	}
-	switch {
-	case len(a.tokens) > 0:
-	case a.anonymousWrites:
-		log.Warn("no API tokens configured (auth.tokens) and auth.allow_anonymous_writes is on: every endpoint, including gate overrides and SLO corrections, is open to anyone who can reach the API")
-	default:
-		log.Warn("no API tokens configured (auth.tokens): reads and gate checks are open to anyone who can reach the API; writes (overrides, corrections, deploy markers) are refused")
+	return tokens, nil
+}
+
+// Reload re-reads the token files (auth.tokens[].file), so a rotated
+// secret takes effect without a restart; requests being checked see the
+// old set or the new one, never a mix. On an error (a file missing or
+// empty) every token keeps its current value. Tokens given as sha256 come
+// from the config file, which Reload does not re-read.
+func (a *Authenticator) Reload() error {
+	if a == nil {
+		return nil
 	}
-	return a, nil
+	tokens, err := loadTokens(a.cfg)
+	if err != nil {
+		return err
+	}
+	a.tokens.Store(&tokens)
+	return nil
 }
 
 // Open reports whether no token is configured, so reads and questions
 // pass without one.
-func (a *Authenticator) Open() bool { return a == nil || len(a.tokens) == 0 }
+func (a *Authenticator) Open() bool { return a == nil || len(a.cfg) == 0 }
 
 // AnonymousWrites reports whether writes pass without a token: no token is
 // configured and auth.allow_anonymous_writes is on.
@@ -334,16 +368,22 @@ func (a *Authenticator) AuthenticateToken(tok string) (Principal, error) {
 		return Principal{}, ErrNoToken
 	}
 	sum := sha256.Sum256([]byte(tok))
+	var tokens []entry
+	if a != nil {
+		if p := a.tokens.Load(); p != nil {
+			tokens = *p
+		}
+	}
 	found := -1
-	for i := range a.tokens {
-		if subtle.ConstantTimeCompare(sum[:], a.tokens[i].hash[:]) == 1 {
+	for i := range tokens {
+		if subtle.ConstantTimeCompare(sum[:], tokens[i].hash[:]) == 1 {
 			found = i
 		}
 	}
 	if found < 0 {
 		return Principal{}, ErrBadToken
 	}
-	e := a.tokens[found]
+	e := tokens[found]
 	return Principal{Name: e.name, Scopes: e.scopes, Services: e.services}, nil
 }
 

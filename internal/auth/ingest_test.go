@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -106,5 +108,48 @@ func TestAuthenticateIngestToken(t *testing.T) {
 	}
 	if ci.Has(ScopeIngest) {
 		t.Error("a gate:check token holds the ingest scope")
+	}
+}
+
+func TestReloadRereadsTokenFiles(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "token")
+	write := func(v string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("old-secret\n")
+	a, err := New(Config{Tokens: []Token{
+		{Name: "collector", File: file, Scopes: []Scope{ScopeIngest}},
+		{Name: "ci", SHA256: HashToken("ci"), Scopes: []Scope{ScopeGateCheck}},
+	}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	valid := func(tok string) bool {
+		_, err := a.AuthenticateToken(tok)
+		return err == nil
+	}
+	if !valid("old-secret") || valid("new-secret") {
+		t.Fatal("before the rotation: old-secret must be valid, new-secret not")
+	}
+	write("new-secret\n")
+	if !valid("old-secret") {
+		t.Error("the file is read again only on Reload")
+	}
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if valid("old-secret") || !valid("new-secret") || !valid("ci") {
+		t.Errorf("after Reload: old=%v new=%v ci=%v, want false true true", valid("old-secret"), valid("new-secret"), valid("ci"))
+	}
+	// A broken file keeps the current tokens.
+	write("  \n")
+	if err := a.Reload(); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Errorf("Reload of an empty file = %v, want an error", err)
+	}
+	if !valid("new-secret") {
+		t.Error("a failed Reload dropped the current token")
 	}
 }
