@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -394,5 +395,73 @@ func TestMTLSConfig(t *testing.T) {
 	cfg.TLS = TLSConfig{ClientCAFile: "ca.pem"}
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "tls.client_ca_file: needs tls.cert_file and tls.key_file") {
 		t.Errorf("client_ca_file without a certificate: %v", err)
+	}
+}
+
+// TestReloadTLS rotates the client CA and the server certificate under
+// running receivers: later handshakes use the new files, and a broken
+// file keeps the current ones.
+func TestReloadTLS(t *testing.T) {
+	from, to := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	oldCA := tlstest.Issue(t, "old CA", from, to, nil, true, x509.ExtKeyUsageAny)
+	newCA := tlstest.Issue(t, "new CA", from, to, nil, true, x509.ExtKeyUsageAny)
+	oldClient := tlstest.Issue(t, "old client", from, to, oldCA, false, x509.ExtKeyUsageClientAuth)
+	newClient := tlstest.Issue(t, "new client", from, to, newCA, false, x509.ExtKeyUsageClientAuth)
+	dir := t.TempDir()
+	// The same file names before and after, as a secret remounted.
+	caFile, _ := oldCA.Write(t, dir, "ca")
+	certFile, keyFile := tlstest.Issue(t, "server", from, to, oldCA, false, x509.ExtKeyUsageServerAuth).Write(t, dir, "server")
+
+	cfg := testConfig()
+	cfg.TLS = TLSConfig{CertFile: certFile, KeyFile: keyFile, ClientCAFile: caFile}
+	rec := &recorder{}
+	r := startAuthReceiver(t, cfg, rec)
+	send := func(useHTTP bool, roots *x509.CertPool, client *tlstest.KeyPair) error {
+		addr := r.GRPCAddr()
+		if useHTTP {
+			addr = r.HTTPAddr()
+		}
+		tlsCfg := &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{client.TLSCertificate()}, MinVersion: tls.VersionTLS12}
+		return sdkExporter(t, addr, useHTTP, tokCollector, tlsCfg).ExportSpans(exportCtx(t), sdkSpans("checkout"))
+	}
+	for _, useHTTP := range []bool{false, true} {
+		if err := send(useHTTP, oldCA.Pool(), oldClient); err != nil {
+			t.Fatalf("http=%v before the rotation: %v", useHTTP, err)
+		}
+		if err := send(useHTTP, oldCA.Pool(), newClient); err == nil {
+			t.Fatalf("http=%v before the rotation: a client of the new CA was let in", useHTTP)
+		}
+	}
+
+	newCA.Write(t, dir, "ca")
+	tlstest.Issue(t, "server", from, to, newCA, false, x509.ExtKeyUsageServerAuth).Write(t, dir, "server")
+	if err := r.ReloadTLS(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, useHTTP := range []bool{false, true} {
+		if err := send(useHTTP, newCA.Pool(), newClient); err != nil {
+			t.Errorf("http=%v after the rotation: %v", useHTTP, err)
+		}
+		if err := send(useHTTP, newCA.Pool(), oldClient); err == nil {
+			t.Errorf("http=%v after the rotation: a client of the old CA was let in", useHTTP)
+		}
+		if err := send(useHTTP, oldCA.Pool(), oldClient); err == nil {
+			t.Errorf("http=%v after the rotation: the old server certificate is still served", useHTTP)
+		}
+	}
+
+	// A broken CA file: the reload fails and the current files stay.
+	if err := os.WriteFile(caFile, []byte("not PEM"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ReloadTLS(time.Now()); err == nil || !strings.Contains(err.Error(), "holds no PEM certificate") {
+		t.Errorf("ReloadTLS with a broken CA file = %v, want an error", err)
+	}
+	if err := send(true, newCA.Pool(), newClient); err != nil {
+		t.Errorf("after a failed reload: %v", err)
+	}
+	// 2 before, 2 after, 1 after the failed reload.
+	if n := len(rec.take()); n != 5 {
+		t.Errorf("%d spans consumed, want 5", n)
 	}
 }

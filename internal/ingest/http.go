@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"compress/gzip"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -67,9 +68,13 @@ func encodingOf(contentType string) bodyEncoding {
 func (r *Receiver) newHTTPServer() *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc(tracesPath, r.serveTraces)
+	var tc *tls.Config
+	if r.tls != nil {
+		tc = r.listenerTLS("h2", "http/1.1")
+	}
 	return &http.Server{
 		Handler:           mux,
-		TLSConfig:         r.tls,
+		TLSConfig:         tc,
 		ReadHeaderTimeout: httpReadHeaderTimeout,
 		ReadTimeout:       httpReadTimeout,
 		IdleTimeout:       httpIdleTimeout,

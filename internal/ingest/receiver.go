@@ -115,7 +115,10 @@ type Receiver struct {
 	listen  func(ctx context.Context, network, address string) (net.Listener, error)
 	limits  otlp.Limits
 	metrics *metrics
-	tls     *tls.Config
+	// tls is set when TLS is on; its listeners ask tlsCurrent for the
+	// certificate and client CA of each handshake (see ReloadTLS).
+	tls        *tlsFiles
+	tlsCurrent atomic.Pointer[tls.Config]
 
 	buffers  sync.Pool // *buffer
 	requests sync.Pool // *otlp.Request
@@ -198,13 +201,10 @@ func New(cfg Config, set Settings) (*Receiver, error) {
 		r.auth = set.Auth
 	}
 	if cfg.TLS.Enabled() {
-		// The API's TLS loader, so that both refuse an expired certificate
-		// and read a client CA (mTLS) the same way.
-		tc, err := auth.TLSConfig{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, ClientCAFile: cfg.TLS.ClientCAFile}.ServerConfig(time.Now())
-		if err != nil {
-			return nil, fmt.Errorf("ingest: load tls certificate: %w", err)
+		r.tls = &tlsFiles{auth.TLSConfig{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, ClientCAFile: cfg.TLS.ClientCAFile}}
+		if err := r.ReloadTLS(time.Now()); err != nil {
+			return nil, err
 		}
-		r.tls = tc
 	}
 	if cfg.OTLPGRPC != "" {
 		r.grpcServer, r.health = r.newGRPCServer()
@@ -257,6 +257,8 @@ func (r *Receiver) Start(ctx context.Context) error {
 		r.serving.Go(func() {
 			var err error
 			if r.tls != nil {
+				// The certificate comes from the config's
+				// GetConfigForClient.
 				err = r.httpServer.ServeTLS(r.httpLis, "", "")
 			} else {
 				err = r.httpServer.Serve(r.httpLis)
@@ -559,4 +561,39 @@ func denyServices(req *otlp.Request, p auth.Principal) int {
 	}
 	req.Rejected += denied
 	return denied
+}
+
+// tlsFiles names the files of the receivers' TLS.
+type tlsFiles struct{ cfg auth.TLSConfig }
+
+// ReloadTLS reads the certificate, key and client CA files again (with
+// the API's loader, so both refuse an expired certificate and read a
+// client CA alike) and uses them for every later handshake on both
+// receivers; connections already open keep theirs. On an error the
+// current files stay in use. now is the time certificates must be valid
+// at. It does nothing when TLS is off.
+func (r *Receiver) ReloadTLS(now time.Time) error {
+	if r.tls == nil {
+		return nil
+	}
+	tc, err := r.tls.cfg.ServerConfig(now)
+	if err != nil {
+		return fmt.Errorf("ingest: load tls certificate: %w", err)
+	}
+	r.tlsCurrent.Store(tc)
+	return nil
+}
+
+// listenerTLS returns the TLS configuration of a listener speaking
+// protos (ALPN), whose handshakes use the files ReloadTLS loaded last.
+func (r *Receiver) listenerTLS(protos ...string) *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: protos,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			c := r.tlsCurrent.Load().Clone()
+			c.NextProtos = protos
+			return c, nil
+		},
+	}
 }
