@@ -425,6 +425,21 @@ func (d *Daemon) Wait(ctx context.Context) error {
 	return errors.Join(d.Err(), err)
 }
 
+// Reload re-reads the token files (auth.tokens[].file) and the OTLP
+// receivers' TLS files (ingest.tls) without a restart; serve calls it on
+// SIGHUP. What fails to load keeps its current value. now is the time
+// certificates must be valid at. The config file itself, and the API's
+// TLS files, are read only at startup.
+func (d *Daemon) Reload(now time.Time) error {
+	err := errors.Join(d.authn.Reload(), d.receiver.ReloadTLS(now))
+	if err != nil {
+		d.log.Error("reload failed; what could not be read keeps its current value", "err", err)
+		return err
+	}
+	d.log.Info("reloaded token files and OTLP TLS files")
+	return nil
+}
+
 // Run starts the daemon and serves until ctx is done or a part fails: it
 // is Start followed by Wait.
 func (d *Daemon) Run(ctx context.Context) error {
