@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -151,18 +152,18 @@ func TestAuthMatrix(t *testing.T) {
 		wantServices []string
 		outcome      outcome
 		// partial, when set, is what the SDK's error reports of a
-		// partial success.
-		partial string
+		// partial success (the SDK orders resources as it likes).
+		partial []string
 	}{
-		{"no token", "", []string{"checkout"}, codes.Unauthenticated, "401 Unauthorized", nil, outcomeUnauthenticated, ""},
-		{"wrong token", "guess", []string{"checkout"}, codes.Unauthenticated, "401 Unauthorized", nil, outcomeUnauthenticated, ""},
-		{"token without ingest scope", tokCI, []string{"checkout"}, codes.PermissionDenied, "403 Forbidden", nil, outcomeForbidden, ""},
-		{"ingest token", tokCollector, []string{"checkout", "payments"}, codes.OK, "", []string{"checkout", "payments"}, outcomeOK, ""},
-		{"admin token", tokAdmin, []string{"checkout"}, codes.OK, "", []string{"checkout"}, outcomeOK, ""},
+		{"no token", "", []string{"checkout"}, codes.Unauthenticated, "401 Unauthorized", nil, outcomeUnauthenticated, nil},
+		{"wrong token", "guess", []string{"checkout"}, codes.Unauthenticated, "401 Unauthorized", nil, outcomeUnauthenticated, nil},
+		{"token without ingest scope", tokCI, []string{"checkout"}, codes.PermissionDenied, "403 Forbidden", nil, outcomeForbidden, nil},
+		{"ingest token", tokCollector, []string{"checkout", "payments"}, codes.OK, "", []string{"checkout", "payments"}, outcomeOK, nil},
+		{"admin token", tokAdmin, []string{"checkout"}, codes.OK, "", []string{"checkout"}, outcomeOK, nil},
 		// The SDK returns a partial success as the export's error;
 		// TestServiceBoundPartialSuccess checks the response itself.
 		{"token bound to other services", tokPay, []string{"checkout", "payments", "inventory"}, codes.OK, "", []string{"payments"}, outcomePartial,
-			`OTLP partial success: 2 spans refused: token "pay" may not send spans of service "checkout", "inventory" (it is bound to pay*) (2 spans rejected)`},
+			[]string{`OTLP partial success: 2 spans refused: token "pay" may not send spans of service "`, `"checkout"`, `"inventory"`, `(it is bound to pay*) (2 spans rejected)`}},
 	}
 	for _, useHTTP := range []bool{false, true} {
 		proto := map[bool]string{false: "grpc", true: "http"}[useHTTP]
@@ -178,9 +179,11 @@ func TestAuthMatrix(t *testing.T) {
 				exp := sdkExporter(t, addr, useHTTP, c.token, nil)
 				err := exp.ExportSpans(exportCtx(t), sdkSpans(c.services...))
 				switch {
-				case c.partial != "":
-					if err == nil || !strings.Contains(err.Error(), c.partial) {
-						t.Fatalf("export: %v, want a partial success %q", err, c.partial)
+				case c.partial != nil:
+					for _, want := range c.partial {
+						if err == nil || !strings.Contains(err.Error(), want) {
+							t.Fatalf("export: %v, want a partial success with %q", err, want)
+						}
 					}
 				case useHTTP && c.wantHTTP == "" && err != nil:
 					t.Fatalf("export: %v, want success", err)
@@ -463,5 +466,43 @@ func TestReloadTLS(t *testing.T) {
 	// 2 before, 2 after, 1 after the failed reload.
 	if n := len(rec.take()); n != 5 {
 		t.Errorf("%d spans consumed, want 5", n)
+	}
+}
+
+// TestAuthRefusalLogsNoToken checks that refusals are logged (at debug
+// level) without the token that was sent.
+func TestAuthRefusalLogsNoToken(t *testing.T) {
+	var logs syncBuffer
+	cfg := testConfig()
+	cfg.RequireToken = true
+	r, err := New(cfg, Settings{Consumer: &recorder{}, Auth: testAuthenticator(t),
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := r.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	const secret = "a-guessed-secret-value"
+	for _, useHTTP := range []bool{false, true} {
+		addr := r.GRPCAddr()
+		if useHTTP {
+			addr = r.HTTPAddr()
+		}
+		if err := sdkExporter(t, addr, useHTTP, secret, nil).ExportSpans(exportCtx(t), sdkSpans("checkout")); err == nil {
+			t.Fatalf("http=%v: a wrong token was accepted", useHTTP)
+		}
+	}
+	out := logs.String()
+	if n := strings.Count(out, "unknown bearer token"); n != 2 {
+		t.Errorf("%d refusals logged, want 2 (one per protocol):\n%s", n, out)
+	}
+	if strings.Contains(out, secret) {
+		t.Errorf("the token was logged:\n%s", out)
 	}
 }

@@ -123,6 +123,9 @@ func (r *Receiver) tap(ctx context.Context, info *tap.Info) (context.Context, er
 		header = v[0]
 	}
 	ctx, o, msg := r.authenticate(ctx, header)
+	if o != outcomeOK {
+		r.logInvalid(ctx, protocolGRPC, peerAddr(ctx), msg)
+	}
 	switch o {
 	case outcomeUnauthenticated:
 		r.count(protocolGRPC, o)

@@ -87,7 +87,7 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	enc := encodingOf(req.Header.Get("Content-Type"))
 	refuse := func(httpCode int, o outcome, code codes.Code, msg string) {
 		r.count(protocolHTTP, o)
-		if o == outcomeInvalid || o == outcomeTooLarge {
+		if o == outcomeInvalid || o == outcomeTooLarge || o == outcomeUnauthenticated || o == outcomeForbidden {
 			r.logInvalid(req.Context(), protocolHTTP, req.RemoteAddr, msg)
 		}
 		writeStatus(w, enc, httpCode, code, msg)

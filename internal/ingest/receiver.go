@@ -473,7 +473,8 @@ func (r *Receiver) process(ctx context.Context, p protocol, payload []byte) resu
 // count records a finished request.
 func (r *Receiver) count(p protocol, o outcome) { r.metrics.by[p].requests[o].Inc() }
 
-// logInvalid records why a request was refused as malformed. It logs at
+// logInvalid records why a request was refused as malformed or
+// unauthenticated (never with the token). It logs at
 // debug level: a misbehaving client can send thousands a second, and the
 // requests_total{outcome="invalid"} counter is the signal to watch.
 // The reason is cut before any quoted input: pdata's JSON errors end with
