@@ -60,7 +60,7 @@ func runServe(ctx context.Context, inv *invocation, configPath string, checkOnly
 		log.Error("cannot start", "err", err)
 		return exitCode(exitFail)
 	}
-	// SIGHUP re-reads token and OTLP certificate files (see Daemon.Reload);
+	// SIGHUP re-reads token and certificate files (see Daemon.Reload);
 	// it is caught from before Start, so no SIGHUP kills a serving process.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/tailgate-sre/tailgate/internal/auth"
 	"github.com/tailgate-sre/tailgate/internal/otlptest"
+	"github.com/tailgate-sre/tailgate/internal/tlstest"
 )
 
 // TestIngestRequiresToken checks that the daemon hands auth.tokens to the
@@ -95,5 +98,43 @@ func TestReloadRotatesIngestToken(t *testing.T) {
 	}
 	if got, want := [2]int{status("old-secret"), status("new-secret")}, [2]int{http.StatusUnauthorized, http.StatusOK}; got != want {
 		t.Errorf("after the rotation: old, new token = %d, want %d", got, want)
+	}
+}
+
+// TestReloadRotatesAPICertificate rotates the API's certificate and
+// reloads: new connections get the new one.
+func TestReloadRotatesAPICertificate(t *testing.T) {
+	from, to := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	oldCA := tlstest.Issue(t, "old CA", from, to, nil, true, x509.ExtKeyUsageAny)
+	newCA := tlstest.Issue(t, "new CA", from, to, nil, true, x509.ExtKeyUsageAny)
+	dir := t.TempDir()
+	certFile, keyFile := tlstest.Issue(t, "api", from, to, oldCA, false, x509.ExtKeyUsageServerAuth).Write(t, dir, "api")
+	cfg := testConfig(t, otlptest.NewSink(t), t.TempDir())
+	cfg.Auth.TLS.CertFile, cfg.Auth.TLS.KeyFile = certFile, keyFile
+	d := startDaemon(t, cfg)
+	defer stopDaemon(t, d)
+	get := func(roots *x509.CertPool) error {
+		t.Helper()
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr}).Get("https://" + d.APIAddr() + "/healthz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	}
+	if err := get(oldCA.Pool()); err != nil {
+		t.Fatalf("before the rotation: %v", err)
+	}
+	tlstest.Issue(t, "api", from, to, newCA, false, x509.ExtKeyUsageServerAuth).Write(t, dir, "api")
+	if err := d.Reload(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := get(newCA.Pool()); err != nil {
+		t.Errorf("after the rotation, trusting the new CA: %v", err)
+	}
+	if err := get(oldCA.Pool()); err == nil {
+		t.Error("after the rotation, the old certificate is still served")
 	}
 }

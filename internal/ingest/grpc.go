@@ -46,7 +46,7 @@ func (r *Receiver) newGRPCServer() (*grpc.Server, *health.Server) {
 		grpc.MaxRecvMsgSize(int(r.cfg.MaxMessageSize)),
 	}
 	if r.tls != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(r.listenerTLS("h2"))))
+		opts = append(opts, grpc.Creds(credentials.NewTLS(r.tls.ServerConfig("h2"))))
 	}
 	if r.admit != nil || r.auth != nil {
 		opts = append(opts, grpc.InTapHandle(r.tap))

@@ -70,7 +70,7 @@ func (r *Receiver) newHTTPServer() *http.Server {
 	mux.HandleFunc(tracesPath, r.serveTraces)
 	var tc *tls.Config
 	if r.tls != nil {
-		tc = r.listenerTLS("h2", "http/1.1")
+		tc = r.tls.ServerConfig("h2", "http/1.1")
 	}
 	return &http.Server{
 		Handler:           mux,

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -115,10 +114,8 @@ type Receiver struct {
 	listen  func(ctx context.Context, network, address string) (net.Listener, error)
 	limits  otlp.Limits
 	metrics *metrics
-	// tls is set when TLS is on; its listeners ask tlsCurrent for the
-	// certificate and client CA of each handshake (see ReloadTLS).
-	tls        *tlsFiles
-	tlsCurrent atomic.Pointer[tls.Config]
+	// tls is set when TLS is on (see ReloadTLS).
+	tls *auth.ReloadableTLS
 
 	buffers  sync.Pool // *buffer
 	requests sync.Pool // *otlp.Request
@@ -201,9 +198,11 @@ func New(cfg Config, set Settings) (*Receiver, error) {
 		r.auth = set.Auth
 	}
 	if cfg.TLS.Enabled() {
-		r.tls = &tlsFiles{auth.TLSConfig{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, ClientCAFile: cfg.TLS.ClientCAFile}}
-		if err := r.ReloadTLS(time.Now()); err != nil {
-			return nil, err
+		// The API's TLS loader, so that both refuse an expired certificate
+		// and read a client CA (mTLS) alike.
+		files := auth.TLSConfig{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, ClientCAFile: cfg.TLS.ClientCAFile}
+		if r.tls, err = auth.NewReloadableTLS(files, time.Now()); err != nil {
+			return nil, fmt.Errorf("ingest: load tls certificate: %w", err)
 		}
 	}
 	if cfg.OTLPGRPC != "" {
@@ -564,37 +563,14 @@ func denyServices(req *otlp.Request, p auth.Principal) int {
 	return denied
 }
 
-// tlsFiles names the files of the receivers' TLS.
-type tlsFiles struct{ cfg auth.TLSConfig }
-
-// ReloadTLS reads the certificate, key and client CA files again (with
-// the API's loader, so both refuse an expired certificate and read a
-// client CA alike) and uses them for every later handshake on both
-// receivers; connections already open keep theirs. On an error the
-// current files stay in use. now is the time certificates must be valid
-// at. It does nothing when TLS is off.
+// ReloadTLS reads the certificate, key and client CA files again and
+// uses them for every later handshake on both receivers; connections
+// already open keep theirs. On an error the current files stay in use.
+// now is the time certificates must be valid at. It does nothing when TLS
+// is off.
 func (r *Receiver) ReloadTLS(now time.Time) error {
-	if r.tls == nil {
-		return nil
-	}
-	tc, err := r.tls.cfg.ServerConfig(now)
-	if err != nil {
+	if err := r.tls.Reload(now); err != nil {
 		return fmt.Errorf("ingest: load tls certificate: %w", err)
 	}
-	r.tlsCurrent.Store(tc)
 	return nil
-}
-
-// listenerTLS returns the TLS configuration of a listener speaking
-// protos (ALPN), whose handshakes use the files ReloadTLS loaded last.
-func (r *Receiver) listenerTLS(protos ...string) *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		NextProtos: protos,
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			c := r.tlsCurrent.Load().Clone()
-			c.NextProtos = protos
-			return c, nil
-		},
-	}
 }
