@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
 	"github.com/tailgate-sre/tailgate/internal/config"
 	"github.com/tailgate-sre/tailgate/internal/daemon"
@@ -56,6 +60,23 @@ func runServe(ctx context.Context, inv *invocation, configPath string, checkOnly
 		log.Error("cannot start", "err", err)
 		return exitCode(exitFail)
 	}
+	// SIGHUP re-reads token and certificate files (see Daemon.Reload);
+	// it is caught from before Start, so no SIGHUP kills a serving process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	waited := make(chan struct{})
+	defer close(waited)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				_ = d.Reload(time.Now()) // logged by Reload
+			case <-waited:
+				return
+			}
+		}
+	}()
 	if err := d.Start(ctx); err != nil {
 		log.Error("cannot start", "err", err) // Start stopped what it had started
 		return exitCode(exitFail)

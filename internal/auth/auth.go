@@ -4,7 +4,10 @@
 // Tokens are configured by the SHA-256 of their value (or a file holding
 // the value), never in clear in the config. A request's token is hashed and
 // compared in constant time against every configured hash. Scopes: read,
-// gate:check, gate:override and admin, which implies the others.
+// gate:check, gate:override, ingest (OTLP export, when
+// ingest.require_token is on) and admin, which implies the others. A token
+// with the ingest scope may be bound to services (globs of service.name):
+// its spans of any other service are refused.
 package auth
 
 import (
@@ -21,6 +24,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // Scope is a permission a token carries.
@@ -31,15 +35,18 @@ const (
 	ScopeRead         Scope = "read"          // every GET endpoint
 	ScopeGateCheck    Scope = "gate:check"    // gate checks, deploy markers
 	ScopeGateOverride Scope = "gate:override" // overrides, SLO corrections
+	ScopeIngest       Scope = "ingest"        // OTLP exports, when ingest.require_token is on
 	ScopeAdmin        Scope = "admin"         // everything
 )
 
 // Scopes returns every scope, in a fixed order.
-func Scopes() []Scope { return []Scope{ScopeRead, ScopeGateCheck, ScopeGateOverride, ScopeAdmin} }
+func Scopes() []Scope {
+	return []Scope{ScopeRead, ScopeGateCheck, ScopeGateOverride, ScopeIngest, ScopeAdmin}
+}
 
 func (s Scope) valid() bool {
 	switch s {
-	case ScopeRead, ScopeGateCheck, ScopeGateOverride, ScopeAdmin:
+	case ScopeRead, ScopeGateCheck, ScopeGateOverride, ScopeIngest, ScopeAdmin:
 		return true
 	}
 	return false
@@ -80,6 +87,12 @@ type Token struct {
 	// e.g. a mounted Kubernetes secret.
 	File   string  `yaml:"file"`
 	Scopes []Scope `yaml:"scopes"`
+	// Services, when set, binds an ingest token to the services whose
+	// service.name matches one of these globs ("*" matches any run of
+	// characters, everything else matches itself): the token's spans of
+	// any other service are refused (OTLP partial success). Empty means
+	// every service. Valid only on a token that lists the ingest scope.
+	Services []string `yaml:"services"`
 }
 
 // DefaultConfig is no tokens, no TLS (TLS 1.2 at least once it is on).
@@ -110,11 +123,19 @@ func (c *Config) Validate() error {
 			}
 		}
 		if len(t.Scopes) == 0 {
-			errs = append(errs, fmt.Errorf("%s.scopes: must list at least one of read, gate:check, gate:override, admin", k))
+			errs = append(errs, fmt.Errorf("%s.scopes: must list at least one of read, gate:check, gate:override, ingest, admin", k))
 		}
 		for j, s := range t.Scopes {
 			if !s.valid() {
-				errs = append(errs, fmt.Errorf("%s.scopes[%d]: must be read, gate:check, gate:override or admin, got %q", k, j, s))
+				errs = append(errs, fmt.Errorf("%s.scopes[%d]: must be read, gate:check, gate:override, ingest or admin, got %q", k, j, s))
+			}
+		}
+		if len(t.Services) > 0 && !slices.Contains(t.Scopes, ScopeIngest) {
+			errs = append(errs, fmt.Errorf("%s.services: binds OTLP ingest to services, so it needs the ingest scope in %s.scopes; add it, or remove services", k, k))
+		}
+		for j, g := range t.Services {
+			if strings.TrimSpace(g) == "" {
+				errs = append(errs, fmt.Errorf("%s.services[%d]: must not be empty (use \"*\" for every service, or remove services)", k, j))
 			}
 		}
 	}
@@ -140,6 +161,52 @@ var (
 type Principal struct {
 	Name   string
 	Scopes []Scope
+	// Services are the globs of service.name the principal may send spans
+	// of; empty means every service.
+	Services []string
+}
+
+// ServiceAllowed reports whether the principal may send spans of the
+// service named name.
+func (p Principal) ServiceAllowed(name string) bool {
+	if len(p.Services) == 0 {
+		return true
+	}
+	for _, g := range p.Services {
+		if Glob(g, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Glob reports whether name matches pattern, in which "*" matches any run
+// of characters (none included) and every other character matches itself.
+func Glob(pattern, name string) bool {
+	// The classic greedy match with one backtrack point: linear in
+	// practice, never exponential.
+	p, n := 0, 0
+	star, mark := -1, 0
+	for n < len(name) {
+		switch {
+		case p < len(pattern) && pattern[p] == '*':
+			star, mark = p, n
+			p++
+		case p < len(pattern) && pattern[p] == name[n]:
+			p++
+			n++
+		case star >= 0:
+			p = star + 1
+			mark++
+			n = mark
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
 }
 
 // Anonymous is the principal of a request let through without a token.
@@ -156,14 +223,19 @@ func (p Principal) Has(s Scope) bool {
 }
 
 type entry struct {
-	name   string
-	hash   [sha256.Size]byte
-	scopes []Scope
+	name     string
+	hash     [sha256.Size]byte
+	scopes   []Scope
+	services []string
 }
 
-// Authenticator checks bearer tokens. It is safe for concurrent use.
+// Authenticator checks bearer tokens. It is safe for concurrent use,
+// Reload included.
 type Authenticator struct {
-	tokens          []entry
+	// cfg is the configured tokens, kept to re-read their files.
+	cfg []Token
+	// tokens is the current []entry, replaced whole by Reload.
+	tokens          atomic.Pointer[[]entry]
 	publicRead      bool
 	anonymousWrites bool
 	allowedHosts    []string
@@ -180,8 +252,27 @@ func New(cfg Config, log *slog.Logger) (*Authenticator, error) {
 	for _, h := range cfg.AllowedHosts {
 		a.allowedHosts = append(a.allowedHosts, strings.ToLower(strings.TrimSuffix(h, ".")))
 	}
-	for i, t := range cfg.Tokens {
-		e := entry{name: t.Name, scopes: append([]Scope(nil), t.Scopes...)}
+	a.cfg = slices.Clone(cfg.Tokens)
+	tokens, err := loadTokens(a.cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.tokens.Store(&tokens)
+	switch {
+	case len(tokens) > 0:
+	case a.anonymousWrites:
+		log.Warn("no API tokens configured (auth.tokens) and auth.allow_anonymous_writes is on: every endpoint, including gate overrides and SLO corrections, is open to anyone who can reach the API")
+	default:
+		log.Warn("no API tokens configured (auth.tokens): reads and gate checks are open to anyone who can reach the API; writes (overrides, corrections, deploy markers) are refused")
+	}
+	return a, nil
+}
+
+// loadTokens reads the token files and decodes the hashes of cfg.
+func loadTokens(cfg []Token) ([]entry, error) {
+	tokens := make([]entry, 0, len(cfg))
+	for i, t := range cfg {
+		e := entry{name: t.Name, scopes: slices.Clone(t.Scopes), services: slices.Clone(t.Services)}
 		if t.File != "" {
 			b, err := os.ReadFile(t.File)
 			if err != nil {
@@ -199,21 +290,31 @@ func New(cfg Config, log *slog.Logger) (*Authenticator, error) {
 			}
 			copy(e.hash[:], b)
 		}
-		a.tokens = append(a.tokens, e)
+		tokens = append(tokens, e)
 	}
-	switch {
-	case len(a.tokens) > 0:
-	case a.anonymousWrites:
-		log.Warn("no API tokens configured (auth.tokens) and auth.allow_anonymous_writes is on: every endpoint, including gate overrides and SLO corrections, is open to anyone who can reach the API")
-	default:
-		log.Warn("no API tokens configured (auth.tokens): reads and gate checks are open to anyone who can reach the API; writes (overrides, corrections, deploy markers) are refused")
+	return tokens, nil
+}
+
+// Reload re-reads the token files (auth.tokens[].file), so a rotated
+// secret takes effect without a restart; requests being checked see the
+// old set or the new one, never a mix. On an error (a file missing or
+// empty) every token keeps its current value. Tokens given as sha256 come
+// from the config file, which Reload does not re-read.
+func (a *Authenticator) Reload() error {
+	if a == nil {
+		return nil
 	}
-	return a, nil
+	tokens, err := loadTokens(a.cfg)
+	if err != nil {
+		return err
+	}
+	a.tokens.Store(&tokens)
+	return nil
 }
 
 // Open reports whether no token is configured, so reads and questions
 // pass without one.
-func (a *Authenticator) Open() bool { return a == nil || len(a.tokens) == 0 }
+func (a *Authenticator) Open() bool { return a == nil || len(a.cfg) == 0 }
 
 // AnonymousWrites reports whether writes pass without a token: no token is
 // configured and auth.allow_anonymous_writes is on.
@@ -245,7 +346,12 @@ func (a *Authenticator) PublicRead() bool { return a != nil && a.publicRead }
 
 // Authenticate finds the principal of the request's bearer token.
 func (a *Authenticator) Authenticate(r *http.Request) (Principal, error) {
-	h := r.Header.Get("Authorization")
+	return a.AuthenticateHeader(r.Header.Get("Authorization"))
+}
+
+// AuthenticateHeader finds the principal of an Authorization header's
+// value (or gRPC authorization metadata), "Bearer <token>".
+func (a *Authenticator) AuthenticateHeader(h string) (Principal, error) {
 	scheme, tok, ok := strings.Cut(h, " ")
 	tok = strings.TrimSpace(tok)
 	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
@@ -262,17 +368,23 @@ func (a *Authenticator) AuthenticateToken(tok string) (Principal, error) {
 		return Principal{}, ErrNoToken
 	}
 	sum := sha256.Sum256([]byte(tok))
+	var tokens []entry
+	if a != nil {
+		if p := a.tokens.Load(); p != nil {
+			tokens = *p
+		}
+	}
 	found := -1
-	for i := range a.tokens {
-		if subtle.ConstantTimeCompare(sum[:], a.tokens[i].hash[:]) == 1 {
+	for i := range tokens {
+		if subtle.ConstantTimeCompare(sum[:], tokens[i].hash[:]) == 1 {
 			found = i
 		}
 	}
 	if found < 0 {
 		return Principal{}, ErrBadToken
 	}
-	e := a.tokens[found]
-	return Principal{Name: e.name, Scopes: e.scopes}, nil
+	e := tokens[found]
+	return Principal{Name: e.name, Scopes: e.scopes, Services: e.services}, nil
 }
 
 // HashToken returns the hex SHA-256 of a token, the form the config holds.

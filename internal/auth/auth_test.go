@@ -26,12 +26,12 @@ func TestValidate(t *testing.T) {
 	want := []string{
 		`tokens[1].name: "ci" is already the name of tokens[0]`,
 		`tokens[1].sha256: must be 64 hex digits (the SHA-256 of the token), got 3 characters`,
-		`tokens[1].scopes[0]: must be read, gate:check, gate:override or admin, got "write"`,
+		`tokens[1].scopes[0]: must be read, gate:check, gate:override, ingest or admin, got "write"`,
 		`tokens[2].name: must not be empty`,
 		`tokens[2]: set only one of sha256 and file`,
-		`tokens[2].scopes: must list at least one of read, gate:check, gate:override, admin`,
+		`tokens[2].scopes: must list at least one of read, gate:check, gate:override, ingest, admin`,
 		`tokens[3]: set sha256 (hex SHA-256 of the token) or file (a file holding the token)`,
-		`tokens[3].scopes: must list at least one of read, gate:check, gate:override, admin`,
+		`tokens[3].scopes: must list at least one of read, gate:check, gate:override, ingest, admin`,
 		`tls: set both cert_file and key_file, or neither`,
 		`tls.min_version: must be 1.2 or 1.3, got "1.1"`,
 	}

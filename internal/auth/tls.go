@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -86,4 +87,56 @@ func (c TLSConfig) ServerConfig(now time.Time) (*tls.Config, error) {
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return cfg, nil
+}
+
+// ReloadableTLS serves the TLS files of a TLSConfig and reads them again
+// on Reload, so certificates rotate without a restart. It is safe for
+// concurrent use.
+type ReloadableTLS struct {
+	cfg TLSConfig
+	cur atomic.Pointer[tls.Config]
+}
+
+// NewReloadableTLS loads c's files as ServerConfig does, valid at now. It
+// returns nil when TLS is not configured.
+func NewReloadableTLS(c TLSConfig, now time.Time) (*ReloadableTLS, error) {
+	if !c.Enabled() {
+		return nil, nil
+	}
+	r := &ReloadableTLS{cfg: c}
+	if err := r.Reload(now); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Reload reads the certificate, key and client CA again; later
+// handshakes use them, connections already open keep theirs. On an error
+// (a file missing or broken, a certificate not valid at now) the current
+// files stay in use.
+func (r *ReloadableTLS) Reload(now time.Time) error {
+	if r == nil {
+		return nil
+	}
+	tc, err := r.cfg.ServerConfig(now)
+	if err != nil {
+		return err
+	}
+	r.cur.Store(tc)
+	return nil
+}
+
+// ServerConfig returns a listener's TLS configuration offering protos
+// (ALPN; none for plain HTTP/1.1), whose handshakes use the files loaded
+// last.
+func (r *ReloadableTLS) ServerConfig(protos ...string) *tls.Config {
+	return &tls.Config{
+		MinVersion: r.cur.Load().MinVersion,
+		NextProtos: protos,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			c := r.cur.Load().Clone()
+			c.NextProtos = protos
+			return c, nil
+		},
+	}
 }

@@ -181,6 +181,9 @@ func (c *Config) Validate() error {
 	add("export", c.Export.Validate())
 	add("signals", c.Signals.Validate())
 	add("auth", c.Auth.Validate())
+	if c.Ingest.RequireToken && !hasIngestToken(c.Auth.Tokens) {
+		errs = append(errs, errors.New("ingest.require_token: no token in auth.tokens has the ingest scope, so every OTLP export would be refused; add one (e.g. {name: collector, file: /etc/tailgate/otlp.token, scopes: [ingest]}) or set require_token: false"))
+	}
 	add("slo_engine", c.SLOEngine.Validate())
 	add("notify", c.Notify.Validate())
 	// SLO and policy errors already start with slos[i] and policies[i].
@@ -196,6 +199,16 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// hasIngestToken reports whether a token may export spans.
+func hasIngestToken(tokens []auth.Token) bool {
+	for _, t := range tokens {
+		if (auth.Principal{Scopes: t.Scopes}).Has(auth.ScopeIngest) {
+			return true
+		}
+	}
+	return false
 }
 
 func checkAddr(addr string) error {

@@ -72,6 +72,12 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 		{"allowed host with a port", "auth:\n  allowed_hosts: [\"tailgate.lan:8080\"]\n", []string{
 			"auth.allowed_hosts[0]: must be a host name without port or scheme",
 		}},
+		{"require_token without an ingest token", "ingest:\n  require_token: true\nauth:\n  tokens: [{name: ci, sha256: \"" + strings.Repeat("ab", 32) + "\", scopes: [\"gate:check\"]}]\n", []string{
+			"line 2: ingest.require_token: no token in auth.tokens has the ingest scope, so every OTLP export would be refused; add one",
+		}},
+		{"services on a token without the ingest scope", "auth:\n  tokens: [{name: ci, sha256: \"" + strings.Repeat("ab", 32) + "\", scopes: [read], services: [payments]}]\n", []string{
+			"auth.tokens[0].services: binds OTLP ingest to services, so it needs the ingest scope in tokens[0].scopes",
+		}},
 		{"bad values, all reported", "server:\n  api: nope\nlog:\n  level: loud\n", []string{
 			"line 2: server.api: must be host:port, got \"nope\"",
 			"line 4: log.level: must be debug, info, warn or error, got \"loud\"",
@@ -104,6 +110,19 @@ func TestMemoryLimit(t *testing.T) {
 		}
 		if cfg.Server.MemoryLimit != want {
 			t.Errorf("memory_limit: %s decoded as %v", in, cfg.Server.MemoryLimit)
+		}
+	}
+}
+
+func TestRequireTokenWithIngestToken(t *testing.T) {
+	for _, scope := range []string{"ingest", "admin"} {
+		cfg, err := Parse([]byte("ingest:\n  require_token: true\nauth:\n  tokens: [{name: col, sha256: \"" + strings.Repeat("ab", 32) + "\", scopes: [" + scope + "]}]\n"))
+		if err != nil {
+			t.Errorf("require_token with a token of scope %s: %v", scope, err)
+			continue
+		}
+		if !cfg.Ingest.RequireToken {
+			t.Errorf("scope %s: require_token not decoded", scope)
 		}
 	}
 }

@@ -57,7 +57,7 @@ type Daemon struct {
 	receiver  *ingest.Receiver
 	gate      *gate.Gate
 	authn     *auth.Authenticator
-	tls       *tls.Config
+	tls       *auth.ReloadableTLS
 
 	// listen binds every socket (the API's and, through ingest.Settings,
 	// the receivers'); tests replace it before Start to hold the
@@ -152,7 +152,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	if d.authn, err = auth.New(cfg.Auth, log.With("component", "auth")); err != nil {
 		return fail(fmt.Errorf("auth: %w", err))
 	}
-	if d.tls, err = cfg.Auth.TLS.ServerConfig(time.Now()); err != nil {
+	if d.tls, err = auth.NewReloadableTLS(cfg.Auth.TLS, time.Now()); err != nil {
 		return fail(fmt.Errorf("auth.tls: %w", err))
 	}
 	if d.gate, err = gate.New(cfg.Policies, gate.Settings{
@@ -178,6 +178,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	}
 	if d.receiver, err = ingest.New(cfg.Ingest, ingest.Settings{Logger: log.With("component", "ingest"), Registerer: d.registry, Consumer: pipeline{d},
 		Admit: admit,
+		Auth:  d.authn,
 		OnFailure: func(err error) {
 			select {
 			case d.ingestFailed <- err:
@@ -240,7 +241,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return fmt.Errorf("listen on server.api %s: %w", d.cfg.Server.API, err)
 	}
 	if d.tls != nil {
-		ln = tls.NewListener(ln, d.tls)
+		ln = tls.NewListener(ln, d.tls.ServerConfig())
 	}
 	d.apiLn = ln
 	d.apiSrv = &http.Server{
@@ -446,6 +447,25 @@ func (d *Daemon) Wait(ctx context.Context) error {
 	defer cancel()
 	err := d.Shutdown(sctx)
 	return errors.Join(d.Err(), err)
+}
+
+// Reload re-reads the token files (auth.tokens[].file), the API's TLS
+// files (auth.tls) and the OTLP receivers' (ingest.tls) without a
+// restart; serve calls it on SIGHUP. What fails to load keeps its current
+// value. now is the time certificates must be valid at. The config file
+// itself is read only at startup.
+func (d *Daemon) Reload(now time.Time) error {
+	var tlsErr error
+	if err := d.tls.Reload(now); err != nil {
+		tlsErr = fmt.Errorf("auth.tls: %w", err)
+	}
+	err := errors.Join(d.authn.Reload(), tlsErr, d.receiver.ReloadTLS(now))
+	if err != nil {
+		d.log.Error("reload failed; what could not be read keeps its current value", "err", err)
+		return err
+	}
+	d.log.Info("reloaded token files and TLS files")
+	return nil
 }
 
 // Run starts the daemon and serves until ctx is done or a part fails: it

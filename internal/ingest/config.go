@@ -39,12 +39,23 @@ type Config struct {
 	MaxConcurrentJSONRequests int `yaml:"max_concurrent_json_requests"`
 	// TLS, when its files are set, serves both protocols over TLS.
 	TLS TLSConfig `yaml:"tls"`
+	// RequireToken makes both receivers require "Authorization: Bearer
+	// <token>" (gRPC metadata authorization) of a token in auth.tokens
+	// with the ingest scope: a missing or unknown token is refused with
+	// UNAUTHENTICATED / 401, a token without the scope with
+	// PERMISSION_DENIED / 403. Default false: anyone who can reach the
+	// receivers may send spans.
+	RequireToken bool `yaml:"require_token"`
 }
 
 // TLSConfig names a PEM certificate and key. Both empty means plain text.
 type TLSConfig struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile, when set, makes both receivers require a client
+	// certificate signed by this PEM CA (mTLS); the handshake of a client
+	// without one fails. Needs cert_file and key_file.
+	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 // Enabled reports whether TLS is configured.
@@ -104,6 +115,8 @@ func (c *Config) Validate() error {
 		if c.TLS.KeyFile == "" {
 			errs = append(errs, errors.New("tls.key_file: required when tls.cert_file is set"))
 		}
+	} else if c.TLS.ClientCAFile != "" {
+		errs = append(errs, errors.New("tls.client_ca_file: needs tls.cert_file and tls.key_file (mTLS is on top of TLS)"))
 	}
 	return errors.Join(errs...)
 }

@@ -16,6 +16,10 @@
 //	                               gRPC                         HTTP
 //	all spans accepted             OK, empty response           200, empty response
 //	some or all spans invalid      OK, partial_success          200, partial_success
+//	spans of services the token
+//	  is not bound to              OK, partial_success          200, partial_success
+//	no or unknown token            UNAUTHENTICATED              401 + WWW-Authenticate
+//	token without the ingest scope PERMISSION_DENIED            403
 //	malformed request              INVALID_ARGUMENT             400
 //	over max_message_size          RESOURCE_EXHAUSTED (by grpc) 413
 //	wrong content type / encoding  -                            415
@@ -27,6 +31,12 @@
 //	JSON nested deeper than 64     -                            400
 //	JSON over its decode budget    -                            413
 //	other consumer error           UNAVAILABLE                  503 + Retry-After
+//
+// Tokens are checked (when ingest.require_token is on) before anything
+// else: by the gRPC tap handle, before grpc-go reads the message, and first
+// thing in the HTTP handler. The gRPC health service needs no token. With
+// tls.client_ca_file, a client without a certificate signed by that CA
+// fails the TLS handshake and is never counted as a request.
 //
 // HTTP error bodies are a google.rpc.Status in the request's encoding
 // (protobuf or JSON; JSON when the content type is not one of the two).

@@ -46,9 +46,9 @@ func (r *Receiver) newGRPCServer() (*grpc.Server, *health.Server) {
 		grpc.MaxRecvMsgSize(int(r.cfg.MaxMessageSize)),
 	}
 	if r.tls != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(r.tls)))
+		opts = append(opts, grpc.Creds(credentials.NewTLS(r.tls.ServerConfig("h2"))))
 	}
-	if r.admit != nil {
+	if r.admit != nil || r.auth != nil {
 		opts = append(opts, grpc.InTapHandle(r.tap))
 	}
 	s := grpc.NewServer(opts...)
@@ -109,11 +109,32 @@ func (r *Receiver) export(ctx context.Context, dec func(any) error) (any, error)
 	}
 }
 
-// tap refuses an Export while memory is short. It runs when the stream's
-// headers arrive, before grpc-go reads the message (which it does before
-// the handler runs), so a refused request costs no buffer.
+// tap authenticates an Export (ingest.require_token) and refuses it while
+// memory is short. It runs when the stream's headers arrive, before
+// grpc-go reads the message (which it does before the handler runs), so a
+// refused request costs no buffer. The context it returns, carrying the
+// principal, is the handler's. The health service needs no token.
 func (r *Receiver) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
-	if info.FullMethodName != exportMethod || r.admitted(protocolGRPC) {
+	if info.FullMethodName != exportMethod {
+		return ctx, nil
+	}
+	var header string
+	if v := info.Header.Get("authorization"); len(v) > 0 {
+		header = v[0]
+	}
+	ctx, o, msg := r.authenticate(ctx, header)
+	if o != outcomeOK {
+		r.logInvalid(ctx, protocolGRPC, peerAddr(ctx), msg)
+	}
+	switch o {
+	case outcomeUnauthenticated:
+		r.count(protocolGRPC, o)
+		return ctx, status.Error(codes.Unauthenticated, msg)
+	case outcomeForbidden:
+		r.count(protocolGRPC, o)
+		return ctx, status.Error(codes.PermissionDenied, msg)
+	}
+	if r.admitted(protocolGRPC) {
 		return ctx, nil
 	}
 	r.count(protocolGRPC, outcomeBackpressure)

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"compress/gzip"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -67,9 +68,13 @@ func encodingOf(contentType string) bodyEncoding {
 func (r *Receiver) newHTTPServer() *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc(tracesPath, r.serveTraces)
+	var tc *tls.Config
+	if r.tls != nil {
+		tc = r.tls.ServerConfig("h2", "http/1.1")
+	}
 	return &http.Server{
 		Handler:           mux,
-		TLSConfig:         r.tls,
+		TLSConfig:         tc,
 		ReadHeaderTimeout: httpReadHeaderTimeout,
 		ReadTimeout:       httpReadTimeout,
 		IdleTimeout:       httpIdleTimeout,
@@ -82,10 +87,22 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	enc := encodingOf(req.Header.Get("Content-Type"))
 	refuse := func(httpCode int, o outcome, code codes.Code, msg string) {
 		r.count(protocolHTTP, o)
-		if o == outcomeInvalid || o == outcomeTooLarge {
+		if o == outcomeInvalid || o == outcomeTooLarge || o == outcomeUnauthenticated || o == outcomeForbidden {
 			r.logInvalid(req.Context(), protocolHTTP, req.RemoteAddr, msg)
 		}
 		writeStatus(w, enc, httpCode, code, msg)
+	}
+	// Authentication first: a caller without a valid token learns
+	// nothing else about the endpoint.
+	ctx, o, msg := r.authenticate(req.Context(), req.Header.Get("Authorization"))
+	switch o {
+	case outcomeUnauthenticated:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tailgate OTLP"`)
+		refuse(http.StatusUnauthorized, o, codes.Unauthenticated, msg)
+		return
+	case outcomeForbidden:
+		refuse(http.StatusForbidden, o, codes.PermissionDenied, msg)
+		return
 	}
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -205,7 +222,7 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 
-	res := r.process(req.Context(), protocolHTTP, payload)
+	res := r.process(ctx, protocolHTTP, payload)
 	switch res.outcome {
 	case outcomeOK, outcomePartial:
 		r.count(protocolHTTP, res.outcome)

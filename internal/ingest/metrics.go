@@ -36,6 +36,11 @@ const (
 	outcomeTooLarge
 	outcomeBackpressure
 	outcomeUnavailable
+	// outcomeUnauthenticated: no token, or an unknown one
+	// (ingest.require_token).
+	outcomeUnauthenticated
+	// outcomeForbidden: a known token without the ingest scope.
+	outcomeForbidden
 	numOutcomes
 )
 
@@ -54,6 +59,10 @@ func (o outcome) String() string {
 		return "backpressure"
 	case outcomeUnavailable:
 		return "unavailable"
+	case outcomeUnauthenticated:
+		return "unauthenticated"
+	case outcomeForbidden:
+		return "forbidden"
 	}
 	return "unknown"
 }
@@ -67,6 +76,7 @@ type metrics struct {
 	bytes    *prometheus.HistogramVec
 	inflight *prometheus.GaugeVec
 	memory   *prometheus.CounterVec
+	denied   *prometheus.CounterVec
 
 	by [numProtocols]protocolMetrics
 }
@@ -80,6 +90,9 @@ type protocolMetrics struct {
 	// memoryRefused counts requests refused because memory was short;
 	// they are also counted in requests under outcomeBackpressure.
 	memoryRefused prometheus.Counter
+	// denied counts spans refused because the request's token is bound
+	// to other services; they are also counted in rejected.
+	denied prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -94,7 +107,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"protocol"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tailgate_ingest_spans_rejected_total",
-			Help: "Spans refused as invalid in otherwise accepted requests (partial success).",
+			Help: "Spans refused in otherwise accepted requests (partial success): invalid, or of a service the request's token is not bound to.",
 		}, []string{"protocol"}),
 		bytes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tailgate_ingest_request_bytes",
@@ -109,8 +122,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "tailgate_ingest_memory_backpressure_requests_total",
 			Help: "OTLP export requests refused with backpressure because the heap was above the admission threshold (also counted in tailgate_ingest_requests_total{outcome=\"backpressure\"}).",
 		}, []string{"protocol"}),
+		denied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tailgate_ingest_spans_service_denied_total",
+			Help: "Spans refused because the request's token is bound to other services (auth.tokens[].services; also counted in tailgate_ingest_spans_rejected_total).",
+		}, []string{"protocol"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.accepted, m.rejected, m.bytes, m.inflight, m.memory} {
+	for _, c := range []prometheus.Collector{m.requests, m.accepted, m.rejected, m.bytes, m.inflight, m.memory, m.denied} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register ingest metrics: %w", err)
 		}
@@ -125,6 +142,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		pm.bytes = m.bytes.WithLabelValues(p.String())
 		pm.inflight = m.inflight.WithLabelValues(p.String())
 		pm.memoryRefused = m.memory.WithLabelValues(p.String())
+		pm.denied = m.denied.WithLabelValues(p.String())
 	}
 	return m, nil
 }

@@ -2,12 +2,13 @@ package ingest
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 
+	"github.com/tailgate-sre/tailgate/internal/auth"
 	"github.com/tailgate-sre/tailgate/internal/otlp"
 )
 
@@ -60,6 +62,17 @@ type Settings struct {
 	// tailgate_ingest_memory_backpressure_requests_total. It is called on
 	// every request, so it must be cheap.
 	Admit func() bool
+	// Auth checks the bearer tokens of requests when
+	// Config.RequireToken is on, and is then required. It is called on
+	// every request, from several goroutines.
+	Auth Authenticator
+}
+
+// Authenticator finds the principal of an Authorization header's value
+// ("Bearer <token>"); *auth.Authenticator is one. Its errors must not
+// carry the token.
+type Authenticator interface {
+	AuthenticateHeader(authorization string) (auth.Principal, error)
 }
 
 // Errors of the receiver's life cycle.
@@ -101,7 +114,8 @@ type Receiver struct {
 	listen  func(ctx context.Context, network, address string) (net.Listener, error)
 	limits  otlp.Limits
 	metrics *metrics
-	tls     *tls.Config
+	// tls is set when TLS is on (see ReloadTLS).
+	tls *auth.ReloadableTLS
 
 	buffers  sync.Pool // *buffer
 	requests sync.Pool // *otlp.Request
@@ -115,6 +129,8 @@ type Receiver struct {
 	jsonBudget *semaphore.Weighted
 	// admit is Settings.Admit.
 	admit func() bool
+	// auth is Settings.Auth when Config.RequireToken is on, else nil.
+	auth Authenticator
 
 	grpcServer *grpc.Server
 	health     *health.Server
@@ -140,6 +156,9 @@ func New(cfg Config, set Settings) (*Receiver, error) {
 	}
 	if set.Consumer == nil {
 		return nil, errors.New("ingest: a consumer is required")
+	}
+	if cfg.RequireToken && set.Auth == nil {
+		return nil, errors.New("ingest: require_token is on but no authenticator was given")
 	}
 	logger := set.Logger
 	if logger == nil {
@@ -175,12 +194,16 @@ func New(cfg Config, set Settings) (*Receiver, error) {
 	}
 	r.buffers.New = func() any { return new(buffer) }
 	r.requests.New = func() any { return new(otlp.Request) }
+	if cfg.RequireToken {
+		r.auth = set.Auth
+	}
 	if cfg.TLS.Enabled() {
-		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
-		if err != nil {
+		// The API's TLS loader, so that both refuse an expired certificate
+		// and read a client CA (mTLS) alike.
+		files := auth.TLSConfig{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, ClientCAFile: cfg.TLS.ClientCAFile}
+		if r.tls, err = auth.NewReloadableTLS(files, time.Now()); err != nil {
 			return nil, fmt.Errorf("ingest: load tls certificate: %w", err)
 		}
-		r.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	if cfg.OTLPGRPC != "" {
 		r.grpcServer, r.health = r.newGRPCServer()
@@ -233,6 +256,8 @@ func (r *Receiver) Start(ctx context.Context) error {
 		r.serving.Go(func() {
 			var err error
 			if r.tls != nil {
+				// The certificate comes from the config's
+				// GetConfigForClient.
 				err = r.httpServer.ServeTLS(r.httpLis, "", "")
 			} else {
 				err = r.httpServer.Serve(r.httpLis)
@@ -419,6 +444,11 @@ func (r *Receiver) process(ctx context.Context, p protocol, payload []byte) resu
 	if err := otlp.Parse(payload, r.limits, req); err != nil {
 		return result{outcome: outcomeInvalid, message: err.Error()}
 	}
+	if p, ok := auth.FromContext(ctx); ok && len(p.Services) > 0 {
+		if denied := denyServices(req, p); denied > 0 {
+			pm.denied.Add(float64(denied))
+		}
+	}
 	if len(req.Spans) > 0 {
 		if err := r.consumer.Consume(ctx, req); err != nil {
 			if bp, ok := errors.AsType[Backpressure](err); ok {
@@ -442,7 +472,8 @@ func (r *Receiver) process(ctx context.Context, p protocol, payload []byte) resu
 // count records a finished request.
 func (r *Receiver) count(p protocol, o outcome) { r.metrics.by[p].requests[o].Inc() }
 
-// logInvalid records why a request was refused as malformed. It logs at
+// logInvalid records why a request was refused as malformed or
+// unauthenticated (never with the token). It logs at
 // debug level: a misbehaving client can send thousands a second, and the
 // requests_total{outcome="invalid"} counter is the signal to watch.
 // The reason is cut before any quoted input: pdata's JSON errors end with
@@ -456,4 +487,90 @@ func (r *Receiver) logInvalid(ctx context.Context, p protocol, remote, reason st
 		reason = strings.ToValidUTF8(reason[:maxLoggedReason], "") + "..."
 	}
 	r.logger.DebugContext(ctx, "refused OTLP request", "protocol", p.String(), "remote_addr", remote, "reason", reason)
+}
+
+// authenticate checks a request's Authorization header (gRPC metadata
+// authorization) when tokens are required. It returns ctx carrying the
+// principal, or the outcome and message of a refusal.
+func (r *Receiver) authenticate(ctx context.Context, header string) (context.Context, outcome, string) {
+	if r.auth == nil {
+		return ctx, outcomeOK, ""
+	}
+	p, err := r.auth.AuthenticateHeader(header)
+	switch {
+	case errors.Is(err, auth.ErrNoToken):
+		return ctx, outcomeUnauthenticated, "ingest.require_token is on: send Authorization: Bearer <token> with a token that has the ingest scope"
+	case err != nil:
+		return ctx, outcomeUnauthenticated, "unknown bearer token"
+	case !p.Has(auth.ScopeIngest):
+		return ctx, outcomeForbidden, fmt.Sprintf("token %q lacks the ingest scope", p.Name)
+	}
+	return auth.WithPrincipal(ctx, p), outcomeOK, ""
+}
+
+// maxNamedServices bounds the services named in a partial success message.
+const maxNamedServices = 3
+
+// denyServices removes from req the spans of services p may not send,
+// counting them as rejected (partial success) with a message naming the
+// services, and returns how many it removed.
+func denyServices(req *otlp.Request, p auth.Principal) int {
+	kept := req.Spans[:0]
+	var names []string
+	denied, more := 0, false
+	// Spans of one resource are consecutive; decide once per resource.
+	lastRes, lastOK := int32(-1), false
+	for i := range req.Spans {
+		s := &req.Spans[i]
+		res := req.Scopes[s.Scope].Resource
+		if res != lastRes {
+			lastRes, lastOK = res, p.ServiceAllowed(req.Resources[res].ServiceName)
+		}
+		if lastOK {
+			kept = append(kept, *s)
+			continue
+		}
+		denied++
+		if svc := req.Resources[res].ServiceName; !slices.Contains(names, svc) {
+			if len(names) < maxNamedServices {
+				names = append(names, svc)
+			} else {
+				more = true
+			}
+		}
+	}
+	if denied == 0 {
+		return 0
+	}
+	clear(req.Spans[len(kept):])
+	req.Spans = kept
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = strconv.Quote(n)
+	}
+	list := strings.Join(quoted, ", ")
+	if more {
+		list += " and others"
+	}
+	msg := fmt.Sprintf("%d spans refused: token %q may not send spans of service %s (it is bound to %s)",
+		denied, p.Name, list, strings.Join(p.Services, ", "))
+	if req.Rejected == 0 {
+		req.RejectReason = msg
+	} else {
+		req.RejectReason += "; " + msg
+	}
+	req.Rejected += denied
+	return denied
+}
+
+// ReloadTLS reads the certificate, key and client CA files again and
+// uses them for every later handshake on both receivers; connections
+// already open keep theirs. On an error the current files stay in use.
+// now is the time certificates must be valid at. It does nothing when TLS
+// is off.
+func (r *Receiver) ReloadTLS(now time.Time) error {
+	if err := r.tls.Reload(now); err != nil {
+		return fmt.Errorf("ingest: load tls certificate: %w", err)
+	}
+	return nil
 }
