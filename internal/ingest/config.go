@@ -28,6 +28,10 @@ type Config struct {
 	// MaxSpanSize rejects (as a partial success) a span whose encoding is
 	// larger; 0 means no limit.
 	MaxSpanSize units.Bytes `yaml:"max_span_size"`
+	// MaxSpansPerRequest rejects whole (InvalidArgument / HTTP 400) a
+	// request holding more span messages, valid or not, before their
+	// bookkeeping is allocated; 0 means no limit.
+	MaxSpansPerRequest int `yaml:"max_spans_per_request"`
 	// MaxConcurrentRequests bounds the requests being read, decoded or
 	// consumed at once, per protocol; beyond it a request gets backpressure
 	// (RESOURCE_EXHAUSTED / HTTP 429).
@@ -68,11 +72,14 @@ const maxMessageSizeLimit = math.MaxUint32 >> 1
 // DefaultConfig returns the defaults of DESIGN.md.
 func DefaultConfig() Config {
 	return Config{
-		OTLPGRPC:              "127.0.0.1:4317",
-		OTLPHTTP:              "127.0.0.1:4318",
-		MaxMessageSize:        16 << 20,
-		MaxAttributesPerSpan:  128,
-		MaxSpanSize:           1 << 20,
+		OTLPGRPC:             "127.0.0.1:4317",
+		OTLPHTTP:             "127.0.0.1:4318",
+		MaxMessageSize:       16 << 20,
+		MaxAttributesPerSpan: 128,
+		MaxSpanSize:          1 << 20,
+		// 12x the largest batch the Collector's batch processor sends by
+		// default (8192); 16MiB of empty spans would be 8M of them.
+		MaxSpansPerRequest:    100_000,
 		MaxConcurrentRequests: 64,
 		// 4 bodies of 16MiB decode in well under 1GiB.
 		MaxConcurrentJSONRequests: 4,
@@ -101,6 +108,9 @@ func (c *Config) Validate() error {
 	if c.MaxSpanSize < 0 || c.MaxSpanSize > maxMessageSizeLimit {
 		errs = append(errs, fmt.Errorf("max_span_size: must be between 0 (no limit) and %s, got %s",
 			units.Bytes(maxMessageSizeLimit), c.MaxSpanSize))
+	}
+	if c.MaxSpansPerRequest < 0 {
+		errs = append(errs, fmt.Errorf("max_spans_per_request: must be 0 (no limit) or more, got %d", c.MaxSpansPerRequest))
 	}
 	if c.MaxConcurrentRequests <= 0 {
 		errs = append(errs, fmt.Errorf("max_concurrent_requests: must be at least 1, got %d", c.MaxConcurrentRequests))

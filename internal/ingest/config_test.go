@@ -58,6 +58,11 @@ func TestConfigValidate(t *testing.T) {
 			want:   []string{"max_message_size: must be between 1B and 2147483647B, got 2GiB"},
 		},
 		{
+			name:   "negative span limit",
+			modify: func(c *Config) { c.MaxSpansPerRequest = -1 },
+			want:   []string{"max_spans_per_request: must be 0 (no limit) or more, got -1"},
+		},
+		{
 			name:   "tls key without certificate",
 			modify: func(c *Config) { c.TLS.KeyFile = "k.pem" },
 			want:   []string{"tls.cert_file: required when tls.key_file is set"},
@@ -87,6 +92,7 @@ otlp_http: ""
 max_message_size: 32MiB
 max_attributes_per_span: 64
 max_span_size: 512KiB
+max_spans_per_request: 20000
 max_concurrent_requests: 8
 max_concurrent_json_requests: 2
 tls: {cert_file: /etc/tailgate/cert.pem, key_file: /etc/tailgate/key.pem}
@@ -101,6 +107,7 @@ tls: {cert_file: /etc/tailgate/cert.pem, key_file: /etc/tailgate/key.pem}
 		MaxMessageSize:            32 << 20,
 		MaxAttributesPerSpan:      64,
 		MaxSpanSize:               512 << 10,
+		MaxSpansPerRequest:        20_000,
 		MaxConcurrentRequests:     8,
 		MaxConcurrentJSONRequests: 2,
 		TLS:                       TLSConfig{CertFile: "/etc/tailgate/cert.pem", KeyFile: "/etc/tailgate/key.pem"},

@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -73,5 +75,32 @@ func TestShutdownIsNoFailure(t *testing.T) {
 	r.serving.Wait()
 	if len(failures) != 0 {
 		t.Errorf("Shutdown reported %v as a failure", <-failures)
+	}
+}
+
+// TestMaxSpansPerRequest sends 11 empty spans with a limit of 10: the
+// request is refused whole with 400 naming the limit, nothing reaches the
+// consumer, and a valid request is served afterwards.
+func TestMaxSpansPerRequest(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxSpansPerRequest = 10
+	rec := &recorder{}
+	r, _ := startReceiver(t, cfg, rec)
+	var body []byte
+	for range 11 {
+		body = append(body, 0x12, 0x00) // ScopeSpans.spans, an empty span
+	}
+	body = append([]byte{0x12, byte(len(body))}, body...) // ResourceSpans.scope_spans
+	body = append([]byte{0x0a, byte(len(body))}, body...) // request.resource_spans
+	client := newHTTPClient(t)
+	res := postHTTP(t, client, r.HTTPAddr(), http.MethodPost, contentTypeProtobuf, "", bytes.NewReader(body))
+	if res.status != http.StatusBadRequest || !strings.Contains(string(res.body), "more than 10 spans") {
+		t.Errorf("11 spans: HTTP %d %q, want 400 naming the limit", res.status, res.body)
+	}
+	if n := rec.callCount(); n != 0 {
+		t.Errorf("consumer called %d times for a refused request", n)
+	}
+	if res := postHTTP(t, client, r.HTTPAddr(), http.MethodPost, contentTypeProtobuf, "", bytes.NewReader(validRequest())); res.status != http.StatusOK {
+		t.Errorf("valid request afterwards: HTTP %d %q", res.status, res.body)
 	}
 }

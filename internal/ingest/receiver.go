@@ -187,6 +187,7 @@ func New(cfg Config, set Settings) (*Receiver, error) {
 		limits: otlp.Limits{
 			MaxAttributes: cfg.MaxAttributesPerSpan,
 			MaxSpanBytes:  int(cfg.MaxSpanSize),
+			MaxSpans:      cfg.MaxSpansPerRequest,
 		},
 		metrics:    m,
 		jsonBudget: semaphore.NewWeighted(jsonDecodeBudget),

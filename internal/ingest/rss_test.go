@@ -55,6 +55,7 @@ func TestHostileJSONPeakRSS(t *testing.T) {
 ingest:
   otlp_grpc: 127.0.0.1:0
   otlp_http: 127.0.0.1:0
+  max_spans_per_request: 0 # the JSON decode budget alone must bound memory
 storage:
   path: %s
 `, filepath.Join(dir, "data"))

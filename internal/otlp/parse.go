@@ -23,6 +23,11 @@ type Limits struct {
 	MaxAttributes int
 	// MaxSpanBytes bounds the encoded size of one span.
 	MaxSpanBytes int
+	// MaxSpans bounds the span messages of one request, valid or not; 0
+	// means no limit. A request with more is malformed and rejected whole
+	// before its spans are parsed: two bytes of empty span would otherwise
+	// cost a span's worth of bookkeeping each.
+	MaxSpans int
 }
 
 // Request is a parsed ExportTraceServiceRequest. Its slices view the bytes
@@ -31,6 +36,9 @@ type Request struct {
 	Spans     []Span
 	Resources []Resource
 	Scopes    []Scope
+
+	// seen counts the span messages met so far, for Limits.MaxSpans.
+	seen int
 
 	// Rejected counts spans refused for invalid content; RejectReason
 	// describes the first of them with its location.
@@ -98,6 +106,7 @@ func (r *Request) Reset() {
 	r.Resources = r.Resources[:0]
 	r.Scopes = r.Scopes[:0]
 	r.attrs = r.attrs[:0]
+	r.seen = 0
 	r.Rejected = 0
 	r.RejectReason = ""
 }
@@ -260,6 +269,9 @@ func parseScopeSpans(b []byte, rsIdx, ssIdx int, resIdx int32, lim Limits, req *
 			}
 			req.Scopes[scopeIdx].Raw = v
 		case fieldSSSpans:
+			if req.seen++; lim.MaxSpans > 0 && req.seen > lim.MaxSpans {
+				return fmt.Errorf("more than %d spans in one request; send smaller batches", lim.MaxSpans)
+			}
 			req.spanScratch = append(req.spanScratch, v)
 		case fieldSSSchemaURL:
 			if !utf8.Valid(v) {
