@@ -21,10 +21,11 @@ type batch struct {
 }
 
 // inSpan is a span in a batch; rec.off is in batch.buf and rec.group
-// indexes batch.groups.
+// indexes batch.groups. start and end update the trace's time bounds.
 type inSpan struct {
-	traceID otlp.TraceID
-	rec     spanRec
+	traceID    otlp.TraceID
+	start, end uint64
+	rec        spanRec
 }
 
 // inGroup is a resource and scope in a batch, in batch.buf.
@@ -66,18 +67,15 @@ func (b *batch) addGroup(req *otlp.Request, scope int) int32 {
 func (b *batch) addSpan(sp *otlp.Span, g uint16) {
 	off := len(b.buf)
 	b.buf = append(b.buf, sp.Raw...)
-	b.spans = append(b.spans, inSpan{traceID: sp.TraceID, rec: spanRec{
-		off:          uint32(off),
-		size:         uint32(len(sp.Raw)),
-		spanID:       sp.SpanID,
-		parentSpanID: sp.ParentSpanID,
-		start:        sp.StartUnixNano,
-		end:          sp.EndUnixNano,
-		group:        g,
-		kind:         sp.Kind,
-		status:       sp.Status,
-		httpStatus:   sp.HTTPStatus,
-		grpcStatus:   sp.GRPCStatus,
+	b.spans = append(b.spans, inSpan{traceID: sp.TraceID, start: sp.StartUnixNano, end: sp.EndUnixNano, rec: spanRec{
+		off:        uint32(off),
+		size:       uint32(len(sp.Raw)),
+		group:      g,
+		kind:       sp.Kind,
+		status:     sp.Status,
+		httpStatus: sp.HTTPStatus,
+		grpcStatus: sp.GRPCStatus,
+		root:       sp.ParentSpanID.IsZero(),
 	}})
 }
 
@@ -351,12 +349,12 @@ func (sh *shard) appendSpan(tr *Trace, b *batch, in *inSpan, now int64) {
 	tr.arena = append(tr.arena, b.buf[in.rec.off:in.rec.off+in.rec.size]...)
 	idx := len(tr.spans)
 	tr.spans = append(tr.spans, rec)
-	tr.minStart = min(tr.minStart, rec.start)
-	tr.maxEnd = max(tr.maxEnd, rec.end)
+	tr.minStart = min(tr.minStart, in.start)
+	tr.maxEnd = max(tr.maxEnd, in.end)
 	if !tr.bad && rec.bad() {
 		tr.bad = true
 	}
-	if tr.root < 0 && rec.parentSpanID.IsZero() {
+	if tr.root < 0 && rec.root {
 		tr.root = int32(idx)
 		if d := now + sh.grace; d < tr.deadline {
 			tr.deadline = d

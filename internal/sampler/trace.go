@@ -7,17 +7,19 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/otlp"
 )
 
-// spanRec is what a trace keeps per span besides its bytes: 48 bytes.
+// spanRec is what a trace keeps per span besides its bytes: 16 bytes,
+// the fields the rules and the insertion read for every span. The IDs and
+// times, which the encoding holds too and which only TraceSpan's accessors
+// read per span, are read back from the bytes (the trace's time bounds are
+// kept in Trace).
 type spanRec struct {
-	off, size    uint32 // the span's encoding in the trace arena
-	spanID       otlp.SpanID
-	parentSpanID otlp.SpanID
-	start, end   uint64
-	group        uint16 // index into Trace.groups
-	kind         otlp.Kind
-	status       otlp.StatusCode
-	httpStatus   uint16
-	grpcStatus   int8
+	off, size  uint32 // the span's encoding in the trace arena
+	group      uint16 // index into Trace.groups
+	httpStatus uint16
+	kind       otlp.Kind
+	status     otlp.StatusCode
+	grpcStatus int8
+	root       bool // no parent span ID
 }
 
 // noBytes marks an absent field in a group (nil, as opposed to empty).
@@ -134,27 +136,40 @@ type TraceSpan struct {
 	r *spanRec
 }
 
-// SpanID returns the span ID.
-func (s TraceSpan) SpanID() otlp.SpanID { return s.r.spanID }
+// parsed reads the span's encoding back (it was validated at ingest, so
+// this cannot fail; a zero Span is returned if it somehow does).
+func (s TraceSpan) parsed() otlp.Span {
+	sp, err := otlp.ParseSpan(s.Raw())
+	if err != nil {
+		return otlp.Span{}
+	}
+	return sp
+}
 
-// ParentSpanID returns the parent span ID, zero for a root span.
-func (s TraceSpan) ParentSpanID() otlp.SpanID { return s.r.parentSpanID }
+// SpanID returns the span ID (read from the span's encoding).
+func (s TraceSpan) SpanID() otlp.SpanID { return s.parsed().SpanID }
+
+// ParentSpanID returns the parent span ID, zero for a root span (read from
+// the span's encoding).
+func (s TraceSpan) ParentSpanID() otlp.SpanID { return s.parsed().ParentSpanID }
 
 // IsRoot reports whether the span has no parent.
-func (s TraceSpan) IsRoot() bool { return s.r.parentSpanID.IsZero() }
+func (s TraceSpan) IsRoot() bool { return s.r.root }
 
-// StartUnixNano returns the span's start time.
-func (s TraceSpan) StartUnixNano() uint64 { return s.r.start }
+// StartUnixNano returns the span's start time (read from the span's
+// encoding).
+func (s TraceSpan) StartUnixNano() uint64 { return s.parsed().StartUnixNano }
 
-// EndUnixNano returns the span's end time.
-func (s TraceSpan) EndUnixNano() uint64 { return s.r.end }
+// EndUnixNano returns the span's end time (read from the span's encoding).
+func (s TraceSpan) EndUnixNano() uint64 { return s.parsed().EndUnixNano }
 
 // Duration returns end - start, or 0 when the end precedes the start.
 func (s TraceSpan) Duration() time.Duration {
-	if s.r.end <= s.r.start {
+	sp := s.parsed()
+	if sp.EndUnixNano <= sp.StartUnixNano {
 		return 0
 	}
-	return time.Duration(s.r.end - s.r.start)
+	return time.Duration(sp.EndUnixNano - sp.StartUnixNano)
 }
 
 // Kind returns the span kind.
