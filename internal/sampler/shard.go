@@ -65,17 +65,21 @@ func (b *batch) addGroup(req *otlp.Request, scope int) int32 {
 }
 
 func (b *batch) addSpan(sp *otlp.Span, g uint16) {
+	raw, flags := stripTraceID(sp.Raw, &sp.TraceID)
+	if sp.ParentSpanID.IsZero() {
+		flags |= spanRoot
+	}
 	off := len(b.buf)
-	b.buf = append(b.buf, sp.Raw...)
+	b.buf = append(b.buf, raw...)
 	b.spans = append(b.spans, inSpan{traceID: sp.TraceID, start: sp.StartUnixNano, end: sp.EndUnixNano, rec: spanRec{
 		off:        uint32(off),
-		size:       uint32(len(sp.Raw)),
+		size:       uint32(len(raw)),
 		group:      g,
 		kind:       sp.Kind,
 		status:     sp.Status,
 		httpStatus: sp.HTTPStatus,
 		grpcStatus: sp.GRPCStatus,
-		root:       sp.ParentSpanID.IsZero(),
+		flags:      flags,
 	}})
 }
 
@@ -116,6 +120,7 @@ type shard struct {
 	out      []byte
 	outSpans int
 	raws     [][]byte
+	full     []byte // span encodings with their trace IDs put back, for export
 	counts   []int32
 	order    []int32
 	touched  []*Trace
@@ -354,7 +359,7 @@ func (sh *shard) appendSpan(tr *Trace, b *batch, in *inSpan, now int64) {
 	if !tr.bad && rec.bad() {
 		tr.bad = true
 	}
-	if tr.root < 0 && rec.root {
+	if tr.root < 0 && rec.flags&spanRoot != 0 {
 		tr.root = int32(idx)
 		if d := now + sh.grace; d < tr.deadline {
 			tr.deadline = d
@@ -398,7 +403,8 @@ func (sh *shard) late(b *batch, in *inSpan) bool {
 		g := ig.otlpGroup(b.buf)
 		ext := sh.s.exts[e.ext]
 		ext.Rate = e.rate
-		sh.raws = append(sh.raws[:0], b.buf[in.rec.off:in.rec.off+in.rec.size])
+		sh.full = appendSpanEncoding(sh.full[:0], &in.traceID, b.buf[in.rec.off:in.rec.off+in.rec.size], in.rec.flags)
+		sh.raws = append(sh.raws[:0], sh.full)
 		sh.out = sh.enc.AppendResourceSpans(sh.out, &g, sh.raws, &ext)
 		sh.raws[0] = nil
 		sh.outSpans++
@@ -486,9 +492,15 @@ func (sh *shard) recycle(tr *Trace) {
 // shard's pending export request.
 func (sh *shard) export(tr *Trace, ext *otlp.Extension) {
 	raws := sh.raws[:0]
+	// Room for every span's encoding, so that the slices taken as it
+	// fills stay valid.
+	if need := len(tr.arena) + traceIDFieldLen*len(tr.spans); cap(sh.full) < need {
+		sh.full = make([]byte, 0, need)
+	}
+	sh.full = sh.full[:0]
 	if len(tr.groups) == 1 {
 		for i := range tr.spans {
-			raws = append(raws, tr.Span(i).Raw())
+			raws = append(raws, sh.fullSpan(tr, i))
 		}
 		g := tr.otlpGroup(0)
 		sh.out = sh.enc.AppendResourceSpans(sh.out, &g, raws, ext)
@@ -514,7 +526,7 @@ func (sh *shard) export(tr *Trace, ext *otlp.Extension) {
 			counts[g]++
 		}
 		for _, i := range order {
-			raws = append(raws, tr.Span(int(i)).Raw())
+			raws = append(raws, sh.fullSpan(tr, int(i)))
 		}
 		start := 0
 		for g := range tr.groups {
@@ -529,10 +541,22 @@ func (sh *shard) export(tr *Trace, ext *otlp.Extension) {
 	}
 	clear(raws)
 	sh.raws = raws[:0]
+	if cap(sh.full) > 1<<20 {
+		sh.full = nil // one very large trace; do not keep its scratch
+	}
 	sh.outSpans += len(tr.spans)
 	if sh.outSpans >= sh.s.cfg.ExportBatchSpans {
 		sh.flush()
 	}
+}
+
+// fullSpan appends span i's encoding to sh.full, which export sized to
+// hold the whole trace, and returns it.
+func (sh *shard) fullSpan(tr *Trace, i int) []byte {
+	start := len(sh.full)
+	r := &tr.spans[i]
+	sh.full = appendSpanEncoding(sh.full, &tr.id, tr.arena[r.off:r.off+r.size], r.flags)
+	return sh.full[start:len(sh.full):len(sh.full)]
 }
 
 func (t *Trace) otlpGroup(i int) otlp.Group {

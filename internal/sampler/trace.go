@@ -13,13 +13,70 @@ import (
 // read per span, are read back from the bytes (the trace's time bounds are
 // kept in Trace).
 type spanRec struct {
-	off, size  uint32 // the span's encoding in the trace arena
+	off, size  uint32 // the span's stored bytes in the trace arena
 	group      uint16 // index into Trace.groups
 	httpStatus uint16
 	kind       otlp.Kind
 	status     otlp.StatusCode
 	grpcStatus int8
-	root       bool // no parent span ID
+	flags      uint8 // spanRoot, spanIDFront, spanIDBack
+}
+
+const (
+	// spanRoot marks a span without a parent span ID.
+	spanRoot = 1 << iota
+	// spanIDFront and spanIDBack mark a span stored without its trace_id
+	// field, which every span of the trace repeats and which was its first
+	// field (as most SDKs encode it) or its last one (as the Collector's
+	// pdata encodes it). The field is put back where it was on export.
+	spanIDFront
+	spanIDBack
+)
+
+// traceIDField is the encoding of a Span's trace_id field without the ID:
+// field 1, wire type 2, length 16.
+var traceIDField = [2]byte{0x0a, 0x10}
+
+// traceIDFieldLen is the size of an encoded trace_id field.
+const traceIDFieldLen = 18
+
+// stripTraceID returns raw without its trace_id field when that field is
+// the first or the last one and holds id, with the spanID* flag that says
+// which; putting the field back there restores raw exactly. (A last field
+// of another kind that happens to end in the same 18 bytes is cut short in
+// the stored bytes, so Name and Attr would not read it; only a sender that
+// crafts its own span that way can cause this, and it changes nothing but
+// how that span's own last field reads.)
+func stripTraceID(raw []byte, id *otlp.TraceID) ([]byte, uint8) {
+	if len(raw) < traceIDFieldLen {
+		return raw, 0
+	}
+	if isTraceIDField(raw[:traceIDFieldLen], id) {
+		return raw[traceIDFieldLen:], spanIDFront
+	}
+	if n := len(raw) - traceIDFieldLen; isTraceIDField(raw[n:], id) {
+		return raw[:n:n], spanIDBack
+	}
+	return raw, 0
+}
+
+func isTraceIDField(f []byte, id *otlp.TraceID) bool {
+	return f[0] == traceIDField[0] && f[1] == traceIDField[1] && [16]byte(f[2:traceIDFieldLen]) == *id
+}
+
+// appendSpanEncoding appends a span's encoding to dst: its stored bytes,
+// with the trace_id field put back where it was stripped.
+func appendSpanEncoding(dst []byte, id *otlp.TraceID, stored []byte, flags uint8) []byte {
+	if flags&spanIDFront != 0 {
+		dst = append(dst, traceIDField[:]...)
+		dst = append(dst, id[:]...)
+	}
+	dst = append(dst, stored...)
+	if flags&spanIDBack != 0 {
+		dst = append(dst, traceIDField[:]...)
+		dst = append(dst, id[:]...)
+	}
+	return dst
 }
 
 // noBytes marks an absent field in a group (nil, as opposed to empty).
@@ -154,7 +211,7 @@ func (s TraceSpan) SpanID() otlp.SpanID { return s.parsed().SpanID }
 func (s TraceSpan) ParentSpanID() otlp.SpanID { return s.parsed().ParentSpanID }
 
 // IsRoot reports whether the span has no parent.
-func (s TraceSpan) IsRoot() bool { return s.r.root }
+func (s TraceSpan) IsRoot() bool { return s.r.flags&spanRoot != 0 }
 
 // StartUnixNano returns the span's start time (read from the span's
 // encoding).
@@ -191,11 +248,11 @@ func (s TraceSpan) Bad() bool { return s.r.bad() }
 func (s TraceSpan) ServiceName() string { return s.t.groups[s.r.group].service }
 
 // Name returns the span name.
-func (s TraceSpan) Name() []byte { return otlp.NameOf(s.Raw()) }
+func (s TraceSpan) Name() []byte { return otlp.NameOf(s.stored()) }
 
 // Attr returns a span attribute.
 func (s TraceSpan) Attr(key string) (otlp.Value, bool) {
-	sp := otlp.Span{Raw: s.Raw()}
+	sp := otlp.Span{Raw: s.stored()}
 	return sp.Attr(key)
 }
 
@@ -205,8 +262,22 @@ func (s TraceSpan) ResourceAttr(key string) (otlp.Value, bool) {
 	return r.Attr(key)
 }
 
-// Raw returns the span's encoding (an OTLP Span message without its tag).
+// Raw returns the span's encoding (an OTLP Span message without its tag),
+// as it was received. The buffer stores most spans without their trace ID,
+// so Raw may build the encoding on each call; the scan of stored bytes
+// that Name and Attr do does not.
 func (s TraceSpan) Raw() []byte {
+	st := s.stored()
+	if s.r.flags&(spanIDFront|spanIDBack) == 0 {
+		return st
+	}
+	return appendSpanEncoding(make([]byte, 0, traceIDFieldLen+len(st)), &s.t.id, st, s.r.flags)
+}
+
+// stored returns the span's bytes in the arena: its encoding, without the
+// trace_id field when a spanID* flag is set. Fields other than the trace ID read
+// the same from both.
+func (s TraceSpan) stored() []byte {
 	return s.t.arena[s.r.off : s.r.off+s.r.size : s.r.off+s.r.size]
 }
 
