@@ -17,6 +17,7 @@ type sharedGroup struct {
 	// its bytes; the four views below point into it.
 	data                                         []byte
 	resource, resourceSchema, scope, scopeSchema []byte // nil when absent
+	service                                      string // the resource's service.name, interned per shard
 	hash                                         uint64
 	refs                                         int
 	next                                         *sharedGroup // same hash

@@ -325,9 +325,13 @@ func (sh *shard) addGroup(tr *Trace, b *batch, g uint16) int {
 	before := tr.memBytes()
 	shared, added := sh.groups.acquire(sh.groups.key(g))
 	sh.nbytes += int64(added)
-	tg := group{sharedGroup: shared, service: sh.intern(b.groups[g].service.in(b.buf))}
+	if added > 0 {
+		// The service name is a function of the resource, so of the key.
+		shared.service = sh.intern(b.groups[g].service.in(b.buf))
+	}
+	tg := group{sharedGroup: shared}
 	if len(tr.groups) == cap(tr.groups) {
-		gs := make([]group, len(tr.groups), max(2*cap(tr.groups), 1))
+		gs := make([]group, len(tr.groups), max(2*cap(tr.groups), 2))
 		copy(gs, tr.groups)
 		tr.groups = gs
 	}

@@ -92,11 +92,11 @@ func (s span) in(arena []byte) []byte {
 	return arena[s.off : s.off+s.n : s.off+s.n]
 }
 
-// group is a distinct resource and scope of a trace; their encodings live
-// in the trace arena.
+// group is a distinct resource and scope of a trace: a reference to their
+// encodings and service name, shared per shard (8 bytes per trace and
+// group).
 type group struct {
-	*sharedGroup        // the resource and scope encodings, shared per shard
-	service      string // interned per shard
+	*sharedGroup
 }
 
 // traceOverhead is what a buffered trace costs besides its arena, records
