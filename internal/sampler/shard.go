@@ -1,7 +1,6 @@
 package sampler
 
 import (
-	"bytes"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -310,9 +309,12 @@ func (sh *shard) grow(tr *Trace, now int64) bool {
 
 // findGroup looks for batch group g among tr's groups.
 func (sh *shard) findGroup(tr *Trace, g uint16) (int, bool) {
-	key := sh.groups.key(g)
+	sg := sh.groups.lookup(g)
+	if sg == nil {
+		return 0, false
+	}
 	for i := range tr.groups {
-		if bytes.Equal(tr.groups[i].data, key) {
+		if tr.groups[i].sharedGroup == sg {
 			return i, true
 		}
 	}
@@ -323,7 +325,7 @@ func (sh *shard) findGroup(tr *Trace, g uint16) (int, bool) {
 // trace of the shard under the same resource and scope.
 func (sh *shard) addGroup(tr *Trace, b *batch, g uint16) int {
 	before := tr.memBytes()
-	shared, added := sh.groups.acquire(sh.groups.key(g))
+	shared, added := sh.groups.acquireBatch(g)
 	sh.nbytes += int64(added)
 	if added > 0 {
 		// The service name is a function of the resource, so of the key.
