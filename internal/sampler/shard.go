@@ -123,7 +123,7 @@ type shard struct {
 	counts   []int32
 	order    []int32
 	touched  []*Trace
-	seq      uint64
+	ins      []insertion
 	lastErr  int64 // unix nanos of the last export error logged
 
 	gTraces, gSpans, gBytes, gCache atomic.Int64
@@ -210,13 +210,32 @@ func (sh *shard) publish() {
 	sh.gBytes.Store(sh.nbytes)
 }
 
+// insertion is a trace's scratch while a batch is inserted (kept out of
+// Trace, which would otherwise carry it for its whole life).
+type insertion struct {
+	tr         *Trace
+	pending    uint32 // bytes to append from the batch
+	pendingN   uint32 // spans to append from the batch
+	batchGroup int32  // the batch group of the last span appended, or -1
+	traceGroup uint16 // its index in tr.groups
+}
+
+// insertionOf returns tr's entry in ins, adding one when tr has none yet
+// for this batch.
+func (sh *shard) insertionOf(tr *Trace) *insertion {
+	if i := int(tr.ins); i < len(sh.ins) && sh.ins[i].tr == tr {
+		return &sh.ins[i]
+	}
+	tr.ins = int32(len(sh.ins))
+	sh.ins = append(sh.ins, insertion{tr: tr, batchGroup: -1})
+	return &sh.ins[tr.ins]
+}
+
 // insert moves a batch's spans into their traces. The first pass finds (or
 // creates) each span's trace and sums the bytes it will add, so the second
 // pass grows each trace's arena and records at most once per batch.
 func (sh *shard) insert(b *batch) {
 	sh.groups.index(b)
-	sh.seq++
-	seq := sh.seq
 	now := b.at
 	touched := sh.touched[:0]
 	var last *Trace
@@ -235,11 +254,9 @@ func (sh *shard) insert(b *batch) {
 			}
 			last = tr
 		}
-		if tr.batchSeq != seq {
-			tr.batchSeq, tr.pending, tr.pendingN, tr.batchGroup = seq, 0, 0, -1
-		}
-		tr.pending += in.rec.size
-		tr.pendingN++
+		p := sh.insertionOf(tr)
+		p.pending += in.rec.size
+		p.pendingN++
 		touched = append(touched, tr)
 	}
 	for i := range b.spans {
@@ -253,11 +270,12 @@ func (sh *shard) insert(b *batch) {
 			sh.late(b, in)
 			continue
 		}
-		if tr.pendingN > 0 && !sh.grow(tr, now) {
+		p := &sh.ins[tr.ins]
+		if p.pendingN > 0 && !sh.grow(tr, p, now) {
 			sh.late(b, in)
 			continue
 		}
-		if tr.batchGroup != int32(in.rec.group) {
+		if p.batchGroup != int32(in.rec.group) {
 			idx, ok := sh.findGroup(tr, in.rec.group)
 			if !ok {
 				if len(tr.groups) >= maxTraceGroups {
@@ -267,18 +285,20 @@ func (sh *shard) insert(b *batch) {
 				}
 				idx = sh.addGroup(tr, b, in.rec.group)
 			}
-			tr.batchGroup, tr.traceGroup = int32(in.rec.group), uint16(idx)
+			p.batchGroup, p.traceGroup = int32(in.rec.group), uint16(idx)
 		}
-		sh.appendSpan(tr, b, in, now)
+		sh.appendSpan(tr, b, in, p.traceGroup, now)
 	}
 	clear(touched)
 	sh.touched = touched[:0]
+	clear(sh.ins)
+	sh.ins = sh.ins[:0]
 }
 
 // grow makes room in tr for the spans of the current batch; it returns
 // false (after deciding the trace) when the trace would be too large.
-func (sh *shard) grow(tr *Trace, now int64) bool {
-	need := len(tr.arena) + int(tr.pending)
+func (sh *shard) grow(tr *Trace, p *insertion, now int64) bool {
+	need := len(tr.arena) + int(p.pending)
 	if need > maxTraceBytes {
 		sh.decide(tr, now, TriggerSize)
 		return false
@@ -293,7 +313,7 @@ func (sh *shard) grow(tr *Trace, now int64) bool {
 		copy(a, tr.arena)
 		tr.arena = a
 	}
-	needN := len(tr.spans) + int(tr.pendingN)
+	needN := len(tr.spans) + int(p.pendingN)
 	switch {
 	case len(tr.spans) == 0 && (cap(tr.spans) < needN || cap(tr.spans) > needN+needN/4+2):
 		tr.spans = make([]spanRec, 0, needN)
@@ -302,7 +322,7 @@ func (sh *shard) grow(tr *Trace, now int64) bool {
 		copy(r, tr.spans)
 		tr.spans = r
 	}
-	tr.pending, tr.pendingN, tr.batchGroup = 0, 0, -1
+	p.pending, p.pendingN, p.batchGroup = 0, 0, -1
 	sh.nbytes += int64(tr.memBytes() - before)
 	return true
 }
@@ -353,10 +373,10 @@ func (sh *shard) intern(b []byte) string {
 	return s
 }
 
-func (sh *shard) appendSpan(tr *Trace, b *batch, in *inSpan, now int64) {
+func (sh *shard) appendSpan(tr *Trace, b *batch, in *inSpan, group uint16, now int64) {
 	rec := in.rec
 	rec.off = uint32(len(tr.arena))
-	rec.group = tr.traceGroup
+	rec.group = group
 	tr.arena = append(tr.arena, b.buf[in.rec.off:in.rec.off+in.rec.size]...)
 	idx := len(tr.spans)
 	tr.spans = append(tr.spans, rec)
@@ -390,7 +410,6 @@ func (sh *shard) newTrace(id otlp.TraceID, now int64) *Trace {
 	tr.firstSeen = now
 	tr.deadline = now + sh.wait
 	tr.root = -1
-	tr.batchGroup = -1
 	tr.minStart = math.MaxUint64
 	sh.traces[id] = tr
 	sh.wheel.add(id, tr.deadline)
@@ -444,10 +463,10 @@ func (sh *shard) decide(tr *Trace, now int64, trig Trigger) {
 	v := s.policy.evaluate(tr, time.Unix(0, now), &sh.sc)
 	tr.decided, tr.decision, tr.trigger = true, v.decision, trig
 	mi := len(s.exts) // metrics index of "none"
-	tr.rule = ""
+	tr.rule = nil
 	if v.rule >= 0 {
 		mi = v.rule
-		tr.rule = s.policy.rules[v.rule].name
+		tr.rule = &s.policy.rules[v.rule].name
 	}
 	if s.hook != nil {
 		s.hook(tr, v.decision)

@@ -124,23 +124,16 @@ type Trace struct {
 	deadline  int64 // unix nanos when it is due
 	minStart  uint64
 	maxEnd    uint64
-	root      int32 // index of the root span, -1 until it arrives
-	bad       bool  // a span is bad for availability
-	rootDue   bool  // the deadline is root + root_grace
+	rule      *string // the deciding rule's name, nil when none matched
+	root      int32   // index of the root span, -1 until it arrives
+	ins       int32   // this trace's entry in shard.ins while a batch is inserted
+	bad       bool    // a span is bad for availability
+	rootDue   bool    // the deadline is root + root_grace
 	decided   bool
 
 	// The decision, set before OnDecision is called.
 	decision Decision
-	rule     string
 	trigger  Trigger
-
-	// Insertion scratch: the batch this trace last saw and the group
-	// mapping for it.
-	batchSeq   uint64
-	batchGroup int32
-	traceGroup uint16
-	pending    uint32 // bytes to append from the current batch
-	pendingN   uint32 // spans to append from the current batch
 }
 
 // ID returns the trace ID.
@@ -174,14 +167,19 @@ func (t *Trace) Decision() Decision { return t.decision }
 
 // Rule returns the name of the rule that decided, or "" when no rule
 // matched (the trace was then dropped).
-func (t *Trace) Rule() string { return t.rule }
+func (t *Trace) Rule() string {
+	if t.rule == nil {
+		return ""
+	}
+	return *t.rule
+}
 
 // Reason explains the decision: "rule <name>" or "no rule matched".
 func (t *Trace) Reason() string {
-	if t.rule == "" {
+	if t.rule == nil {
 		return "no rule matched"
 	}
-	return "rule " + t.rule
+	return "rule " + *t.rule
 }
 
 // Trigger returns why the trace was decided when it was.
