@@ -1,6 +1,7 @@
 package sampler
 
 import (
+	"encoding/binary"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -124,7 +125,8 @@ type shard struct {
 	order    []int32
 	touched  []*Trace
 	ins      []insertion
-	lastErr  int64 // unix nanos of the last export error logged
+	recent   [recentTraces]*Trace // traces found in the current batch, by hash
+	lastErr  int64                // unix nanos of the last export error logged
 
 	gTraces, gSpans, gBytes, gCache atomic.Int64
 
@@ -210,6 +212,17 @@ func (sh *shard) publish() {
 	sh.gBytes.Store(sh.nbytes)
 }
 
+// recentTraces is the size of the direct-mapped cache of the current
+// batch's traces: a request's spans come grouped by resource, so a trace's
+// spans are met in several runs, and the cache spares the map lookup of
+// all but the first.
+const recentTraces = 64
+
+func recentSlot(id *otlp.TraceID) int {
+	h := binary.LittleEndian.Uint64(id[0:8]) ^ binary.LittleEndian.Uint64(id[8:16])
+	return int((h * 0x9e3779b97f4a7c15) >> 58) // 6 bits: recentTraces
+}
+
 // insertion is a trace's scratch while a batch is inserted (kept out of
 // Trace, which would otherwise carry it for its whole life).
 type insertion struct {
@@ -243,7 +256,10 @@ func (sh *shard) insert(b *batch) {
 		in := &b.spans[i]
 		tr := last
 		if tr == nil || tr.id != in.traceID {
-			tr = sh.traces[in.traceID]
+			slot := recentSlot(&in.traceID)
+			if tr = sh.recent[slot]; tr == nil || tr.id != in.traceID {
+				tr = sh.traces[in.traceID]
+			}
 			if tr == nil {
 				if sh.late(b, in) {
 					touched = append(touched, nil)
@@ -252,6 +268,7 @@ func (sh *shard) insert(b *batch) {
 				}
 				tr = sh.newTrace(in.traceID, now)
 			}
+			sh.recent[slot] = tr
 			last = tr
 		}
 		p := sh.insertionOf(tr)
@@ -293,6 +310,7 @@ func (sh *shard) insert(b *batch) {
 	sh.touched = touched[:0]
 	clear(sh.ins)
 	sh.ins = sh.ins[:0]
+	clear(sh.recent[:]) // its traces may be decided and recycled before the next batch
 }
 
 // grow makes room in tr for the spans of the current batch; it returns

@@ -3,6 +3,8 @@ package sampler
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -174,7 +176,7 @@ func TestSpanBytesRoundTrip(t *testing.T) {
 				t.Errorf("span %d: Raw() = %x\nwant %x", i, fromHook[i], in[i])
 			}
 		}
-		if want := []string{"root", "mid", "last"}; !equalStrings(names, want) {
+		if want := []string{"root", "mid", "last"}; !slices.Equal(names, want) {
 			t.Errorf("names %q, want %q", names, want)
 		}
 		env.exp.mu.Lock()
@@ -193,18 +195,6 @@ func TestSpanBytesRoundTrip(t *testing.T) {
 			}
 		}
 	})
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestStripTraceID(t *testing.T) {
@@ -233,4 +223,55 @@ func TestStripTraceID(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestInterleavedTraces sends one request of many traces over three
+// services, so each trace's spans come in three runs and the shard's cache
+// of recently seen traces has collisions, and checks that every span
+// lands in its own trace.
+func TestInterleavedTraces(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const traces = 300
+		var specs []spanSpec
+		for _, svc := range []string{"a", "b", "c"} {
+			for i := range traces {
+				id := traceID(uint64(i+1), uint64(i)*0x9e3779b9)
+				s := spanSpec{trace: id, id: uint64(svc[0]), parent: 'a', name: svc, service: svc, dur: time.Millisecond}
+				if svc == "a" {
+					s.parent = 0
+				}
+				specs = append(specs, s)
+			}
+		}
+		var mu sync.Mutex
+		got := map[otlp.TraceID][]string{}
+		hook := func(tr *Trace, _ Decision) {
+			mu.Lock()
+			defer mu.Unlock()
+			for i := range tr.Len() {
+				s := tr.Span(i)
+				got[tr.ID()] = append(got[tr.ID()], string(s.Name())+"/"+s.ServiceName())
+			}
+		}
+		env := startEnv(t, testConfig(keepAll("all")), Settings{OnDecision: hook})
+		if err := env.consume(t, specs); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) != traces {
+			t.Fatalf("%d traces decided, want %d", len(got), traces)
+		}
+		for id, spans := range got {
+			slices.Sort(spans)
+			if want := []string{"a/a", "b/b", "c/c"}; !slices.Equal(spans, want) {
+				t.Errorf("trace %x: spans %q, want %q", id, spans, want)
+			}
+		}
+		if n := env.exp.spanCount(); n != 3*traces {
+			t.Errorf("exported %d spans, want %d", n, 3*traces)
+		}
+	})
 }
