@@ -272,6 +272,11 @@ func (s TraceSpan) Raw() []byte {
 	return appendSpanEncoding(make([]byte, 0, traceIDFieldLen+len(st)), &s.t.id, st, s.r.flags)
 }
 
+// AppendRaw appends the span's encoding, as Raw returns it, to dst.
+func (s TraceSpan) AppendRaw(dst []byte) []byte {
+	return appendSpanEncoding(dst, &s.t.id, s.stored(), s.r.flags)
+}
+
 // stored returns the span's bytes in the arena: its encoding, without the
 // trace_id field when a spanID* flag is set. Fields other than the trace ID read
 // the same from both.
