@@ -25,6 +25,7 @@ type batch struct {
 type inSpan struct {
 	traceID    otlp.TraceID
 	start, end uint64
+	size       uint32 // of the stored bytes at rec.off
 	rec        spanRec
 }
 
@@ -71,9 +72,8 @@ func (b *batch) addSpan(sp *otlp.Span, g uint16) {
 	}
 	off := len(b.buf)
 	b.buf = append(b.buf, raw...)
-	b.spans = append(b.spans, inSpan{traceID: sp.TraceID, start: sp.StartUnixNano, end: sp.EndUnixNano, rec: spanRec{
+	b.spans = append(b.spans, inSpan{traceID: sp.TraceID, start: sp.StartUnixNano, end: sp.EndUnixNano, size: uint32(len(raw)), rec: spanRec{
 		off:        uint32(off),
-		size:       uint32(len(raw)),
 		group:      g,
 		kind:       sp.Kind,
 		status:     sp.Status,
@@ -272,7 +272,7 @@ func (sh *shard) insert(b *batch) {
 			last = tr
 		}
 		p := sh.insertionOf(tr)
-		p.pending += in.rec.size
+		p.pending += in.size
 		p.pendingN++
 		touched = append(touched, tr)
 	}
@@ -395,7 +395,7 @@ func (sh *shard) appendSpan(tr *Trace, b *batch, in *inSpan, group uint16, now i
 	rec := in.rec
 	rec.off = uint32(len(tr.arena))
 	rec.group = group
-	tr.arena = append(tr.arena, b.buf[in.rec.off:in.rec.off+in.rec.size]...)
+	tr.arena = append(tr.arena, b.buf[in.rec.off:in.rec.off+in.size]...)
 	idx := len(tr.spans)
 	tr.spans = append(tr.spans, rec)
 	tr.minStart = min(tr.minStart, in.start)
@@ -446,7 +446,7 @@ func (sh *shard) late(b *batch, in *inSpan) bool {
 		g := ig.otlpGroup(b.buf)
 		ext := sh.s.exts[e.ext]
 		ext.Rate = e.rate
-		sh.full = appendSpanEncoding(sh.full[:0], &in.traceID, b.buf[in.rec.off:in.rec.off+in.rec.size], in.rec.flags)
+		sh.full = appendSpanEncoding(sh.full[:0], &in.traceID, b.buf[in.rec.off:in.rec.off+in.size], in.rec.flags)
 		sh.raws = append(sh.raws[:0], sh.full)
 		sh.out = sh.enc.AppendResourceSpans(sh.out, &g, sh.raws, &ext)
 		sh.raws[0] = nil
@@ -597,8 +597,7 @@ func (sh *shard) export(tr *Trace, ext *otlp.Extension) {
 // hold the whole trace, and returns it.
 func (sh *shard) fullSpan(tr *Trace, i int) []byte {
 	start := len(sh.full)
-	r := &tr.spans[i]
-	sh.full = appendSpanEncoding(sh.full, &tr.id, tr.arena[r.off:r.off+r.size], r.flags)
+	sh.full = appendSpanEncoding(sh.full, &tr.id, tr.spanBytes(i), tr.spans[i].flags)
 	return sh.full[start:len(sh.full):len(sh.full)]
 }
 

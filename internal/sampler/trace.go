@@ -7,13 +7,14 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/otlp"
 )
 
-// spanRec is what a trace keeps per span besides its bytes: 16 bytes,
+// spanRec is what a trace keeps per span besides its bytes: 12 bytes,
 // the fields the rules and the insertion read for every span. The IDs and
 // times, which the encoding holds too and which only TraceSpan's accessors
 // read per span, are read back from the bytes (the trace's time bounds are
-// kept in Trace).
+// kept in Trace). Spans lie in the arena in the order of their records, so
+// a span's bytes end where the next one's begin (see Trace.spanBytes).
 type spanRec struct {
-	off, size  uint32 // the span's stored bytes in the trace arena
+	off        uint32 // where the span's stored bytes begin in the arena
 	group      uint16 // index into Trace.groups
 	httpStatus uint16
 	kind       otlp.Kind
@@ -143,7 +144,17 @@ func (t *Trace) ID() otlp.TraceID { return t.id }
 func (t *Trace) Len() int { return len(t.spans) }
 
 // Span returns the i-th span in arrival order.
-func (t *Trace) Span(i int) TraceSpan { return TraceSpan{t: t, r: &t.spans[i]} }
+func (t *Trace) Span(i int) TraceSpan { return TraceSpan{t: t, r: &t.spans[i], i: i} }
+
+// spanBytes returns span i's stored bytes in the arena.
+func (t *Trace) spanBytes(i int) []byte {
+	end := uint32(len(t.arena))
+	if i+1 < len(t.spans) {
+		end = t.spans[i+1].off
+	}
+	off := t.spans[i].off
+	return t.arena[off:end:end]
+}
 
 // Root returns the index of the root span, or false when it has not arrived.
 func (t *Trace) Root() (int, bool) { return int(t.root), t.root >= 0 }
@@ -189,6 +200,7 @@ func (t *Trace) Trigger() Trigger { return t.trigger }
 type TraceSpan struct {
 	t *Trace
 	r *spanRec
+	i int
 }
 
 // parsed reads the span's encoding back (it was validated at ingest, so
@@ -281,7 +293,7 @@ func (s TraceSpan) AppendRaw(dst []byte) []byte {
 // trace_id field when a spanID* flag is set. Fields other than the trace ID read
 // the same from both.
 func (s TraceSpan) stored() []byte {
-	return s.t.arena[s.r.off : s.r.off+s.r.size : s.r.off+s.r.size]
+	return s.t.spanBytes(s.i)
 }
 
 func (r *spanRec) bad() bool {
