@@ -484,9 +484,11 @@ func (d *Daemon) onDecision(t *sampler.Trace, _ sampler.Decision) {
 		return
 	}
 	spans := make([]signals.TraceSpan, 0, t.Len())
+	var raw []byte // NewTraceSpan copies what it keeps, so one buffer serves
 	for i := range t.Len() {
 		ts := t.Span(i)
-		sp, err := otlp.ParseSpan(ts.Raw()) // validated at ingest; cannot fail
+		raw = ts.AppendRaw(raw[:0])
+		sp, err := otlp.ParseSpan(raw) // validated at ingest; cannot fail
 		if err != nil {
 			continue
 		}

@@ -17,10 +17,14 @@
 // # Memory
 //
 // A buffered trace stores the encoded bytes of its spans in one arena
-// ([]byte), a 48-byte record per span (IDs, times, status and where its bytes
-// are) and its distinct resource/scope pairs, copied once per trace. The
-// bytes counted against max_buffered_bytes are the capacities of those three
-// plus a fixed per-trace overhead. Beyond max_buffered_spans or
+// ([]byte), without the trace_id field when it is a span's first or last
+// (it is put back, byte for byte, on export); a 12-byte record per span
+// (kind, status codes, root flag, resource group and where its bytes
+// begin; IDs and times are read back from the bytes); and an 8-byte
+// reference per distinct resource/scope pair, whose encodings each shard
+// holds once for all its traces. The bytes counted against
+// max_buffered_bytes are the capacities of the arena, records and group
+// references, the shared groups, plus a fixed per-trace overhead. Beyond max_buffered_spans or
 // max_buffered_bytes the sampler does not refuse spans: it decides the traces
 // nearest their deadline early (stress relief) until the buffer is back under
 // 90% of the limit, logs once per episode and counts each activation.

@@ -17,6 +17,7 @@ type sharedGroup struct {
 	// its bytes; the four views below point into it.
 	data                                         []byte
 	resource, resourceSchema, scope, scopeSchema []byte // nil when absent
+	service                                      string // the resource's service.name, interned per shard
 	hash                                         uint64
 	refs                                         int
 	next                                         *sharedGroup // same hash
@@ -32,6 +33,10 @@ type groupTable struct {
 	byHash map[uint64]*sharedGroup
 	keys   []byte // the current batch's group keys
 	ends   []int  // where each batch group's key ends in keys
+	// resolved caches, per batch group, the shared group with its key once
+	// looked up; an entry whose refs fell to 0 was freed and is looked up
+	// again.
+	resolved []*sharedGroup
 }
 
 func newGroupTable() groupTable {
@@ -54,6 +59,40 @@ func (gt *groupTable) index(b *batch) {
 		}
 		gt.ends = append(gt.ends, len(gt.keys))
 	}
+	clear(gt.resolved)
+	gt.resolved = gt.resolved[:0]
+	for range b.groups {
+		gt.resolved = append(gt.resolved, nil)
+	}
+}
+
+// lookup returns the live shared group of batch group g, or nil when the
+// shard holds none. Shared groups are unique per key, so comparing the
+// pointers of live groups compares their keys.
+func (gt *groupTable) lookup(g uint16) *sharedGroup {
+	if sg := gt.resolved[g]; sg != nil && sg.refs > 0 {
+		return sg
+	}
+	key := gt.key(g)
+	h := maphash.Bytes(gt.seed, key)
+	for sg := gt.byHash[h]; sg != nil; sg = sg.next {
+		if bytes.Equal(sg.data, key) {
+			gt.resolved[g] = sg
+			return sg
+		}
+	}
+	return nil
+}
+
+// acquireBatch is acquire for batch group g, through the batch's cache.
+func (gt *groupTable) acquireBatch(g uint16) (*sharedGroup, int) {
+	if sg := gt.lookup(g); sg != nil {
+		sg.refs++
+		return sg, 0
+	}
+	sg, added := gt.acquire(gt.key(g))
+	gt.resolved[g] = sg
+	return sg, added
 }
 
 // key returns batch group g's key (after index).

@@ -199,7 +199,7 @@ func newSpanNameCond(names []string) *spanNameCond {
 
 func (c *spanNameCond) match(t *Trace, _ *scratch) bool {
 	for i := range t.spans {
-		name := otlp.NameOf(t.Span(i).Raw())
+		name := otlp.NameOf(t.Span(i).stored())
 		for _, n := range c.names {
 			if bytes.Equal(name, n) {
 				return true
@@ -269,7 +269,7 @@ func (a *attrCond) match(t *Trace, sc *scratch) bool {
 	}
 	if !found && a.onSpan {
 		for i := range t.spans {
-			sp := otlp.Span{Raw: t.Span(i).Raw()}
+			sp := otlp.Span{Raw: t.Span(i).stored()}
 			if v, ok := sp.Attr(a.key); ok {
 				if a.absent {
 					return false

@@ -1,7 +1,7 @@
 package sampler
 
 import (
-	"bytes"
+	"encoding/binary"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -21,10 +21,12 @@ type batch struct {
 }
 
 // inSpan is a span in a batch; rec.off is in batch.buf and rec.group
-// indexes batch.groups.
+// indexes batch.groups. start and end update the trace's time bounds.
 type inSpan struct {
-	traceID otlp.TraceID
-	rec     spanRec
+	traceID    otlp.TraceID
+	start, end uint64
+	size       uint32 // of the stored bytes at rec.off
+	rec        spanRec
 }
 
 // inGroup is a resource and scope in a batch, in batch.buf.
@@ -64,20 +66,20 @@ func (b *batch) addGroup(req *otlp.Request, scope int) int32 {
 }
 
 func (b *batch) addSpan(sp *otlp.Span, g uint16) {
+	raw, flags := stripTraceID(sp.Raw, &sp.TraceID)
+	if sp.ParentSpanID.IsZero() {
+		flags |= spanRoot
+	}
 	off := len(b.buf)
-	b.buf = append(b.buf, sp.Raw...)
-	b.spans = append(b.spans, inSpan{traceID: sp.TraceID, rec: spanRec{
-		off:          uint32(off),
-		size:         uint32(len(sp.Raw)),
-		spanID:       sp.SpanID,
-		parentSpanID: sp.ParentSpanID,
-		start:        sp.StartUnixNano,
-		end:          sp.EndUnixNano,
-		group:        g,
-		kind:         sp.Kind,
-		status:       sp.Status,
-		httpStatus:   sp.HTTPStatus,
-		grpcStatus:   sp.GRPCStatus,
+	b.buf = append(b.buf, raw...)
+	b.spans = append(b.spans, inSpan{traceID: sp.TraceID, start: sp.StartUnixNano, end: sp.EndUnixNano, size: uint32(len(raw)), rec: spanRec{
+		off:        uint32(off),
+		group:      g,
+		kind:       sp.Kind,
+		status:     sp.Status,
+		httpStatus: sp.HTTPStatus,
+		grpcStatus: sp.GRPCStatus,
+		flags:      flags,
 	}})
 }
 
@@ -118,11 +120,13 @@ type shard struct {
 	out      []byte
 	outSpans int
 	raws     [][]byte
+	full     []byte // span encodings with their trace IDs put back, for export
 	counts   []int32
 	order    []int32
 	touched  []*Trace
-	seq      uint64
-	lastErr  int64 // unix nanos of the last export error logged
+	ins      []insertion
+	recent   [recentTraces]*Trace // traces found in the current batch, by hash
+	lastErr  int64                // unix nanos of the last export error logged
 
 	gTraces, gSpans, gBytes, gCache atomic.Int64
 
@@ -208,13 +212,43 @@ func (sh *shard) publish() {
 	sh.gBytes.Store(sh.nbytes)
 }
 
+// recentTraces is the size of the direct-mapped cache of the current
+// batch's traces: a request's spans come grouped by resource, so a trace's
+// spans are met in several runs, and the cache spares the map lookup of
+// all but the first.
+const recentTraces = 64
+
+func recentSlot(id *otlp.TraceID) int {
+	h := binary.LittleEndian.Uint64(id[0:8]) ^ binary.LittleEndian.Uint64(id[8:16])
+	return int((h * 0x9e3779b97f4a7c15) >> 58) // 6 bits: recentTraces
+}
+
+// insertion is a trace's scratch while a batch is inserted (kept out of
+// Trace, which would otherwise carry it for its whole life).
+type insertion struct {
+	tr         *Trace
+	pending    uint32 // bytes to append from the batch
+	pendingN   uint32 // spans to append from the batch
+	batchGroup int32  // the batch group of the last span appended, or -1
+	traceGroup uint16 // its index in tr.groups
+}
+
+// insertionOf returns tr's entry in ins, adding one when tr has none yet
+// for this batch.
+func (sh *shard) insertionOf(tr *Trace) *insertion {
+	if i := int(tr.ins); i < len(sh.ins) && sh.ins[i].tr == tr {
+		return &sh.ins[i]
+	}
+	tr.ins = int32(len(sh.ins))
+	sh.ins = append(sh.ins, insertion{tr: tr, batchGroup: -1})
+	return &sh.ins[tr.ins]
+}
+
 // insert moves a batch's spans into their traces. The first pass finds (or
 // creates) each span's trace and sums the bytes it will add, so the second
 // pass grows each trace's arena and records at most once per batch.
 func (sh *shard) insert(b *batch) {
 	sh.groups.index(b)
-	sh.seq++
-	seq := sh.seq
 	now := b.at
 	touched := sh.touched[:0]
 	var last *Trace
@@ -222,7 +256,10 @@ func (sh *shard) insert(b *batch) {
 		in := &b.spans[i]
 		tr := last
 		if tr == nil || tr.id != in.traceID {
-			tr = sh.traces[in.traceID]
+			slot := recentSlot(&in.traceID)
+			if tr = sh.recent[slot]; tr == nil || tr.id != in.traceID {
+				tr = sh.traces[in.traceID]
+			}
 			if tr == nil {
 				if sh.late(b, in) {
 					touched = append(touched, nil)
@@ -231,13 +268,12 @@ func (sh *shard) insert(b *batch) {
 				}
 				tr = sh.newTrace(in.traceID, now)
 			}
+			sh.recent[slot] = tr
 			last = tr
 		}
-		if tr.batchSeq != seq {
-			tr.batchSeq, tr.pending, tr.pendingN, tr.batchGroup = seq, 0, 0, -1
-		}
-		tr.pending += in.rec.size
-		tr.pendingN++
+		p := sh.insertionOf(tr)
+		p.pending += in.size
+		p.pendingN++
 		touched = append(touched, tr)
 	}
 	for i := range b.spans {
@@ -251,11 +287,12 @@ func (sh *shard) insert(b *batch) {
 			sh.late(b, in)
 			continue
 		}
-		if tr.pendingN > 0 && !sh.grow(tr, now) {
+		p := &sh.ins[tr.ins]
+		if p.pendingN > 0 && !sh.grow(tr, p, now) {
 			sh.late(b, in)
 			continue
 		}
-		if tr.batchGroup != int32(in.rec.group) {
+		if p.batchGroup != int32(in.rec.group) {
 			idx, ok := sh.findGroup(tr, in.rec.group)
 			if !ok {
 				if len(tr.groups) >= maxTraceGroups {
@@ -265,18 +302,21 @@ func (sh *shard) insert(b *batch) {
 				}
 				idx = sh.addGroup(tr, b, in.rec.group)
 			}
-			tr.batchGroup, tr.traceGroup = int32(in.rec.group), uint16(idx)
+			p.batchGroup, p.traceGroup = int32(in.rec.group), uint16(idx)
 		}
-		sh.appendSpan(tr, b, in, now)
+		sh.appendSpan(tr, b, in, p.traceGroup, now)
 	}
 	clear(touched)
 	sh.touched = touched[:0]
+	clear(sh.ins)
+	sh.ins = sh.ins[:0]
+	clear(sh.recent[:]) // its traces may be decided and recycled before the next batch
 }
 
 // grow makes room in tr for the spans of the current batch; it returns
 // false (after deciding the trace) when the trace would be too large.
-func (sh *shard) grow(tr *Trace, now int64) bool {
-	need := len(tr.arena) + int(tr.pending)
+func (sh *shard) grow(tr *Trace, p *insertion, now int64) bool {
+	need := len(tr.arena) + int(p.pending)
 	if need > maxTraceBytes {
 		sh.decide(tr, now, TriggerSize)
 		return false
@@ -291,7 +331,7 @@ func (sh *shard) grow(tr *Trace, now int64) bool {
 		copy(a, tr.arena)
 		tr.arena = a
 	}
-	needN := len(tr.spans) + int(tr.pendingN)
+	needN := len(tr.spans) + int(p.pendingN)
 	switch {
 	case len(tr.spans) == 0 && (cap(tr.spans) < needN || cap(tr.spans) > needN+needN/4+2):
 		tr.spans = make([]spanRec, 0, needN)
@@ -300,16 +340,19 @@ func (sh *shard) grow(tr *Trace, now int64) bool {
 		copy(r, tr.spans)
 		tr.spans = r
 	}
-	tr.pending, tr.pendingN, tr.batchGroup = 0, 0, -1
+	p.pending, p.pendingN, p.batchGroup = 0, 0, -1
 	sh.nbytes += int64(tr.memBytes() - before)
 	return true
 }
 
 // findGroup looks for batch group g among tr's groups.
 func (sh *shard) findGroup(tr *Trace, g uint16) (int, bool) {
-	key := sh.groups.key(g)
+	sg := sh.groups.lookup(g)
+	if sg == nil {
+		return 0, false
+	}
 	for i := range tr.groups {
-		if bytes.Equal(tr.groups[i].data, key) {
+		if tr.groups[i].sharedGroup == sg {
 			return i, true
 		}
 	}
@@ -320,11 +363,15 @@ func (sh *shard) findGroup(tr *Trace, g uint16) (int, bool) {
 // trace of the shard under the same resource and scope.
 func (sh *shard) addGroup(tr *Trace, b *batch, g uint16) int {
 	before := tr.memBytes()
-	shared, added := sh.groups.acquire(sh.groups.key(g))
+	shared, added := sh.groups.acquireBatch(g)
 	sh.nbytes += int64(added)
-	tg := group{sharedGroup: shared, service: sh.intern(b.groups[g].service.in(b.buf))}
+	if added > 0 {
+		// The service name is a function of the resource, so of the key.
+		shared.service = sh.intern(b.groups[g].service.in(b.buf))
+	}
+	tg := group{sharedGroup: shared}
 	if len(tr.groups) == cap(tr.groups) {
-		gs := make([]group, len(tr.groups), max(2*cap(tr.groups), 1))
+		gs := make([]group, len(tr.groups), max(2*cap(tr.groups), 2))
 		copy(gs, tr.groups)
 		tr.groups = gs
 	}
@@ -344,19 +391,19 @@ func (sh *shard) intern(b []byte) string {
 	return s
 }
 
-func (sh *shard) appendSpan(tr *Trace, b *batch, in *inSpan, now int64) {
+func (sh *shard) appendSpan(tr *Trace, b *batch, in *inSpan, group uint16, now int64) {
 	rec := in.rec
 	rec.off = uint32(len(tr.arena))
-	rec.group = tr.traceGroup
-	tr.arena = append(tr.arena, b.buf[in.rec.off:in.rec.off+in.rec.size]...)
+	rec.group = group
+	tr.arena = append(tr.arena, b.buf[in.rec.off:in.rec.off+in.size]...)
 	idx := len(tr.spans)
 	tr.spans = append(tr.spans, rec)
-	tr.minStart = min(tr.minStart, rec.start)
-	tr.maxEnd = max(tr.maxEnd, rec.end)
+	tr.minStart = min(tr.minStart, in.start)
+	tr.maxEnd = max(tr.maxEnd, in.end)
 	if !tr.bad && rec.bad() {
 		tr.bad = true
 	}
-	if tr.root < 0 && rec.parentSpanID.IsZero() {
+	if tr.root < 0 && rec.flags&spanRoot != 0 {
 		tr.root = int32(idx)
 		if d := now + sh.grace; d < tr.deadline {
 			tr.deadline = d
@@ -381,7 +428,6 @@ func (sh *shard) newTrace(id otlp.TraceID, now int64) *Trace {
 	tr.firstSeen = now
 	tr.deadline = now + sh.wait
 	tr.root = -1
-	tr.batchGroup = -1
 	tr.minStart = math.MaxUint64
 	sh.traces[id] = tr
 	sh.wheel.add(id, tr.deadline)
@@ -400,7 +446,8 @@ func (sh *shard) late(b *batch, in *inSpan) bool {
 		g := ig.otlpGroup(b.buf)
 		ext := sh.s.exts[e.ext]
 		ext.Rate = e.rate
-		sh.raws = append(sh.raws[:0], b.buf[in.rec.off:in.rec.off+in.rec.size])
+		sh.full = appendSpanEncoding(sh.full[:0], &in.traceID, b.buf[in.rec.off:in.rec.off+in.size], in.rec.flags)
+		sh.raws = append(sh.raws[:0], sh.full)
 		sh.out = sh.enc.AppendResourceSpans(sh.out, &g, sh.raws, &ext)
 		sh.raws[0] = nil
 		sh.outSpans++
@@ -434,10 +481,10 @@ func (sh *shard) decide(tr *Trace, now int64, trig Trigger) {
 	v := s.policy.evaluate(tr, time.Unix(0, now), &sh.sc)
 	tr.decided, tr.decision, tr.trigger = true, v.decision, trig
 	mi := len(s.exts) // metrics index of "none"
-	tr.rule = ""
+	tr.rule = nil
 	if v.rule >= 0 {
 		mi = v.rule
-		tr.rule = s.policy.rules[v.rule].name
+		tr.rule = &s.policy.rules[v.rule].name
 	}
 	if s.hook != nil {
 		s.hook(tr, v.decision)
@@ -488,9 +535,15 @@ func (sh *shard) recycle(tr *Trace) {
 // shard's pending export request.
 func (sh *shard) export(tr *Trace, ext *otlp.Extension) {
 	raws := sh.raws[:0]
+	// Room for every span's encoding, so that the slices taken as it
+	// fills stay valid.
+	if need := len(tr.arena) + traceIDFieldLen*len(tr.spans); cap(sh.full) < need {
+		sh.full = make([]byte, 0, need)
+	}
+	sh.full = sh.full[:0]
 	if len(tr.groups) == 1 {
 		for i := range tr.spans {
-			raws = append(raws, tr.Span(i).Raw())
+			raws = append(raws, sh.fullSpan(tr, i))
 		}
 		g := tr.otlpGroup(0)
 		sh.out = sh.enc.AppendResourceSpans(sh.out, &g, raws, ext)
@@ -516,7 +569,7 @@ func (sh *shard) export(tr *Trace, ext *otlp.Extension) {
 			counts[g]++
 		}
 		for _, i := range order {
-			raws = append(raws, tr.Span(int(i)).Raw())
+			raws = append(raws, sh.fullSpan(tr, int(i)))
 		}
 		start := 0
 		for g := range tr.groups {
@@ -531,10 +584,21 @@ func (sh *shard) export(tr *Trace, ext *otlp.Extension) {
 	}
 	clear(raws)
 	sh.raws = raws[:0]
+	if cap(sh.full) > 1<<20 {
+		sh.full = nil // one very large trace; do not keep its scratch
+	}
 	sh.outSpans += len(tr.spans)
 	if sh.outSpans >= sh.s.cfg.ExportBatchSpans {
 		sh.flush()
 	}
+}
+
+// fullSpan appends span i's encoding to sh.full, which export sized to
+// hold the whole trace, and returns it.
+func (sh *shard) fullSpan(tr *Trace, i int) []byte {
+	start := len(sh.full)
+	sh.full = appendSpanEncoding(sh.full, &tr.id, tr.spanBytes(i), tr.spans[i].flags)
+	return sh.full[start:len(sh.full):len(sh.full)]
 }
 
 func (t *Trace) otlpGroup(i int) otlp.Group {

@@ -7,17 +7,77 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/otlp"
 )
 
-// spanRec is what a trace keeps per span besides its bytes: 48 bytes.
+// spanRec is what a trace keeps per span besides its bytes: 12 bytes,
+// the fields the rules and the insertion read for every span. The IDs and
+// times, which the encoding holds too and which only TraceSpan's accessors
+// read per span, are read back from the bytes (the trace's time bounds are
+// kept in Trace). Spans lie in the arena in the order of their records, so
+// a span's bytes end where the next one's begin (see Trace.spanBytes).
 type spanRec struct {
-	off, size    uint32 // the span's encoding in the trace arena
-	spanID       otlp.SpanID
-	parentSpanID otlp.SpanID
-	start, end   uint64
-	group        uint16 // index into Trace.groups
-	kind         otlp.Kind
-	status       otlp.StatusCode
-	httpStatus   uint16
-	grpcStatus   int8
+	off        uint32 // where the span's stored bytes begin in the arena
+	group      uint16 // index into Trace.groups
+	httpStatus uint16
+	kind       otlp.Kind
+	status     otlp.StatusCode
+	grpcStatus int8
+	flags      uint8 // spanRoot, spanIDFront, spanIDBack
+}
+
+const (
+	// spanRoot marks a span without a parent span ID.
+	spanRoot = 1 << iota
+	// spanIDFront and spanIDBack mark a span stored without its trace_id
+	// field, which every span of the trace repeats and which was its first
+	// field (as most SDKs encode it) or its last one (as the Collector's
+	// pdata encodes it). The field is put back where it was on export.
+	spanIDFront
+	spanIDBack
+)
+
+// traceIDField is the encoding of a Span's trace_id field without the ID:
+// field 1, wire type 2, length 16.
+var traceIDField = [2]byte{0x0a, 0x10}
+
+// traceIDFieldLen is the size of an encoded trace_id field.
+const traceIDFieldLen = 18
+
+// stripTraceID returns raw without its trace_id field when that field is
+// the first or the last one and holds id, with the spanID* flag that says
+// which; putting the field back there restores raw exactly. (A last field
+// of another kind that happens to end in the same 18 bytes is cut short in
+// the stored bytes, so Name and Attr would not read it; only a sender that
+// crafts its own span that way can cause this, and it changes nothing but
+// how that span's own last field reads.)
+func stripTraceID(raw []byte, id *otlp.TraceID) ([]byte, uint8) {
+	if len(raw) < traceIDFieldLen {
+		return raw, 0
+	}
+	if isTraceIDField(raw[:traceIDFieldLen], id) {
+		return raw[traceIDFieldLen:], spanIDFront
+	}
+	if n := len(raw) - traceIDFieldLen; isTraceIDField(raw[n:], id) {
+		return raw[:n:n], spanIDBack
+	}
+	return raw, 0
+}
+
+func isTraceIDField(f []byte, id *otlp.TraceID) bool {
+	return f[0] == traceIDField[0] && f[1] == traceIDField[1] && [16]byte(f[2:traceIDFieldLen]) == *id
+}
+
+// appendSpanEncoding appends a span's encoding to dst: its stored bytes,
+// with the trace_id field put back where it was stripped.
+func appendSpanEncoding(dst []byte, id *otlp.TraceID, stored []byte, flags uint8) []byte {
+	if flags&spanIDFront != 0 {
+		dst = append(dst, traceIDField[:]...)
+		dst = append(dst, id[:]...)
+	}
+	dst = append(dst, stored...)
+	if flags&spanIDBack != 0 {
+		dst = append(dst, traceIDField[:]...)
+		dst = append(dst, id[:]...)
+	}
+	return dst
 }
 
 // noBytes marks an absent field in a group (nil, as opposed to empty).
@@ -33,11 +93,11 @@ func (s span) in(arena []byte) []byte {
 	return arena[s.off : s.off+s.n : s.off+s.n]
 }
 
-// group is a distinct resource and scope of a trace; their encodings live
-// in the trace arena.
+// group is a distinct resource and scope of a trace: a reference to their
+// encodings and service name, shared per shard (8 bytes per trace and
+// group).
 type group struct {
-	*sharedGroup        // the resource and scope encodings, shared per shard
-	service      string // interned per shard
+	*sharedGroup
 }
 
 // traceOverhead is what a buffered trace costs besides its arena, records
@@ -65,23 +125,16 @@ type Trace struct {
 	deadline  int64 // unix nanos when it is due
 	minStart  uint64
 	maxEnd    uint64
-	root      int32 // index of the root span, -1 until it arrives
-	bad       bool  // a span is bad for availability
-	rootDue   bool  // the deadline is root + root_grace
+	rule      *string // the deciding rule's name, nil when none matched
+	root      int32   // index of the root span, -1 until it arrives
+	ins       int32   // this trace's entry in shard.ins while a batch is inserted
+	bad       bool    // a span is bad for availability
+	rootDue   bool    // the deadline is root + root_grace
 	decided   bool
 
 	// The decision, set before OnDecision is called.
 	decision Decision
-	rule     string
 	trigger  Trigger
-
-	// Insertion scratch: the batch this trace last saw and the group
-	// mapping for it.
-	batchSeq   uint64
-	batchGroup int32
-	traceGroup uint16
-	pending    uint32 // bytes to append from the current batch
-	pendingN   uint32 // spans to append from the current batch
 }
 
 // ID returns the trace ID.
@@ -91,7 +144,17 @@ func (t *Trace) ID() otlp.TraceID { return t.id }
 func (t *Trace) Len() int { return len(t.spans) }
 
 // Span returns the i-th span in arrival order.
-func (t *Trace) Span(i int) TraceSpan { return TraceSpan{t: t, r: &t.spans[i]} }
+func (t *Trace) Span(i int) TraceSpan { return TraceSpan{t: t, r: &t.spans[i], i: i} }
+
+// spanBytes returns span i's stored bytes in the arena.
+func (t *Trace) spanBytes(i int) []byte {
+	end := uint32(len(t.arena))
+	if i+1 < len(t.spans) {
+		end = t.spans[i+1].off
+	}
+	off := t.spans[i].off
+	return t.arena[off:end:end]
+}
 
 // Root returns the index of the root span, or false when it has not arrived.
 func (t *Trace) Root() (int, bool) { return int(t.root), t.root >= 0 }
@@ -115,14 +178,19 @@ func (t *Trace) Decision() Decision { return t.decision }
 
 // Rule returns the name of the rule that decided, or "" when no rule
 // matched (the trace was then dropped).
-func (t *Trace) Rule() string { return t.rule }
+func (t *Trace) Rule() string {
+	if t.rule == nil {
+		return ""
+	}
+	return *t.rule
+}
 
 // Reason explains the decision: "rule <name>" or "no rule matched".
 func (t *Trace) Reason() string {
-	if t.rule == "" {
+	if t.rule == nil {
 		return "no rule matched"
 	}
-	return "rule " + t.rule
+	return "rule " + *t.rule
 }
 
 // Trigger returns why the trace was decided when it was.
@@ -132,29 +200,43 @@ func (t *Trace) Trigger() Trigger { return t.trigger }
 type TraceSpan struct {
 	t *Trace
 	r *spanRec
+	i int
 }
 
-// SpanID returns the span ID.
-func (s TraceSpan) SpanID() otlp.SpanID { return s.r.spanID }
+// parsed reads the span's encoding back (it was validated at ingest, so
+// this cannot fail; a zero Span is returned if it somehow does).
+func (s TraceSpan) parsed() otlp.Span {
+	sp, err := otlp.ParseSpan(s.Raw())
+	if err != nil {
+		return otlp.Span{}
+	}
+	return sp
+}
 
-// ParentSpanID returns the parent span ID, zero for a root span.
-func (s TraceSpan) ParentSpanID() otlp.SpanID { return s.r.parentSpanID }
+// SpanID returns the span ID (read from the span's encoding).
+func (s TraceSpan) SpanID() otlp.SpanID { return s.parsed().SpanID }
+
+// ParentSpanID returns the parent span ID, zero for a root span (read from
+// the span's encoding).
+func (s TraceSpan) ParentSpanID() otlp.SpanID { return s.parsed().ParentSpanID }
 
 // IsRoot reports whether the span has no parent.
-func (s TraceSpan) IsRoot() bool { return s.r.parentSpanID.IsZero() }
+func (s TraceSpan) IsRoot() bool { return s.r.flags&spanRoot != 0 }
 
-// StartUnixNano returns the span's start time.
-func (s TraceSpan) StartUnixNano() uint64 { return s.r.start }
+// StartUnixNano returns the span's start time (read from the span's
+// encoding).
+func (s TraceSpan) StartUnixNano() uint64 { return s.parsed().StartUnixNano }
 
-// EndUnixNano returns the span's end time.
-func (s TraceSpan) EndUnixNano() uint64 { return s.r.end }
+// EndUnixNano returns the span's end time (read from the span's encoding).
+func (s TraceSpan) EndUnixNano() uint64 { return s.parsed().EndUnixNano }
 
 // Duration returns end - start, or 0 when the end precedes the start.
 func (s TraceSpan) Duration() time.Duration {
-	if s.r.end <= s.r.start {
+	sp := s.parsed()
+	if sp.EndUnixNano <= sp.StartUnixNano {
 		return 0
 	}
-	return time.Duration(s.r.end - s.r.start)
+	return time.Duration(sp.EndUnixNano - sp.StartUnixNano)
 }
 
 // Kind returns the span kind.
@@ -176,11 +258,11 @@ func (s TraceSpan) Bad() bool { return s.r.bad() }
 func (s TraceSpan) ServiceName() string { return s.t.groups[s.r.group].service }
 
 // Name returns the span name.
-func (s TraceSpan) Name() []byte { return otlp.NameOf(s.Raw()) }
+func (s TraceSpan) Name() []byte { return otlp.NameOf(s.stored()) }
 
 // Attr returns a span attribute.
 func (s TraceSpan) Attr(key string) (otlp.Value, bool) {
-	sp := otlp.Span{Raw: s.Raw()}
+	sp := otlp.Span{Raw: s.stored()}
 	return sp.Attr(key)
 }
 
@@ -190,9 +272,28 @@ func (s TraceSpan) ResourceAttr(key string) (otlp.Value, bool) {
 	return r.Attr(key)
 }
 
-// Raw returns the span's encoding (an OTLP Span message without its tag).
+// Raw returns the span's encoding (an OTLP Span message without its tag),
+// as it was received. The buffer stores most spans without their trace ID,
+// so Raw may build the encoding on each call; the scan of stored bytes
+// that Name and Attr do does not.
 func (s TraceSpan) Raw() []byte {
-	return s.t.arena[s.r.off : s.r.off+s.r.size : s.r.off+s.r.size]
+	st := s.stored()
+	if s.r.flags&(spanIDFront|spanIDBack) == 0 {
+		return st
+	}
+	return appendSpanEncoding(make([]byte, 0, traceIDFieldLen+len(st)), &s.t.id, st, s.r.flags)
+}
+
+// AppendRaw appends the span's encoding, as Raw returns it, to dst.
+func (s TraceSpan) AppendRaw(dst []byte) []byte {
+	return appendSpanEncoding(dst, &s.t.id, s.stored(), s.r.flags)
+}
+
+// stored returns the span's bytes in the arena: its encoding, without the
+// trace_id field when a spanID* flag is set. Fields other than the trace ID read
+// the same from both.
+func (s TraceSpan) stored() []byte {
+	return s.t.spanBytes(s.i)
 }
 
 func (r *spanRec) bad() bool {
