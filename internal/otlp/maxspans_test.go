@@ -66,3 +66,40 @@ func TestMaxSpansBoundsMemory(t *testing.T) {
 		t.Errorf("Parse allocated %d MiB before refusing, want under 16 MiB", got>>20)
 	}
 }
+
+func TestTraceIDField(t *testing.T) {
+	id := []byte("0123456789abcdef")
+	sid := []byte("spanid01")
+	field := func(b []byte, num protowire.Number, v []byte) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(b, num, protowire.BytesType), v)
+	}
+	first := field(field(nil, fieldSpanTraceID, id), fieldSpanSpanID, sid)
+	after := field(field(nil, fieldSpanSpanID, sid), fieldSpanTraceID, id)
+	for _, tt := range []struct {
+		name string
+		raw  []byte
+		want int // by hand: a span_id field is 1 + 1 + 8 = 10 bytes
+	}{
+		{"first", first, 0},
+		{"after the span ID", after, 10},
+	} {
+		sp, err := ParseSpan(tt.raw)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if off, ok := sp.TraceIDField(); !ok || off != tt.want {
+			t.Errorf("%s: TraceIDField = %d, %v; want %d, true", tt.name, off, ok, tt.want)
+		}
+	}
+	// A length written in two bytes is valid protobuf but not the usual
+	// 18 bytes: no offset, so nobody strips it.
+	long := append([]byte{0x0a, 0x90, 0x00}, id...)
+	long = field(long, fieldSpanSpanID, sid)
+	sp, err := ParseSpan(long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sp.TraceIDField(); ok {
+		t.Error("TraceIDField reported a non-canonical trace_id field")
+	}
+}

@@ -101,6 +101,10 @@ func (p *spanParse) field(s *Span, num protowire.Number, typ protowire.Type, v [
 		p.traceIDLen = len(v)
 		if len(v) == 16 {
 			copy(s.TraceID[:], v)
+			s.traceIDField = 0
+			if o := int(subOffset(s.Raw, v)) - 2; o >= 0 && s.Raw[o] == traceIDTag && s.Raw[o+1] == 16 {
+				s.traceIDField = uint32(o) + 1
+			}
 		}
 	case fieldSpanSpanID:
 		p.spanIDLen = len(v)

@@ -114,6 +114,18 @@ type Span struct {
 	nameOff, nameLen   uint32
 	routeOff, routeLen uint32 // http.route string value; routeLen 0 when absent
 	attrLo, attrHi     uint32 // Request.SpanAttrs
+	traceIDField       uint32 // 1 + offset of the usual 18-byte trace_id field; 0 when not so encoded
+}
+
+// traceIDTag is the tag byte of Span.trace_id (field 1, length-delimited).
+const traceIDTag = fieldSpanTraceID<<3 | 2
+
+// TraceIDField returns the offset in Raw of the span's trace_id field when
+// it is encoded in its usual 18 bytes (tag, length 16, the ID): a buffer
+// may then drop those bytes and put them back exactly. It is the field
+// Parse took the ID from, found by the walk, never guessed from the bytes.
+func (s *Span) TraceIDField() (off int, ok bool) {
+	return int(s.traceIDField) - 1, s.traceIDField != 0
 }
 
 // Name returns the span name (a slice of Raw).

@@ -66,7 +66,7 @@ func (b *batch) addGroup(req *otlp.Request, scope int) int32 {
 }
 
 func (b *batch) addSpan(sp *otlp.Span, g uint16) {
-	raw, flags := stripTraceID(sp.Raw, &sp.TraceID)
+	raw, flags := stripTraceID(sp)
 	if sp.ParentSpanID.IsZero() {
 		flags |= spanRoot
 	}

@@ -41,28 +41,24 @@ var traceIDField = [2]byte{0x0a, 0x10}
 // traceIDFieldLen is the size of an encoded trace_id field.
 const traceIDFieldLen = 18
 
-// stripTraceID returns raw without its trace_id field when that field is
-// the first or the last one and holds id, with the spanID* flag that says
-// which; putting the field back there restores raw exactly. (A last field
-// of another kind that happens to end in the same 18 bytes is cut short in
-// the stored bytes, so Name and Attr would not read it; only a sender that
-// crafts its own span that way can cause this, and it changes nothing but
-// how that span's own last field reads.)
-func stripTraceID(raw []byte, id *otlp.TraceID) ([]byte, uint8) {
-	if len(raw) < traceIDFieldLen {
+// stripTraceID returns the span's bytes without its trace_id field when
+// that field, as Parse found it, is the first or the last one and takes
+// the usual 18 bytes, with the spanID* flag that says which; putting the
+// field back there restores the bytes exactly. The offset comes from the
+// parse, so a last field of another kind that merely ends in the same 18
+// bytes is never cut.
+func stripTraceID(sp *otlp.Span) ([]byte, uint8) {
+	raw := sp.Raw
+	off, ok := sp.TraceIDField()
+	switch {
+	case !ok:
 		return raw, 0
-	}
-	if isTraceIDField(raw[:traceIDFieldLen], id) {
+	case off == 0:
 		return raw[traceIDFieldLen:], spanIDFront
-	}
-	if n := len(raw) - traceIDFieldLen; isTraceIDField(raw[n:], id) {
-		return raw[:n:n], spanIDBack
+	case off+traceIDFieldLen == len(raw):
+		return raw[:off:off], spanIDBack
 	}
 	return raw, 0
-}
-
-func isTraceIDField(f []byte, id *otlp.TraceID) bool {
-	return f[0] == traceIDField[0] && f[1] == traceIDField[1] && [16]byte(f[2:traceIDFieldLen]) == *id
 }
 
 // appendSpanEncoding appends a span's encoding to dst: its stored bytes,
