@@ -26,12 +26,34 @@ type DB struct {
 // FileName is the database file created inside the storage directory.
 const FileName = "tailgate.db"
 
+// private creates the storage directory and the database file readable by
+// this user alone (0700 and 0600), and narrows them if an earlier version
+// made them wider: they hold the audit log and every budget. SQLite gives
+// its -wal and -shm files the database file's mode.
+func private(dir, path string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create storage directory %q: %w", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("storage directory %q: %w", dir, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("create store %q: %w", path, err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("store %q: %w", path, err)
+	}
+	return f.Close()
+}
+
 // Open opens (creating if needed) the store in dir and applies the schema.
 func Open(ctx context.Context, dir string) (*DB, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create storage directory %q: %w", dir, err)
-	}
 	path := filepath.Join(dir, FileName)
+	if err := private(dir, path); err != nil {
+		return nil, err
+	}
 	// busy_timeout lets a writer wait for another instead of failing with
 	// SQLITE_BUSY; synchronous=NORMAL is durable across process crashes in
 	// WAL mode, which is the guarantee the flush interval promises.
