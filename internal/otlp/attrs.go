@@ -117,15 +117,6 @@ func parseAnyValue(b []byte, depth int) (Value, error) {
 			if !utf8.Valid(v) {
 				return Value{}, fmt.Errorf("string_value: invalid UTF-8")
 			}
-			val = Value{Kind: ValueString, raw: v}
-		case fieldAnyBool:
-			val = Value{Kind: ValueBool, num: min(x, 1)}
-		case fieldAnyInt:
-			val = Value{Kind: ValueInt, num: x}
-		case fieldAnyDouble:
-			val = Value{Kind: ValueDouble, num: x}
-		case fieldAnyBytes:
-			val = Value{Kind: ValueBytes, raw: v}
 		case fieldAnyArray:
 			if err := walkList(v, func(item []byte) error {
 				_, err := parseAnyValue(item, depth+1)
@@ -133,7 +124,6 @@ func parseAnyValue(b []byte, depth int) (Value, error) {
 			}); err != nil {
 				return Value{}, fmt.Errorf("array_value: %v", err)
 			}
-			val = Value{Kind: ValueArray, raw: v}
 		case fieldAnyKVList:
 			if err := walkList(v, func(item []byte) error {
 				_, _, err := parseKeyValue(item, depth+1)
@@ -141,7 +131,9 @@ func parseAnyValue(b []byte, depth int) (Value, error) {
 			}); err != nil {
 				return Value{}, fmt.Errorf("kvlist_value: %v", err)
 			}
-			val = Value{Kind: ValueMap, raw: v}
+		}
+		if f, ok := anyField(num, v, x); ok {
+			val = f
 		}
 	}
 	return val, nil
@@ -206,24 +198,33 @@ func shallowAnyValue(b []byte) Value {
 			break
 		}
 		b = b[n:]
-		switch num {
-		case fieldAnyString:
-			val = Value{Kind: ValueString, raw: v}
-		case fieldAnyBool:
-			val = Value{Kind: ValueBool, num: min(x, 1)}
-		case fieldAnyInt:
-			val = Value{Kind: ValueInt, num: x}
-		case fieldAnyDouble:
-			val = Value{Kind: ValueDouble, num: x}
-		case fieldAnyArray:
-			val = Value{Kind: ValueArray, raw: v}
-		case fieldAnyKVList:
-			val = Value{Kind: ValueMap, raw: v}
-		case fieldAnyBytes:
-			val = Value{Kind: ValueBytes, raw: v}
+		if f, ok := anyField(num, v, x); ok {
+			val = f
 		}
 	}
 	return val
+}
+
+// anyField returns the Value an AnyValue field holds (the last one set
+// wins, as in protobuf); ok is false for fields that are not a value.
+func anyField(num protowire.Number, v []byte, x uint64) (Value, bool) {
+	switch num {
+	case fieldAnyString:
+		return Value{Kind: ValueString, raw: v}, true
+	case fieldAnyBool:
+		return Value{Kind: ValueBool, num: min(x, 1)}, true
+	case fieldAnyInt:
+		return Value{Kind: ValueInt, num: x}, true
+	case fieldAnyDouble:
+		return Value{Kind: ValueDouble, num: x}, true
+	case fieldAnyArray:
+		return Value{Kind: ValueArray, raw: v}, true
+	case fieldAnyKVList:
+		return Value{Kind: ValueMap, raw: v}, true
+	case fieldAnyBytes:
+		return Value{Kind: ValueBytes, raw: v}, true
+	}
+	return Value{}, false
 }
 
 func float64frombits(x uint64) float64 { return math.Float64frombits(x) }
