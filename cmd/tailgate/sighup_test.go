@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tailgate-sre/tailgate/internal/otlptest"
 )
 
 // TestServeReloadsOnSIGHUP runs serve in-process with ingest tokens read
@@ -83,21 +84,7 @@ auth:
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	status := func(token string) int {
-		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/traces", bytes.NewReader(nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/x-protobuf")
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	status := func(token string) int { return otlptest.HTTPStatus(t, client, addr, token) }
 	if got := status("old-secret"); got != http.StatusOK {
 		t.Fatalf("old token before SIGHUP: %d, want 200", got)
 	}

@@ -72,21 +72,7 @@ func TestReloadRotatesIngestToken(t *testing.T) {
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
-	status := func(token string) int {
-		t.Helper()
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+d.HTTPAddr()+"/v1/traces", bytes.NewReader(nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/x-protobuf")
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	status := func(token string) int { return otlptest.HTTPStatus(t, client, d.HTTPAddr(), token) }
 	if got := status("old-secret"); got != http.StatusOK {
 		t.Fatalf("old token before the rotation: %d, want 200", got)
 	}
