@@ -121,7 +121,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		d.store.Close()
 		return nil, err
 	}
-	if d.exporter, err = export.New(cfg.Export, export.Settings{Logger: log.With("component", "export"), Registerer: d.registry}); err != nil {
+	if d.exporter, err = export.New(cfg.Export, export.Settings{Logger: log.With("component", "export"), Registerer: d.registry, StorageDir: cfg.Storage.Path}); err != nil {
 		return fail(fmt.Errorf("export: %w", err))
 	}
 	if d.signals, err = signals.New(cfg.Signals, signals.Settings{Logger: log.With("component", "signals"), Registerer: d.registry, Store: d.store}); err != nil {

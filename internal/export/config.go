@@ -110,6 +110,22 @@ type QueueConfig struct {
 	// Senders is how many batches may be in flight at once (OTLP only; the
 	// file exporter writes with one).
 	Senders int `yaml:"senders"`
+	// Persistent keeps the queue in files under storage.path/export-queue/
+	// (OTLP only): a request is written there before Export returns and
+	// removed only when the backend accepted it (or refused it for good),
+	// so kept traces survive a crash, and a backend outage longer than
+	// the retry budget, and are sent again after a restart (at least once).
+	// MaxSpans then does not bound the queue; MaxBytes does.
+	Persistent bool `yaml:"persistent"`
+	// MaxBytes bounds the files of the persistent queue. When it is
+	// reached, Export blocks (see MaxSpans); past 90% of it only requests
+	// holding an error span are taken.
+	MaxBytes units.Bytes `yaml:"max_bytes"`
+	// FsyncInterval is how often the persistent queue's writes are
+	// flushed to the disk (group commit); 0 fsyncs every request before
+	// Export returns. A power loss may lose what was written since the
+	// last fsync; a crash of the process alone loses nothing.
+	FsyncInterval units.Duration `yaml:"fsync_interval"`
 }
 
 // RetryConfig shapes the exponential backoff on retryable errors.
@@ -127,6 +143,8 @@ type RetryConfig struct {
 // DefaultConfig returns the defaults: no exporter (set otlp or file), a
 // queue of 200000 spans sent in batches of up to 8192 spans and 4MiB or
 // every 200ms by two senders, and retries from 1s up to 30s apart for at most 5m.
+// The persistent queue is off; when turned on it holds up to 1GiB and
+// fsyncs every second.
 func DefaultConfig() Config {
 	return Config{
 		Queue: QueueConfig{
@@ -135,6 +153,8 @@ func DefaultConfig() Config {
 			MaxBatchBytes: units.Bytes(4 << 20),
 			BatchTimeout:  units.Duration(200 * time.Millisecond),
 			Senders:       2,
+			MaxBytes:      units.Bytes(1 << 30),
+			FsyncInterval: units.Duration(time.Second),
 		},
 		Retry: RetryConfig{
 			InitialInterval: units.Duration(time.Second),
@@ -178,6 +198,20 @@ func (c *Config) Validate() error {
 	}
 	if q.Senders < 1 || q.Senders > maxSenders {
 		add("queue.senders", "must be between 1 and %d, got %d", maxSenders, q.Senders)
+	}
+
+	if q.Persistent {
+		if c.OTLP == nil {
+			add("queue.persistent", "applies to the otlp exporter only")
+		}
+		if q.MaxBytes <= 0 {
+			add("queue.max_bytes", "must be positive, got %s", q.MaxBytes)
+		} else if q.MaxBatchBytes > 0 && q.MaxBytes < q.MaxBatchBytes {
+			add("queue.max_bytes", "must not be less than queue.max_batch_bytes (%s), got %s", q.MaxBatchBytes, q.MaxBytes)
+		}
+		if q.FsyncInterval < 0 {
+			add("queue.fsync_interval", "must not be negative (0 fsyncs every request), got %s", q.FsyncInterval)
+		}
 	}
 
 	r := c.Retry

@@ -30,6 +30,7 @@ func TestDefaultConfigIsValid(t *testing.T) {
 		Queue: QueueConfig{
 			MaxSpans: 200000, MaxBatchSpans: 8192, MaxBatchBytes: units.Bytes(4 * 1024 * 1024),
 			BatchTimeout: units.Duration(200 * time.Millisecond), Senders: 2,
+			MaxBytes: units.Bytes(1024 * 1024 * 1024), FsyncInterval: units.Duration(time.Second),
 		},
 		Retry: RetryConfig{
 			InitialInterval: units.Duration(time.Second),
@@ -61,6 +62,38 @@ func TestValidate(t *testing.T) {
 				TLS: TLSConfig{Insecure: ptr(false), CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "k.pem"},
 			}
 		}, nil},
+		{"persistent queue", func(c *Config) {
+			c.OTLP = &OTLPConfig{Endpoint: "127.0.0.1:4317"}
+			c.Queue.Persistent = true
+		}, nil},
+		{
+			"persistent queue without otlp, too small, negative fsync",
+			func(c *Config) {
+				c.File = &FileConfig{Path: "x"}
+				c.Queue.Persistent = true
+				c.Queue.MaxBytes = units.Bytes(1 << 20)
+				c.Queue.FsyncInterval = units.Duration(-time.Second)
+			},
+			[]string{
+				"queue.persistent: applies to the otlp exporter only",
+				"queue.max_bytes: must not be less than queue.max_batch_bytes (4MiB), got 1MiB",
+				"queue.fsync_interval: must not be negative (0 fsyncs every request), got -1s",
+			},
+		},
+		{
+			"persistent queue without max_bytes",
+			func(c *Config) {
+				c.OTLP = &OTLPConfig{Endpoint: "127.0.0.1:4317"}
+				c.Queue.Persistent = true
+				c.Queue.MaxBytes = 0
+			},
+			[]string{"queue.max_bytes: must be positive, got 0B"},
+		},
+		{
+			"max_bytes is ignored without persistent",
+			func(c *Config) { c.Queue.MaxBytes = 0 },
+			nil,
+		},
 		{
 			"both exporters",
 			func(c *Config) {
@@ -323,6 +356,9 @@ otlp:
 queue:
   max_spans: 50000
   max_batch_bytes: 2MiB
+  persistent: true
+  max_bytes: 256MiB
+  fsync_interval: 250ms
 retry:
   max_elapsed: 0s
 `
@@ -338,6 +374,9 @@ retry:
 	}
 	want.Queue.MaxSpans = 50000
 	want.Queue.MaxBatchBytes = units.Bytes(2 << 20)
+	want.Queue.Persistent = true
+	want.Queue.MaxBytes = units.Bytes(256 << 20)
+	want.Queue.FsyncInterval = units.Duration(250 * time.Millisecond)
 	want.Retry.MaxElapsed = 0
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Errorf("decoded (-want +got):\n%s", diff)

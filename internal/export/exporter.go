@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,29 @@ type Settings struct {
 	Logger *slog.Logger
 	// Registerer receives the exporter's metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// StorageDir is the local state directory (storage.path); the
+	// persistent queue lives in its QueueDir subdirectory. Required when
+	// queue.persistent is true.
+	StorageDir string
+}
+
+// QueueDir is the persistent queue's directory inside Settings.StorageDir.
+const QueueDir = "export-queue"
+
+// spanQueue is where Export puts requests and senders take batches from:
+// in memory (queue) or in files (pqueue).
+type spanQueue interface {
+	put(ctx context.Context, req []byte, n int) error
+	// next waits for a batch; false means stop.
+	next() (*batch, bool)
+	// finish ends a batch taken by next: acked when it was sent or
+	// refused for good, not when it was abandoned at shutdown.
+	finish(b *batch, acked bool)
+	close()
+	abort()
+	// drain empties the queue and returns the spans that lost.
+	drain() int
+	spans() int
 }
 
 // client sends one batch once: one attempt, classified by a *sendError.
@@ -53,7 +77,8 @@ type Exporter struct {
 	cfg     Config
 	log     *slog.Logger
 	m       *metrics
-	q       *queue
+	q       spanQueue
+	pq      *pqueue // the persistent queue, or nil; also q
 	senders int
 	timeout time.Duration // of one attempt
 
@@ -94,13 +119,14 @@ func New(cfg Config, set Settings) (*Exporter, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Queue.Persistent && set.StorageDir == "" {
+		return nil, errors.New("export config: queue.persistent needs the storage directory (storage.path)")
+	}
 	e := &Exporter{
 		cfg:     cfg,
 		senders: cfg.Queue.Senders,
-		q: newQueue(cfg.Queue.MaxSpans, cfg.Queue.MaxBatchSpans, int(min(int64(cfg.Queue.MaxBatchBytes), math.MaxInt)),
-			cfg.Queue.BatchTimeout.Std()),
-		wait:   sleep,
-		jitter: retry.Jitter,
+		wait:    sleep,
+		jitter:  retry.Jitter,
 	}
 	switch {
 	case cfg.OTLP != nil && cfg.OTLP.protocol() == ProtocolHTTP:
@@ -117,13 +143,23 @@ func New(cfg Config, set Settings) (*Exporter, error) {
 		e.senders = 0
 	}
 	e.log = log.With("exporter", e.kind)
-	e.sendCtx, e.cancelSend = context.WithCancel(context.Background())
 	e.m = newMetrics(e.kind, func() float64 { return float64(e.q.spans()) })
 	e.m.capacity.Set(float64(cfg.Queue.MaxSpans))
-	if err := e.m.register(set.Registerer); err != nil {
-		e.cancelSend()
+	var extra []prometheus.Collector
+	if cfg.Queue.Persistent {
+		e.pq = newPQueue(filepath.Join(set.StorageDir, QueueDir), cfg.Queue, e.log, e.m.failed)
+		e.pq.m = newPQMetrics(e.kind, e.pq)
+		e.pq.m.capacity.Set(float64(cfg.Queue.MaxBytes))
+		e.q = e.pq
+		extra = e.pq.m.collectors()
+	} else {
+		e.q = newQueue(cfg.Queue.MaxSpans, cfg.Queue.MaxBatchSpans, int(min(int64(cfg.Queue.MaxBatchBytes), math.MaxInt)),
+			cfg.Queue.BatchTimeout.Std())
+	}
+	if err := e.m.register(set.Registerer, extra...); err != nil {
 		return nil, err
 	}
+	e.sendCtx, e.cancelSend = context.WithCancel(context.Background())
 	return e, nil
 }
 
@@ -157,6 +193,18 @@ func (e *Exporter) Start(ctx context.Context) error {
 	if err := e.client.start(ctx); err != nil {
 		return err
 	}
+	if e.pq != nil {
+		r, err := e.pq.open()
+		if err != nil {
+			return errors.Join(err, e.client.shutdown(ctx))
+		}
+		if r.batches > 0 {
+			e.log.Warn("export queue: requests from before the last stop are pending; sending them again (a request sent just before a crash may arrive twice)",
+				"batches", r.batches, "spans", r.spans, "error_batches", r.errorBatches, "bytes", r.bytes, "dir", e.pq.dir)
+		} else {
+			e.log.Info("export queue: nothing pending from before", "dir", e.pq.dir)
+		}
+	}
 	e.started = true
 	for range e.senders {
 		e.wg.Add(1)
@@ -166,7 +214,7 @@ func (e *Exporter) Start(ctx context.Context) error {
 	case KindFile:
 		e.log.Info("exporting kept traces", "path", e.cfg.File.Path)
 	default:
-		e.log.Info("exporting kept traces", "endpoint", e.cfg.OTLP.Endpoint)
+		e.log.Info("exporting kept traces", "endpoint", e.cfg.OTLP.Endpoint, "persistent_queue", e.pq != nil)
 	}
 	return nil
 }
@@ -227,7 +275,9 @@ func (t TLSConfig) load(serverName string) (*tls.Config, error) {
 //
 // Export blocks while the queue is full until there is room, or until ctx
 // is done (it then returns ctx.Err()). After Shutdown has begun it returns
-// ErrClosed.
+// ErrClosed. With the persistent queue, a nil return means the request was
+// written to the queue's file (write(2); on the disk at the next group
+// commit), and Export fails when it cannot be written.
 func (e *Exporter) Export(ctx context.Context, req []byte, spans int) error {
 	if spans < 0 {
 		return fmt.Errorf("export: negative span count %d", spans)
@@ -247,7 +297,8 @@ func (e *Exporter) Export(ctx context.Context, req []byte, spans int) error {
 
 // QueueSpans returns the spans the exporter holds: queued, being sent or
 // waiting to be retried. It is at most queue.max_spans, except for a single
-// request larger than that.
+// request larger than that; the persistent queue is bounded in bytes
+// instead.
 func (e *Exporter) QueueSpans() int { return e.q.spans() }
 
 // Shutdown stops taking requests (Export returns ErrClosed), sends what is
@@ -296,6 +347,13 @@ func (e *Exporter) shutdown(ctx context.Context) error {
 		}
 		err = fmt.Errorf("export shutdown: %d spans dropped: %w", n, cause)
 	}
+	if e.pq != nil {
+		batches, spans, perr := e.pq.shutdown()
+		if batches > 0 {
+			e.log.Info("export queue: requests stay queued for the next start", "batches", batches, "spans", spans)
+		}
+		err = errors.Join(err, perr)
+	}
 	if started && e.client != nil {
 		err = errors.Join(err, e.client.shutdown(ctx))
 	}
@@ -309,18 +367,23 @@ func (e *Exporter) runSender() {
 		if !ok {
 			return
 		}
-		e.deliver(b)
-		e.q.release(b.spans)
+		e.q.finish(b, e.deliver(b))
 	}
 }
 
 // deliver sends one batch, retrying retryable errors, and counts its spans
-// exactly once: sent, failed or dropped.
-func (e *Exporter) deliver(b *batch) {
+// exactly once: sent, failed or dropped. It returns false when the batch was
+// abandoned at shutdown rather than finished (sent or failed).
+//
+// With the persistent queue the retry budget (retry.max_elapsed) does not
+// fail a batch: it stays queued and is retried every retry.max_interval
+// until the backend takes it or Shutdown.
+func (e *Exporter) deliver(b *batch) bool {
 	n := float64(b.spans)
 	start := time.Now()
 	bo := retry.NewBackOff(e.cfg.Retry.InitialInterval.Std(), e.cfg.Retry.MaxInterval.Std(), e.jitter)
 	maxElapsed := e.cfg.Retry.MaxElapsed.Std()
+	outlasted := false
 	for attempt := 1; ; attempt++ {
 		ps, err := e.attempt(b)
 		if err == nil {
@@ -333,11 +396,11 @@ func (e *Exporter) deliver(b *batch) {
 						"rejected_spans", rejected, "spans", b.spans, "reason", ps.message)
 				}
 			}
-			return
+			return true
 		}
 		if e.sendCtx.Err() != nil {
 			e.drop(b)
-			return
+			return false
 		}
 		retry, throttle := classify(err)
 		if !retry {
@@ -346,20 +409,27 @@ func (e *Exporter) deliver(b *batch) {
 				e.log.Error("export failed with a permanent error; batch dropped",
 					"spans", b.spans, "attempts", attempt, "reason", err.Error())
 			}
-			return
+			return true
 		}
 		delay := bo.NextBackOff()
 		if throttle > 0 {
 			delay = throttle
 		}
-		if maxElapsed > 0 && time.Since(start)+delay > maxElapsed {
+		if maxElapsed > 0 && time.Since(start)+delay > maxElapsed && e.pq != nil {
+			if !outlasted && e.throttle.allow("outlasted", time.Now()) {
+				e.log.Error("export failing for longer than retry.max_elapsed; the batch stays in the persistent queue and is retried",
+					"spans", b.spans, "attempts", attempt, "elapsed", time.Since(start).Round(time.Millisecond).String(),
+					"reason", err.Error())
+			}
+			outlasted = true
+		} else if maxElapsed > 0 && time.Since(start)+delay > maxElapsed {
 			e.m.failed.Add(n)
 			if e.throttle.allow("gave_up", time.Now()) {
 				e.log.Error("export failed: retries exhausted; batch dropped",
 					"spans", b.spans, "attempts", attempt, "elapsed", time.Since(start).Round(time.Millisecond).String(),
 					"reason", err.Error())
 			}
-			return
+			return true
 		}
 		e.m.retries.Inc()
 		level := slog.LevelDebug
@@ -370,7 +440,7 @@ func (e *Exporter) deliver(b *batch) {
 			"delay", delay.String(), "reason", err.Error())
 		if e.wait(e.sendCtx, delay) != nil {
 			e.drop(b)
-			return
+			return false
 		}
 	}
 }
@@ -388,8 +458,12 @@ func (e *Exporter) attempt(b *batch) (partialSuccess, error) {
 	return ps, err
 }
 
-// drop counts a batch abandoned because Shutdown's deadline passed.
+// drop counts a batch abandoned because Shutdown's deadline passed. The
+// persistent queue keeps it for the next start: nothing is lost.
 func (e *Exporter) drop(b *batch) {
+	if e.pq != nil {
+		return
+	}
 	e.m.dropped.Add(float64(b.spans))
 	e.dropped.Add(int64(b.spans))
 }

@@ -63,12 +63,12 @@ func newMetrics(kind string, queueSpans func() float64) *metrics {
 	}
 }
 
-func (m *metrics) register(reg prometheus.Registerer) error {
+func (m *metrics) register(reg prometheus.Registerer, extra ...prometheus.Collector) error {
 	if reg == nil {
 		return nil
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.sent, m.failed, m.dropped, m.retries, m.duration, m.queue, m.capacity} {
+	for _, c := range append([]prometheus.Collector{m.sent, m.failed, m.dropped, m.retries, m.duration, m.queue, m.capacity}, extra...) {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

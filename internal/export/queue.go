@@ -14,6 +14,8 @@ type batch struct {
 	size  int // bytes
 	// body is the HTTP body (maybe gzipped), encoded once for all attempts.
 	body []byte
+	// recs are the batch's records in the persistent queue.
+	recs []*pqRecord
 }
 
 // bytes returns the batch as one contiguous request.
@@ -195,6 +197,10 @@ func (q *queue) compact() {
 		q.head = 0
 	}
 }
+
+// finish marks a taken batch finished: sent, failed or abandoned alike
+// free its room.
+func (q *queue) finish(b *batch, _ bool) { q.release(b.spans) }
 
 // release marks a taken batch of n spans finished.
 func (q *queue) release(n int) {
