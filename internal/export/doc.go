@@ -18,4 +18,15 @@
 // (the backend refused it, the error was permanent, or retries ran out) or
 // tailgate_exporter_abandoned_spans_total (still queued or in retry when
 // Shutdown's deadline passed).
+//
+// With queue.persistent (OTLP only) the queue lives in files under
+// storage.path/export-queue/ instead (pqueue.go): Export returns once the
+// request is written there, a request leaves the files only when the
+// backend accepted it or refused it for good, the retry budget no longer
+// fails a batch, and on start every request not acknowledged is sent again
+// (at least once). Spans still queued at the shutdown deadline then stay
+// in the files for the next start rather than count as abandoned. The
+// queue is bounded in bytes (queue.max_bytes); past 90% of it only
+// requests holding a span with status ERROR are taken, and the rest wait
+// in Export as with the memory queue.
 package export
