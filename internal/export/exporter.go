@@ -411,6 +411,15 @@ func (e *Exporter) deliver(b *batch) bool {
 			}
 			return true
 		}
+		if e.pq != nil && e.closed.Load() {
+			// Shutting down with the backend failing: the batch is safe
+			// in the files, so stop sending rather than spend the
+			// shutdown deadline on retries, which the state's flush needs.
+			e.q.abort()
+			e.log.Info("export failing at shutdown; the batches not yet sent stay in the persistent queue",
+				"reason", err.Error())
+			return false
+		}
 		delay := bo.NextBackOff()
 		if throttle > 0 {
 			delay = throttle

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -171,7 +173,7 @@ type pqueue struct {
 	ready        chan struct{}
 	done         chan struct{}
 	scratch      []byte
-	writeErrAt   time.Time
+	throttle     logThrottle
 
 	syncStop chan struct{}
 	syncDone chan struct{}
@@ -224,10 +226,17 @@ func (q *pqueue) open() (restored, error) {
 	}
 	var ids []uint64
 	segIDs := map[uint64]bool{}
+	// New segments take ids above every file's, set-aside ones included,
+	// so a name is never used twice.
+	var next uint64 = 1
 	for _, de := range entries {
-		var id uint64
 		name := de.Name()
-		if n, _ := fmt.Sscanf(name, "%020d"+segExt, &id); n == 1 && name == segName(id) {
+		if len(name) > 20 && name[20] == '.' {
+			if id, err := strconv.ParseUint(name[:20], 10, 64); err == nil {
+				next = max(next, id+1)
+			}
+		}
+		if id, ok := parseName(name, segExt); ok {
 			ids = append(ids, id)
 			segIDs[id] = true
 		}
@@ -235,18 +244,14 @@ func (q *pqueue) open() (restored, error) {
 	// Remove acknowledgement files whose segment is gone: a crash between
 	// the two removals of a finished segment leaves one.
 	for _, de := range entries {
-		var id uint64
-		name := de.Name()
-		if n, _ := fmt.Sscanf(name, "%020d"+ackExt, &id); n == 1 && !segIDs[id] {
-			_ = os.Remove(filepath.Join(q.dir, name))
+		if id, ok := parseName(de.Name(), ackExt); ok && !segIDs[id] {
+			_ = os.Remove(filepath.Join(q.dir, de.Name()))
 		}
 	}
 	// ReadDir sorts by name and names are zero-padded: ids ascend.
-	var next uint64 = 1
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, id := range ids {
-		next = id + 1
 		s, recs, err := q.loadSegment(id)
 		if err != nil {
 			q.closeFilesLocked()
@@ -297,6 +302,17 @@ func (q *pqueue) open() (restored, error) {
 }
 
 func segName(id uint64) string { return fmt.Sprintf("%020d%s", id, segExt) }
+
+// parseName reads the id of a file named by segName (ext segExt) or its
+// acknowledgement file (ackExt); anything else is not the queue's.
+func parseName(name, ext string) (uint64, bool) {
+	digits, ok := strings.CutSuffix(name, ext)
+	if !ok || len(digits) != 20 {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(digits, 10, 64)
+	return id, err == nil
+}
 
 // loadSegment reads one segment and its acknowledgements, repairing a torn
 // tail and setting aside damage, and returns its unacknowledged records.
@@ -820,8 +836,7 @@ func (q *pqueue) finish(b *batch, acked bool) {
 		if len(entries) == 0 {
 			return
 		}
-		if err := q.writeAcksLocked(s, entries); err != nil && q.writeErrAt.Before(time.Now().Add(-logInterval)) {
-			q.writeErrAt = time.Now()
+		if err := q.writeAcksLocked(s, entries); err != nil && q.throttle.allow("ack", time.Now()) {
 			q.log.Error("export queue: cannot write acknowledgements; those requests are sent again after a restart", "err", err)
 		}
 		entries = entries[:0]
@@ -882,7 +897,7 @@ func (q *pqueue) syncLoop() {
 	for {
 		select {
 		case <-t.C:
-			if err := q.sync(); err != nil && q.writeErrAt.Before(time.Now().Add(-logInterval)) {
+			if err := q.sync(); err != nil && q.throttle.allow("fsync", time.Now()) {
 				q.log.Error("export queue: fsync failed; a power loss may lose queued requests", "err", err)
 			}
 		case <-q.syncStop:

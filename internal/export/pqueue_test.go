@@ -447,7 +447,8 @@ func TestPQueueCorruption(t *testing.T) {
 	if r.batches != 1 || r.spans != 1 {
 		t.Fatalf("restored %+v, want only the first record", r)
 	}
-	got, err := decodeTraceIDs(take(t, q).bytes())
+	first := take(t, q)
+	got, err := decodeTraceIDs(first.bytes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,6 +469,19 @@ func TestPQueueCorruption(t *testing.T) {
 	}
 	if got := value(t, q.m.corrupt); got != 1 {
 		t.Errorf("corrupt = %v, want 1", got)
+	}
+	// Once its last request is sent the segment goes, the set-aside data
+	// stays, across restarts too.
+	q.finish(first, true)
+	q, r = reopen(t, q, qc)
+	if r != (restored{}) {
+		t.Errorf("second restart restored %+v, want nothing", r)
+	}
+	if _, err := os.Stat(fmt.Sprintf("%s.corrupt-%d", seg, off)); err != nil {
+		t.Errorf("set-aside data gone after a restart: %v", err)
+	}
+	if _, err := os.Stat(seg); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("finished segment still there: %v; files %v", err, segFiles(t, q.dir))
 	}
 }
 
@@ -640,6 +654,7 @@ func TestPersistentExporterShutdownKeepsQueued(t *testing.T) {
 		if err := e.Export(t.Context(), traceRequest(t, ptrace.StatusCodeError, 9), 1); err != nil {
 			t.Fatal(err)
 		}
+		synctest.Wait() // the first attempt failed; the sender waits 1s to retry
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
 		if err := e.Shutdown(ctx); err != nil {
@@ -647,6 +662,11 @@ func TestPersistentExporterShutdownKeepsQueued(t *testing.T) {
 		}
 		if c := readCounts(t, reg, KindOTLPGRPC); c.Dropped != 0 || c.Failed != 0 {
 			t.Errorf("counts %+v, want nothing abandoned or failed", c)
+		}
+		// The retry after 1s fails during shutdown and sending stops there,
+		// rather than retrying at 2.5s, 4.75s and 8.125s until the deadline.
+		if n := len(down.snapshot()); n != 2 {
+			t.Errorf("%d attempts with the backend down, want 2", n)
 		}
 
 		up := &fakeClient{}
