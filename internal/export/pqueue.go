@@ -639,9 +639,11 @@ func (q *pqueue) put(ctx context.Context, req []byte, n int) error {
 func (q *pqueue) appendLocked(req []byte, n int, flags uint32) error {
 	size := int64(recHeaderLen + len(req))
 	s := q.active()
-	if s.size > 0 && (s.size+size > q.segmentBytes || s.live == 0) {
+	if s.size > 0 && (s.size+size > q.segmentBytes || (s.live == 0 && q.used+size > q.reserveFrom)) {
 		// Start a new segment when this one is full, or when everything in
-		// it is finished (then it is deleted at once).
+		// it is finished and its space is needed (then it is deleted at
+		// once). A segment is never truncated for reuse: offsets, which
+		// acknowledgements name, are never used twice.
 		if err := q.addSegmentLocked(s.id + 1); err != nil {
 			return q.writeFailed(err)
 		}
