@@ -132,16 +132,18 @@ func TestPersistentQueueSurvivesKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	queued := false
+	var lines []string
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		if sc.Text() == fmt.Sprintf("%s %d", killQueuedMessage, killRequests) {
 			queued = true
 			break
 		}
+		lines = append(lines, sc.Text())
 	}
 	if !queued {
 		_ = cmd.Wait()
-		t.Fatalf("the child ended without queueing; stderr:\n%s", stderr.String())
+		t.Fatalf("the child ended without queueing; stdout:\n%s\nstderr:\n%s", strings.Join(lines, "\n"), stderr.String())
 	}
 	if err := cmd.Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)

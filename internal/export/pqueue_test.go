@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +23,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc/codes"
 
+	"github.com/tailgate-sre/tailgate/internal/otlptest"
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
@@ -709,5 +712,63 @@ func TestPersistentNeedsStorageDir(t *testing.T) {
 	cfg.Queue.MaxBytes = units.Bytes(1 << 20)
 	if _, err := New(cfg, Settings{}); err == nil {
 		t.Error("New without a storage directory succeeded")
+	}
+}
+
+// TestPersistentOTLPDelivers sends through the persistent queue over both
+// protocols to a real sink, two requests per batch: the first batch is
+// refused for good (failed, and acknowledged all the same), the second
+// arrives. Nothing is left in the queue.
+func TestPersistentOTLPDelivers(t *testing.T) {
+	for _, proto := range []string{ProtocolGRPC, ProtocolHTTP} {
+		t.Run(proto, func(t *testing.T) {
+			sink := otlptest.NewSink(t)
+			sink.Script(otlptest.Fault{Code: codes.InvalidArgument, Message: "refused"})
+			cfg := sinkConfig(sink, proto)
+			cfg.Queue.Persistent = true
+			cfg.Queue.MaxBytes = units.Bytes(1 << 20)
+			cfg.Queue.MaxBatchSpans = 4                        // two requests of two spans
+			cfg.Queue.BatchTimeout = units.Duration(time.Hour) // a batch leaves when full
+			reg := prometheus.NewRegistry()
+			e, err := New(cfg, Settings{Registerer: reg, StorageDir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 4 {
+				if err := e.Export(t.Context(), traceRequest(t, ptrace.StatusCodeError, uint64(10*i+1), uint64(10*i+2)), 2); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := sink.WaitSpans(t.Context(), 4); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Shutdown(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			var got []uint64
+			for id := range sink.SpansByTrace() {
+				got = append(got, binary.BigEndian.Uint64(id[8:]))
+			}
+			slices.Sort(got)
+			if diff := cmp.Diff([]uint64{21, 22, 31, 32}, got); diff != "" {
+				t.Errorf("traces received (-want +got):\n%s", diff)
+			}
+			kind := kindOf(proto)
+			if c := readCounts(t, reg, kind); c.Sent != 4 || c.Failed != 4 || c.Dropped != 0 {
+				t.Errorf("counts %+v, want 4 sent, 4 failed", c)
+			}
+			for name, want := range map[string]float64{
+				"tailgate_exporter_queue_enqueued_batches_total": 4,
+				"tailgate_exporter_queue_acked_batches_total":    4,
+				"tailgate_exporter_queue_batches":                0,
+			} {
+				if got := metricValue(t, reg, name, kind); got != want {
+					t.Errorf("%s = %v, want %v", name, got, want)
+				}
+			}
+		})
 	}
 }
