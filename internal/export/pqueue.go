@@ -316,8 +316,18 @@ func parseName(name, ext string) (uint64, bool) {
 
 // loadSegment reads one segment and its acknowledgements, repairing a torn
 // tail and setting aside damage, and returns its unacknowledged records.
-func (q *pqueue) loadSegment(id uint64) (*segment, []*pqRecord, error) {
+func (q *pqueue) loadSegment(id uint64) (_ *segment, _ []*pqRecord, err error) {
 	s := &segment{id: id, path: filepath.Join(q.dir, segName(id))}
+	defer func() {
+		if err != nil {
+			if s.f != nil {
+				s.f.Close()
+			}
+			if s.ack != nil {
+				s.ack.Close()
+			}
+		}
+	}()
 	acked, err := q.loadAcks(s)
 	if err != nil {
 		return nil, nil, err
@@ -330,7 +340,6 @@ func (q *pqueue) loadSegment(id uint64) (*segment, []*pqRecord, error) {
 	s.f = f
 	fi, err := f.Stat()
 	if err != nil {
-		f.Close()
 		return nil, nil, fmt.Errorf("export queue segment: %w", err)
 	}
 	size := fi.Size()
@@ -363,13 +372,11 @@ func (q *pqueue) loadSegment(id uint64) (*segment, []*pqRecord, error) {
 	for off < size {
 		if size-off < recHeaderLen {
 			if err := cut("short header", true); err != nil {
-				f.Close()
 				return nil, nil, err
 			}
 			break
 		}
 		if _, err := f.ReadAt(hdr[:], off); err != nil {
-			f.Close()
 			return nil, nil, fmt.Errorf("read export queue segment %s: %w", s.path, err)
 		}
 		n := int64(binary.LittleEndian.Uint32(hdr[0:4]))
@@ -379,7 +386,6 @@ func (q *pqueue) loadSegment(id uint64) (*segment, []*pqRecord, error) {
 			// zeros are what a power loss leaves in a file whose length
 			// reached the disk before its data.
 			if err := cut("record runs past the end of the file", true); err != nil {
-				f.Close()
 				return nil, nil, err
 			}
 			break
@@ -389,19 +395,16 @@ func (q *pqueue) loadSegment(id uint64) (*segment, []*pqRecord, error) {
 		}
 		body = body[:n]
 		if _, err := f.ReadAt(body, off+recHeaderLen); err != nil {
-			f.Close()
 			return nil, nil, fmt.Errorf("read export queue segment %s: %w", s.path, err)
 		}
 		crc := crc32.Update(crc32.Update(0, q.crc, hdr[8:16]), q.crc, body)
 		if crc != binary.LittleEndian.Uint32(hdr[4:8]) {
 			zero, err := zeroFrom(f, off, size)
 			if err != nil {
-				f.Close()
 				return nil, nil, err
 			}
 			torn := end == size || zero
 			if err := cut("checksum mismatch", torn); err != nil {
-				f.Close()
 				return nil, nil, err
 			}
 			break
