@@ -817,3 +817,50 @@ func FuzzPQueueOpen(f *testing.F) {
 		}
 	})
 }
+
+// TestPersistentExporterFullBlocksExport: with the backend down, Export
+// fills the persistent queue to 90% of max_bytes with requests without
+// error spans, then blocks (which is what stalls the sampler's shard and
+// pushes back on ingest) while a request with an error span still gets
+// in; nothing is dropped.
+func TestPersistentExporterFullBlocksExport(t *testing.T) {
+	dir := t.TempDir()
+	okReq := traceRequest(t, ptrace.StatusCodeOk, 1)
+	errReq := traceRequest(t, ptrace.StatusCodeError, 2)
+	rec := recHeaderLen + len(okReq)
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig("127.0.0.1:1")
+		cfg.Queue.Persistent = true
+		cfg.Queue.MaxBatchBytes = units.Bytes(rec)
+		cfg.Queue.MaxBytes = units.Bytes(10 * rec)
+		cfg.Queue.BatchTimeout = 0
+		down := &fakeClient{respond: func(int) (partialSuccess, error) { return partialSuccess{}, retryable(errTest, 0) }}
+		e, reg := startFakeIn(t, cfg, dir, down)
+		for i := range 9 {
+			if err := e.Export(t.Context(), okReq, 1); err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		if err := e.Export(ctx, okReq, 1); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("10th request: %v, want it to wait until its context ends", err)
+		}
+		if err := e.Export(t.Context(), errReq, 1); err != nil {
+			t.Fatalf("request with an error span: %v", err)
+		}
+		kind := KindOTLPGRPC
+		if got := metricValue(t, reg, "tailgate_exporter_queue_full_total", kind); got != 1 {
+			t.Errorf("full_total = %v, want 1", got)
+		}
+		if got := metricValue(t, reg, "tailgate_exporter_queue_batches", kind); got != 10 {
+			t.Errorf("queue_batches = %v, want 10", got)
+		}
+		if c := readCounts(t, reg, kind); c.Sent != 0 || c.Failed != 0 || c.Dropped != 0 {
+			t.Errorf("counts %+v, want nothing sent, failed or dropped", c)
+		}
+		if err := e.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
