@@ -145,7 +145,9 @@ func TestOFREPSingle(t *testing.T) {
 		check           func(t *testing.T, o map[string]any)
 	}{
 		{"targeting match", "recommendations", `{"context":{"targetingKey":"u1","plan":"enterprise"}}`, 200,
-			func(t *testing.T, o map[string]any) { checkSuccess(t, o, "recommendations", true, "TARGETING_MATCH", "enabled") }},
+			func(t *testing.T, o map[string]any) {
+				checkSuccess(t, o, "recommendations", true, "TARGETING_MATCH", "enabled")
+			}},
 		{"static string", "theme", `{"context":{}}`, 200,
 			func(t *testing.T, o map[string]any) { checkSuccess(t, o, "theme", "#000", "STATIC", "dark") }},
 		{"object value", "limits", `{"context":{"targetingKey":"x"}}`, 200,
