@@ -28,6 +28,7 @@ type Deps struct {
 	SLOs     SLOSource     // see slo.go
 	Services ServiceSource // see services.go
 	Gate     GateService   // see gate.go
+	Flags    FlagService   // see flags.go
 
 	// Auth authenticates API callers; nil leaves the API open.
 	Auth *auth.Authenticator
@@ -86,6 +87,7 @@ func New(deps Deps) *Server {
 		s.mux.HandleFunc(prefix+"/", byMethod)
 	}
 	s.gateRoutes(s.mux)
+	s.flagRoutes(s.mux)
 	// The dashboard: public static assets at / and /static/; the data it
 	// shows comes from the routes above, with the caller's token.
 	s.mux.Handle("/", ui.Handler())

@@ -32,21 +32,24 @@ type Scope string
 
 // The scopes.
 const (
-	ScopeRead         Scope = "read"          // every GET endpoint
-	ScopeGateCheck    Scope = "gate:check"    // gate checks, deploy markers
-	ScopeGateOverride Scope = "gate:override" // overrides, SLO corrections
-	ScopeIngest       Scope = "ingest"        // OTLP exports, when ingest.require_token is on
-	ScopeAdmin        Scope = "admin"         // everything
+	ScopeRead         Scope = "read"            // every GET endpoint
+	ScopeGateCheck    Scope = "gate:check"      // gate checks, deploy markers
+	ScopeGateOverride Scope = "gate:override"   // overrides, SLO corrections
+	ScopeIngest       Scope = "ingest"          // OTLP exports, when ingest.require_token is on
+	ScopeFlagsEval    Scope = "flags:evaluate"  // OFREP flag evaluations
+	ScopeFlagsWrite   Scope = "flags:write"     // flag flips, pauses, API flag definitions
+	ScopeIncidents    Scope = "incidents:write" // incident changes
+	ScopeAdmin        Scope = "admin"           // everything
 )
 
 // Scopes returns every scope, in a fixed order.
 func Scopes() []Scope {
-	return []Scope{ScopeRead, ScopeGateCheck, ScopeGateOverride, ScopeIngest, ScopeAdmin}
+	return []Scope{ScopeRead, ScopeGateCheck, ScopeGateOverride, ScopeIngest, ScopeFlagsEval, ScopeFlagsWrite, ScopeIncidents, ScopeAdmin}
 }
 
 func (s Scope) valid() bool {
 	switch s {
-	case ScopeRead, ScopeGateCheck, ScopeGateOverride, ScopeIngest, ScopeAdmin:
+	case ScopeRead, ScopeGateCheck, ScopeGateOverride, ScopeIngest, ScopeFlagsEval, ScopeFlagsWrite, ScopeIncidents, ScopeAdmin:
 		return true
 	}
 	return false

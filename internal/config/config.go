@@ -19,6 +19,7 @@ import (
 
 	"github.com/tailgate-sre/tailgate/internal/auth"
 	"github.com/tailgate-sre/tailgate/internal/export"
+	"github.com/tailgate-sre/tailgate/internal/flags"
 	"github.com/tailgate-sre/tailgate/internal/gate"
 	"github.com/tailgate-sre/tailgate/internal/ingest"
 	"github.com/tailgate-sre/tailgate/internal/memlimit"
@@ -44,6 +45,10 @@ type Config struct {
 	Notify    notify.Config     `yaml:"notify"`
 	Policies  []gate.PolicySpec `yaml:"policies"`
 	Auth      auth.Config       `yaml:"auth"`
+	// Flags are feature flags served over OFREP; KillSwitches bounds
+	// their automatic flips.
+	Flags        []flags.Config         `yaml:"flags"`
+	KillSwitches flags.KillSwitchConfig `yaml:"kill_switches"`
 }
 
 // Server configures the HTTP API listener and the process lifecycle.
@@ -186,6 +191,14 @@ func (c *Config) Validate() error {
 	}
 	add("slo_engine", c.SLOEngine.Validate())
 	add("notify", c.Notify.Validate())
+	add("kill_switches", c.KillSwitches.Validate())
+	if err := flags.Validate(c.Flags); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				errs = append(errs, errors.New(line))
+			}
+		}
+	}
 	// SLO and policy errors already start with slos[i] and policies[i].
 	_, sloErr := slo.ValidateSpecs(c.SLOs)
 	for _, err := range []error{sloErr, gate.ValidatePolicies(c.Policies)} {

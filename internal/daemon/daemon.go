@@ -56,6 +56,7 @@ type Daemon struct {
 	signals   *signals.Signals
 	receiver  *ingest.Receiver
 	gate      *gate.Gate
+	flags     *flagRunner
 	authn     *auth.Authenticator
 	tls       *auth.ReloadableTLS
 
@@ -164,6 +165,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	}); err != nil {
 		return fail(fmt.Errorf("policies: %w", err))
 	}
+	if d.flags, err = newFlags(ctx, cfg.Flags, cfg.KillSwitches, d.store, specs, d.slos, d.notifiers,
+		cfg.SLOEngine.EvalInterval.Std(), log.With("component", "flags"), d.registry); err != nil {
+		return fail(fmt.Errorf("flags: %w", err))
+	}
 	// The soft memory limit, and refusing requests near it, keep a flood
 	// from growing the heap past the container's limit.
 	memLimit, err := memlimit.Apply(cfg.Server.MemoryLimit, memlimit.System{
@@ -252,6 +257,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 			SLOs:     d.slos,
 			Services: d.signals,
 			Gate:     d.gate,
+			Flags:    d.flags.svc,
 			Auth:     d.authn,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -299,6 +305,7 @@ func (d *Daemon) steps() []step {
 		{"notify", d.notifiers.Start, d.notifiers.Shutdown},
 		{"slo", d.slos.Start, d.slos.Shutdown},
 		{"gate", d.gate.Start, d.gate.Shutdown},
+		{"flags", d.flags.Start, d.flags.Shutdown},
 		{"sampler", d.sampler.Start, d.sampler.Shutdown},
 		{"ingest", d.receiver.Start, d.receiver.Shutdown},
 	}
@@ -410,6 +417,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	}
 	d.stopOnce.Do(func() { close(d.stopped) })
 	_ = d.serving.Wait() // a part that failed before was reported through Failed
+	stop(ctx, "flags", d.flags.Shutdown)
 	stop(ctx, "gate", d.gate.Shutdown)
 	if err := d.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))

@@ -178,6 +178,7 @@ const (
 	AuditOverrideRevoke   AuditKind = "gate.override_revoke"
 	AuditCorrection       AuditKind = "slo.correction"
 	AuditCorrectionDelete AuditKind = "slo.correction_delete"
+	AuditFlagChange       AuditKind = "flag.change"
 )
 
 // AuditEntry is one event to append to the audit log: what happened

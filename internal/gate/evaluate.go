@@ -145,7 +145,14 @@ func (r *rule) holds(st *SLOState) ([]string, bool) {
 	if r.slos != nil && !r.slos[st.Name] {
 		return nil, false
 	}
-	w := r.When
+	return r.When.Holds(st)
+}
+
+// Holds checks the conditions against one SLO state and, when they all
+// hold, returns the facts that made them hold, as sentences with the
+// numbers. Conditions with nothing set always hold. Kill switches share
+// this vocabulary with the gate's rules.
+func (w Conditions) Holds(st *SLOState) ([]string, bool) {
 	var facts []string
 	budget := finite(st.BudgetRemaining)
 	if w.BudgetExhausted {

@@ -280,24 +280,7 @@ func (p *PolicySpec) validate(key string) []error {
 		} else if r.CanaryWeight != 0 && r.Decision != Canary {
 			add(rk+".canary_weight", "only applies to decision: canary")
 		}
-		w := r.When
-		if w.BudgetRemainingBelow != nil && float64(*w.BudgetRemainingBelow) > 1 {
-			add(rk+".when.budget_remaining_below", "must be at most 100%%, got %s", *w.BudgetRemainingBelow)
-		}
-		if w.AlertFiring != "" && w.AlertFiring.rank() == 0 {
-			add(rk+".when.alert_firing", "must be page or ticket, got %q", w.AlertFiring)
-		}
-		for _, win := range sortedKeys(w.BurnRateAbove) {
-			if _, err := units.ParseDuration(win); err != nil {
-				add(rk+".when.burn_rate_above."+win, "window must be a duration such as 1h: %v", err)
-			}
-			if v := w.BurnRateAbove[win]; v < 0 || math.IsNaN(v) {
-				add(rk+".when.burn_rate_above."+win, "must be a non-negative rate, got %v", v)
-			}
-		}
-		if w.TimeToExhaustionBelow < 0 {
-			add(rk+".when.time_to_exhaustion_below", "must not be negative, got %s", w.TimeToExhaustionBelow)
-		}
+		errs = append(errs, r.When.Validate(key+"."+rk+".when")...)
 	}
 	b := p.Business
 	if b.RevenuePerHour < 0 {
@@ -345,4 +328,37 @@ func sortedKeys[K ~string, V any](m map[K]V) []K {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// Validate checks the conditions; each error starts with key (the
+// condition block's place in the config, e.g. policies[0].rules[1].when).
+func (w Conditions) Validate(key string) []error {
+	var errs []error
+	add := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s.%s: %s", key, field, fmt.Sprintf(format, args...)))
+	}
+	if w.BudgetRemainingBelow != nil && float64(*w.BudgetRemainingBelow) > 1 {
+		add("budget_remaining_below", "must be at most 100%%, got %s", *w.BudgetRemainingBelow)
+	}
+	if w.AlertFiring != "" && w.AlertFiring.rank() == 0 {
+		add("alert_firing", "must be page or ticket, got %q", w.AlertFiring)
+	}
+	for _, win := range sortedKeys(w.BurnRateAbove) {
+		if _, err := units.ParseDuration(win); err != nil {
+			add("burn_rate_above."+win, "window must be a duration such as 1h: %v", err)
+		}
+		if v := w.BurnRateAbove[win]; v < 0 || math.IsNaN(v) {
+			add("burn_rate_above."+win, "must be a non-negative rate, got %v", v)
+		}
+	}
+	if w.TimeToExhaustionBelow < 0 {
+		add("time_to_exhaustion_below", "must not be negative, got %s", w.TimeToExhaustionBelow)
+	}
+	return errs
+}
+
+// IsZero reports whether no condition is set (conditions that always hold).
+func (w Conditions) IsZero() bool {
+	return !w.BudgetExhausted && w.BudgetRemainingBelow == nil && w.AlertFiring == "" &&
+		len(w.BurnRateAbove) == 0 && w.TimeToExhaustionBelow == 0
 }

@@ -211,6 +211,10 @@ type worker struct {
 	retries int
 	// deliver sends one notification (one attempt).
 	deliver func(ctx context.Context, n slo.Notification) error
+	// events queues Events for deliverEvent; a receiver that takes none
+	// leaves deliverEvent nil.
+	events       chan Event
+	deliverEvent func(ctx context.Context, e Event) error
 	// tick, when set, runs every tickEvery (Alertmanager's resend).
 	tick      func(ctx context.Context)
 	tickEvery time.Duration
@@ -244,6 +248,7 @@ func (w *worker) init(name string, log *slog.Logger, m *metrics, queue, retries 
 	// connections.
 	w.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	w.queue = make(chan slo.Notification, queue)
+	w.events = make(chan Event, queue)
 	w.stop = make(chan struct{})
 	w.done = make(chan struct{})
 }
@@ -282,6 +287,8 @@ func (w *worker) run(ctx context.Context) {
 		select {
 		case n := <-w.queue:
 			w.send(ctx, n)
+		case e := <-w.events:
+			w.sendEvent(ctx, e)
 		case <-tick:
 			w.tick(ctx)
 		case <-w.stop:
@@ -290,6 +297,8 @@ func (w *worker) run(ctx context.Context) {
 				select {
 				case n := <-w.queue:
 					w.send(ctx, n)
+				case e := <-w.events:
+					w.sendEvent(ctx, e)
 				default:
 					return
 				}
@@ -304,22 +313,32 @@ func (w *worker) run(ctx context.Context) {
 // with jitter up to 30s) until max_retries are spent, the answer is
 // permanent or ctx ends. A Retry-After on 429 or 503 sets the next wait.
 func (w *worker) send(ctx context.Context, n slo.Notification) {
-	_, err := backoff.Retry(ctx, func() (struct{}, error) { return struct{}{}, w.deliver(ctx, n) },
+	w.retry(ctx, func() error { return w.deliver(ctx, n) }, "slo", n.Alert.SLO, "alert", n.Alert.Name)
+}
+
+// sendEvent delivers an event like a notification.
+func (w *worker) sendEvent(ctx context.Context, e Event) {
+	w.retry(ctx, func() error { return w.deliverEvent(ctx, e) }, "event", e.Kind, "subject", e.Subject)
+}
+
+// retry runs attempt with the receiver's retries, counts the outcome and
+// logs it with what (key-value pairs naming the notification).
+func (w *worker) retry(ctx context.Context, attempt func() error, what ...any) {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) { return struct{}{}, attempt() },
 		backoff.WithBackOff(retry.NewBackOff(w.firstWait, maxRetryWait, w.jitter)),
 		backoff.WithMaxTries(uint(w.retries)+1),
 		// Bounded by max_retries; the wait of a Retry-After is bounded
 		// by maxRetryAfter.
 		backoff.WithMaxElapsedTime(0),
 		backoff.WithNotify(func(err error, wait time.Duration) {
-			w.log.Debug("notification failed; retrying", "slo", n.Alert.SLO, "alert", n.Alert.Name,
-				"wait", wait.String(), "err", err)
+			w.log.Debug("notification failed; retrying", append(what, "wait", wait.String(), "err", err)...)
 		}))
 	if err == nil {
 		w.m.results.WithLabelValues(w.name, "sent").Inc()
 		return
 	}
 	w.m.results.WithLabelValues(w.name, "failed").Inc()
-	w.log.Warn("notification failed", "slo", n.Alert.SLO, "alert", n.Alert.Name, "err", err)
+	w.log.Warn("notification failed", append(what, "err", err)...)
 }
 
 func (w *worker) shutdown(ctx context.Context) error {

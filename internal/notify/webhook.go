@@ -73,6 +73,7 @@ func newWebhook(cfg WebhookConfig, name string, log *slog.Logger, m *metrics) *W
 	w := &Webhook{cfg: cfg}
 	w.init(name, log, m, cfg.QueueSize, cfg.MaxRetries)
 	w.deliver = w.post
+	w.deliverEvent = w.postEvent
 	return w
 }
 

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tailgate-sre/tailgate/internal/flags"
 	"github.com/tailgate-sre/tailgate/internal/gate"
 	"github.com/tailgate-sre/tailgate/internal/signals"
 	"github.com/tailgate-sre/tailgate/internal/slo"
@@ -33,6 +34,9 @@ type Stores struct {
 	// Audit is the store's hash-chained audit log; a store with a Gate
 	// part must have one.
 	Audit gate.AuditStore
+	// Flags keeps flag states, history and API flags; nil skips the flag
+	// tests. Its writes must append to Audit.
+	Flags flags.Store
 	// Reopen, for a durable store, closes the storage behind these stores
 	// and opens it again (the same file or database), returning the new
 	// handles. nil marks a store that keeps nothing across a restart; the
@@ -59,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) Stores) {
 	t.Run("Signals", func(t *testing.T) { runSignals(t, open) })
 	t.Run("Gate", func(t *testing.T) { runGate(t, open) })
 	t.Run("Audit", func(t *testing.T) { runAudit(t, open) })
+	t.Run("Flags", func(t *testing.T) { runFlags(t, open) })
 }
 
 // cancelled returns a context that is already cancelled.
