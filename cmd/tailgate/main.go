@@ -42,6 +42,7 @@ or the token itself in TAILGATE_TOKEN) and --timeout.
 			demoCommand(),
 			sloCommand(),
 			gateCommand(),
+			flagCommand(),
 			reportCommand(),
 			cardinalityCommand(),
 			auditCommand(),

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -14,9 +15,12 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/tailgate-sre/tailgate/internal/api"
+	"github.com/tailgate-sre/tailgate/internal/auth"
+	"github.com/tailgate-sre/tailgate/internal/flags"
 	"github.com/tailgate-sre/tailgate/internal/gate"
 	"github.com/tailgate-sre/tailgate/internal/otlptest"
 	"github.com/tailgate-sre/tailgate/internal/slo"
+	"github.com/tailgate-sre/tailgate/internal/store/sqlite"
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
@@ -146,5 +150,24 @@ func scriptServer(t *testing.T) (*httptest.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return httptest.NewServer(api.New(api.Deps{SLOs: e, Gate: g})), nil
+	db, err := sqlite.Open(t.Context(), t.TempDir())
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { db.Close() })
+	fs, err := flags.NewService(t.Context(), []flags.Config{{
+		Key: "recommendations", Description: "product recommendations on the checkout page",
+		Variants: map[string]any{"enabled": true, "disabled": false}, DefaultVariant: "enabled",
+		Targeting:  []flags.Rule{{Rollout: map[string]float64{"enabled": 10, "disabled": 90}}},
+		KillSwitch: &flags.KillSwitch{SLOs: []string{"checkout-availability"}, When: gate.Conditions{AlertFiring: gate.SeverityPage}, Variant: "disabled"},
+	}}, flags.Settings{Store: db})
+	if err != nil {
+		return nil, err
+	}
+	// Writes pass anonymously, as on a laptop, so the scripts can change flags.
+	a, err := auth.New(auth.Config{AllowAnonymousWrites: true}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	return httptest.NewServer(api.New(api.Deps{SLOs: e, Gate: g, Flags: fs, Auth: a})), nil
 }
