@@ -103,6 +103,8 @@ func Default() Config {
 		Auth:      auth.DefaultConfig(),
 		SLOEngine: slo.DefaultEngineConfig(),
 		Notify:    notify.DefaultConfig(),
+
+		KillSwitches: flags.KillSwitchConfig{MaxFlipsPerHour: flags.DefaultMaxFlipsPerHour},
 	}
 }
 

@@ -20,7 +20,7 @@ func TestExampleIsValidAndMatchesDefaults(t *testing.T) {
 	}
 	def := Default()
 	// Lists the example writes out empty where the default is nil.
-	cfg.SLOs, cfg.SLOFiles, cfg.Policies, cfg.Auth.Tokens, cfg.Auth.AllowedHosts, cfg.Notify.Webhooks = def.SLOs, def.SLOFiles, def.Policies, def.Auth.Tokens, def.Auth.AllowedHosts, def.Notify.Webhooks
+	cfg.SLOs, cfg.SLOFiles, cfg.Policies, cfg.Auth.Tokens, cfg.Auth.AllowedHosts, cfg.Notify.Webhooks, cfg.Flags = def.SLOs, def.SLOFiles, def.Policies, def.Auth.Tokens, def.Auth.AllowedHosts, def.Notify.Webhooks, def.Flags
 	if !reflect.DeepEqual(cfg, def) {
 		t.Errorf("examples/tailgate.yaml does not state the defaults:\nexample %+v\ndefault %+v", cfg, def)
 	}
@@ -38,9 +38,9 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		return string(data)
 	}
 	example := read(examplePath)
-	// SLO specs and policies have their own references, which the example
-	// points to.
-	docs := map[string]string{"slos.": read("../../docs/slo.md"), "policies.": read("../../docs/gate.md")}
+	// SLO specs, policies and flags have their own references, which the
+	// example points to.
+	docs := map[string]string{"slos.": read("../../docs/slo.md"), "policies.": read("../../docs/gate.md"), "flags.": read("../../docs/flags.md")}
 	seen := map[reflect.Type]bool{}
 	var walk func(path string, typ reflect.Type)
 	walk = func(path string, typ reflect.Type) {

@@ -240,6 +240,9 @@ func (c *Controller) step(ctx context.Context, key string, ks *KillSwitch, st St
 		c.capped = false
 		op.Reason = reason
 		if _, err := c.svc.Flip(ctx, key, ks.Variant, op); err != nil {
+			if errors.Is(err, ErrConflict) {
+				return nil, nil // another instance changed the flag first
+			}
 			return nil, err
 		}
 		c.log.Warn("kill switch flipped a flag", "flag", key, "variant", ks.Variant, "reason", reason)
@@ -264,6 +267,9 @@ func (c *Controller) step(ctx context.Context, key string, ks *KillSwitch, st St
 	}
 	op.Reason = fmt.Sprintf("kill switch: the condition has been clear for %s (recover_for %s)", units.HumanDuration(now.Sub(since)), units.FormatDuration(recoverFor))
 	if _, err := c.svc.Restore(ctx, key, op); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return nil, nil // another instance changed the flag first
+		}
 		return nil, err
 	}
 	delete(c.clearSince, key)

@@ -261,3 +261,36 @@ func TestControllerRefusesUnknownSLO(t *testing.T) {
 		t.Errorf("unknown SLO: %v", err)
 	}
 }
+
+// TestKillSwitchTwoInstances runs two instances' services and controllers
+// on one store, as a fleet without a leader does: the flag flips once,
+// with one history entry and one notification.
+func TestKillSwitchTwoInstances(t *testing.T) {
+	a := newRig(t, []flags.Config{killFlag("recommendations", "checkout-availability")}, flags.KillSwitchConfig{})
+	svcB, err := flags.NewService(t.Context(), []flags.Config{killFlag("recommendations", "checkout-availability")}, flags.Settings{Store: a.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evB := &events{}
+	ctlB, err := flags.NewController(svcB, flags.KillSwitchConfig{}, flags.ControllerSettings{States: a.states, SLOServices: a.states.slos, Notifier: evB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.states.set("checkout", true)
+	// A flips first; B has not refreshed, so its write names a stale
+	// version and is refused.
+	if acts := a.eval(t, t0); len(acts) != 1 || acts[0].Kind != flags.KillFlip {
+		t.Fatalf("instance A: %+v, want a flip", acts)
+	}
+	actsB, err := ctlB.Evaluate(t.Context(), t0)
+	if err != nil || len(actsB) != 0 {
+		t.Fatalf("instance B, racing: %+v, %v; want no action and no error", actsB, err)
+	}
+	if res, _ := svcB.Evaluate("recommendations", flags.Context{TargetingKey: "u"}); res.Value != false {
+		t.Errorf("instance B serves %v after losing the race, want the flipped false", res.Value)
+	}
+	hs, _ := a.svc.History(t.Context(), "recommendations", 10)
+	if len(hs) != 1 || len(a.events.kinds())+len(evB.kinds()) != 1 {
+		t.Errorf("history %+v, notifications %v + %v; want one of each", hs, a.events.kinds(), evB.kinds())
+	}
+}

@@ -308,13 +308,19 @@ func (s *Service) change(ctx context.Context, key string, op Op, edit func(*entr
 			ch.To = servedVariant(st)
 		}
 		err := s.store.SetFlagState(ctx, st, ch)
-		if errors.Is(err, ErrConflict) && attempt == 0 {
+		// A person's change is re-read and tried once more; an automatic
+		// one is not: another instance acted first, and the next
+		// evaluation sees what it did.
+		if errors.Is(err, ErrConflict) && attempt == 0 && ch.Source != "kill_switch" {
 			if err := s.refreshLocked(ctx); err != nil {
 				return View{}, err
 			}
 			continue
 		}
 		if err != nil {
+			if errors.Is(err, ErrConflict) {
+				_ = s.refreshLocked(ctx) // serve what the other instance stored
+			}
 			return View{}, fmt.Errorf("store flag %q: %w", key, err)
 		}
 		if err := s.refreshLocked(ctx); err != nil {
