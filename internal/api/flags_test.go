@@ -41,7 +41,7 @@ func testFlags() []flags.Config {
 	}
 }
 
-func newFlagEnv(t *testing.T, cfg auth.Config) *flagEnv {
+func newFlagEnv(t testing.TB, cfg auth.Config) *flagEnv {
 	t.Helper()
 	db, err := sqlite.Open(t.Context(), t.TempDir())
 	if err != nil {
