@@ -86,6 +86,21 @@ slos:
     sli: {kind: availability}
     alerting: *alerting
 # No policies: every service gets the default error-budget policy (the Workbook's).
+
+# Recommendations on the checkout page are not essential: when checkout
+# pages, the kill switch turns them off, and turns them back on once the
+# page has been clear for 20s.
+flags:
+  - key: recommendations
+    description: product recommendations on the checkout page
+    variants: {enabled: true, disabled: false}
+    default_variant: enabled
+    kill_switch:
+      slos: [checkout-availability]
+      when: {alert_firing: page}
+      variant: disabled
+      restore: after_recovery
+      recover_for: 20s
 `
 
 // ConfigYAML returns the demo's config file for the data directory dir and

@@ -204,6 +204,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		sum.Alerts[i] = *a
 	}
 	sum.Gate = r.rec.gate
+	for _, f := range r.rec.flips {
+		sum.Flips = append(sum.Flips, *f)
+	}
 	if o.Keep {
 		keepDir = true
 		sum.DataDir = dir

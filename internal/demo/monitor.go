@@ -159,7 +159,21 @@ type snapshot struct {
 	Alerts      []apiAlert
 	Transitions []apiTransition // newest first
 	Gate        *apiDecision
-	Errs        []error
+	// Flag is the recommendations flag as an application sees it (OFREP).
+	Flag *apiFlag
+	Errs []error
+}
+
+// DemoFlag is the flag the demo's kill switch guards.
+const DemoFlag = "recommendations"
+
+// apiFlag is an OFREP evaluation of the demo's flag, with the reason of
+// the flag's last change when it is forced.
+type apiFlag struct {
+	Value    any            `json:"value"`
+	Variant  string         `json:"variant"`
+	Metadata map[string]any `json:"metadata"`
+	Why      string         `json:"-"`
 }
 
 // gateQuestion is the change the demo asks the gate about on every poll.
@@ -202,6 +216,21 @@ func (m *monitor) poll(ctx context.Context) snapshot {
 		s.Errs = append(s.Errs, err)
 	}
 	s.Alerts, s.Transitions = alerts.Alerts, alerts.Transitions
+	var f apiFlag
+	if err := m.api.do(ctx, http.MethodPost, "/ofrep/v1/evaluate/flags/"+DemoFlag,
+		map[string]any{"context": map[string]any{"targetingKey": "demo-shopper"}}, &f); err != nil {
+		s.Errs = append(s.Errs, err)
+	} else {
+		var h struct {
+			History []struct {
+				Reason string `json:"reason"`
+			} `json:"history"`
+		}
+		if f.Metadata["forced_by"] != nil && m.api.do(ctx, http.MethodGet, "/api/v1/flags/"+DemoFlag+"/history?limit=1", nil, &h) == nil && len(h.History) > 0 {
+			f.Why = h.History[0].Reason
+		}
+		s.Flag = &f
+	}
 	var d apiDecision
 	if err := m.api.do(ctx, http.MethodPost, "/api/v1/gate/check", gateQuestion(), &d); err != nil {
 		s.Errs = append(s.Errs, err)

@@ -54,6 +54,12 @@ func fakeAPI(t *testing.T) (*httptest.Server, *[]string) {
 		bodies = append(bodies, string(b))
 		io.WriteString(w, `{"decision":"deny","policy_rule":"page-burn-alert","reasons":["a page fires"],"override":null}`)
 	})
+	mux.HandleFunc("POST /ofrep/v1/evaluate/flags/recommendations", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"key":"recommendations","value":false,"reason":"STATIC","variant":"disabled","metadata":{"forced_by":"kill_switch"}}`)
+	})
+	mux.HandleFunc("GET /api/v1/flags/recommendations/history", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"history":[{"key":"recommendations","action":"flip","reason":"kill switch: checkout-availability: alert firing"}]}`)
+	})
 	mux.HandleFunc("POST /api/v1/deploys", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		bodies = append(bodies, string(b))
@@ -90,6 +96,9 @@ func TestPoll(t *testing.T) {
 	if got := alertCell(o.Alerts, false); got != "PAGE page-1h" {
 		t.Errorf("alert cell %q", got)
 	}
+	if f := s.Flag; f == nil || f.Variant != "disabled" || f.Value != false || f.Why != "kill switch: checkout-availability: alert firing" {
+		t.Errorf("flag %+v: want disabled by the kill switch, with the history's reason", s.Flag)
+	}
 	if s.Gate.Decision != "deny" || s.Gate.reason() != "a page fires" {
 		t.Errorf("gate %+v", s.Gate)
 	}
@@ -125,8 +134,8 @@ func TestPollReportsAnUnreachableServer(t *testing.T) {
 	srv.Close()
 	m := &monitor{api: newClient(url), gatherer: prometheus.NewRegistry(), now: time.Now}
 	s := m.poll(t.Context())
-	if len(s.Errs) != 3 || s.Gate != nil {
-		t.Errorf("errors %v gate %v: want three failed reads and no answer", s.Errs, s.Gate)
+	if len(s.Errs) != 4 || s.Gate != nil || s.Flag != nil {
+		t.Errorf("errors %v gate %v flag %v: want four failed reads and no answers", s.Errs, s.Gate, s.Flag)
 	}
 }
 

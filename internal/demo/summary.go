@@ -34,6 +34,21 @@ type recorder struct {
 	lastGate string
 	// gate counts the gate's answers per phase, keyed "deny (rule)".
 	gate [Done + 1]map[string]int
+	// flips are the demo flag's kill-switch flips; flagVariant is the
+	// variant last seen.
+	flips       []*FlipRecord
+	flagVariant string
+}
+
+// FlipRecord is a kill-switch flip of the demo's flag during the run.
+type FlipRecord struct {
+	// At and RestoredAt are times since the start of the run.
+	At         time.Duration
+	Phase      Phase
+	Variant    string
+	Reason     string
+	Restored   bool
+	RestoredAt time.Duration
 }
 
 func newRecorder(start time.Time, sched Schedule) *recorder {
@@ -75,6 +90,23 @@ func (r *recorder) observe(s snapshot, p Phase) []event {
 				evs = append(evs, event{at, fmt.Sprintf("alert %s resolved on %s", t.Alert, t.SLO)})
 			}
 		}
+	}
+	if f := s.Flag; f != nil && f.Variant != r.flagVariant {
+		at := s.At.Sub(r.start)
+		forced, _ := f.Metadata["forced_by"].(string)
+		switch {
+		case r.flagVariant == "": // the first look
+		case forced == "kill_switch":
+			ph, _ := r.sched.At(at)
+			r.flips = append(r.flips, &FlipRecord{At: at, Phase: ph, Variant: f.Variant, Reason: f.Why})
+			evs = append(evs, event{at, fmt.Sprintf("KILL SWITCH flag %s -> %s (%s)", DemoFlag, f.Variant, f.Why)})
+		case forced == "":
+			if n := len(r.flips); n > 0 && !r.flips[n-1].Restored {
+				r.flips[n-1].Restored, r.flips[n-1].RestoredAt = true, at
+			}
+			evs = append(evs, event{at, fmt.Sprintf("kill switch restored flag %s -> %s", DemoFlag, f.Variant)})
+		}
+		r.flagVariant = f.Variant
 	}
 	if d := s.Gate; d != nil {
 		key := d.Decision + " (" + d.PolicyRule + ")"
@@ -121,7 +153,9 @@ type Summary struct {
 	Spans   Counters
 	Alerts  []AlertRecord
 	// Gate counts the gate's answers per phase, keyed "deny (rule)".
-	Gate         [Done + 1]map[string]int
+	Gate [Done + 1]map[string]int
+	// Flips are the kill switch's flips of the demo's flag.
+	Flips        []FlipRecord
 	DashboardURL string
 	// DataDir is set when the data directory is kept.
 	DataDir string
@@ -163,6 +197,18 @@ func (s *Summary) PageDuringFailure() *AlertRecord {
 	return first
 }
 
+// KillSwitchFlip returns the first flip of the demo's flag by its kill
+// switch after the failure began (the page that triggers it can fire
+// late in the failure, and the flip follows it).
+func (s *Summary) KillSwitchFlip() *FlipRecord {
+	for i := range s.Flips {
+		if f := &s.Flips[i]; f.Phase == Failure || f.Phase == Recovery {
+			return f
+		}
+	}
+	return nil
+}
+
 // Denials returns how many of the gate's answers in phase p denied, and
 // how many answers there were.
 func (s *Summary) Denials(p Phase) (denied, total int) {
@@ -184,6 +230,7 @@ func (s *Summary) Checks() []Check {
 		{"OK traces kept about 5%", s.Sent[OK] > 0 && math.Abs(okShare-0.05) <= okTolerance(s.Sent[OK])},
 		{"a page alert fired during the failure", s.PageDuringFailure() != nil},
 		{"the gate denied a feature during the failure", denied > 0},
+		{"the kill switch turned " + DemoFlag + " off on the page", s.KillSwitchFlip() != nil},
 	}
 }
 
@@ -284,6 +331,15 @@ func (s *Summary) WriteText(w io.Writer) {
 	}
 	denied, total := s.Denials(Failure)
 	p("  gate denied a feature during the failure: %s (%d of %d checks)", yesNo(denied > 0), denied, total)
+	if f := s.KillSwitchFlip(); f != nil {
+		state := "still off at the end"
+		if f.Restored {
+			state = "restored at " + clock(f.RestoredAt)
+		}
+		p("  kill switch turned %s off: yes, at %s (%s), %s", DemoFlag, clock(f.At), f.Phase, state)
+	} else {
+		p("  kill switch turned %s off: no", DemoFlag)
+	}
 	p("  dashboard            %s", s.DashboardURL)
 	if s.DataDir != "" {
 		p("  data directory       %s (config %s, kept traces %s)", s.DataDir, ConfigFile, ExportFile)

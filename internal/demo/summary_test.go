@@ -71,6 +71,39 @@ func TestRecorder(t *testing.T) {
 	}
 }
 
+// TestRecorderFlips follows the demo flag through the snapshots: the first
+// look sets the baseline, a forced variant by the kill switch is a flip,
+// the return to the targeting is its restore.
+func TestRecorderFlips(t *testing.T) {
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	r := newRecorder(start, Schedule{Calm: 10 * time.Second, Failure: 10 * time.Second, Recovery: 30 * time.Second})
+	on := &apiFlag{Value: true, Variant: "enabled"}
+	off := &apiFlag{Value: false, Variant: "disabled", Metadata: map[string]any{"forced_by": "kill_switch"}, Why: "kill switch: page"}
+	var texts []string
+	for _, step := range []struct {
+		at   time.Duration
+		flag *apiFlag
+		p    Phase
+	}{{1, on, Calm}, {13, on, Failure}, {15, off, Failure}, {16, off, Failure}, {20, nil, Recovery}, {40, on, Recovery}} {
+		for _, e := range r.observe(snapshot{At: start.Add(step.at * time.Second), Flag: step.flag}, step.p) {
+			texts = append(texts, clock(e.At)+" "+e.Text)
+		}
+	}
+	want := []string{
+		"0:15 KILL SWITCH flag recommendations -> disabled (kill switch: page)",
+		"0:40 kill switch restored flag recommendations -> enabled",
+	}
+	if diff := cmp.Diff(want, texts); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	if len(r.flips) != 1 {
+		t.Fatalf("flips %d, want 1", len(r.flips))
+	}
+	if f := r.flips[0]; f.At != 15*time.Second || f.Phase != Failure || !f.Restored || f.RestoredAt != 40*time.Second || f.Reason != "kill switch: page" {
+		t.Errorf("flip %+v", *f)
+	}
+}
+
 func writeExport(t *testing.T, path string, traces map[trace.TraceID]string) {
 	t.Helper()
 	var buf bytes.Buffer
@@ -157,6 +190,7 @@ func TestChecks(t *testing.T) {
 			Kept:   [numClasses]int{OK: 100, Error: 100},
 			Alerts: []AlertRecord{{SLO: "checkout-availability", Alert: "page-1h", Severity: "page", Phase: Failure}},
 			Gate:   [Done + 1]map[string]int{Failure: {"deny (page-burn-alert)": 3, "allow (within-budget)": 1}},
+			Flips:  []FlipRecord{{At: 20 * time.Second, Phase: Failure, Variant: "disabled"}},
 		}
 	}
 	// 4 sigma of a binomial share at 5% over 2000 traces: 4*sqrt(.05*.95/2000) = 1.95 points.
@@ -177,6 +211,9 @@ func TestChecks(t *testing.T) {
 			s.Gate[Failure] = map[string]int{"allow (within-budget)": 4}
 			s.Gate[Recovery] = map[string]int{"deny (budget-exhausted)": 4}
 		}, []string{"the gate denied a feature during the failure"}},
+		{"no kill switch flip", func(s *Summary) { s.Flips = nil }, []string{"the kill switch turned recommendations off on the page"}},
+		{"a flip only in the calm", func(s *Summary) { s.Flips[0].Phase = Calm }, []string{"the kill switch turned recommendations off on the page"}},
+		{"a flip just after the failure", func(s *Summary) { s.Flips[0].Phase = Recovery }, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -216,6 +253,7 @@ func TestSummaryText(t *testing.T) {
 			Failure:  {"deny (page-burn-alert)": 9, "allow (within-budget)": 1},
 			Recovery: {"deny (budget-exhausted)": 20, "allow (override)": 8},
 		},
+		Flips:        []FlipRecord{{At: 21 * time.Second, Phase: Failure, Variant: "disabled", Restored: true, RestoredAt: 101 * time.Second}},
 		DashboardURL: "http://127.0.0.1:8080/",
 	}
 	var buf bytes.Buffer
@@ -231,6 +269,7 @@ func TestSummaryText(t *testing.T) {
 		"    failure:  deny (page-burn-alert) ×9, allow (within-budget) ×1\n",
 		"    recovery: deny (budget-exhausted) ×20, allow (override) ×8\n",
 		"  gate denied a feature during the failure: yes (9 of 10 checks)\n",
+		"  kill switch turned recommendations off: yes, at 0:21 (failure), restored at 1:41\n",
 		"  dashboard            http://127.0.0.1:8080/\n",
 		"  checks               PASS\n",
 	} {
