@@ -9,7 +9,8 @@ import (
 // Middleware returns next wrapped so that requests are admitted or refused
 // by their criticality. A refused request gets 503 Service Unavailable with
 // Retry-After and never reaches next. An admitted request reaches next with
-// its criticality in the context (FromContext).
+// its criticality in the context (FromContext; a Default request may carry
+// none, which means the same).
 //
 // The criticality is, in order: the one the request's context carries
 // (WithCriticality), the header Config.Header, the route table
@@ -43,7 +44,9 @@ func (s *Shedder) Middleware(next http.Handler) http.Handler {
 		if recording {
 			span.SetAttributes(AttrCriticality.String(c.String()))
 		}
-		if !inCtx {
+		if !inCtx && c != Default {
+			// Default is what an empty context means already; not
+			// copying the request saves two allocations.
 			r = r.WithContext(WithCriticality(ctx, c))
 		}
 		next.ServeHTTP(w, r)
