@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -14,7 +15,8 @@ import (
 // UnaryServerInterceptor returns a gRPC interceptor that admits or refuses
 // unary calls by their criticality, as Middleware does for HTTP. A refused
 // call fails with RESOURCE_EXHAUSTED and the trailer
-// grpc-retry-pushback-ms. The criticality is, in order: the context's, the
+// grpc-retry-pushback-ms, and its span's status is set to ERROR so that it
+// counts as bad for availability. The criticality is, in order: the context's, the
 // metadata key Config.Header (in lower case), Config.Methods, else Default.
 func (s *Shedder) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -55,10 +57,16 @@ func (s *Shedder) admitRPC(ctx context.Context, method string) (Criticality, con
 	recording := span.IsRecording()
 	tok, reason := s.Acquire(ctx, c)
 	if reason != None {
+		msg := "service overloaded: request shed (" + reason.String() + ")"
 		if recording {
 			span.SetAttributes(AttrCriticality.String(c.String()), AttrReason.String(reason.String()))
+			// RESOURCE_EXHAUSTED is not a server fault to tailgate or to
+			// otelgrpc, which leaves the status unset; a shed call failed
+			// for the server's reasons, as a shed HTTP request's 503
+			// says. ERROR outranks the later unset status.
+			span.SetStatus(otelcodes.Error, msg)
 		}
-		return c, ctx, Token{}, status.Error(codes.ResourceExhausted, "service overloaded: request shed ("+reason.String()+")")
+		return c, ctx, Token{}, status.Error(codes.ResourceExhausted, msg)
 	}
 	if recording {
 		span.SetAttributes(AttrCriticality.String(c.String()))

@@ -5,6 +5,11 @@ import (
 	"net"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -113,5 +118,35 @@ func TestGRPCInterceptors(t *testing.T) {
 		if (*seen)[i] != want[i] {
 			t.Errorf("handler %d saw %s, want %s", i, (*seen)[i], want[i])
 		}
+	}
+}
+
+func TestGRPCRefusalSpan(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	s := mustNew(t, fixedLimit(2))
+	ctx, span := tp.Tracer("test").Start(t.Context(), "/pkg.S/M")
+	ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("x-criticality", "sheddable"))
+	s.SetSheddablePercent(100)
+	_, err := s.UnaryServerInterceptor()(ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/pkg.S/M"},
+		func(context.Context, any) (any, error) { t.Error("handler ran"); return nil, nil })
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("err = %v, want RESOURCE_EXHAUSTED", err)
+	}
+	// What otelgrpc does at the end for RESOURCE_EXHAUSTED: leave the
+	// status unset. It must not undo ERROR.
+	span.SetStatus(otelcodes.Unset, "")
+	span.End()
+	got := rec.Ended()[0]
+	if got.Status().Code != otelcodes.Error {
+		t.Errorf("span status %v, want Error", got.Status())
+	}
+	attrs := map[attribute.Key]string{}
+	for _, kv := range got.Attributes() {
+		attrs[kv.Key] = kv.Value.Emit()
+	}
+	want := map[attribute.Key]string{AttrCriticality: "sheddable", AttrReason: "shed_level"}
+	if diff := cmp.Diff(want, attrs); diff != "" {
+		t.Errorf("span attributes (-want +got):\n%s", diff)
 	}
 }
