@@ -143,7 +143,7 @@ func TestGRPCRefusalSpan(t *testing.T) {
 	}
 	attrs := map[attribute.Key]string{}
 	for _, kv := range got.Attributes() {
-		attrs[kv.Key] = kv.Value.Emit()
+		attrs[kv.Key] = kv.Value.AsString()
 	}
 	want := map[attribute.Key]string{AttrCriticality: "sheddable", AttrReason: "shed_level"}
 	if diff := cmp.Diff(want, attrs); diff != "" {

@@ -120,7 +120,7 @@ func TestMiddlewareRefusal(t *testing.T) {
 	for _, sp := range rec.Ended() {
 		attrs := map[attribute.Key]string{}
 		for _, kv := range sp.Attributes() {
-			attrs[kv.Key] = kv.Value.Emit()
+			attrs[kv.Key] = kv.Value.AsString()
 		}
 		spans[sp.Name()] = attrs
 	}
@@ -145,7 +145,7 @@ func TestMiddlewareRefusal(t *testing.T) {
 				for _, p := range d.DataPoints {
 					c, _ := p.Attributes.Value(AttrCriticality)
 					r, _ := p.Attributes.Value(AttrReason)
-					got[m.Name+"{"+c.Emit()+","+r.Emit()+"}"] = p.Value
+					got[m.Name+"{"+c.AsString()+","+r.AsString()+"}"] = p.Value
 				}
 			case metricdata.Gauge[int64]:
 				got[m.Name] = d.DataPoints[0].Value

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -229,7 +230,13 @@ func (lr *levelReader) run(ctx context.Context, s *Shedder) {
 		wait, err := s.pollLevel(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
-			s.log.Warn("shed level not read, keeping the last one", "flag", lr.flag, "level", s.SheddablePercent(), "err", err)
+			// Once per outage: a poll every few seconds must not flood
+			// the log.
+			lvl := slog.LevelWarn
+			if failing {
+				lvl = slog.LevelDebug
+			}
+			s.log.Log(ctx, lvl, "shed level not read, keeping the last one", "flag", lr.flag, "level", s.SheddablePercent(), "err", err)
 			failing = true
 		case err == nil && failing:
 			s.log.Info("shed level read again", "flag", lr.flag, "level", s.SheddablePercent())
