@@ -64,6 +64,7 @@ func (c *LevelConfig) validate() []error {
 
 // levelReader evaluates the level flag over OFREP.
 type levelReader struct {
+	now      func() time.Time
 	endpoint string
 	body     []byte
 	client   *http.Client
@@ -72,7 +73,7 @@ type levelReader struct {
 	flag     string
 }
 
-func newLevelReader(cfg LevelConfig) (*levelReader, error) {
+func newLevelReader(cfg LevelConfig, now func() time.Time) (*levelReader, error) {
 	if cfg.Flag == "" {
 		cfg.Flag = DefaultLevelFlag
 	}
@@ -95,6 +96,7 @@ func newLevelReader(cfg LevelConfig) (*levelReader, error) {
 		return nil, fmt.Errorf("level.context: %w", err)
 	}
 	lr := &levelReader{
+		now:      now,
 		endpoint: strings.TrimRight(cfg.URL, "/") + "/ofrep/v1/evaluate/flags/" + url.PathEscape(cfg.Flag),
 		body:     body,
 		client:   cfg.Client,
@@ -150,7 +152,7 @@ func (lr *levelReader) evaluate(ctx context.Context) (pct float64, wait time.Dur
 	case http.StatusNotFound:
 		return 0, 0, fmt.Errorf("evaluate flag %q: %w", lr.flag, ErrFlagNotFound)
 	case http.StatusTooManyRequests:
-		wait = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		wait = retryAfter(resp.Header.Get("Retry-After"), lr.now())
 	}
 	msg := resp.Status
 	if jsonErr == nil && r.ErrorCode != "" {

@@ -244,10 +244,66 @@ func TestPollerLoop(t *testing.T) {
 		if err := s.Shutdown(t.Context()); err != nil {
 			t.Errorf("second Shutdown: %v", err)
 		}
+		if err := s.Start(t.Context()); !errors.Is(err, ErrShutdown) {
+			t.Errorf("Start after Shutdown: %v, want ErrShutdown", err)
+		}
 		time.Sleep(time.Minute)
 		synctest.Wait()
 		if n := o.count(); n != 4 {
 			t.Errorf("after Shutdown: %d polls, want 4", n)
+		}
+	})
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 10, 21, 7, 27, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		h    string
+		want time.Duration
+	}{
+		{"", 0},
+		{"30", 30 * time.Second},
+		{"-5", 0},
+		{"soon", 0},
+		{"Wed, 21 Oct 2026 07:28:00 GMT", time.Minute},
+		{"2026-10-21T07:29:00Z", 2 * time.Minute},
+	} {
+		if got := retryAfter(tt.h, now); got != tt.want {
+			t.Errorf("retryAfter(%q) = %s, want %s", tt.h, got, tt.want)
+		}
+	}
+}
+
+// FuzzLevelResponse feeds the level reader any answer: it must not panic,
+// and the level must stay a percentage.
+func FuzzLevelResponse(f *testing.F) {
+	f.Add(200, `{"key":"shed.sheddable_percent","value":25,"reason":"STATIC","variant":"q"}`)
+	f.Add(200, `{"key":"shed.sheddable_percent","reason":"DISABLED"}`)
+	f.Add(200, `{"value":"25"}`)
+	f.Add(200, `{"value":1e400}`)
+	f.Add(404, `{"key":"x","errorCode":"FLAG_NOT_FOUND"}`)
+	f.Add(400, `{"key":"x","errorCode":"INVALID_CONTEXT","errorDetails":"no"}`)
+	f.Add(429, ``)
+	f.Add(500, `not json`)
+	f.Fuzz(func(t *testing.T, status int, body string) {
+		if status < 100 || status > 999 {
+			return
+		}
+		h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(status)
+			_, _ = w.Write([]byte(body))
+		})
+		s, err := New(Config{
+			Level:  LevelConfig{URL: "http://tailgate.test", Client: &http.Client{Transport: handlerTransport{h}}},
+			Logger: slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetSheddablePercent(7)
+		_ = s.PollLevel(t.Context())
+		if p := s.SheddablePercent(); p < 0 || p > 100 {
+			t.Errorf("level %g after status %d body %q", p, status, body)
 		}
 	})
 }

@@ -143,10 +143,14 @@ type Shedder struct {
 	refusedOpts [numCriticalities][numReasons]metric.AddOption
 	reg         metric.Registration
 
-	stopOnce sync.Once
-	cancel   context.CancelFunc
-	done     chan struct{}
+	life    sync.Mutex // guards the fields below
+	stopped bool
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
+
+// ErrShutdown is returned by Start after Shutdown.
+var ErrShutdown = errors.New("shed: shut down")
 
 // New returns a Shedder, or an error naming every invalid field.
 func New(cfg Config) (*Shedder, error) {
@@ -180,7 +184,7 @@ func New(cfg Config) (*Shedder, error) {
 		s.mux, s.routes = mux, cfg.Routes
 	}
 	if cfg.Level.URL != "" {
-		lr, err := newLevelReader(cfg.Level)
+		lr, err := newLevelReader(cfg.Level, cfg.Now)
 		if err != nil {
 			return nil, err
 		}
@@ -430,36 +434,49 @@ func (s *Shedder) SheddablePercent() float64 {
 }
 
 // Start starts polling the shed level when Config.Level.URL is set; it
-// returns at once. Call Shutdown to stop.
+// returns at once. Calling it again does nothing; after Shutdown it
+// returns ErrShutdown.
 func (s *Shedder) Start(ctx context.Context) error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.stopped {
+		return ErrShutdown
+	}
 	if s.level == nil || s.done != nil {
 		return nil
 	}
+	// The poller lives until Shutdown, not until the caller's ctx ends.
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.done = make(chan struct{})
+	done := make(chan struct{})
+	s.done = done
 	go func() {
-		defer close(s.done)
+		defer close(done)
 		s.level.run(ctx, s)
 	}()
 	return nil
 }
 
 // Shutdown stops polling the shed level and unregisters the metrics. It
-// waits for the poller until ctx is done, and may be called more than once.
+// waits for the poller until ctx is done, and may be called more than
+// once. The Shedder still admits and refuses requests afterwards.
 func (s *Shedder) Shutdown(ctx context.Context) error {
-	s.stopOnce.Do(func() {
+	s.life.Lock()
+	if !s.stopped {
+		s.stopped = true
 		if s.cancel != nil {
 			s.cancel()
 		}
 		if s.reg != nil {
 			_ = s.reg.Unregister()
 		}
-	})
-	if s.done == nil {
+	}
+	done := s.done
+	s.life.Unlock()
+	if done == nil {
 		return nil
 	}
 	select {
-	case <-s.done:
+	case <-done:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("shed: shutdown: %w", ctx.Err())
