@@ -15,8 +15,8 @@
 // over the OpenFeature Remote Evaluation Protocol (OFREP) or set directly.
 //
 // Refusals answer HTTP 503 with Retry-After ([Shedder.Middleware]) or gRPC
-// RESOURCE_EXHAUSTED ([Shedder.UnaryServerInterceptor],
-// [Shedder.StreamServerInterceptor]), and set the span attributes
+// RESOURCE_EXHAUSTED (the interceptors of package shedgrpc, apart so that
+// HTTP services do not link gRPC), and set the span attributes
 // shed.reason and shed.criticality on the request's span, so tailgate can
 // tell shed requests from failures. Metrics go through the OpenTelemetry
 // metrics API.

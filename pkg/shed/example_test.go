@@ -6,10 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
-
 	"github.com/tailgate-sre/tailgate/pkg/shed"
 )
 
@@ -51,46 +47,6 @@ func ExampleShedder_Middleware() {
 	// Output:
 	// POST /api/checkout 200  checked out (critical)
 	// GET /api/recommendations 503 1 service overloaded: request shed (shed_level), retry later
-}
-
-func ExampleShedder_UnaryServerInterceptor() {
-	s, err := shed.New(shed.Config{
-		Methods: map[string]shed.Criticality{
-			"/shop.Checkout/Pay": shed.Critical,
-			"/shop.Reports/":     shed.Sheddable, // every method of the service
-		},
-	})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer s.Shutdown(context.Background())
-	srv := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(s.UnaryServerInterceptor()),
-		grpc.ChainStreamInterceptor(s.StreamServerInterceptor()),
-	)
-	defer srv.Stop()
-	// Register the services on srv and serve.
-
-	// What a call meets, here without a network:
-	s.SetSheddablePercent(100)
-	intercept := s.UnaryServerInterceptor()
-	handler := func(ctx context.Context, _ any) (any, error) {
-		c, _ := shed.FromContext(ctx)
-		return "served as " + c.String(), nil
-	}
-	for _, method := range []string{"/shop.Checkout/Pay", "/shop.Reports/Daily"} {
-		resp, err := intercept(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: method}, handler)
-		fmt.Println(method, resp, status.Code(err))
-	}
-	// A caller's metadata comes before the method table.
-	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("x-criticality", "critical"))
-	resp, err := intercept(ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/shop.Reports/Daily"}, handler)
-	fmt.Println("/shop.Reports/Daily with x-criticality: critical:", resp, status.Code(err))
-	// Output:
-	// /shop.Checkout/Pay served as critical OK
-	// /shop.Reports/Daily <nil> ResourceExhausted
-	// /shop.Reports/Daily with x-criticality: critical: served as critical OK
 }
 
 func ExampleWithCriticality() {

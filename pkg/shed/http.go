@@ -1,10 +1,6 @@
 package shed
 
-import (
-	"net/http"
-
-	"go.opentelemetry.io/otel/trace"
-)
+import "net/http"
 
 // Middleware returns next wrapped so that requests are admitted or refused
 // by their criticality. A refused request gets 503 Service Unavailable with
@@ -25,15 +21,10 @@ func (s *Shedder) Middleware(next http.Handler) http.Handler {
 		if !inCtx {
 			c = s.httpCriticality(r)
 		}
-		span := trace.SpanFromContext(ctx)
-		recording := span.IsRecording()
-		tok, reason := s.Acquire(ctx, c)
+		tok, reason := s.Admit(ctx, c)
 		if reason != None {
-			if recording {
-				span.SetAttributes(AttrCriticality.String(c.String()), AttrReason.String(reason.String()))
-			}
 			h := w.Header()
-			h.Set("Retry-After", s.retryAfter)
+			h.Set("Retry-After", s.retryHTTP)
 			h.Set("Content-Type", "text/plain; charset=utf-8")
 			h.Set("X-Content-Type-Options", "nosniff")
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -41,9 +32,6 @@ func (s *Shedder) Middleware(next http.Handler) http.Handler {
 			return
 		}
 		defer tok.Done()
-		if recording {
-			span.SetAttributes(AttrCriticality.String(c.String()))
-		}
 		if !inCtx && c != Default {
 			// Default is what an empty context means already; not
 			// copying the request saves two allocations.

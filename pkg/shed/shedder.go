@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Reason says why a request was refused; None when it was admitted.
@@ -70,8 +72,8 @@ type Config struct {
 	// the requests in flight reach its share. Critical requests may fill
 	// the whole limit. Defaults 0.8 and 0.5; each in (0, 1].
 	DefaultShare, SheddableShare float64
-	// Header names the request header (HTTP) or metadata key (gRPC) that
-	// carries the criticality; default DefaultHeader. Values other than
+	// Header names the request header (HTTP) or metadata key (gRPC, in
+	// lower case) that carries the criticality; default DefaultHeader. Values other than
 	// critical, default and sheddable are ignored.
 	Header string
 	// Routes maps net/http ServeMux patterns ("GET /api/checkout/{id}",
@@ -79,10 +81,11 @@ type Config struct {
 	// ServeMux's precedence rules.
 	Routes map[string]Criticality
 	// Methods maps gRPC full method names ("/pkg.Service/Method") or
-	// service prefixes ("/pkg.Service/") to the criticality of their calls.
+	// service prefixes ("/pkg.Service/") to the criticality of their calls
+	// (package shedgrpc reads it).
 	Methods map[string]Criticality
 	// RetryAfter is sent with refusals (HTTP Retry-After in whole seconds,
-	// gRPC grpc-retry-pushback-ms); default 1s.
+	// gRPC grpc-retry-pushback-ms in package shedgrpc); default 1s.
 	RetryAfter time.Duration
 	// Level configures reading the shed level from a tailgate flag over
 	// OFREP; unset, the level changes only by SetSheddablePercent.
@@ -116,12 +119,11 @@ type LimitConfig struct {
 type Shedder struct {
 	now        func() time.Time
 	header     string
-	grpcHeader string
 	routes     map[string]Criticality
 	mux        *http.ServeMux
 	methods    map[string]Criticality
-	retryAfter string // HTTP Retry-After value
-	pushback   string // gRPC grpc-retry-pushback-ms value
+	retryAfter time.Duration
+	retryHTTP  string // Retry-After header value
 	shares     [numCriticalities]float64
 	minSamples int
 	window     time.Duration
@@ -161,10 +163,9 @@ func New(cfg Config) (*Shedder, error) {
 	s := &Shedder{
 		now:        cfg.Now,
 		header:     cfg.Header,
-		grpcHeader: lower(cfg.Header),
 		methods:    cfg.Methods,
-		retryAfter: strconv.Itoa(int(math.Ceil(cfg.RetryAfter.Seconds()))),
-		pushback:   strconv.FormatInt(cfg.RetryAfter.Milliseconds(), 10),
+		retryAfter: cfg.RetryAfter,
+		retryHTTP:  strconv.Itoa(int(math.Ceil(cfg.RetryAfter.Seconds()))),
 		shares:     [numCriticalities]float64{Default: cfg.DefaultShare, Critical: 1, Sheddable: cfg.SheddableShare},
 		minSamples: cfg.Limit.WindowSamples,
 		window:     cfg.Limit.Window,
@@ -306,17 +307,6 @@ func routeMux(routes map[string]Criticality) (mux *http.ServeMux, err error) {
 	return mux, err
 }
 
-// lower returns s in ASCII lower case, as gRPC metadata keys are.
-func lower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
-
 // Token is an admitted request's hold on the concurrency limit. Call Done
 // (or Ignore) exactly once when the request ends. The zero Token holds
 // nothing.
@@ -353,6 +343,46 @@ func (s *Shedder) Acquire(ctx context.Context, c Criticality) (Token, Reason) {
 	s.win.maxInflight = max(s.win.maxInflight, s.inflight)
 	s.mu.Unlock()
 	return Token{s: s, start: s.now()}, None
+}
+
+// Admit is Acquire for a request whose span is in ctx: it also sets
+// shed.criticality on the span, and shed.reason when the request is
+// refused. The middleware and package shedgrpc use it; use it too for
+// other kinds of requests (queue messages, jobs).
+func (s *Shedder) Admit(ctx context.Context, c Criticality) (Token, Reason) {
+	tok, reason := s.Acquire(ctx, c)
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		if reason == None {
+			span.SetAttributes(AttrCriticality.String(c.String()))
+		} else {
+			span.SetAttributes(AttrCriticality.String(c.String()), AttrReason.String(reason.String()))
+		}
+	}
+	return tok, reason
+}
+
+// Header returns the name of the header (HTTP) or metadata key (gRPC, in
+// lower case) read for the criticality.
+func (s *Shedder) Header() string { return s.header }
+
+// RetryAfter returns how long a refused client is asked to wait.
+func (s *Shedder) RetryAfter() time.Duration { return s.retryAfter }
+
+// MethodCriticality looks a gRPC full method name up in Config.Methods:
+// the method itself, then its service prefix.
+func (s *Shedder) MethodCriticality(fullMethod string) (Criticality, bool) {
+	if len(s.methods) == 0 {
+		return Default, false
+	}
+	if c, ok := s.methods[fullMethod]; ok {
+		return c, true
+	}
+	if i := strings.LastIndexByte(fullMethod, '/'); i > 0 {
+		if c, ok := s.methods[fullMethod[:i+1]]; ok {
+			return c, true
+		}
+	}
+	return Default, false
 }
 
 // Done releases the Token and feeds the request's latency to the limit.

@@ -1,4 +1,4 @@
-package shed
+package shedgrpc_test
 
 import (
 	"context"
@@ -18,25 +18,43 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/tailgate-sre/tailgate/pkg/shed"
+	"github.com/tailgate-sre/tailgate/pkg/shed/shedgrpc"
 )
+
+// fixedLimit is a shed.Config whose limit cannot move from n.
+func fixedLimit(n int) shed.Config {
+	return shed.Config{Limit: shed.LimitConfig{Initial: n, Min: n, Max: n}}
+}
+
+func mustNew(t *testing.T, cfg shed.Config) *shed.Shedder {
+	t.Helper()
+	s, err := shed.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	return s
+}
 
 // grpcHarness serves the gRPC health service behind the interceptors over
 // an in-memory connection; seen records the criticality handlers saw.
-func grpcHarness(t *testing.T, s *Shedder) (healthpb.HealthClient, *[]Criticality) {
+func grpcHarness(t *testing.T, s *shed.Shedder) (healthpb.HealthClient, *[]shed.Criticality) {
 	t.Helper()
-	var seen []Criticality
+	var seen []shed.Criticality
 	record := func(ctx context.Context) {
-		c, _ := FromContext(ctx)
+		c, _ := shed.FromContext(ctx)
 		seen = append(seen, c)
 	}
 	lis := bufconn.Listen(1 << 16)
 	srv := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(s.UnaryServerInterceptor(),
+		grpc.ChainUnaryInterceptor(shedgrpc.UnaryServerInterceptor(s),
 			func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 				record(ctx)
 				return h(ctx, req)
 			}),
-		grpc.ChainStreamInterceptor(s.StreamServerInterceptor(),
+		grpc.ChainStreamInterceptor(shedgrpc.StreamServerInterceptor(s),
 			func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 				record(ss.Context())
 				return h(srv, ss)
@@ -60,9 +78,9 @@ func grpcHarness(t *testing.T, s *Shedder) (healthpb.HealthClient, *[]Criticalit
 func TestGRPCInterceptors(t *testing.T) {
 	// Limit 2: sheddable and default may fill 1, critical 2.
 	cfg := fixedLimit(2)
-	cfg.Methods = map[string]Criticality{
-		"/grpc.health.v1.Health/":      Sheddable,
-		"/grpc.health.v1.Health/Check": Critical,
+	cfg.Methods = map[string]shed.Criticality{
+		"/grpc.health.v1.Health/":      shed.Sheddable,
+		"/grpc.health.v1.Health/Check": shed.Critical,
 	}
 	s := mustNew(t, cfg)
 	client, seen := grpcHarness(t, s)
@@ -110,7 +128,7 @@ func TestGRPCInterceptors(t *testing.T) {
 	if _, err := client.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
 		t.Errorf("critical Check at 1 of 2: %v", err)
 	}
-	want := []Criticality{Critical, Sheddable, Critical}
+	want := []shed.Criticality{shed.Critical, shed.Sheddable, shed.Critical}
 	if len(*seen) != len(want) {
 		t.Fatalf("handlers saw %v, want %v", *seen, want)
 	}
@@ -128,7 +146,7 @@ func TestGRPCRefusalSpan(t *testing.T) {
 	ctx, span := tp.Tracer("test").Start(t.Context(), "/pkg.S/M")
 	ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("x-criticality", "sheddable"))
 	s.SetSheddablePercent(100)
-	_, err := s.UnaryServerInterceptor()(ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/pkg.S/M"},
+	_, err := shedgrpc.UnaryServerInterceptor(s)(ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/pkg.S/M"},
 		func(context.Context, any) (any, error) { t.Error("handler ran"); return nil, nil })
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("err = %v, want RESOURCE_EXHAUSTED", err)
@@ -145,7 +163,7 @@ func TestGRPCRefusalSpan(t *testing.T) {
 	for _, kv := range got.Attributes() {
 		attrs[kv.Key] = kv.Value.AsString()
 	}
-	want := map[attribute.Key]string{AttrCriticality: "sheddable", AttrReason: "shed_level"}
+	want := map[attribute.Key]string{shed.AttrCriticality: "sheddable", shed.AttrReason: "shed_level"}
 	if diff := cmp.Diff(want, attrs); diff != "" {
 		t.Errorf("span attributes (-want +got):\n%s", diff)
 	}
