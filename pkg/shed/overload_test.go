@@ -44,11 +44,10 @@ type result struct {
 	status  int // 0 when the client gave up
 }
 
-// load drives h at rate requests per second for d, every critEvery-th
-// request critical and the others sheddable, through a real net/http
-// server and client. Time is whatever clock runs it: virtual inside a
+// load drives h at rate requests per second for d, the i-th request of
+// criticality mix(i), through a real net/http server and client. Time is whatever clock runs it: virtual inside a
 // synctest bubble.
-func load(ctx context.Context, h http.Handler, rate float64, d time.Duration, critEvery int, timeout time.Duration) ([]result, error) {
+func load(ctx context.Context, h http.Handler, rate float64, d time.Duration, mix func(int) Criticality, timeout time.Duration) ([]result, error) {
 	pn := newPipeNet()
 	srv := &http.Server{Handler: h}
 	served := make(chan error, 1)
@@ -65,10 +64,7 @@ func load(ctx context.Context, h http.Handler, rate float64, d time.Duration, cr
 		if i > 0 {
 			time.Sleep(gap)
 		}
-		c := Sheddable
-		if i%critEvery == 0 {
-			c = Critical
-		}
+		c := mix(i)
 		wg.Go(func() {
 			start := time.Now()
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://svc/work", nil)
@@ -107,7 +103,7 @@ func (s summary) p99() time.Duration {
 }
 
 func summarize(rs []result) map[Criticality]*summary {
-	m := map[Criticality]*summary{Critical: {}, Sheddable: {}}
+	m := map[Criticality]*summary{Critical: {}, Default: {}, Sheddable: {}}
 	for _, r := range rs {
 		s := m[r.crit]
 		s.total++
@@ -156,7 +152,7 @@ func overload(t *testing.T, times float64, critEvery int, wantShedOK float64) {
 	shed := mustNew(t, Config{Limit: LimitConfig{Window: 100 * time.Millisecond}})
 	h := shed.Middleware(workHandler(simWorkers, simService))
 	const d = 5 * time.Second
-	rs, err := load(t.Context(), h, times*simCap, d, critEvery, time.Second)
+	rs, err := load(t.Context(), h, times*simCap, d, oneIn(critEvery), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,4 +198,57 @@ func overload(t *testing.T, times float64, critEvery int, wantShedOK float64) {
 	if shd.refused == 0 || crit.refused*10 > shd.refused {
 		t.Errorf("refused %d critical and %d sheddable, want far more sheddable", crit.refused, shd.refused)
 	}
+}
+
+// oneIn makes every n-th request critical and the others sheddable.
+func oneIn(n int) func(int) Criticality {
+	return func(i int) Criticality {
+		if i%n == 0 {
+			return Critical
+		}
+		return Sheddable
+	}
+}
+
+// TestShedOrder drives 3x capacity with one request in five critical, one
+// in five default and three sheddable: the critical requests alone need
+// 60% of capacity, and so do the default ones. The service can serve
+// critical ones fully, default ones partly, and sheddable ones hardly at
+// all, in that order.
+func TestShedOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		shed := mustNew(t, Config{Limit: LimitConfig{Window: 100 * time.Millisecond}})
+		h := shed.Middleware(workHandler(simWorkers, simService))
+		mix := func(i int) Criticality {
+			switch i % 5 {
+			case 0:
+				return Critical
+			case 1:
+				return Default
+			}
+			return Sheddable
+		}
+		rs, err := load(t.Context(), h, 3*simCap, 5*time.Second, mix, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := summarize(rs)
+		for _, c := range []Criticality{Critical, Default, Sheddable} {
+			t.Logf("%s: %v", c, sum[c])
+		}
+		crit, def, shd := sum[Critical].successRate(), sum[Default].successRate(), sum[Sheddable].successRate()
+		if crit < 0.99 {
+			t.Errorf("critical success %.2f%%, want >= 99%%", 100*crit)
+		}
+		// Capacity left after critical: 400/s of default's 600/s, 66.7%.
+		if !(def < crit && def > 0.5 && def <= 0.67) {
+			t.Errorf("default success %.1f%%, want between 50%% and 67%%", 100*def)
+		}
+		if !(shd < def && shd < 0.05) {
+			t.Errorf("sheddable success %.1f%%, want under default's and 5%%", 100*shd)
+		}
+		if p := sum[Critical].p99(); p > 2*simService {
+			t.Errorf("critical p99 %s, want <= %s", p, 2*simService)
+		}
+	})
 }
