@@ -29,6 +29,8 @@ type Deps struct {
 	Services ServiceSource // see services.go
 	Gate     GateService   // see gate.go
 	Flags    FlagService   // see flags.go
+	// Incidents runs incidents; see incidents.go.
+	Incidents IncidentService
 
 	// Auth authenticates API callers; nil leaves the API open.
 	Auth *auth.Authenticator
@@ -88,6 +90,7 @@ func New(deps Deps) *Server {
 	}
 	s.gateRoutes(s.mux)
 	s.flagRoutes(s.mux)
+	s.incidentRoutes(s.mux)
 	// The dashboard: public static assets at / and /static/; the data it
 	// shows comes from the routes above, with the caller's token.
 	s.mux.Handle("/", ui.Handler())

@@ -21,6 +21,7 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/export"
 	"github.com/tailgate-sre/tailgate/internal/flags"
 	"github.com/tailgate-sre/tailgate/internal/gate"
+	"github.com/tailgate-sre/tailgate/internal/incident"
 	"github.com/tailgate-sre/tailgate/internal/ingest"
 	"github.com/tailgate-sre/tailgate/internal/memlimit"
 	"github.com/tailgate-sre/tailgate/internal/notify"
@@ -49,6 +50,8 @@ type Config struct {
 	// their automatic flips.
 	Flags        []flags.Config         `yaml:"flags"`
 	KillSwitches flags.KillSwitchConfig `yaml:"kill_switches"`
+	// Incidents configures incidents declared from pages.
+	Incidents incident.Config `yaml:"incidents"`
 }
 
 // Server configures the HTTP API listener and the process lifecycle.
@@ -105,6 +108,7 @@ func Default() Config {
 		Notify:    notify.DefaultConfig(),
 
 		KillSwitches: flags.KillSwitchConfig{MaxFlipsPerHour: flags.DefaultMaxFlipsPerHour},
+		Incidents:    incident.DefaultConfig(),
 	}
 }
 
@@ -194,6 +198,7 @@ func (c *Config) Validate() error {
 	add("slo_engine", c.SLOEngine.Validate())
 	add("notify", c.Notify.Validate())
 	add("kill_switches", c.KillSwitches.Validate())
+	add("incidents", c.Incidents.Validate())
 	if err := flags.Validate(c.Flags); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			if line = strings.TrimSpace(line); line != "" {

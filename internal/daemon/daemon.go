@@ -28,6 +28,7 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/config"
 	"github.com/tailgate-sre/tailgate/internal/export"
 	"github.com/tailgate-sre/tailgate/internal/gate"
+	"github.com/tailgate-sre/tailgate/internal/incident"
 	"github.com/tailgate-sre/tailgate/internal/ingest"
 	"github.com/tailgate-sre/tailgate/internal/memlimit"
 	"github.com/tailgate-sre/tailgate/internal/notify"
@@ -57,6 +58,8 @@ type Daemon struct {
 	receiver  *ingest.Receiver
 	gate      *gate.Gate
 	flags     *flagRunner
+	incidents *incident.Service
+	pager     *pager
 	authn     *auth.Authenticator
 	tls       *auth.ReloadableTLS
 
@@ -91,7 +94,7 @@ type Daemon struct {
 // New builds every component from cfg. It opens the store but binds no
 // socket; Start does.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: log, registry: prometheus.NewRegistry(),
+	d := &Daemon{cfg: cfg, log: log, registry: prometheus.NewRegistry(), pager: &pager{},
 		ingestFailed: make(chan error, 1), stopped: make(chan struct{}), failed: make(chan struct{})}
 	var lc net.ListenConfig
 	d.listen = lc.Listen
@@ -135,7 +138,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		Logger:     log.With("component", "slo"),
 		Registerer: d.registry,
 		Store:      d.store,
-		Notifiers:  d.notifiers.List(),
+		Notifiers:  append(d.notifiers.List(), d.pager),
 		APIBaseURL: "http://" + cfg.Server.API,
 		Config:     cfg.SLOEngine,
 	}); err != nil {
@@ -169,6 +172,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		cfg.SLOEngine.EvalInterval.Std(), log.With("component", "flags"), d.registry); err != nil {
 		return fail(fmt.Errorf("flags: %w", err))
 	}
+	if d.incidents, err = newIncidents(cfg.Incidents, d.store, specs, d.slos, d.flags.svc, d.notifiers, log.With("component", "incidents")); err != nil {
+		return fail(fmt.Errorf("incidents: %w", err))
+	}
+	d.pager.svc.Store(d.incidents)
 	// The soft memory limit, and refusing requests near it, keep a flood
 	// from growing the heap past the container's limit.
 	memLimit, err := memlimit.Apply(cfg.Server.MemoryLimit, memlimit.System{
@@ -251,14 +258,15 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.apiLn = ln
 	d.apiSrv = &http.Server{
 		Handler: api.New(api.Deps{
-			Logger:   d.log.With("component", "api"),
-			Gatherer: d.registry,
-			Ready:    d.readyErr,
-			SLOs:     d.slos,
-			Services: d.signals,
-			Gate:     d.gate,
-			Flags:    d.flags.svc,
-			Auth:     d.authn,
+			Logger:    d.log.With("component", "api"),
+			Gatherer:  d.registry,
+			Ready:     d.readyErr,
+			SLOs:      d.slos,
+			Services:  d.signals,
+			Gate:      d.gate,
+			Flags:     d.flags.svc,
+			Incidents: d.incidents,
+			Auth:      d.authn,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       d.cfg.Server.ReadTimeout.Std(),
@@ -306,6 +314,7 @@ func (d *Daemon) steps() []step {
 		{"slo", d.slos.Start, d.slos.Shutdown},
 		{"gate", d.gate.Start, d.gate.Shutdown},
 		{"flags", d.flags.Start, d.flags.Shutdown},
+		{"incidents", d.incidents.Start, d.incidents.Shutdown},
 		{"sampler", d.sampler.Start, d.sampler.Shutdown},
 		{"ingest", d.receiver.Start, d.receiver.Shutdown},
 	}
@@ -417,6 +426,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	}
 	d.stopOnce.Do(func() { close(d.stopped) })
 	_ = d.serving.Wait() // a part that failed before was reported through Failed
+	stop(ctx, "incidents", d.incidents.Shutdown)
 	stop(ctx, "flags", d.flags.Shutdown)
 	stop(ctx, "gate", d.gate.Shutdown)
 	if err := d.store.Close(); err != nil {

@@ -179,6 +179,7 @@ const (
 	AuditCorrection       AuditKind = "slo.correction"
 	AuditCorrectionDelete AuditKind = "slo.correction_delete"
 	AuditFlagChange       AuditKind = "flag.change"
+	AuditIncident         AuditKind = "incident.change"
 )
 
 // AuditEntry is one event to append to the audit log: what happened

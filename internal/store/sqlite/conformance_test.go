@@ -33,7 +33,7 @@ func openStores(t *testing.T, dir string) storetest.Stores {
 	}
 	t.Cleanup(closeDB)
 	return storetest.Stores{
-		SLO: db, Signals: db, Gate: db, Audit: db, Flags: db,
+		SLO: db, Signals: db, Gate: db, Audit: db, Flags: db, Incidents: db,
 		Reopen: func(t *testing.T) storetest.Stores {
 			closeDB()
 			return openStores(t, dir)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tailgate-sre/tailgate/internal/flags"
 	"github.com/tailgate-sre/tailgate/internal/gate"
+	"github.com/tailgate-sre/tailgate/internal/incident"
 	"github.com/tailgate-sre/tailgate/internal/signals"
 	"github.com/tailgate-sre/tailgate/internal/slo"
 )
@@ -37,6 +38,9 @@ type Stores struct {
 	// Flags keeps flag states, history and API flags; nil skips the flag
 	// tests. Its writes must append to Audit.
 	Flags flags.Store
+	// Incidents keeps incidents and their timeline entries; nil skips
+	// the incident tests. Its writes must append to Audit.
+	Incidents incident.Store
 	// Reopen, for a durable store, closes the storage behind these stores
 	// and opens it again (the same file or database), returning the new
 	// handles. nil marks a store that keeps nothing across a restart; the
@@ -64,6 +68,7 @@ func Run(t *testing.T, open func(t *testing.T) Stores) {
 	t.Run("Gate", func(t *testing.T) { runGate(t, open) })
 	t.Run("Audit", func(t *testing.T) { runAudit(t, open) })
 	t.Run("Flags", func(t *testing.T) { runFlags(t, open) })
+	t.Run("Incidents", func(t *testing.T) { runIncidents(t, open) })
 }
 
 // cancelled returns a context that is already cancelled.
