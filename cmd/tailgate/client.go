@@ -101,11 +101,19 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any) 
 	if out == nil {
 		return nil
 	}
+	if raw, ok := out.(*rawBody); ok {
+		*raw = data
+		return nil
+	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("decode response of %s %s: %w", method, path, err)
 	}
 	return nil
 }
+
+// rawBody, passed to do as out, receives the answer's bytes undecoded
+// (a Markdown post-mortem).
+type rawBody []byte
 
 // isAPIError reports whether err is an answer from the server (as opposed
 // to not reaching it).

@@ -43,6 +43,7 @@ or the token itself in TAILGATE_TOKEN) and --timeout.
 			sloCommand(),
 			gateCommand(),
 			flagCommand(),
+			incidentCommand(),
 			reportCommand(),
 			cardinalityCommand(),
 			auditCommand(),

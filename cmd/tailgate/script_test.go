@@ -18,6 +18,7 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/auth"
 	"github.com/tailgate-sre/tailgate/internal/flags"
 	"github.com/tailgate-sre/tailgate/internal/gate"
+	"github.com/tailgate-sre/tailgate/internal/incident"
 	"github.com/tailgate-sre/tailgate/internal/otlptest"
 	"github.com/tailgate-sre/tailgate/internal/slo"
 	"github.com/tailgate-sre/tailgate/internal/store/sqlite"
@@ -169,5 +170,10 @@ func scriptServer(t *testing.T) (*httptest.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return httptest.NewServer(api.New(api.Deps{SLOs: e, Gate: g, Flags: fs, Auth: a})), nil
+	is, err := incident.NewService(incident.DefaultConfig(), incident.Settings{Store: db, Buckets: db, Gate: db,
+		SLOs: []slo.Spec{{Name: "checkout-availability", Service: "checkout", Objective: 99.9, Window: units.Duration(30 * 24 * time.Hour), SLI: slo.SLISpec{Kind: slo.Availability}}}})
+	if err != nil {
+		return nil, err
+	}
+	return httptest.NewServer(api.New(api.Deps{SLOs: e, Gate: g, Flags: fs, Incidents: is, Auth: a})), nil
 }
