@@ -16,7 +16,9 @@ import (
 
 // pager forwards the SLO engine's notifications to the incident service,
 // which is built after the engine (it reads the engine's states).
-type pager struct{ svc atomic.Pointer[incident.Service] }
+type pager struct {
+	svc atomic.Pointer[incident.Service]
+}
 
 // Notify implements slo.Notifier.
 func (p *pager) Notify(n slo.Notification) {

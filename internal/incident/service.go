@@ -531,7 +531,7 @@ func (s *Service) related(ctx context.Context, inc Incident, from, to time.Time)
 			errs = append(errs, err)
 			for _, d := range ds {
 				out = append(out, Entry{At: d.Time.UTC(), Kind: KindDeploy, Source: "tailgate", Actor: orAnon(d.Principal),
-					Text: fmt.Sprintf("deploy: %s %s (%s) by %s%s", d.Service, d.Version, d.ChangeClass, orAnon(d.DeployedBy), suffix(d.Description)),
+					Text:   fmt.Sprintf("deploy: %s %s (%s) by %s%s", d.Service, d.Version, d.ChangeClass, orAnon(d.DeployedBy), suffix(d.Description)),
 					Fields: map[string]any{"service": d.Service, "version": d.Version, "change_class": d.ChangeClass}})
 			}
 			decs, err := g.Decisions(ctx, gate.DecisionQuery{Service: svc, From: from, To: to, Limit: gate.MaxLimit})

@@ -23,7 +23,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 
 type events struct {
@@ -31,7 +31,11 @@ type events struct {
 	got []notify.Event
 }
 
-func (e *events) NotifyEvent(ev notify.Event) { e.mu.Lock(); defer e.mu.Unlock(); e.got = append(e.got, ev) }
+func (e *events) NotifyEvent(ev notify.Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.got = append(e.got, ev)
+}
 
 var t0 = time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
 
