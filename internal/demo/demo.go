@@ -186,6 +186,31 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	cancel()
 	r.observe(last, Done)
 	sum.Spans = last.Spans
+	// The on-call closes the incidents the pages opened, and tailgate
+	// drafts their post-mortems.
+	for _, id := range r.rec.incOrder {
+		in := r.rec.incidents[id]
+		if ctx.Err() != nil {
+			break
+		}
+		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		impacts, md, err := r.api.closeIncident(ictx, id)
+		cancel()
+		if err != nil {
+			sum.Problems = append(sum.Problems, fmt.Sprintf("close incident %s: %v", id, err))
+			continue
+		}
+		in.Impacts = impacts
+		if o.Keep {
+			path := filepath.Join(dir, "postmortem-"+id+".md")
+			if err := os.WriteFile(path, md, 0o600); err != nil {
+				sum.Problems = append(sum.Problems, err.Error())
+			} else {
+				in.Postmortem = path
+			}
+		}
+		r.note(fmt.Sprintf("incident %s resolved; post-mortem drafted (tailgate incident postmortem %s)", id, id))
+	}
 	r.screen.Close()
 
 	if !o.Keep {
@@ -206,6 +231,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	sum.Gate = r.rec.gate
 	for _, f := range r.rec.flips {
 		sum.Flips = append(sum.Flips, *f)
+	}
+	for _, id := range r.rec.incOrder {
+		sum.Incidents = append(sum.Incidents, *r.rec.incidents[id])
 	}
 	if o.Keep {
 		keepDir = true

@@ -59,10 +59,21 @@ func (c *client) do(ctx context.Context, method, path string, body, out any) err
 	if out == nil {
 		return nil
 	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = data
+		return nil
+	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
 	}
 	return nil
+}
+
+// raw GETs path and returns the answer's bytes.
+func (c *client) raw(ctx context.Context, path string) ([]byte, error) {
+	var b []byte
+	err := c.do(ctx, http.MethodGet, path, nil, &b)
+	return b, err
 }
 
 // apiSLO is the part of an SLO's status the demo shows.
@@ -161,7 +172,20 @@ type snapshot struct {
 	Gate        *apiDecision
 	// Flag is the recommendations flag as an application sees it (OFREP).
 	Flag *apiFlag
-	Errs []error
+	// Incidents are the incidents declared so far, newest first.
+	Incidents []apiIncident
+	Errs      []error
+}
+
+// apiIncident is the part of an incident the demo shows.
+type apiIncident struct {
+	ID         string    `json:"id"`
+	Title      string    `json:"title"`
+	State      string    `json:"state"`
+	Services   []string  `json:"services"`
+	Origin     string    `json:"origin"`
+	Source     string    `json:"source"`
+	DeclaredAt time.Time `json:"declared_at"`
 }
 
 // DemoFlag is the flag the demo's kill switch guards.
@@ -231,6 +255,13 @@ func (m *monitor) poll(ctx context.Context) snapshot {
 		}
 		s.Flag = &f
 	}
+	var incs struct {
+		Incidents []apiIncident `json:"incidents"`
+	}
+	if err := m.api.do(ctx, http.MethodGet, "/api/v1/incidents?state=all&limit=10", nil, &incs); err != nil {
+		s.Errs = append(s.Errs, err)
+	}
+	s.Incidents = incs.Incidents
 	var d apiDecision
 	if err := m.api.do(ctx, http.MethodPost, "/api/v1/gate/check", gateQuestion(), &d); err != nil {
 		s.Errs = append(s.Errs, err)
@@ -299,6 +330,34 @@ func (c *client) createOverride(ctx context.Context, now time.Time) (string, err
 		"expires_at":  now.Add(time.Hour).UTC().Format(time.RFC3339),
 	}, &o)
 	return o.ID, err
+}
+
+// apiImpact is one SLO's line of an incident's post-mortem numbers.
+type apiImpact struct {
+	SLO            string  `json:"slo"`
+	Failed         uint64  `json:"failed"`
+	BudgetConsumed float64 `json:"budget_consumed"`
+	NeedsReview    bool    `json:"needs_review"`
+}
+
+// closeIncident plays the on-call's end of an incident: a commander, the
+// resolution, then the post-mortem's numbers and its Markdown draft.
+func (c *client) closeIncident(ctx context.Context, id string) ([]apiImpact, []byte, error) {
+	base := "/api/v1/incidents/" + id
+	if err := c.do(ctx, http.MethodPost, base+"/assign", map[string]string{"role": "commander", "to": "demo-oncall"}, nil); err != nil {
+		return nil, nil, err
+	}
+	if err := c.do(ctx, http.MethodPost, base+"/resolve", map[string]string{"text": "payments rolled back; burn back under 1x"}, nil); err != nil {
+		return nil, nil, err
+	}
+	var rep struct {
+		Impacts []apiImpact `json:"impacts"`
+	}
+	if err := c.do(ctx, http.MethodGet, base+"/postmortem?format=json", nil, &rep); err != nil {
+		return nil, nil, err
+	}
+	md, err := c.raw(ctx, base+"/postmortem")
+	return rep.Impacts, md, err
 }
 
 // waitSettled waits until the sampler holds no trace and the exporter's

@@ -60,6 +60,10 @@ func fakeAPI(t *testing.T) (*httptest.Server, *[]string) {
 	mux.HandleFunc("GET /api/v1/flags/recommendations/history", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"history":[{"key":"recommendations","action":"flip","reason":"kill switch: checkout-availability: alert firing"}]}`)
 	})
+	mux.HandleFunc("GET /api/v1/incidents", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"incidents":[{"id":"INC-1","title":"checkout is paging: checkout-availability","state":"declared",
+			"services":["checkout","payments"],"origin":"payments","source":"page","declared_at":"2026-03-01T12:00:05Z"}]}`)
+	})
 	mux.HandleFunc("POST /api/v1/deploys", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		bodies = append(bodies, string(b))
@@ -99,6 +103,9 @@ func TestPoll(t *testing.T) {
 	if f := s.Flag; f == nil || f.Variant != "disabled" || f.Value != false || f.Why != "kill switch: checkout-availability: alert firing" {
 		t.Errorf("flag %+v: want disabled by the kill switch, with the history's reason", s.Flag)
 	}
+	if len(s.Incidents) != 1 || s.Incidents[0].ID != "INC-1" || s.Incidents[0].Origin != "payments" || s.Incidents[0].Source != "page" {
+		t.Errorf("incidents %+v", s.Incidents)
+	}
 	if s.Gate.Decision != "deny" || s.Gate.reason() != "a page fires" {
 		t.Errorf("gate %+v", s.Gate)
 	}
@@ -134,8 +141,8 @@ func TestPollReportsAnUnreachableServer(t *testing.T) {
 	srv.Close()
 	m := &monitor{api: newClient(url), gatherer: prometheus.NewRegistry(), now: time.Now}
 	s := m.poll(t.Context())
-	if len(s.Errs) != 4 || s.Gate != nil || s.Flag != nil {
-		t.Errorf("errors %v gate %v flag %v: want four failed reads and no answers", s.Errs, s.Gate, s.Flag)
+	if len(s.Errs) != 5 || s.Gate != nil || s.Flag != nil {
+		t.Errorf("errors %v gate %v flag %v: want five failed reads and no answers", s.Errs, s.Gate, s.Flag)
 	}
 }
 

@@ -38,6 +38,22 @@ type recorder struct {
 	// variant last seen.
 	flips       []*FlipRecord
 	flagVariant string
+	// incidents are the incidents seen declared, by ID.
+	incidents map[string]*IncidentRecord
+	incOrder  []string
+}
+
+// IncidentRecord is an incident declared during the run, and its
+// post-mortem's numbers once the demo resolved it.
+type IncidentRecord struct {
+	ID, Title, Source, Origin string
+	Services                  []string
+	// DeclaredAt is the time since the start of the run.
+	DeclaredAt time.Duration
+	Phase      Phase
+	Impacts    []apiImpact
+	// Postmortem is the draft's file, when the data directory is kept.
+	Postmortem string
 }
 
 // FlipRecord is a kill-switch flip of the demo's flag during the run.
@@ -52,7 +68,7 @@ type FlipRecord struct {
 }
 
 func newRecorder(start time.Time, sched Schedule) *recorder {
-	r := &recorder{start: start, sched: sched, seen: map[string]bool{}}
+	r := &recorder{start: start, sched: sched, seen: map[string]bool{}, incidents: map[string]*IncidentRecord{}}
 	for i := range r.gate {
 		r.gate[i] = map[string]int{}
 	}
@@ -108,6 +124,21 @@ func (r *recorder) observe(s snapshot, p Phase) []event {
 		}
 		r.flagVariant = f.Variant
 	}
+	for i := len(s.Incidents) - 1; i >= 0; i-- { // oldest first
+		inc := s.Incidents[i]
+		if rec, ok := r.incidents[inc.ID]; ok {
+			if inc.Origin != "" && rec.Origin == "" {
+				rec.Origin = inc.Origin
+			}
+			rec.Services = inc.Services
+			continue
+		}
+		at := inc.DeclaredAt.Sub(r.start)
+		ph, _ := r.sched.At(at)
+		r.incidents[inc.ID] = &IncidentRecord{ID: inc.ID, Title: inc.Title, Source: inc.Source, Origin: inc.Origin, Services: inc.Services, DeclaredAt: at, Phase: ph}
+		r.incOrder = append(r.incOrder, inc.ID)
+		evs = append(evs, event{at, fmt.Sprintf("INCIDENT %s declared (%s): %s", inc.ID, inc.Source, inc.Title)})
+	}
 	if d := s.Gate; d != nil {
 		key := d.Decision + " (" + d.PolicyRule + ")"
 		r.gate[p][key]++
@@ -155,7 +186,9 @@ type Summary struct {
 	// Gate counts the gate's answers per phase, keyed "deny (rule)".
 	Gate [Done + 1]map[string]int
 	// Flips are the kill switch's flips of the demo's flag.
-	Flips        []FlipRecord
+	Flips []FlipRecord
+	// Incidents are the incidents declared during the run.
+	Incidents    []IncidentRecord
 	DashboardURL string
 	// DataDir is set when the data directory is kept.
 	DataDir string
@@ -209,6 +242,17 @@ func (s *Summary) KillSwitchFlip() *FlipRecord {
 	return nil
 }
 
+// PagedIncident returns the incident a page declared after the failure
+// began, once resolved with its post-mortem's numbers.
+func (s *Summary) PagedIncident() *IncidentRecord {
+	for i := range s.Incidents {
+		if in := &s.Incidents[i]; in.Source == "page" && (in.Phase == Failure || in.Phase == Recovery) && len(in.Impacts) > 0 {
+			return in
+		}
+	}
+	return nil
+}
+
 // Denials returns how many of the gate's answers in phase p denied, and
 // how many answers there were.
 func (s *Summary) Denials(p Phase) (denied, total int) {
@@ -231,6 +275,7 @@ func (s *Summary) Checks() []Check {
 		{"a page alert fired during the failure", s.PageDuringFailure() != nil},
 		{"the gate denied a feature during the failure", denied > 0},
 		{"the kill switch turned " + DemoFlag + " off on the page", s.KillSwitchFlip() != nil},
+		{"the page opened an incident, whose post-mortem counts the failed requests", s.pagedIncidentCounted()},
 	}
 }
 
@@ -339,6 +384,21 @@ func (s *Summary) WriteText(w io.Writer) {
 		p("  kill switch turned %s off: yes, at %s (%s), %s", DemoFlag, clock(f.At), f.Phase, state)
 	} else {
 		p("  kill switch turned %s off: no", DemoFlag)
+	}
+	if in := s.PagedIncident(); in != nil {
+		origin := ""
+		if in.Origin != "" {
+			origin = ", likely origin " + in.Origin
+		}
+		p("  incident             %s declared from the page at %s (%s): %s%s", in.ID, clock(in.DeclaredAt), in.Phase, strings.Join(in.Services, ", "), origin)
+		for _, im := range in.Impacts {
+			p("    post-mortem        %s: %s failed requests, %.0f%% of its error budget%s", im.SLO, count(int(im.Failed)), 100*im.BudgetConsumed, reviewNote(im.NeedsReview))
+		}
+		if in.Postmortem != "" {
+			p("    draft              %s", in.Postmortem)
+		}
+	} else {
+		p("  incident             none declared from the page")
 	}
 	p("  dashboard            %s", s.DashboardURL)
 	if s.DataDir != "" {
@@ -464,4 +524,26 @@ func (s *Summary) tally(l *Ledger, kept map[trace.TraceID]string) {
 	if s.Unknown > 0 {
 		s.Problems = append(s.Problems, fmt.Sprintf("%d kept traces were not sent by the demo", s.Unknown))
 	}
+}
+
+// pagedIncidentCounted: the paged incident's post-mortem counted failed
+// requests on at least one SLO.
+func (s *Summary) pagedIncidentCounted() bool {
+	in := s.PagedIncident()
+	if in == nil {
+		return false
+	}
+	for _, im := range in.Impacts {
+		if im.Failed > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func reviewNote(review bool) string {
+	if review {
+		return " (over 20%: needs a post-mortem)"
+	}
+	return ""
 }

@@ -191,6 +191,8 @@ func TestChecks(t *testing.T) {
 			Alerts: []AlertRecord{{SLO: "checkout-availability", Alert: "page-1h", Severity: "page", Phase: Failure}},
 			Gate:   [Done + 1]map[string]int{Failure: {"deny (page-burn-alert)": 3, "allow (within-budget)": 1}},
 			Flips:  []FlipRecord{{At: 20 * time.Second, Phase: Failure, Variant: "disabled"}},
+			Incidents: []IncidentRecord{{ID: "INC-1", Source: "page", Phase: Failure,
+				Impacts: []apiImpact{{SLO: "checkout-availability", Failed: 120, BudgetConsumed: 3}}}},
 		}
 	}
 	// 4 sigma of a binomial share at 5% over 2000 traces: 4*sqrt(.05*.95/2000) = 1.95 points.
@@ -214,6 +216,9 @@ func TestChecks(t *testing.T) {
 		{"no kill switch flip", func(s *Summary) { s.Flips = nil }, []string{"the kill switch turned recommendations off on the page"}},
 		{"a flip only in the calm", func(s *Summary) { s.Flips[0].Phase = Calm }, []string{"the kill switch turned recommendations off on the page"}},
 		{"a flip just after the failure", func(s *Summary) { s.Flips[0].Phase = Recovery }, nil},
+		{"no incident", func(s *Summary) { s.Incidents = nil }, []string{"the page opened an incident, whose post-mortem counts the failed requests"}},
+		{"a declared incident only", func(s *Summary) { s.Incidents[0].Source = "manual" }, []string{"the page opened an incident, whose post-mortem counts the failed requests"}},
+		{"no failed request counted", func(s *Summary) { s.Incidents[0].Impacts[0].Failed = 0 }, []string{"the page opened an incident, whose post-mortem counts the failed requests"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -253,7 +258,9 @@ func TestSummaryText(t *testing.T) {
 			Failure:  {"deny (page-burn-alert)": 9, "allow (within-budget)": 1},
 			Recovery: {"deny (budget-exhausted)": 20, "allow (override)": 8},
 		},
-		Flips:        []FlipRecord{{At: 21 * time.Second, Phase: Failure, Variant: "disabled", Restored: true, RestoredAt: 101 * time.Second}},
+		Flips: []FlipRecord{{At: 21 * time.Second, Phase: Failure, Variant: "disabled", Restored: true, RestoredAt: 101 * time.Second}},
+		Incidents: []IncidentRecord{{ID: "INC-1", Source: "page", Phase: Failure, DeclaredAt: 19 * time.Second, Origin: "payments",
+			Services: []string{"checkout", "frontend"}, Impacts: []apiImpact{{SLO: "checkout-availability", Failed: 1234, BudgetConsumed: 2.5, NeedsReview: true}}}},
 		DashboardURL: "http://127.0.0.1:8080/",
 	}
 	var buf bytes.Buffer
@@ -270,6 +277,8 @@ func TestSummaryText(t *testing.T) {
 		"    recovery: deny (budget-exhausted) ×20, allow (override) ×8\n",
 		"  gate denied a feature during the failure: yes (9 of 10 checks)\n",
 		"  kill switch turned recommendations off: yes, at 0:21 (failure), restored at 1:41\n",
+		"  incident             INC-1 declared from the page at 0:19 (failure): checkout, frontend, likely origin payments\n",
+		"    post-mortem        checkout-availability: 1,234 failed requests, 250% of its error budget (over 20%: needs a post-mortem)\n",
 		"  dashboard            http://127.0.0.1:8080/\n",
 		"  checks               PASS\n",
 	} {
@@ -282,5 +291,34 @@ func TestSummaryText(t *testing.T) {
 	s.WriteText(&buf)
 	if !strings.Contains(buf.String(), "not judged") {
 		t.Errorf("interrupted summary judges its checks:\n%s", buf.String())
+	}
+}
+
+// TestRecorderIncidents reports each incident once, when first seen, at
+// its declaration time, and keeps its origin once known.
+func TestRecorderIncidents(t *testing.T) {
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	r := newRecorder(start, Schedule{Calm: 10 * time.Second, Failure: 10 * time.Second, Recovery: 30 * time.Second})
+	inc := apiIncident{ID: "INC-1", Title: "checkout is paging", Source: "page", Services: []string{"checkout"}, DeclaredAt: start.Add(12 * time.Second)}
+	var texts []string
+	for _, step := range []struct {
+		at   time.Duration
+		incs []apiIncident
+	}{{5, nil}, {13, []apiIncident{inc}}, {15, nil}} {
+		if step.at == 15 {
+			later := inc
+			later.Origin, later.Services = "payments", []string{"checkout", "payments"}
+			step.incs = []apiIncident{later}
+		}
+		for _, e := range r.observe(snapshot{At: start.Add(step.at * time.Second), Incidents: step.incs}, Failure) {
+			texts = append(texts, clock(e.At)+" "+e.Text)
+		}
+	}
+	if diff := cmp.Diff([]string{"0:12 INCIDENT INC-1 declared (page): checkout is paging"}, texts); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	rec := r.incidents["INC-1"]
+	if rec == nil || rec.Phase != Failure || rec.DeclaredAt != 12*time.Second || rec.Origin != "payments" || len(rec.Services) != 2 {
+		t.Errorf("record %+v", rec)
 	}
 }
