@@ -11,14 +11,15 @@ import (
 	"strings"
 
 	"github.com/tailgate-sre/tailgate/internal/gate"
+	"github.com/tailgate-sre/tailgate/internal/incident"
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
 func reportCommand() *command {
 	return &command{
 		name:    "report",
-		summary: "reports for people: the release risk",
-		subs:    []*command{reportRiskCommand()},
+		summary: "reports for people: the release risk, the on-call load",
+		subs:    []*command{reportRiskCommand(), reportOncallCommand()},
 	}
 }
 
@@ -172,4 +173,59 @@ func writeCostSplit(w io.Writer, m *gate.MoneyRisk, c gate.Cost) {
 // moneyText writes "USD 12,345" (whole units; cents do not matter here).
 func moneyText(currency string, v float64) string {
 	return currency + " " + count(v)
+}
+
+func reportOncallCommand() *command {
+	var since *string
+	return &command{
+		name:     "oncall",
+		summary:  "on-call load per rotation: pages, off-hours pages, incidents per shift, toil",
+		synopsis: "[--since 7d] [--output text|json] [flags]",
+		help: `Flags a rotation above 2 incidents per shift or an estimated 50% of working time
+in incidents (the Google SRE book's limits) and recommends a stability sprint.
+Rotations and working hours come from the oncall: section of the config.`,
+		common: withClient | withOutput,
+		flags: func(fs *flag.FlagSet) {
+			since = fs.String("since", "7d", "the report's period: a duration back from now, or an RFC 3339 time")
+		},
+		run: func(ctx context.Context, inv *invocation) error {
+			var rep incident.OncallReport
+			if err := inv.call(ctx, "GET", "/api/v1/reports/oncall?from="+url.QueryEscape(*since), nil, &rep); err != nil {
+				return err
+			}
+			if inv.json() {
+				return writeJSON(inv.stdout, rep)
+			}
+			writeOncall(inv.stdout, rep)
+			return nil
+		},
+	}
+}
+
+func writeOncall(w io.Writer, rep incident.OncallReport) {
+	fmt.Fprintf(w, "on-call load %s to %s (working hours %s, %s)\n", rep.From.UTC().Format("2006-01-02 15:04"), rep.To.UTC().Format("2006-01-02 15:04 MST"), rep.WorkingHours, rep.TimeZone)
+	if len(rep.Rotations) == 0 {
+		fmt.Fprintln(w, "no rotations configured (oncall.rotations); pages by service:")
+	}
+	for _, l := range rep.Rotations {
+		state := "ok"
+		if l.Overloaded {
+			state = "OVERLOADED"
+		}
+		fmt.Fprintf(w, "%s (%s; %s shifts): %s\n", l.Name, strings.Join(l.Services, ", "), l.Shift, state)
+		fmt.Fprintf(w, "  pages %d (%d outside working hours), %.1f a week\n", l.Pages, l.PagesOffHours, l.PagesPerWeek)
+		fmt.Fprintf(w, "  incidents %d, %.2f per shift (limit 2), %.1fh in incidents, toil about %.0f%% (limit 50%%)\n",
+			l.Incidents, l.IncidentsPerShift, l.IncidentHours, 100*l.ToilShare)
+		for _, r := range l.Reasons {
+			fmt.Fprintf(w, "  ! %s\n", r)
+		}
+		if l.Recommendation != "" {
+			fmt.Fprintf(w, "  recommendation: %s\n", l.Recommendation)
+		}
+	}
+	if len(rep.Rotations) == 0 {
+		for svc, n := range rep.PagesBy {
+			fmt.Fprintf(w, "  %s: %d pages\n", svc, n)
+		}
+	}
 }

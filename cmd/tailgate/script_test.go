@@ -170,7 +170,8 @@ func scriptServer(t *testing.T) (*httptest.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	is, err := incident.NewService(incident.DefaultConfig(), incident.Settings{Store: db, Buckets: db, Gate: db,
+	is, err := incident.NewService(incident.DefaultConfig(), incident.Settings{Store: db, Buckets: db, Gate: db, Alerts: db,
+		Oncall: incident.OncallConfig{Rotations: []incident.Rotation{{Name: "checkout-primary", Services: []string{"checkout"}}}},
 		SLOs: []slo.Spec{{Name: "checkout-availability", Service: "checkout", Objective: 99.9, Window: units.Duration(30 * 24 * time.Hour), SLI: slo.SLISpec{Kind: slo.Availability}}}})
 	if err != nil {
 		return nil, err

@@ -27,6 +27,7 @@ type IncidentService interface {
 	Resolve(ctx context.Context, id, actor, note string) (incident.Incident, error)
 	Report(ctx context.Context, id string) (incident.Report, error)
 	Postmortem(ctx context.Context, id string, w io.Writer) error
+	Oncall(ctx context.Context, from, to time.Time) (incident.OncallReport, error)
 }
 
 var _ IncidentService = (*incident.Service)(nil)
@@ -43,6 +44,37 @@ func (s *Server) incidentRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/incidents/{id}", s.authorize(auth.ScopeRead, s.getIncident))
 	mux.HandleFunc("GET /api/v1/incidents/{id}/postmortem", s.authorize(auth.ScopeRead, s.incidentPostmortem))
 	mux.HandleFunc("POST /api/v1/incidents/{id}/{action}", s.write(auth.ScopeIncidents, s.changeIncident))
+	mux.HandleFunc("GET /api/v1/reports/oncall", s.authorize(auth.ScopeRead, s.oncallReport))
+}
+
+// oncallReport answers the on-call load over ?from= (default 7d ago,
+// a time or a duration back from now) to ?to= (default now).
+func (s *Server) oncallReport(w http.ResponseWriter, r *http.Request) {
+	now := s.deps.Now()
+	from, to := now.Add(-7*24*time.Hour), now
+	var err error
+	if q := r.URL.Query().Get("from"); q != "" {
+		if from, err = timeParam(q, now); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid request", "from: "+err.Error())
+			return
+		}
+	}
+	if q := r.URL.Query().Get("to"); q != "" {
+		if to, err = timeParam(q, now); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid request", "to: "+err.Error())
+			return
+		}
+	}
+	if !from.Before(to) {
+		writeError(w, http.StatusBadRequest, "invalid request", "from must be before to")
+		return
+	}
+	rep, err := s.deps.Incidents.Oncall(r.Context(), from, to)
+	if err != nil {
+		s.incidentError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
 }
 
 // IncidentChangeRequest is the body of POST /api/v1/incidents/{id}/{action}:

@@ -52,6 +52,8 @@ type Config struct {
 	KillSwitches flags.KillSwitchConfig `yaml:"kill_switches"`
 	// Incidents configures incidents declared from pages.
 	Incidents incident.Config `yaml:"incidents"`
+	// Oncall names the rotations whose load the on-call report measures.
+	Oncall incident.OncallConfig `yaml:"oncall"`
 }
 
 // Server configures the HTTP API listener and the process lifecycle.
@@ -199,6 +201,7 @@ func (c *Config) Validate() error {
 	add("notify", c.Notify.Validate())
 	add("kill_switches", c.KillSwitches.Validate())
 	add("incidents", c.Incidents.Validate())
+	add("oncall", c.Oncall.Validate())
 	if err := flags.Validate(c.Flags); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			if line = strings.TrimSpace(line); line != "" {

@@ -21,6 +21,7 @@ func TestExampleIsValidAndMatchesDefaults(t *testing.T) {
 	def := Default()
 	// Lists the example writes out empty where the default is nil.
 	cfg.SLOs, cfg.SLOFiles, cfg.Policies, cfg.Auth.Tokens, cfg.Auth.AllowedHosts, cfg.Notify.Webhooks, cfg.Flags = def.SLOs, def.SLOFiles, def.Policies, def.Auth.Tokens, def.Auth.AllowedHosts, def.Notify.Webhooks, def.Flags
+	cfg.Oncall.Rotations = def.Oncall.Rotations
 	if !reflect.DeepEqual(cfg, def) {
 		t.Errorf("examples/tailgate.yaml does not state the defaults:\nexample %+v\ndefault %+v", cfg, def)
 	}

@@ -172,7 +172,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		cfg.SLOEngine.EvalInterval.Std(), log.With("component", "flags"), d.registry); err != nil {
 		return fail(fmt.Errorf("flags: %w", err))
 	}
-	if d.incidents, err = newIncidents(cfg.Incidents, d.store, specs, d.slos, d.flags.svc, d.notifiers, log.With("component", "incidents")); err != nil {
+	if d.incidents, err = newIncidents(cfg.Incidents, cfg.Oncall, d.store, specs, d.slos, d.flags.svc, d.notifiers, log.With("component", "incidents")); err != nil {
 		return fail(fmt.Errorf("incidents: %w", err))
 	}
 	d.pager.svc.Store(d.incidents)

@@ -35,13 +35,14 @@ type incidentStore interface {
 	incident.Store
 	incident.GateEvents
 	slo.BucketStore
+	slo.AlertStore
 	signals.Store
 }
 
-func newIncidents(cfg incident.Config, store incidentStore, specs []slo.Spec, engine *slo.Engine, fl *flags.Service,
+func newIncidents(cfg incident.Config, oncall incident.OncallConfig, store incidentStore, specs []slo.Spec, engine *slo.Engine, fl *flags.Service,
 	n incident.Notifier, log *slog.Logger) (*incident.Service, error) {
 	return incident.NewService(cfg, incident.Settings{
-		Logger: log, Store: store, SLOs: specs, Buckets: store, States: gateStates{engine}, Gate: store, Notifier: n,
+		Logger: log, Store: store, SLOs: specs, Buckets: store, Alerts: store, Oncall: oncall, States: gateStates{engine}, Gate: store, Notifier: n,
 		Flags:   flagChanges(fl),
 		Origins: errorOrigins(store),
 	})

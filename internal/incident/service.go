@@ -46,6 +46,10 @@ type Settings struct {
 	SLOs []slo.Spec
 	// Buckets are the SLOs' stored minute counts.
 	Buckets slo.BucketStore
+	// Alerts are the stored alert transitions (the on-call report's pages).
+	Alerts slo.AlertStore
+	// Oncall is the oncall: section (rotations, working hours).
+	Oncall OncallConfig
 	// States gives the SLOs' current state (mitigation suggestions).
 	States   gate.StateSource
 	Gate     GateEvents
@@ -57,11 +61,12 @@ type Settings struct {
 
 // Service runs incidents.
 type Service struct {
-	cfg  Config
-	set  Settings
-	log  *slog.Logger
-	now  func() time.Time
-	slos map[string]slo.Spec
+	cfg    Config
+	oncall OncallConfig
+	set    Settings
+	log    *slog.Logger
+	now    func() time.Time
+	slos   map[string]slo.Spec
 
 	// pages queues page notifications for the goroutine that declares
 	// and joins incidents; Notify never blocks.
@@ -78,6 +83,9 @@ func NewService(cfg Config, set Settings) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := set.Oncall.Validate(); err != nil {
+		return nil, fmt.Errorf("oncall: %w", err)
+	}
 	if set.Store == nil {
 		return nil, errors.New("incidents: a store is required")
 	}
@@ -93,7 +101,7 @@ func NewService(cfg Config, set Settings) (*Service, error) {
 	if cfg.JoinWindow == 0 {
 		cfg.JoinWindow = DefaultConfig().JoinWindow
 	}
-	s := &Service{cfg: cfg, set: set, log: set.Logger, now: set.Now, slos: map[string]slo.Spec{}, pages: make(chan slo.Notification, 1024)}
+	s := &Service{cfg: cfg, oncall: set.Oncall, set: set, log: set.Logger, now: set.Now, slos: map[string]slo.Spec{}, pages: make(chan slo.Notification, 1024)}
 	for _, sp := range set.SLOs {
 		s.slos[sp.Name] = sp
 	}
