@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"math"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tailgate-sre/tailgate/internal/otlp"
 	"github.com/tailgate-sre/tailgate/internal/units"
+	"github.com/tailgate-sre/tailgate/internal/wal"
 )
 
 // Settings are the dependencies of Signals.
@@ -23,7 +25,19 @@ type Settings struct {
 	Registerer prometheus.Registerer
 	// Store keeps minute buckets and error origins. Required.
 	Store Store
+	// Checkpoint, with a Store that is a MarkedStore, makes every flush
+	// store the write-ahead log mark its buckets include (see Flush).
+	Checkpoint wal.Checkpoint
 }
+
+// MarkedStore stores buckets together with the write-ahead log mark they
+// include, in one transaction.
+type MarkedStore interface {
+	AppendSignalBucketsMarked(ctx context.Context, buckets []Bucket, mark wal.Mark) error
+}
+
+// WALConsumer is the name of the golden signals' mark in the store.
+const WALConsumer = "signals"
 
 // ErrNoStore is returned by New without a Store.
 var ErrNoStore = errors.New("signals: a store is required")
@@ -36,6 +50,10 @@ type Signals struct {
 	log      *slog.Logger
 	store    Store
 	lateness int64 // ns
+	cp       wal.Checkpoint
+	// cuts are the recent write-ahead log cuts of the flushes, oldest
+	// first (see flush); guarded by viewMu.
+	cuts []walCut
 
 	labels     []labelSpec
 	attrLabels bool     // some label is read from attributes
@@ -171,6 +189,7 @@ func New(cfg Config, set Settings) (*Signals, error) {
 		cfg:      cfg,
 		log:      set.Logger,
 		store:    set.Store,
+		cp:       set.Checkpoint,
 		lateness: int64(cfg.MaxLateness.Std()),
 		stride:   sampleStride,
 		stop:     make(chan struct{}),
@@ -204,7 +223,16 @@ func New(cfg Config, set Settings) (*Signals, error) {
 // Observe counts the spans of an accepted request: golden signals of entry
 // spans, /metrics series, and attribute cardinality. It must see every
 // accepted span, before sampling, and does not keep req or any slice of it.
-func (s *Signals) Observe(req *otlp.Request, now time.Time) {
+func (s *Signals) Observe(req *otlp.Request, now time.Time) { s.observe(req, now, 0) }
+
+// ObserveFrom observes a request replayed from the write-ahead log: like
+// Observe, but requests that end in a minute before from are skipped
+// (their counts are stored already).
+func (s *Signals) ObserveFrom(req *otlp.Request, now time.Time, from units.Minute) {
+	s.observe(req, now, from)
+}
+
+func (s *Signals) observe(req *otlp.Request, now time.Time, from units.Minute) {
 	if len(req.Spans) == 0 {
 		return
 	}
@@ -237,6 +265,11 @@ func (s *Signals) Observe(req *otlp.Request, now time.Time) {
 		attrs := req.SpanAttrs(sp)
 		s.observeSpanAttrs(svc, attrs, sp.Name())
 		if sp.Kind.IsEntry() {
+			if from != 0 {
+				if m, _ := clock.Minute(sp.EndUnixNano); m < from {
+					continue
+				}
+			}
 			s.observeEntry(svc, sp, attrs, req.ResourceAttrs(&req.Resources[ri]), nowNs, clock)
 		}
 	}
@@ -548,14 +581,35 @@ const maxRetryRows = 200_000
 func (s *Signals) flush(ctx context.Context, now time.Time, all bool) error {
 	s.viewMu.Lock()
 	defer s.viewMu.Unlock()
-	cutoff := now.Add(-time.Duration(s.lateness))
-	s.mu.Lock()
-	taken := s.takeAggs(cutoff, all)
-	buckets := s.st.retryBuckets
-	origins := s.st.retryOrigins
-	s.st.retryBuckets, s.st.retryOrigins = nil, nil
-	origins = s.takeOrigins(origins)
-	s.mu.Unlock()
+	var (
+		taken   []takenAgg
+		buckets []Bucket
+		origins []OriginRow
+		cutoff  time.Time
+		pos     uint64
+	)
+	take := func(now time.Time) {
+		cutoff = now.Add(-time.Duration(s.lateness))
+		s.mu.Lock()
+		taken = s.takeAggs(cutoff, all)
+		buckets = s.st.retryBuckets
+		origins = s.st.retryOrigins
+		s.st.retryBuckets, s.st.retryOrigins = nil, nil
+		origins = s.takeOrigins(origins)
+		s.mu.Unlock()
+	}
+	marked, _ := s.store.(MarkedStore)
+	if s.cp != nil && marked != nil {
+		// A cut of the write-ahead log: no request is counted meanwhile,
+		// and the cut's time is the flush's now.
+		pos, now = s.cp.Cut(func() { take(time.Now()) })
+		s.cuts = append(s.cuts, walCut{pos: pos, minute: units.MinuteOf(now)})
+		if len(s.cuts) > maxCuts {
+			s.cuts = slices.Delete(s.cuts, 0, len(s.cuts)-maxCuts)
+		}
+	} else {
+		take(now)
+	}
 
 	for _, t := range taken {
 		lat, _ := t.agg.sketch.MarshalBinary()
@@ -570,7 +624,12 @@ func (s *Signals) flush(ctx context.Context, now time.Time, all bool) error {
 		})
 	}
 	var bucketErr, originErr error
-	if len(buckets) > 0 {
+	if s.cp != nil && marked != nil {
+		mark := s.mark(pos, cutoff, all)
+		if err := marked.AppendSignalBucketsMarked(ctx, buckets, mark); err != nil {
+			bucketErr = fmt.Errorf("append %d buckets: %w", len(buckets), err)
+		}
+	} else if len(buckets) > 0 {
 		if err := s.store.AppendSignalBuckets(ctx, buckets); err != nil {
 			bucketErr = fmt.Errorf("append %d buckets: %w", len(buckets), err)
 		}
@@ -672,4 +731,39 @@ func (s *Signals) rollupHour(ctx context.Context, from time.Time) error {
 		return fmt.Errorf("roll up %s: %w", from.Format(time.RFC3339), err)
 	}
 	return nil
+}
+
+// walCut is one flush's cut of the write-ahead log: every record up to
+// pos was counted at or before the cut's minute.
+type walCut struct {
+	pos    uint64
+	minute units.Minute
+}
+
+// maxCuts bounds the cuts kept: enough for minutes to close (lateness
+// plus a minute) at any flush interval of a second or more.
+const maxCuts = 1024
+
+// mark is the write-ahead log mark a flush stores. The flush wrote every
+// minute before C (the cutoff's minute), or all of them. Records up to a
+// cut made in a minute before C counted only into minutes before C (a
+// record counts into minutes no later than its own), so they are wholly
+// stored: the newest such cut is the mark's position. Records after it
+// are stored for their minutes before C and no later ones; records after
+// this flush's cut count into minutes from C on only (a span ending
+// before now - lateness counts in now's minute).
+func (s *Signals) mark(pos uint64, cutoff time.Time, all bool) wal.Mark {
+	m := wal.Mark{Instance: s.cp.Instance(), Consumer: WALConsumer}
+	if all {
+		m.Pos = pos
+		return m
+	}
+	c := units.MinuteOf(cutoff)
+	m.ClosedBefore = c.Time().UnixNano()
+	for _, cut := range s.cuts {
+		if cut.minute < c {
+			m.Pos = cut.pos
+		}
+	}
+	return m
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tailgate-sre/tailgate/internal/units"
+	"github.com/tailgate-sre/tailgate/internal/wal"
 )
 
 // Errors of the engine's API.
@@ -105,7 +106,20 @@ type Settings struct {
 	// APIBaseURL (e.g. http://127.0.0.1:8080) makes links in notifications.
 	APIBaseURL string
 	Config     EngineConfig
+	// Checkpoint, with a Store that is a MarkedBucketStore, makes every
+	// flush store the write-ahead log position its counts include, in
+	// the same transaction (see package wal).
+	Checkpoint wal.Checkpoint
 }
+
+// MarkedBucketStore is a BucketStore that stores buckets together with
+// the write-ahead log mark they include.
+type MarkedBucketStore interface {
+	AddSLIBucketsMarked(ctx context.Context, buckets []Bucket, mark wal.Mark) error
+}
+
+// WALConsumer is the name of the SLO engine's mark in the store.
+const WALConsumer = "slo"
 
 // recentTransitions bounds the transitions kept in memory for the API.
 const recentTransitions = 1000
@@ -115,6 +129,7 @@ type Engine struct {
 	log       *slog.Logger
 	cfg       EngineConfig
 	store     Store
+	cp        wal.Checkpoint
 	notifiers []Notifier
 	baseURL   string
 	skewNs    uint64
@@ -163,6 +178,7 @@ func NewEngine(specs []Spec, set Settings) (*Engine, error) {
 		log:       set.Logger,
 		cfg:       cfg,
 		store:     set.Store,
+		cp:        set.Checkpoint,
 		notifiers: set.Notifiers,
 		baseURL:   strings.TrimRight(set.APIBaseURL, "/"),
 		skewNs:    uint64(cfg.MaxSkew.Std()),

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tailgate-sre/tailgate/internal/units"
+	"github.com/tailgate-sre/tailgate/internal/wal"
 )
 
 // Start loads the state from the store and starts the flush and
@@ -194,7 +195,51 @@ func (e *Engine) flush(ctx context.Context, now time.Time) error {
 	var (
 		buckets []Bucket
 		owners  []*series // of each bucket
+		trans   []Transition
 	)
+	// With a write-ahead log, the bookkeeping is a cut of it: no request
+	// is counted meanwhile, so the buckets hold exactly the records up to
+	// pos, and pos is stored with them.
+	var pos uint64
+	marked, _ := e.store.(MarkedBucketStore)
+	if e.cp != nil && marked != nil {
+		pos, _ = e.cp.Cut(func() { buckets, owners, trans = e.takeFlush(buckets, owners) })
+	} else {
+		buckets, owners, trans = e.takeFlush(buckets, owners)
+	}
+
+	var errs []error
+	if len(buckets) > 0 || e.cp != nil && marked != nil {
+		var err error
+		if e.cp != nil && marked != nil {
+			err = marked.AddSLIBucketsMarked(ctx, buckets, wal.Mark{Instance: e.cp.Instance(), Consumer: WALConsumer, Pos: pos})
+		} else {
+			err = e.store.AddSLIBuckets(ctx, buckets)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			e.mu.Lock()
+			for i, b := range buckets {
+				s := owners[i]
+				s.pending = addPending(s.pending, units.MinuteOf(b.Minute), cnt{b.Good, b.Total})
+			}
+			e.mu.Unlock()
+		}
+	}
+	if len(trans) > 0 {
+		if err := e.store.AddAlertTransitions(ctx, trans); err != nil {
+			errs = append(errs, err)
+			e.mu.Lock()
+			e.unsaved = append(trans, e.unsaved...)
+			e.mu.Unlock()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// takeFlush moves the counts not stored yet out of the series, with the
+// series each bucket belongs to, and the transitions not stored yet.
+func (e *Engine) takeFlush(buckets []Bucket, owners []*series) ([]Bucket, []*series, []Transition) {
 	e.mu.Lock()
 	trans := e.unsaved
 	e.unsaved = nil
@@ -235,28 +280,7 @@ func (e *Engine) flush(ctx context.Context, now time.Time) error {
 		})
 	}
 	e.mu.Unlock()
-
-	var errs []error
-	if len(buckets) > 0 {
-		if err := e.store.AddSLIBuckets(ctx, buckets); err != nil {
-			errs = append(errs, err)
-			e.mu.Lock()
-			for i, b := range buckets {
-				s := owners[i]
-				s.pending = addPending(s.pending, units.MinuteOf(b.Minute), cnt{b.Good, b.Total})
-			}
-			e.mu.Unlock()
-		}
-	}
-	if len(trans) > 0 {
-		if err := e.store.AddAlertTransitions(ctx, trans); err != nil {
-			errs = append(errs, err)
-			e.mu.Lock()
-			e.unsaved = append(trans, e.unsaved...)
-			e.mu.Unlock()
-		}
-	}
-	return errors.Join(errs...)
+	return buckets, owners, trans
 }
 
 // pruneStore drops stored buckets beyond retention, once an hour.

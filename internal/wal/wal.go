@@ -23,6 +23,7 @@
 package wal
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -43,9 +44,22 @@ import (
 // (Unix ns; 0 means none). It is stored with the consumer's counts, in
 // the same transaction.
 type Mark struct {
+	// Instance names the tailgate whose log this is (a fleet shares a
+	// store, each instance has its own log).
+	Instance     string
 	Consumer     string
 	Pos          uint64
 	ClosedBefore int64
+}
+
+// Checkpoint gives a consumer a consistent cut of the log: fn runs while
+// no request is being appended and counted, and Cut returns the position
+// of the last record whose counts fn saw, and the time of the cut (no
+// record after the cut was counted at an earlier time).
+type Checkpoint interface {
+	Cut(fn func()) (pos uint64, at time.Time)
+	// Instance is the name marks are stored under.
+	Instance() string
 }
 
 const (
@@ -438,4 +452,10 @@ func (l *Log) Close() error {
 	defer l.mu.Unlock()
 	err := l.syncLocked()
 	return errors.Join(err, l.f.Close())
+}
+
+// MarkStore reads the stored marks of an instance's consumers, by
+// consumer.
+type MarkStore interface {
+	WALMarks(ctx context.Context, instance string) (map[string]Mark, error)
 }

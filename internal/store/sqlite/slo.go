@@ -108,6 +108,19 @@ func (s *DB) AddSLIBuckets(ctx context.Context, buckets []slo.Bucket) error {
 		return fmt.Errorf("add SLI buckets: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	if err := insertSLIBuckets(ctx, tx, buckets); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("add SLI buckets: %w", err)
+	}
+	return nil
+}
+
+func insertSLIBuckets(ctx context.Context, tx *sql.Tx, buckets []slo.Bucket) error {
+	if len(buckets) == 0 {
+		return nil
+	}
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO slo_buckets (slo, grp, minute, good, total) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (slo, grp, minute) DO UPDATE SET good = good + excluded.good, total = total + excluded.total`)
 	if err != nil {
@@ -118,9 +131,6 @@ func (s *DB) AddSLIBuckets(ctx context.Context, buckets []slo.Bucket) error {
 		if _, err := stmt.ExecContext(ctx, b.SLO, b.Group, b.Minute.Unix(), int64(b.Good), int64(b.Total)); err != nil {
 			return fmt.Errorf("add SLI bucket of %q at %s: %w", b.SLO, b.Minute.Format(time.RFC3339), err)
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("add SLI buckets: %w", err)
 	}
 	return nil
 }

@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) Stores) {
 	t.Run("Audit", func(t *testing.T) { runAudit(t, open) })
 	t.Run("Flags", func(t *testing.T) { runFlags(t, open) })
 	t.Run("Incidents", func(t *testing.T) { runIncidents(t, open) })
+	t.Run("WALMarks", func(t *testing.T) { runMarks(t, open) })
 }
 
 // cancelled returns a context that is already cancelled.
