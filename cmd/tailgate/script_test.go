@@ -172,7 +172,7 @@ func scriptServer(t *testing.T) (*httptest.Server, error) {
 	}
 	is, err := incident.NewService(incident.DefaultConfig(), incident.Settings{Store: db, Buckets: db, Gate: db, Alerts: db,
 		Oncall: incident.OncallConfig{Rotations: []incident.Rotation{{Name: "checkout-primary", Services: []string{"checkout"}}}},
-		SLOs: []slo.Spec{{Name: "checkout-availability", Service: "checkout", Objective: 99.9, Window: units.Duration(30 * 24 * time.Hour), SLI: slo.SLISpec{Kind: slo.Availability}}}})
+		SLOs:   []slo.Spec{{Name: "checkout-availability", Service: "checkout", Objective: 99.9, Window: units.Duration(30 * 24 * time.Hour), SLI: slo.SLISpec{Kind: slo.Availability}}}})
 	if err != nil {
 		return nil, err
 	}

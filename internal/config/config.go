@@ -46,6 +46,8 @@ type Config struct {
 	Notify    notify.Config     `yaml:"notify"`
 	Policies  []gate.PolicySpec `yaml:"policies"`
 	Auth      auth.Config       `yaml:"auth"`
+	// Instance names this tailgate in a fleet (default: the host name).
+	Instance string `yaml:"instance"`
 	// Flags are feature flags served over OFREP; KillSwitches bounds
 	// their automatic flips.
 	Flags        []flags.Config         `yaml:"flags"`
@@ -89,8 +91,24 @@ type Log struct {
 
 // Storage says where state is kept.
 type Storage struct {
-	// Path is the directory of the embedded SQLite store.
+	// Path is the directory of the embedded SQLite store and of the local
+	// state every mode keeps (the write-ahead log, the decision cache,
+	// the export queue).
 	Path string `yaml:"path"`
+	// WAL is the write-ahead log of accepted requests' counts.
+	WAL WAL `yaml:"wal"`
+}
+
+// WAL configures the write-ahead log (docs/operations.md).
+type WAL struct {
+	// Enabled logs every accepted request before it is acknowledged, so
+	// a crash loses no acknowledged count (default true).
+	Enabled bool `yaml:"enabled"`
+	// FsyncInterval is the group commit's period: what a power loss may
+	// lose (default 1s; 0 fsyncs before every acknowledgement).
+	FsyncInterval units.Duration `yaml:"fsync_interval"`
+	// MaxBytes bounds the log; beyond it ingest pushes back (default 1GiB).
+	MaxBytes units.Bytes `yaml:"max_bytes"`
 }
 
 // Default returns the configuration used without a config file.
@@ -104,7 +122,7 @@ func Default() Config {
 		Sampling:  sampler.DefaultConfig(),
 		Export:    export.DefaultConfig(),
 		Signals:   signals.DefaultConfig(),
-		Storage:   Storage{Path: "./tailgate-data"},
+		Storage:   Storage{Path: "./tailgate-data", WAL: WAL{Enabled: true, FsyncInterval: units.Duration(time.Second), MaxBytes: 1 << 30}},
 		Auth:      auth.DefaultConfig(),
 		SLOEngine: slo.DefaultEngineConfig(),
 		Notify:    notify.DefaultConfig(),
@@ -188,6 +206,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Storage.Path == "" {
 		errs = append(errs, errors.New("storage.path: must not be empty"))
+	}
+	if c.Storage.WAL.FsyncInterval < 0 {
+		errs = append(errs, fmt.Errorf("storage.wal.fsync_interval: must not be negative, got %s", c.Storage.WAL.FsyncInterval))
+	}
+	if c.Storage.WAL.Enabled && c.Storage.WAL.MaxBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("storage.wal.max_bytes: must be at least 1MiB, got %s", c.Storage.WAL.MaxBytes))
 	}
 	add("ingest", c.Ingest.Validate())
 	add("sampling", c.Sampling.Validate())

@@ -37,6 +37,7 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/signals"
 	"github.com/tailgate-sre/tailgate/internal/slo"
 	"github.com/tailgate-sre/tailgate/internal/store/sqlite"
+	"github.com/tailgate-sre/tailgate/internal/wal"
 )
 
 // DecisionCacheFile is the sampler's decision cache, saved in the storage
@@ -60,6 +61,7 @@ type Daemon struct {
 	flags     *flagRunner
 	incidents *incident.Service
 	pager     *pager
+	counts    *counts // nil without the write-ahead log
 	authn     *auth.Authenticator
 	tls       *auth.ReloadableTLS
 
@@ -122,13 +124,29 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		return nil, err
 	}
 	fail := func(err error) (*Daemon, error) {
+		if d.counts != nil {
+			d.counts.log.Close()
+		}
 		d.store.Close()
 		return nil, err
+	}
+	instance := cfg.Instance
+	if instance == "" {
+		if instance, err = os.Hostname(); err != nil || instance == "" {
+			instance = "tailgate"
+		}
+	}
+	var checkpoint wal.Checkpoint
+	if cfg.Storage.WAL.Enabled {
+		if d.counts, err = openCounts(cfg, instance, d.store, d.registry, log.With("component", "wal")); err != nil {
+			return fail(fmt.Errorf("storage.wal: %w", err))
+		}
+		checkpoint = d.counts
 	}
 	if d.exporter, err = export.New(cfg.Export, export.Settings{Logger: log.With("component", "export"), Registerer: d.registry, StorageDir: cfg.Storage.Path}); err != nil {
 		return fail(fmt.Errorf("export: %w", err))
 	}
-	if d.signals, err = signals.New(cfg.Signals, signals.Settings{Logger: log.With("component", "signals"), Registerer: d.registry, Store: d.store}); err != nil {
+	if d.signals, err = signals.New(cfg.Signals, signals.Settings{Logger: log.With("component", "signals"), Registerer: d.registry, Store: d.store, Checkpoint: checkpoint}); err != nil {
 		return fail(fmt.Errorf("signals: %w", err))
 	}
 	if d.notifiers, err = notify.New(cfg.Notify, notify.Settings{Logger: log.With("component", "notify"), Registerer: d.registry}); err != nil {
@@ -141,8 +159,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		Notifiers:  append(d.notifiers.List(), d.pager),
 		APIBaseURL: "http://" + cfg.Server.API,
 		Config:     cfg.SLOEngine,
+		Checkpoint: checkpoint,
 	}); err != nil {
 		return fail(fmt.Errorf("slos: %w", err))
+	}
+	if d.counts != nil {
+		if err := d.counts.replay(ctx, cfg, d.slos, d.signals); err != nil {
+			return fail(fmt.Errorf("storage.wal: replay: %w", err))
+		}
 	}
 	if d.sampler, err = sampler.New(cfg.Sampling, sampler.Settings{
 		Logger:     log.With("component", "sampler"),
@@ -214,6 +238,18 @@ type pipeline struct{ d *Daemon }
 // client's retry would count them twice. SLIs and golden signals then see
 // 100% of the accepted spans, whatever the sampler keeps.
 func (p pipeline) Consume(ctx context.Context, req *otlp.Request) error {
+	if c := p.d.counts; c != nil {
+		// Refused before the sampler takes anything: a retry must not
+		// find its spans buffered already.
+		if c.Full() {
+			c.full.Inc()
+			return errWALFull{}
+		}
+		if err := p.d.sampler.Consume(ctx, req); err != nil {
+			return err
+		}
+		return c.Count(req)
+	}
 	if err := p.d.sampler.Consume(ctx, req); err != nil {
 		return err
 	}
@@ -221,6 +257,20 @@ func (p pipeline) Consume(ctx context.Context, req *otlp.Request) error {
 	p.d.slos.Observe(req, now)
 	p.d.signals.Observe(req, now)
 	return nil
+}
+
+func (d *Daemon) countsStart(ctx context.Context) error {
+	if d.counts == nil {
+		return nil
+	}
+	return d.counts.Start(ctx)
+}
+
+func (d *Daemon) countsStop(ctx context.Context) error {
+	if d.counts == nil {
+		return nil
+	}
+	return d.counts.Shutdown(ctx)
 }
 
 // Start starts the components, downstream first so that nothing is
@@ -312,6 +362,7 @@ func (d *Daemon) steps() []step {
 		{"signals", d.signals.Start, d.signals.Shutdown},
 		{"notify", d.notifiers.Start, d.notifiers.Shutdown},
 		{"slo", d.slos.Start, d.slos.Shutdown},
+		{"wal", d.countsStart, d.countsStop},
 		{"gate", d.gate.Start, d.gate.Shutdown},
 		{"flags", d.flags.Start, d.flags.Shutdown},
 		{"incidents", d.incidents.Start, d.incidents.Shutdown},
@@ -336,6 +387,11 @@ func (d *Daemon) closeAfterFailedStart(ctx context.Context, started []step) {
 	}
 	d.stopOnce.Do(func() { close(d.stopped) })
 	_ = d.serving.Wait() // failures while stopping are not failures
+	if d.counts != nil {
+		if err := d.counts.Close(ctx, d.cfg.Storage.Path, false); err != nil {
+			d.log.Warn("close write-ahead log after a failed start", "err", err)
+		}
+	}
 	if err := d.store.Close(); err != nil {
 		d.log.Warn("close store after a failed start", "err", err)
 	}
@@ -414,11 +470,19 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	stop(dataCtx, "ingest", d.receiver.Shutdown)
 	stop(dataCtx, "sampler", d.sampler.Shutdown)
 	stop(dataCtx, "export", d.exporter.Shutdown)
+	stop(ctx, "wal", d.countsStop)
 	stop(ctx, "slo", d.slos.Shutdown)            // final flush, no more alerts
 	notifyCtx, cancelNotify := shareOf(ctx, 0.5) // network too: half of what is left
 	defer cancelNotify()
 	stop(notifyCtx, "notify", d.notifiers.Shutdown)
 	stop(ctx, "signals", d.signals.Shutdown)
+	if d.counts != nil {
+		// The log is trimmed to what the final flushes stored; a clean
+		// stop is marked, so the next start knows no trace buffer was lost.
+		if err := d.counts.Close(ctx, d.cfg.Storage.Path, len(errs) == 0); err != nil {
+			errs = append(errs, fmt.Errorf("close write-ahead log: %w", err))
+		}
+	}
 	if d.apiSrv != nil {
 		apiCtx, cancelAPI := shareOf(ctx, 0.5)
 		defer cancelAPI()

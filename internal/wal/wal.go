@@ -110,8 +110,22 @@ type Log struct {
 	stopSync chan struct{}
 	syncDone chan struct{}
 
-	// Counters, for the daemon's metrics.
+	// Counters, for the daemon's metrics (see Stats).
+	appended, appendedBytes, syncs uint64
+}
+
+// Stats are a Log's counters and size.
+type Stats struct {
 	Appended, AppendedBytes, Syncs uint64
+	Bytes                          int64
+	Segments                       int
+}
+
+// Stats returns the log's counters and size.
+func (l *Log) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Stats{Appended: l.appended, AppendedBytes: l.appendedBytes, Syncs: l.syncs, Bytes: l.size, Segments: len(l.segs)}
 }
 
 type segment struct {
@@ -348,8 +362,8 @@ func (l *Log) Append(now time.Time, payload []byte) (uint64, error) {
 	l.next++
 	l.size += int64(len(b))
 	l.segs[len(l.segs)-1].size += int64(len(b))
-	l.Appended++
-	l.AppendedBytes += uint64(len(b))
+	l.appended++
+	l.appendedBytes += uint64(len(b))
 	l.dirty = true
 	if l.opts.FsyncInterval == 0 {
 		if err := l.syncLocked(); err != nil {
@@ -368,7 +382,7 @@ func (l *Log) syncLocked() error {
 		return l.syncErr
 	}
 	l.dirty = false
-	l.Syncs++
+	l.syncs++
 	return nil
 }
 
@@ -458,4 +472,19 @@ func (l *Log) Close() error {
 // consumer.
 type MarkStore interface {
 	WALMarks(ctx context.Context, instance string) (map[string]Mark, error)
+}
+
+// SkipTo makes the next record's position at least pos, starting a new
+// segment there. After a power loss the log may have lost records that a
+// store had already absorbed (its mark is past the log's end); new
+// records must not reuse those positions, or a later replay would skip
+// them.
+func (l *Log) SkipTo(pos uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if pos <= l.next {
+		return nil
+	}
+	l.next = pos
+	return l.startSegment()
 }

@@ -229,3 +229,25 @@ func BenchmarkAppend(b *testing.B) {
 		}
 	}
 }
+
+func TestSkipToNeverReusesPositions(t *testing.T) {
+	dir := t.TempDir()
+	l := open(t, dir, Options{})
+	for range 3 {
+		if _, err := l.Append(t0, []byte("a")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.SkipTo(10); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := l.Append(t0, []byte("b")); err != nil || p != 10 {
+		t.Fatalf("append after SkipTo(10): %d, %v", p, err)
+	}
+	l.Close()
+	l = open(t, dir, Options{})
+	pos, _, _ := replayAll(t, l, 0)
+	if fmt.Sprint(pos) != "[1 2 3 10]" || l.Next() != 11 {
+		t.Errorf("after a reopen: records %v, next %d; want [1 2 3 10] and 11", pos, l.Next())
+	}
+}
