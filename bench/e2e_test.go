@@ -271,9 +271,69 @@ func BenchmarkE2E(b *testing.B) {
 // startDaemon starts a fresh daemon with benchConfig and returns it and
 // its shutdown.
 func startDaemon(b *testing.B) (*daemon.Daemon, func()) {
+	return startDaemonWith(b, func(*config.Config) {})
+}
+
+// BenchmarkE2EWAL measures what the write-ahead log costs: the throughput
+// phase of BenchmarkE2E with the log (the default) and without it
+// (storage.wal.enabled: false), alternating within each iteration so
+// that the machine's drift hits both alike. It reports both medians and
+// the cost: 1 - with/without, in percent of spans per CPU-second.
+func BenchmarkE2EWAL(b *testing.B) {
+	if testing.Short() {
+		b.Skip("end-to-end benchmark")
+	}
+	opts := loadOptions(b)
+	var with, without []float64
+	for b.Loop() {
+		seed := uint64(len(with) + 1)
+		for _, on := range []bool{true, false} {
+			f := throughput(b, opts, seed, func(c *config.Config) { c.Storage.WAL.Enabled = on })
+			if on {
+				with = append(with, f.spansPerCPUSec)
+			} else {
+				without = append(without, f.spansPerCPUSec)
+			}
+			b.Logf("run %d, wal %v: %d spans, %.2fs CPU: %.0f spans/cpu-s", seed, on, f.spans, f.cpu.Seconds(), f.spansPerCPUSec)
+		}
+	}
+	mw, mo := median(with), median(without)
+	b.ReportMetric(mw, "wal-spans/cpu-s")
+	b.ReportMetric(mo, "nowal-spans/cpu-s")
+	b.ReportMetric(100*(1-mw/mo), "wal-cost-%")
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// throughput runs BenchmarkE2E's throughput phase on a fresh daemon whose
+// config edit changed.
+func throughput(b *testing.B, opts options, seed uint64, edit func(*config.Config)) figures {
+	var f figures
+	d, stop := startDaemonWith(b, edit)
+	defer stop()
+	pending := func() float64 {
+		return gauge(b, d, "tailgate_sampler_buffered_spans") + gauge(b, d, "tailgate_sampler_intake_spans")
+	}
+	runtime.GC()
+	cpu0 := cpuSelf(b)
+	res := spawnLoad(b, LoadConfig{Addr: d.GRPCAddr(), Spans: opts.spans, Rate: opts.rate, Conns: opts.conns, TracesPerRequest: opts.tracesPerReq, Seed: seed})
+	waitFor(b, "every trace decided", func() bool { return pending() == 0 })
+	f.cpu = cpuSelf(b) - cpu0
+	f.spans = res.Spans
+	f.spansPerCPUSec = float64(res.Spans) / f.cpu.Seconds()
+	return f
+}
+
+func startDaemonWith(b *testing.B, edit func(*config.Config)) (*daemon.Daemon, func()) {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	d, err := daemon.New(ctx, benchConfig(b), log)
+	cfg := benchConfig(b)
+	edit(&cfg)
+	d, err := daemon.New(ctx, cfg, log)
 	if err != nil {
 		b.Fatal(err)
 	}
