@@ -47,6 +47,28 @@ func Scopes() []Scope {
 	return []Scope{ScopeRead, ScopeGateCheck, ScopeGateOverride, ScopeIngest, ScopeFlagsEval, ScopeFlagsWrite, ScopeIncidents, ScopeAdmin}
 }
 
+// UnmarshalYAML reads a scope. Inside a flow mapping ({name: ci, scopes:
+// [read, gate:check]}) the YAML library reads gate:check as a one-entry
+// map, although YAML 1.2 reads it as one plain scalar (the colon is not
+// followed by a space); such a map is read back as the scalar it was.
+func (s *Scope) UnmarshalYAML(unmarshal func(any) error) error {
+	var str string
+	if err := unmarshal(&str); err == nil {
+		*s = Scope(str)
+		return nil
+	}
+	var m map[string]any
+	if err := unmarshal(&m); err == nil && len(m) == 1 {
+		for k, v := range m {
+			if vs, ok := v.(string); ok && k != "" && vs != "" && !strings.ContainsAny(k+vs, " \t") {
+				*s = Scope(k + ":" + vs)
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("a scope is a name such as read or gate:check")
+}
+
 func (s Scope) valid() bool {
 	switch s {
 	case ScopeRead, ScopeGateCheck, ScopeGateOverride, ScopeIngest, ScopeFlagsEval, ScopeFlagsWrite, ScopeIncidents, ScopeAdmin:
