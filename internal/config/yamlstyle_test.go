@@ -13,10 +13,10 @@ import (
 func TestScopesInEveryYAMLStyle(t *testing.T) {
 	hash := strings.Repeat("ab", 32)
 	for name, doc := range map[string]string{
-		"flow in flow": "auth:\n  tokens:\n    - {name: ci, sha256: " + hash + ", scopes: [read, gate:check, flags:evaluate]}\n",
+		"flow in flow":  "auth:\n  tokens:\n    - {name: ci, sha256: " + hash + ", scopes: [read, gate:check, flags:evaluate]}\n",
 		"flow in block": "auth:\n  tokens:\n    - name: ci\n      sha256: " + hash + "\n      scopes: [read, gate:check, flags:evaluate]\n",
-		"block": "auth:\n  tokens:\n    - name: ci\n      sha256: " + hash + "\n      scopes:\n        - read\n        - gate:check\n        - flags:evaluate\n",
-		"quoted": "auth:\n  tokens:\n    - {name: ci, sha256: " + hash + ", scopes: [\"read\", \"gate:check\", 'flags:evaluate']}\n",
+		"block":         "auth:\n  tokens:\n    - name: ci\n      sha256: " + hash + "\n      scopes:\n        - read\n        - gate:check\n        - flags:evaluate\n",
+		"quoted":        "auth:\n  tokens:\n    - {name: ci, sha256: " + hash + ", scopes: [\"read\", \"gate:check\", 'flags:evaluate']}\n",
 	} {
 		cfg, err := Parse([]byte(doc))
 		if err != nil {
