@@ -198,6 +198,8 @@ func (c *counts) replay(ctx context.Context, cfg config.Config, e *slo.Engine, s
 	return nil
 }
 
+func isEntry(s *otlp.Span) bool { return s.Kind.IsEntry() }
+
 func prune(m map[otlp.TraceID]int64, before int64) {
 	for id, at := range m {
 		if at < before {
@@ -213,7 +215,14 @@ func (c *counts) Count(req *otlp.Request) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	now := time.Now()
-	eb.b = eb.enc.AppendRequest(eb.b[:0], req)
+	// Only entry spans (SERVER, CONSUMER) are counted, as SLIs and golden
+	// signals; the log keeps only them, and nothing for a request without.
+	eb.b = eb.enc.AppendRequestFunc(eb.b[:0], req, isEntry)
+	if len(eb.b) == 0 {
+		c.slos.Observe(req, now)
+		c.signals.Observe(req, now)
+		return nil
+	}
 	if _, err := c.log.Append(now, eb.b); err != nil {
 		if errors.Is(err, wal.ErrFull) {
 			c.full.Inc()
