@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"compress/gzip"
+	"compress/zlib"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/tailgate-sre/tailgate/internal/otlp"
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
@@ -68,6 +70,12 @@ func encodingOf(contentType string) bodyEncoding {
 func (r *Receiver) newHTTPServer() *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc(tracesPath, r.serveTraces)
+	// An SDK given OTEL_EXPORTER_OTLP_ENDPOINT sends metrics and logs
+	// here too: say plainly that only traces are taken, and where.
+	for _, p := range []string{"/v1/metrics", "/v1/logs"} {
+		mux.HandleFunc(p, r.notTraces)
+	}
+	mux.HandleFunc("/", r.notTraces)
 	var tc *tls.Config
 	if r.tls != nil {
 		tc = r.tls.ServerConfig("h2", "http/1.1")
@@ -80,6 +88,19 @@ func (r *Receiver) newHTTPServer() *http.Server {
 		IdleTimeout:       httpIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(r.logger.Handler(), slog.LevelDebug),
 	}
+}
+
+// notTraces answers every path but /v1/traces: 404 with a body that names
+// the traces endpoint.
+func (r *Receiver) notTraces(w http.ResponseWriter, req *http.Request) {
+	enc := encodingOf(req.Header.Get("Content-Type"))
+	if enc == encodingUnknown {
+		enc = encodingJSON
+	}
+	writeStatus(w, enc, http.StatusNotFound, codes.NotFound, fmt.Sprintf(
+		"tailgate takes OTLP traces only, at POST %s; %s is not served. Point only the traces exporter here: "+
+			"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://<host>:4318%s (OTEL_EXPORTER_OTLP_ENDPOINT would send metrics and logs here too)",
+		tracesPath, req.URL.Path, tracesPath))
 }
 
 // serveTraces serves POST /v1/traces.
@@ -115,16 +136,19 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 			fmt.Sprintf("unsupported content type %q, use %s or %s", req.Header.Get("Content-Type"), contentTypeProtobuf, contentTypeJSON))
 		return
 	}
-	gzipped := false
+	coding := ""
 	switch ce := strings.ToLower(strings.TrimSpace(req.Header.Get("Content-Encoding"))); ce {
 	case "", "identity":
 	case "gzip", "x-gzip":
-		gzipped = true
+		coding = "gzip"
+	case "zstd", "deflate":
+		coding = ce
 	default:
 		refuse(http.StatusUnsupportedMediaType, outcomeInvalid, codes.InvalidArgument,
-			fmt.Sprintf("unsupported content encoding %q, use gzip or none", ce))
+			fmt.Sprintf("unsupported content encoding %q, use gzip, zstd, deflate or none", ce))
 		return
 	}
+	gzipped := coding != "" // compressed: the size limit applies after decompression
 	limit := int64(r.cfg.MaxMessageSize)
 	if req.ContentLength > limit {
 		refuse(http.StatusRequestEntityTooLarge, outcomeTooLarge, codes.ResourceExhausted,
@@ -155,7 +179,8 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	buf := r.getBuffer()
 	defer r.putBuffer(buf)
 	var body io.Reader = http.MaxBytesReader(w, req.Body, limit)
-	if gzipped {
+	switch coding {
+	case "gzip":
 		zr, err := r.getGzip(body)
 		if err != nil {
 			refuse(http.StatusBadRequest, outcomeInvalid, codes.InvalidArgument, "decompress gzip body: "+err.Error())
@@ -163,11 +188,30 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 		}
 		defer r.gzips.Put(zr)
 		body = zr
+	case "zstd":
+		zr, err := r.getZstd(body)
+		if err != nil {
+			refuse(http.StatusBadRequest, outcomeInvalid, codes.InvalidArgument, "decompress zstd body: "+err.Error())
+			return
+		}
+		defer r.zstds.Put(zr)
+		body = zr
+	case "deflate":
+		// HTTP's deflate coding is the zlib format (RFC 9110 8.4.1.2), as
+		// the Collector's exporters send it.
+		zr, err := zlib.NewReader(body)
+		if err != nil {
+			refuse(http.StatusBadRequest, outcomeInvalid, codes.InvalidArgument, "decompress deflate (zlib) body: "+err.Error())
+			return
+		}
+		defer zr.Close()
+		body = zr
 	}
 	var err error
 	buf.b, err = readLimited(buf.b[:0], body, limit, req.ContentLength, gzipped)
 	if err != nil {
-		if errors.Is(err, errTooLarge) || errors.As(err, new(*http.MaxBytesError)) {
+		if errors.Is(err, errTooLarge) || errors.As(err, new(*http.MaxBytesError)) ||
+			errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
 			what := "request body"
 			if gzipped {
 				what = "decompressed request body"
@@ -178,7 +222,7 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 		}
 		what := "read body"
 		if gzipped {
-			what = "decompress gzip body"
+			what = "decompress " + coding + " body"
 		}
 		refuse(http.StatusBadRequest, outcomeInvalid, codes.InvalidArgument, what+": "+err.Error())
 		return
@@ -186,6 +230,7 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 
 	r.metrics.by[protocolHTTP].bytes.Observe(float64(len(buf.b)))
 	payload := buf.b
+	jsonRejected, jsonReason := 0, ""
 	if enc == encodingJSON {
 		// OTLP/JSON is rare next to protobuf; decoding it with pdata and
 		// re-encoding keeps a single validating parser for both. pdata's
@@ -213,8 +258,14 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 		defer r.jsonBudget.Release(cost)
 		er := ptraceotlp.NewExportRequest()
 		if err := er.UnmarshalJSON(payload); err != nil {
-			refuse(http.StatusBadRequest, outcomeInvalid, codes.InvalidArgument, "invalid OTLP/JSON: "+err.Error())
-			return
+			// One bad span must not cost the others: decode span by span,
+			// as protobuf's partial success would have it.
+			var splitErr error
+			er, jsonRejected, jsonReason, splitErr = splitJSON(payload)
+			if splitErr != nil {
+				refuse(http.StatusBadRequest, outcomeInvalid, codes.InvalidArgument, "invalid OTLP/JSON: "+err.Error())
+				return
+			}
 		}
 		if payload, err = er.MarshalProto(); err != nil {
 			refuse(http.StatusBadRequest, outcomeInvalid, codes.InvalidArgument, "re-encode OTLP/JSON: "+err.Error())
@@ -223,6 +274,15 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 	}
 
 	res := r.process(ctx, protocolHTTP, payload)
+	if jsonRejected > 0 && (res.outcome == outcomeOK || res.outcome == outcomePartial) {
+		r.metrics.by[protocolHTTP].rejected.Add(float64(jsonRejected))
+		if res.rejected == 0 {
+			res.message = fmt.Sprintf("%d spans refused as invalid OTLP/JSON; the first: %s", jsonRejected, jsonReason)
+		} else {
+			res.message = fmt.Sprintf("%s; and %d spans refused as invalid OTLP/JSON, the first: %s", res.message, jsonRejected, jsonReason)
+		}
+		res.outcome, res.rejected = outcomePartial, res.rejected+jsonRejected
+	}
 	switch res.outcome {
 	case outcomeOK, outcomePartial:
 		r.count(protocolHTTP, res.outcome)
@@ -327,6 +387,22 @@ func readLimited(dst []byte, r io.Reader, limit, sizeHint int64, compressed bool
 			return dst, err
 		}
 	}
+}
+
+// getZstd returns a pooled zstd decoder reading src. Its window is bounded
+// by max_message_size, so a frame that declares a huge window is refused
+// before memory is spent on it.
+func (r *Receiver) getZstd(src io.Reader) (*zstd.Decoder, error) {
+	if zr, ok := r.zstds.Get().(*zstd.Decoder); ok {
+		if err := zr.Reset(src); err != nil {
+			r.zstds.Put(zr)
+			return nil, err
+		}
+		return zr, nil
+	}
+	limit := uint64(r.cfg.MaxMessageSize)
+	return zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxMemory(limit), zstd.WithDecoderMaxWindow(max(limit, zstd.MinWindowSize)))
 }
 
 // getGzip returns a pooled gzip reader reading src (each holds a 32KiB

@@ -120,6 +120,7 @@ type Receiver struct {
 	buffers  sync.Pool // *buffer
 	requests sync.Pool // *otlp.Request
 	gzips    sync.Pool // *gzip.Reader
+	zstds    sync.Pool // *zstd.Decoder
 
 	inflight [numProtocols]atomic.Int64
 	// inflightJSON counts the OTLP/JSON requests among inflight[protocolHTTP].
