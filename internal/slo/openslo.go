@@ -139,7 +139,9 @@ type osloObjective struct {
 	Target          *float64 `yaml:"target"`
 	TargetPercent   *float64 `yaml:"targetPercent"`
 	TimeSliceTarget *float64 `yaml:"timeSliceTarget"`
-	TimeSliceWindow string   `yaml:"timeSliceWindow"`
+	// TimeSliceWindow is a duration ("5m") or, as the spec has it, a
+	// number of minutes.
+	TimeSliceWindow any `yaml:"timeSliceWindow"`
 	Indicator       *osloSLI `yaml:"indicator"`
 	IndicatorRef    string   `yaml:"indicatorRef"`
 	CompositeWeight *float64 `yaml:"compositeWeight"`
@@ -297,6 +299,10 @@ func (l *loader) convertSLO(d *osloDoc) {
 		}
 		if tw.Calendar != nil {
 			base.TimeZone = tw.Calendar.TimeZone
+			if tw.Calendar.StartTime != "" {
+				l.warns = append(l.warns, Warning{Source: at("spec.timeWindow[0].calendar.startTime"), SLO: doc.Metadata.Name,
+					Msg: "calendar.startTime is not honoured: the window starts on the first of the month (or Monday) at midnight in calendar.timeZone"})
+			}
 		}
 	}
 	if err := base.Budgeting.UnmarshalText([]byte(sp.BudgetingMethod)); err != nil {
@@ -357,22 +363,23 @@ func (l *loader) convertSLO(d *osloDoc) {
 			}
 			s.SLI.Threshold = units.Duration(th)
 		} else if o.Op != "" || o.Value != nil {
-			fail(p, "op and value only apply to a thresholdMetric")
-			continue
+			// The OpenSLO repository's own ratio examples carry them.
+			l.warns = append(l.warns, Warning{Source: at(p), SLO: doc.Metadata.Name,
+				Msg: "op and value apply to a thresholdMetric only; ignored on this ratio objective"})
 		}
 		if s.Budgeting != Occurrences {
 			if o.TimeSliceTarget != nil {
 				s.TimeSlice.Target = roundPercent(*o.TimeSliceTarget * 100)
 			}
-			if o.TimeSliceWindow != "" {
-				w, err := units.ParseDuration(o.TimeSliceWindow)
+			if o.TimeSliceWindow != nil {
+				w, err := sliceWindow(o.TimeSliceWindow)
 				if err != nil {
 					fail(p+".timeSliceWindow", "%v", err)
 					continue
 				}
 				s.TimeSlice.Window = units.Duration(w)
 			}
-		} else if o.TimeSliceTarget != nil || o.TimeSliceWindow != "" {
+		} else if o.TimeSliceTarget != nil || o.TimeSliceWindow != nil {
 			fail(p, "timeSliceTarget and timeSliceWindow only apply to the Timeslices and RatioTimeslices budgeting methods")
 			continue
 		}
@@ -483,4 +490,31 @@ func mergeSources(gb, total *osloMetric) (tailgateSource, error) {
 	}
 	a.ClientErrorsBad = a.ClientErrorsBad || t.ClientErrorsBad
 	return a, nil
+}
+
+// sliceWindow reads timeSliceWindow: a number of minutes (the OpenSLO
+// spec's form) or a duration such as 5m.
+func sliceWindow(v any) (time.Duration, error) {
+	minutes := func(f float64) (time.Duration, error) {
+		if f <= 0 || f != math.Trunc(f) {
+			return 0, fmt.Errorf("a number is whole minutes, got %v", f)
+		}
+		return time.Duration(f) * time.Minute, nil
+	}
+	switch x := v.(type) {
+	case uint64:
+		return minutes(float64(x))
+	case int64:
+		return minutes(float64(x))
+	case int:
+		return minutes(float64(x))
+	case float64:
+		return minutes(x)
+	case string:
+		if f, err := strconv.ParseFloat(x, 64); err == nil {
+			return minutes(f)
+		}
+		return units.ParseDuration(x)
+	}
+	return 0, fmt.Errorf("want minutes (5) or a duration (5m), got %v", v)
 }
