@@ -39,7 +39,7 @@ type AMAlert struct {
 	GeneratorURL string            `json:"generatorURL,omitempty"`
 }
 
-func newAlertmanager(cfg AlertmanagerConfig, log *slog.Logger, m *metrics) *Alertmanager {
+func newAlertmanager(cfg AlertmanagerConfig, name string, log *slog.Logger, m *metrics) *Alertmanager {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = units.Duration(defaultTimeout)
 	}
@@ -47,7 +47,7 @@ func newAlertmanager(cfg AlertmanagerConfig, log *slog.Logger, m *metrics) *Aler
 		cfg.ResendInterval = units.Duration(defaultResendInterval)
 	}
 	a := &Alertmanager{cfg: cfg, url: strings.TrimRight(cfg.URL, "/") + "/api/v2/alerts", active: map[string]AMAlert{}}
-	a.init("alertmanager", log, m, cfg.QueueSize, cfg.MaxRetries)
+	a.init(name, log, m, cfg.QueueSize, cfg.MaxRetries)
 	a.deliver = a.post
 	a.tick = a.resend
 	a.tickEvery = cfg.ResendInterval.Std()

@@ -45,7 +45,11 @@ type WebhookConfig struct {
 // AlertmanagerConfig is an Alertmanager to send alerts to (API v2).
 type AlertmanagerConfig struct {
 	// URL is the Alertmanager's base URL, e.g. http://127.0.0.1:9093.
-	URL        string            `yaml:"url"`
+	URL string `yaml:"url"`
+	// URLs lists every replica of an Alertmanager cluster (instead of
+	// URL): each gets every alert through its own queue, so a replica
+	// that is down delays no other (Alertmanager deduplicates).
+	URLs       []string          `yaml:"urls"`
 	Timeout    units.Duration    `yaml:"timeout"`
 	Headers    map[string]string `yaml:"headers"`
 	MaxRetries int               `yaml:"max_retries"`
@@ -104,8 +108,19 @@ func (c *Config) Validate() error {
 		common(p, w.Timeout, w.MaxRetries, w.QueueSize)
 	}
 	if a := c.Alertmanager; a != nil {
-		if err := validateURL(a.URL); err != nil {
-			errs = append(errs, fmt.Errorf("alertmanager.url: %w", err))
+		switch {
+		case a.URL != "" && len(a.URLs) > 0:
+			errs = append(errs, errors.New("alertmanager: give url or urls, not both"))
+		case len(a.URLs) > 0:
+			for i, u := range a.URLs {
+				if err := validateURL(u); err != nil {
+					errs = append(errs, fmt.Errorf("alertmanager.urls[%d]: %w", i, err))
+				}
+			}
+		default:
+			if err := validateURL(a.URL); err != nil {
+				errs = append(errs, fmt.Errorf("alertmanager.url: %w", err))
+			}
 		}
 		common("alertmanager", a.Timeout, a.MaxRetries, a.QueueSize)
 		if a.ResendInterval < 0 || a.ResendInterval != 0 && a.ResendInterval.Std() < time.Second {
@@ -124,7 +139,7 @@ type Settings struct {
 // Notifiers is the set of configured receivers.
 type Notifiers struct {
 	webhooks []*Webhook
-	am       *Alertmanager
+	ams      []*Alertmanager // one per replica
 }
 
 // New builds the receivers of cfg (which must be valid).
@@ -143,8 +158,20 @@ func New(cfg Config, set Settings) (*Notifiers, error) {
 	for i, w := range cfg.Webhooks {
 		n.webhooks = append(n.webhooks, newWebhook(w, fmt.Sprintf("webhook[%d]", i), set.Logger, m))
 	}
-	if cfg.Alertmanager != nil {
-		n.am = newAlertmanager(*cfg.Alertmanager, set.Logger, m)
+	if a := cfg.Alertmanager; a != nil {
+		urls := a.URLs
+		if len(urls) == 0 {
+			urls = []string{a.URL}
+		}
+		for i, u := range urls {
+			one := *a
+			one.URL, one.URLs = u, nil
+			name := "alertmanager"
+			if len(urls) > 1 {
+				name = fmt.Sprintf("alertmanager[%d]", i)
+			}
+			n.ams = append(n.ams, newAlertmanager(one, name, set.Logger, m))
+		}
 	}
 	return n, nil
 }
@@ -155,8 +182,8 @@ func (n *Notifiers) List() []slo.Notifier {
 	for _, w := range n.webhooks {
 		out = append(out, w)
 	}
-	if n.am != nil {
-		out = append(out, n.am)
+	for _, a := range n.ams {
+		out = append(out, a)
 	}
 	return out
 }
@@ -165,8 +192,8 @@ func (n *Notifiers) each(fn func(*worker)) {
 	for _, w := range n.webhooks {
 		fn(&w.worker)
 	}
-	if n.am != nil {
-		fn(&n.am.worker)
+	for _, a := range n.ams {
+		fn(&a.worker)
 	}
 }
 
