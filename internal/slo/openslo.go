@@ -141,7 +141,7 @@ type osloObjective struct {
 	TimeSliceTarget *float64 `yaml:"timeSliceTarget"`
 	// TimeSliceWindow is a duration ("5m") or, as the spec has it, a
 	// number of minutes.
-	TimeSliceWindow any `yaml:"timeSliceWindow"`
+	TimeSliceWindow any      `yaml:"timeSliceWindow"`
 	Indicator       *osloSLI `yaml:"indicator"`
 	IndicatorRef    string   `yaml:"indicatorRef"`
 	CompositeWeight *float64 `yaml:"compositeWeight"`
