@@ -1,0 +1,29 @@
+// Package canary judges a canary against its baseline from per-request
+// counts, with statistics that stay valid when checked continuously (Argo
+// Rollouts and Flagger ask every minute).
+//
+// # The test
+//
+// Each request of a version is a Bernoulli trial: failed or not (the
+// availability SLI), slow or not (over the latency SLO's threshold). For
+// the difference θ = p_canary − p_baseline the package runs a mixture
+// sequential probability ratio test (mSPRT; Johari, Pekelis and Walsh,
+// "Always valid inference", 2017) with a normal mixture N(0, τ²) over θ
+// and the normal approximation of θ̂:
+//
+//	Λ = sqrt(V/(V+τ²)) · exp(τ²·θ̂² / (2V(V+τ²)))
+//
+// where V = p̃_c(1−p̃_c)/n_c + p̃_b(1−p̃_b)/n_b with p̃ = (x+½)/(n+1),
+// the canary's p̃ taken at least as large as the baseline's so that a
+// small canary without failures by chance does not look precise.
+// Λ is a nonnegative supermartingale under θ = 0, so rejecting when
+// Λ ≥ 1/α is wrong with probability at most α however often it is
+// checked (Ville's inequality). A canary fails only when it is worse
+// (θ̂ > 0), which keeps the bound. The same mixture gives an always-valid
+// confidence sequence for θ; a canary passes when its upper end is below
+// the smallest difference worth detecting, and is inconclusive until then.
+//
+// The test's false-positive rate under continuous monitoring is measured
+// by TestAAFalsePositives (1,000 identical canaries checked every 100
+// requests), and its power by TestPower.
+package canary

@@ -1,0 +1,110 @@
+package canary
+
+import (
+	"math"
+)
+
+// Side is one version's counts of one Bernoulli SLI.
+type Side struct {
+	// N requests, of which Bad failed (or were slow).
+	N, Bad uint64
+}
+
+// rate is the regularized rate (x+½)/(n+1): never 0 or 1, so a variance
+// is defined from the first request on.
+func (s Side) rate() float64 { return (float64(s.Bad) + 0.5) / (float64(s.N) + 1) }
+
+// Ratio is the observed rate Bad/N (0 without requests).
+func (s Side) Ratio() float64 {
+	if s.N == 0 {
+		return 0
+	}
+	return float64(s.Bad) / float64(s.N)
+}
+
+// TestResult is the mSPRT's state for one SLI.
+type TestResult struct {
+	// Diff is θ̂ = canary ratio − baseline ratio; Lower and Upper bound θ
+	// with always-valid confidence 1−α.
+	Diff, Lower, Upper float64
+	// LogLR is log Λ; the canary is worse when it reaches log(1/α) with
+	// Diff > 0.
+	LogLR float64
+	Worse bool
+	// NotWorse: Upper is below the tolerated difference.
+	NotWorse bool
+}
+
+// mixture is τ², the variance of the normal mixture over θ. It is chosen
+// for differences of rates around a percent: the test is most powerful
+// for effects of about τ.
+const defaultTau = 0.01
+
+// compare runs the two-sample test for canary against baseline at level
+// alpha, tolerating a difference of tol.
+func compare(c, b Side, alpha, tau, tol float64) TestResult {
+	// The canary's variance is taken at the larger of the two rates: a
+	// small canary that saw no failure by chance must not look precise.
+	pb := b.rate()
+	pc := max(c.rate(), pb)
+	v := pc*(1-pc)/(float64(c.N)+1) + pb*(1-pb)/(float64(b.N)+1)
+	diff := c.Ratio() - b.Ratio()
+	t2 := tau * tau
+	logLR := 0.5*math.Log(v/(v+t2)) + t2*diff*diff/(2*v*(v+t2))
+	// The confidence sequence is the set of θ0 the test would not reject.
+	half := math.Sqrt(v * (v + t2) / t2 * (2*math.Log(1/alpha) + math.Log((v+t2)/v)))
+	r := TestResult{Diff: diff, Lower: diff - half, Upper: diff + half, LogLR: logLR}
+	r.Worse = diff > 0 && logLR >= math.Log(1/alpha)
+	r.NotWorse = r.Upper < tol
+	return r
+}
+
+// rateBounds are always-valid bounds of one rate: the confidence sequence
+// of a single Bernoulli rate, with the same mixture.
+func rateBounds(s Side, alpha, tau float64) (lo, hi float64) {
+	p := s.rate()
+	v := p * (1 - p) / (float64(s.N) + 1)
+	t2 := tau * tau
+	half := math.Sqrt(v * (v + t2) / t2 * (2*math.Log(1/alpha) + math.Log((v+t2)/v)))
+	return s.Ratio() - half, s.Ratio() + half
+}
+
+// needed estimates how many more canary requests (the baseline growing in
+// proportion) the test needs to decide, if the rates stay as they are:
+// the smallest growth of both sides, found by doubling, after which the
+// result is Worse or NotWorse. It returns 0 when it is decided already and
+// -1 when no growth up to a million times decides it.
+func needed(c, b Side, alpha, tau, tol float64) int64 {
+	r := compare(c, b, alpha, tau, tol)
+	if r.Worse || r.NotWorse {
+		return 0
+	}
+	pc, pb := c.Ratio(), b.Ratio()
+	grow := func(k float64) (Side, Side) {
+		nc, nb := float64(c.N+1)*k, float64(b.N+1)*k
+		return Side{N: uint64(nc), Bad: uint64(math.Round(nc * pc))}, Side{N: uint64(nb), Bad: uint64(math.Round(nb * pb))}
+	}
+	decided := func(k float64) bool {
+		gc, gb := grow(k)
+		r := compare(gc, gb, alpha, tau, tol)
+		return r.Worse || r.NotWorse
+	}
+	hi := 2.0
+	for !decided(hi) {
+		hi *= 2
+		if hi > 1e6 {
+			return -1
+		}
+	}
+	lo := hi / 2
+	for range 30 {
+		mid := (lo + hi) / 2
+		if decided(mid) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	gc, _ := grow(hi)
+	return int64(gc.N) - int64(c.N)
+}

@@ -1,0 +1,203 @@
+package canary
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// binomial draws Binomial(n, p) exactly, by skipping geometric gaps
+// between successes: about n·p draws, cheap for the small rates here.
+func binomial(r *rand.Rand, n uint64, p float64) uint64 {
+	if p <= 0 || n == 0 {
+		return 0
+	}
+	if p >= 1 {
+		return n
+	}
+	lq := math.Log1p(-p)
+	var k, i uint64
+	for {
+		// The gap before the next success is Geometric(p).
+		gap := uint64(math.Floor(math.Log(1-r.Float64()) / lq))
+		i += gap + 1
+		if i > n {
+			return k
+		}
+		k++
+	}
+}
+
+func TestBinomialSampler(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	const n, p, runs = 10000, 0.005, 2000
+	var sum, sq float64
+	for range runs {
+		x := float64(binomial(r, n, p))
+		sum += x
+		sq += x * x
+	}
+	mean := sum / runs
+	variance := sq/runs - mean*mean
+	// Mean n·p = 50 (standard error sqrt(49.75/2000) = 0.16), variance
+	// n·p·(1−p) = 49.75.
+	if math.Abs(mean-50) > 0.8 || math.Abs(variance-49.75) > 6 {
+		t.Errorf("Binomial(10000, 0.005): mean %.2f, variance %.2f; want 50 and 49.75", mean, variance)
+	}
+}
+
+// TestAAFalsePositives: 1,000 canaries identical to their baseline (0.5%
+// errors; 1% of traffic, so the baseline has 99 requests per canary
+// request), each checked after every 100 canary requests up to 20,000.
+// The share ever failed must be at most the configured rate, 5%.
+func TestAAFalsePositives(t *testing.T) {
+	const step, limit = 100, 20000
+	r := rand.New(rand.NewPCG(7, 11))
+	cfg := Config{}.withDefaults()
+	// The case, then a higher error ratio and a 10% canary.
+	for _, tc := range []struct {
+		canaries  int
+		p         float64
+		perCanary uint64 // baseline requests per canary request
+	}{{1000, 0.005, 99}, {500, 0.02, 99}, {500, 0.005, 9}} {
+		failed := 0
+		for range tc.canaries {
+			var c, b Side
+			for c.N < limit {
+				c.N += step
+				c.Bad += binomial(r, step, tc.p)
+				b.N += tc.perCanary * step
+				b.Bad += binomial(r, tc.perCanary*step, tc.p)
+				if Judge(Input{Canary: c, Baseline: b}, cfg).Verdict == Fail {
+					failed++
+					break
+				}
+			}
+		}
+		rate := float64(failed) / float64(tc.canaries)
+		t.Logf("A/A at %.1f%% errors, %d baseline requests per canary request: %d of %d identical canaries ever failed under continuous checks (%.1f%%; configured %.0f%%)",
+			100*tc.p, tc.perCanary, failed, tc.canaries, 100*rate, 100*cfg.Alpha)
+		if rate > cfg.Alpha {
+			t.Errorf("false-positive rate %.3f over the configured %.2f", rate, cfg.Alpha)
+		}
+	}
+}
+
+// TestPower: at 200 requests/s with 1% on the canary (2 canary requests a
+// second), a canary failing 2% of requests against a baseline's 0.5% is
+// failed; the test prints the median canary requests and seconds it took.
+func TestPower(t *testing.T) {
+	const runs, perSecond = 200, 2
+	r := rand.New(rand.NewPCG(3, 5))
+	cfg := Config{}.withDefaults()
+	var took []float64
+	for range runs {
+		var c, b Side
+		for sec := 1; sec <= 3600; sec++ {
+			c.N += perSecond
+			c.Bad += binomial(r, perSecond, 0.02)
+			b.N += 198
+			b.Bad += binomial(r, 198, 0.005)
+			if sec%10 != 0 { // checked every 10 seconds
+				continue
+			}
+			if v := Judge(Input{Canary: c, Baseline: b}, cfg); v.Verdict == Fail {
+				took = append(took, float64(c.N))
+				break
+			} else if v.Verdict == Pass {
+				t.Fatalf("a 2%% canary against a 0.5%% baseline passed at %d requests: %s", c.N, v.Reason)
+			}
+		}
+	}
+	if len(took) < runs*95/100 {
+		t.Errorf("only %d of %d bad canaries failed within an hour", len(took), runs)
+	}
+	slices.Sort(took)
+	med := took[len(took)/2]
+	t.Logf("power: a 2%% canary (baseline 0.5%%) fails after a median %.0f canary requests, %.0f s at 2 canary requests/s; %d of %d failed within an hour",
+		med, med/perSecond, len(took), runs)
+}
+
+// TestPowerLatency: a +100 ms shift at p90. Baseline durations are
+// lognormal with median 80 ms and p90 200 ms; the latency SLI counts
+// requests over 200 ms (the baseline's p90, so 10% of its requests).
+// The canary is the same distribution shifted by 100 ms.
+func TestPowerLatency(t *testing.T) {
+	const runs, perSecond = 200, 2
+	r := rand.New(rand.NewPCG(9, 13))
+	mu := math.Log(0.080)
+	sigma := (math.Log(0.200) - mu) / 1.2815515655446004 // z of the 90th percentile
+	slow := func(shift float64) bool { return math.Exp(mu+sigma*r.NormFloat64())+shift > 0.200 }
+	cfg := Config{}.withDefaults()
+	var took []float64
+	for range runs {
+		var c, b, cs, bs Side
+		for sec := 1; sec <= 3600; sec++ {
+			for range perSecond {
+				c.N++
+				cs.N++
+				if slow(0.100) {
+					cs.Bad++
+				}
+			}
+			b.N += 198
+			bs.N += 198
+			bs.Bad += binomial(r, 198, 0.10)
+			if sec%10 != 0 {
+				continue
+			}
+			if v := Judge(Input{Canary: c, Baseline: b, SlowCanary: &cs, SlowBaseline: &bs}, cfg); v.Verdict == Fail {
+				if v.Rule != "latency" {
+					t.Fatalf("failed by %s, want latency", v.Rule)
+				}
+				took = append(took, float64(c.N))
+				break
+			}
+		}
+	}
+	if len(took) < runs*95/100 {
+		t.Fatalf("only %d of %d slow canaries failed within an hour", len(took), runs)
+	}
+	slices.Sort(took)
+	t.Logf("power: a +100 ms shift at p90 fails after a median %.0f canary requests (%.0f s at 2/s)", took[len(took)/2], took[len(took)/2]/perSecond)
+}
+
+func TestVerdictRules(t *testing.T) {
+	cfg := Config{}
+	for _, tc := range []struct {
+		name        string
+		in          Input
+		verdict     string
+		rule        string
+		wantNeedPos bool
+	}{
+		{"no data", Input{}, Inconclusive, "no_canary_traffic", true},
+		{"no baseline", Input{Canary: Side{N: 500, Bad: 1}}, Inconclusive, "no_baseline_traffic", false},
+		{"too few", Input{Canary: Side{N: 10}, Baseline: Side{N: 1000, Bad: 5}}, Inconclusive, "min_requests", true},
+		{"much worse", Input{Canary: Side{N: 2000, Bad: 200}, Baseline: Side{N: 200000, Bad: 1000}}, Fail, "error_ratio", false},
+		{"same, plenty", Input{Canary: Side{N: 200000, Bad: 1000}, Baseline: Side{N: 2000000, Bad: 10000}}, Pass, "within_tolerance", false},
+		{"same, little", Input{Canary: Side{N: 200, Bad: 1}, Baseline: Side{N: 20000, Bad: 100}}, Inconclusive, "undecided", true},
+		{"burns its budget", Input{Canary: Side{N: 5000, Bad: 100}, Baseline: Side{N: 500000, Bad: 9000}, Objective: 99.5}, Fail, "budget", false},
+	} {
+		v := Judge(tc.in, cfg)
+		if v.Verdict != tc.verdict || v.Rule != tc.rule {
+			t.Errorf("%s: %s by %s (%s), want %s by %s", tc.name, v.Verdict, v.Rule, v.Reason, tc.verdict, tc.rule)
+		}
+		if tc.wantNeedPos && v.RequestsNeeded <= 0 {
+			t.Errorf("%s: requests needed %d, want a positive estimate", tc.name, v.RequestsNeeded)
+		}
+		if v.Reason == "" {
+			t.Errorf("%s: no reason", tc.name)
+		}
+	}
+}
+
+func BenchmarkJudge(b *testing.B) {
+	in := Input{Canary: Side{N: 2000, Bad: 15}, Baseline: Side{N: 200000, Bad: 1000},
+		SlowCanary: &Side{N: 2000, Bad: 230}, SlowBaseline: &Side{N: 200000, Bad: 20000}, Objective: 99.5}
+	b.ReportAllocs()
+	for b.Loop() {
+		Judge(in, Config{})
+	}
+}

@@ -1,0 +1,201 @@
+package canary
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Config tunes the statistics.
+type Config struct {
+	// Alpha bounds the share of good canaries failed, however often they
+	// are checked; default 0.05.
+	Alpha float64 `yaml:"false_positive_rate" json:"false_positive_rate"`
+	// MinRequests is how many canary requests a verdict other than
+	// inconclusive needs; default 50.
+	MinRequests uint64 `yaml:"min_requests" json:"min_requests"`
+	// Tolerance is the largest worsening of the error (or slow) ratio a
+	// canary may have and pass, in ratio points; default the larger of
+	// 0.002 and half the baseline's ratio.
+	Tolerance float64 `yaml:"tolerance" json:"tolerance"`
+	// Tau is the mixture's scale, the effect size the test is tuned for;
+	// default 0.01.
+	Tau float64 `yaml:"-" json:"-"`
+}
+
+func (c Config) withDefaults() Config {
+	if c.Alpha == 0 {
+		c.Alpha = 0.05
+	}
+	if c.MinRequests == 0 {
+		c.MinRequests = 50
+	}
+	if c.Tau == 0 {
+		c.Tau = defaultTau
+	}
+	return c
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Alpha < 0 || c.Alpha >= 0.5 {
+		errs = append(errs, fmt.Errorf("false_positive_rate: must be in (0, 0.5), got %v", c.Alpha))
+	}
+	if c.Tolerance < 0 || c.Tolerance >= 1 {
+		errs = append(errs, fmt.Errorf("tolerance: must be in [0, 1), got %v", c.Tolerance))
+	}
+	return errors.Join(errs...)
+}
+
+// Input is what a verdict is computed from.
+type Input struct {
+	// Errors counts failed requests (the availability SLI) of each side.
+	Canary, Baseline Side
+	// Slow counts requests over the latency SLO's threshold; nil without
+	// a latency SLO.
+	SlowCanary, SlowBaseline *Side
+	// Objective is the availability SLO's objective in percent, for the
+	// budget rule; 0 leaves the rule out.
+	Objective float64
+}
+
+// The verdicts.
+const (
+	Pass         = "pass"
+	Fail         = "fail"
+	Inconclusive = "inconclusive"
+)
+
+// Verdict is a judgement with everything that explains it.
+type Verdict struct {
+	Verdict string `json:"verdict"`
+	// Rule names what decided: error_ratio, latency, budget, min_requests,
+	// no_canary_traffic, no_baseline_traffic, within_tolerance, or
+	// undecided.
+	Rule   string `json:"rule"`
+	Reason string `json:"reason"`
+
+	Canary   SideStats `json:"canary"`
+	Baseline SideStats `json:"baseline"`
+	// ErrorRatio and Latency are the tests' states.
+	ErrorRatio TestStats  `json:"error_ratio"`
+	Latency    *TestStats `json:"latency,omitempty"`
+	// Budget is the canary's own burn rate against the objective.
+	Budget *BudgetStats `json:"budget,omitempty"`
+	// RequestsNeeded estimates the canary requests still needed for a
+	// verdict at the current rates (0 when decided, -1 when no amount
+	// would decide at these rates).
+	RequestsNeeded int64   `json:"requests_needed"`
+	Alpha          float64 `json:"false_positive_rate"`
+	Tolerance      float64 `json:"tolerance"`
+}
+
+// SideStats are one version's counts.
+type SideStats struct {
+	Requests   uint64   `json:"requests"`
+	Errors     uint64   `json:"errors"`
+	ErrorRatio float64  `json:"error_ratio"`
+	Slow       *uint64  `json:"slow,omitempty"`
+	SlowRatio  *float64 `json:"slow_ratio,omitempty"`
+}
+
+// TestStats is one test's state: the difference canary − baseline with
+// its always-valid confidence interval, and the log likelihood ratio
+// against its threshold log(1/α).
+type TestStats struct {
+	Diff      float64 `json:"diff"`
+	Lower     float64 `json:"lower"`
+	Upper     float64 `json:"upper"`
+	LogLR     float64 `json:"log_likelihood_ratio"`
+	Threshold float64 `json:"threshold"`
+}
+
+// BudgetStats is the canary's burn rate, with an always-valid interval.
+type BudgetStats struct {
+	Objective float64 `json:"objective"`
+	BurnRate  float64 `json:"burn_rate"`
+	Lower     float64 `json:"burn_rate_lower"`
+	Upper     float64 `json:"burn_rate_upper"`
+}
+
+func sideStats(s Side, slow *Side) SideStats {
+	st := SideStats{Requests: s.N, Errors: s.Bad, ErrorRatio: s.Ratio()}
+	if slow != nil {
+		n, r := slow.Bad, slow.Ratio()
+		st.Slow, st.SlowRatio = &n, &r
+	}
+	return st
+}
+
+func testStats(r TestResult, alpha float64) TestStats {
+	return TestStats{Diff: r.Diff, Lower: r.Lower, Upper: r.Upper, LogLR: r.LogLR, Threshold: math.Log(1 / alpha)}
+}
+
+// Judge computes the verdict.
+func Judge(in Input, cfg Config) Verdict {
+	cfg = cfg.withDefaults()
+	tol := func(b Side) float64 {
+		if cfg.Tolerance > 0 {
+			return cfg.Tolerance
+		}
+		return max(0.002, b.Ratio()/2)
+	}
+	v := Verdict{Alpha: cfg.Alpha, Canary: sideStats(in.Canary, in.SlowCanary), Baseline: sideStats(in.Baseline, in.SlowBaseline)}
+	v.Tolerance = tol(in.Baseline)
+	errT := compare(in.Canary, in.Baseline, cfg.Alpha, cfg.Tau, tol(in.Baseline))
+	v.ErrorRatio = testStats(errT, cfg.Alpha)
+	var slowT *TestResult
+	if in.SlowCanary != nil && in.SlowBaseline != nil {
+		r := compare(*in.SlowCanary, *in.SlowBaseline, cfg.Alpha, cfg.Tau, tol(*in.SlowBaseline))
+		slowT = &r
+		ts := testStats(r, cfg.Alpha)
+		v.Latency = &ts
+	}
+	var budgetLo float64
+	if in.Objective > 0 && in.Objective < 100 {
+		allowed := 1 - in.Objective/100
+		lo, hi := rateBounds(in.Canary, cfg.Alpha, cfg.Tau)
+		budgetLo = lo / allowed
+		v.Budget = &BudgetStats{Objective: in.Objective, BurnRate: in.Canary.Ratio() / allowed, Lower: max(0, budgetLo), Upper: hi / allowed}
+	}
+	decide := func(verdict, rule, reason string) Verdict {
+		v.Verdict, v.Rule, v.Reason = verdict, rule, reason
+		return v
+	}
+	switch {
+	case in.Canary.N == 0:
+		v.RequestsNeeded = int64(cfg.MinRequests)
+		return decide(Inconclusive, "no_canary_traffic", "no request of the canary version yet")
+	case in.Baseline.N == 0:
+		v.RequestsNeeded = -1
+		return decide(Inconclusive, "no_baseline_traffic", "no request of the baseline version: nothing to compare the canary with")
+	case errT.Worse:
+		return decide(Fail, "error_ratio", fmt.Sprintf("the canary fails %.2f%% of requests against the baseline's %.2f%%: worse by %.2f to %.2f points (%.0f%% always-valid confidence)",
+			100*in.Canary.Ratio(), 100*in.Baseline.Ratio(), 100*errT.Lower, 100*errT.Upper, 100*(1-cfg.Alpha)))
+	case slowT != nil && slowT.Worse:
+		return decide(Fail, "latency", fmt.Sprintf("%.2f%% of the canary's requests are over the latency threshold against the baseline's %.2f%%: worse by %.2f to %.2f points",
+			100*in.SlowCanary.Ratio(), 100*in.SlowBaseline.Ratio(), 100*slowT.Lower, 100*slowT.Upper))
+	case v.Budget != nil && budgetLo > 1:
+		return decide(Fail, "budget", fmt.Sprintf("the canary alone burns the error budget at %.1fx (at least %.1fx): promoted to all traffic it would exhaust the budget",
+			v.Budget.BurnRate, budgetLo))
+	case in.Canary.N < cfg.MinRequests:
+		v.RequestsNeeded = int64(cfg.MinRequests - in.Canary.N)
+		return decide(Inconclusive, "min_requests", fmt.Sprintf("%d canary requests so far; a verdict needs %d", in.Canary.N, cfg.MinRequests))
+	case errT.NotWorse && (slowT == nil || slowT.NotWorse):
+		return decide(Pass, "within_tolerance", fmt.Sprintf("the canary's error ratio is at most %.2f points above the baseline's (tolerance %.2f)",
+			100*max(errT.Upper, 0), 100*v.Tolerance))
+	}
+	n := needed(in.Canary, in.Baseline, cfg.Alpha, cfg.Tau, tol(in.Baseline))
+	if slowT != nil && !slowT.NotWorse {
+		if m := needed(*in.SlowCanary, *in.SlowBaseline, cfg.Alpha, cfg.Tau, tol(*in.SlowBaseline)); m < 0 || m > n && n >= 0 {
+			n = m
+		}
+	}
+	v.RequestsNeeded = n
+	need := "no amount of traffic decides at the current rates"
+	if n >= 0 {
+		need = fmt.Sprintf("about %d more canary requests at the current rates", n)
+	}
+	return decide(Inconclusive, "undecided", "not enough evidence yet either way: "+need)
+}
