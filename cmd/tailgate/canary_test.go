@@ -101,3 +101,23 @@ func TestCanaryEndToEnd(t *testing.T) {
 		t.Errorf("no canary version: exit %d\n%s", code, out)
 	}
 }
+
+// TestGateDeniesAFailedCanary: a feature release of a version whose
+// canary failed is denied, naming the verdict; its rollback is not.
+func TestGateDeniesAFailedCanary(t *testing.T) {
+	d, api := startE2E(t, e2eConfig(t))
+	sendVersion(t, d, "2.3.1", 3000, 3)
+	sendVersion(t, d, "2.4.0", 300, 90)
+	gate := func(change, version string) (int, string) {
+		var out, errb bytes.Buffer
+		code := run(t.Context(), []string{"tailgate", "gate", "check", "--service", "checkout", "--change", change, "--version", version, "--server", api},
+			strings.NewReader(""), &out, &errb)
+		return code, out.String() + errb.String()
+	}
+	if code, out := gate("feature", "2.4.0"); code != exitFail || !strings.Contains(out, "canary-failed") || !strings.Contains(out, "version 2.4.0 failed as a canary") {
+		t.Errorf("feature 2.4.0: exit %d\n%s", code, out)
+	}
+	if code, out := gate("rollback", "2.4.0"); code != exitOK {
+		t.Errorf("rollback: exit %d\n%s", code, out)
+	}
+}

@@ -7,6 +7,18 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/slo"
 )
 
+// canaryGate tells the gate whether a version failed as a canary.
+type canaryGate struct{ c *canary.Checker }
+
+// CanaryFailed implements gate.CanarySource.
+func (g canaryGate) CanaryFailed(service, version string) (bool, string) {
+	res, err := g.c.Check(canary.CheckRequest{Service: service, Canary: version})
+	if err != nil || res.Verdict.Verdict != canary.Fail {
+		return false, ""
+	}
+	return true, res.Reason
+}
+
 // newCanary builds the per-version counts and the canary checker: slow
 // requests are those over a service's first latency SLO's threshold, and
 // the budget rule uses its first availability SLO's objective.

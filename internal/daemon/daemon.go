@@ -186,12 +186,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	if d.tls, err = auth.NewReloadableTLS(cfg.Auth.TLS, time.Now()); err != nil {
 		return fail(fmt.Errorf("auth.tls: %w", err))
 	}
+	d.versions, d.canary = newCanary(specs)
 	if d.gate, err = gate.New(cfg.Policies, gate.Settings{
 		Logger:     log.With("component", "gate"),
 		Registerer: d.registry,
 		States:     gateStates{d.slos},
 		Store:      d.store,
 		History:    gateHistory{d.store},
+		Canaries:   canaryGate{d.canary},
 	}); err != nil {
 		return fail(fmt.Errorf("policies: %w", err))
 	}
@@ -199,7 +201,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		cfg.SLOEngine.EvalInterval.Std(), log.With("component", "flags"), d.registry); err != nil {
 		return fail(fmt.Errorf("flags: %w", err))
 	}
-	d.versions, d.canary = newCanary(specs)
 	if d.incidents, err = newIncidents(cfg.Incidents, cfg.Oncall, d.store, specs, d.slos, d.flags.svc, d.notifiers, log.With("component", "incidents")); err != nil {
 		return fail(fmt.Errorf("incidents: %w", err))
 	}
