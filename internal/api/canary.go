@@ -92,16 +92,5 @@ func (s *Server) canaryFlagger(w http.ResponseWriter, r *http.Request) {
 			return http.StatusOK
 		})
 	}
-	a := s.deps.Auth
-	if a.Open() {
-		s.authorize(auth.ScopeGateCheck, run)(w, r)
-		return
-	}
-	var pr auth.Principal
-	if r.Header.Get("Authorization") == "" && p.Metadata["token"] != "" {
-		pr, err = a.AuthenticateToken(p.Metadata["token"])
-	} else {
-		pr, err = a.Authenticate(r)
-	}
-	s.authorized(w, r, auth.ScopeGateCheck, pr, err, run)
+	s.flaggerAuthorize(w, r, p, run)
 }
