@@ -185,6 +185,7 @@ func (c *counts) replay(ctx context.Context, cfg config.Config, e *slo.Engine, s
 	if err != nil {
 		return err
 	}
+	c.signals.SetWALFloor(gm.Pos)
 	c.replayed.Add(float64(records))
 	if records > 0 {
 		c.logger.Warn("replayed the write-ahead log: counts of acknowledged requests that were not stored yet",
