@@ -59,11 +59,11 @@ type encodeBuf struct {
 var _ wal.Checkpoint = (*counts)(nil)
 
 // Cut implements wal.Checkpoint.
-func (c *counts) Cut(fn func()) (uint64, time.Time) {
+func (c *counts) Cut(fn func(at time.Time)) (uint64, time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	at := time.Now()
-	fn()
+	fn(at)
 	return c.log.Next() - 1, at
 }
 

@@ -605,7 +605,7 @@ func (s *Signals) flush(ctx context.Context, now time.Time, all bool) error {
 	if s.cp != nil && marked != nil {
 		// A cut of the write-ahead log: no request is counted meanwhile,
 		// and the cut's time is the flush's now.
-		pos, now = s.cp.Cut(func() { take(time.Now()) })
+		pos, now = s.cp.Cut(take)
 		s.cuts = append(s.cuts, walCut{pos: pos, minute: units.MinuteOf(now)})
 		if len(s.cuts) > maxCuts {
 			s.cuts = slices.Delete(s.cuts, 0, len(s.cuts)-maxCuts)
