@@ -67,9 +67,9 @@ func ContextFromJSON(m map[string]any) (Context, error) {
 // Forced is a variant served to everyone, whatever the targeting says,
 // and who forced it.
 type Forced struct {
-	Variant string
+	Variant string `json:"variant"`
 	// By is "operator" or "kill_switch".
-	By string
+	By string `json:"by"`
 }
 
 // Result is a successful evaluation.

@@ -29,6 +29,13 @@ const liveConfig = `
 server: {api: 127.0.0.1:0}
 ingest: {otlp_grpc: 127.0.0.1:0, otlp_http: 127.0.0.1:0}
 sampling: {root_grace: 300ms}
+# The test declares an incident and flips a flag without a token.
+auth: {allow_anonymous_writes: true}
+flags:
+  - key: recommendations
+    variants: {enabled: true, disabled: false}
+    default_variant: enabled
+    kill_switch: {slos: [checkout-availability], when: {budget_exhausted: true}, variant: disabled}
 slos:
   - name: frontend-availability
     service: frontend
@@ -251,6 +258,18 @@ func TestDashboardLive(t *testing.T) {
 	}
 	res.Body.Close()
 
+	// An incident a person declares; the kill switch has flipped the flag
+	// (checkout's budget is spent).
+	res, err = http.Post(base+"/api/v1/incidents", "application/json",
+		strings.NewReader(`{"service": "checkout", "title": "checkout errors", "commander": "alice"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("declare: HTTP %d", res.StatusCode)
+	}
+
 	b := newBrowser(t, base)
 
 	// Services, with sparklines and where checkout's errors start.
@@ -331,6 +350,16 @@ func TestDashboardLive(t *testing.T) {
 	b.route("/cardinality")
 	b.wait("cardinality keys", `document.querySelector('#cardinality-keys tbody tr') !== null`, 20*time.Second)
 	b.screenshot("cardinality")
+	b.route("/incidents")
+	b.wait("incident listed", `document.querySelector('#incidents tr[data-incident="INC-1"]') !== null`, 20*time.Second)
+	b.route("/incidents/INC-1")
+	b.wait("incident timeline", `document.querySelector('#incident-timeline tr[data-kind="declared"]') !== null`, 20*time.Second)
+	b.wait("incident roles", `(document.querySelector('#incident-roles')?.textContent || '').includes('Commander: alice')`, 10*time.Second)
+	b.screenshot("incident")
+	b.route("/flags")
+	b.wait("flag listed", `document.querySelector('#flags tr[data-flag="recommendations"]') !== null`, 20*time.Second)
+	b.wait("flag flipped by the kill switch", `(document.querySelector('#flags tr[data-flag="recommendations"]')?.textContent || '').includes('forced by the kill switch')`, 30*time.Second)
+	b.screenshot("flags")
 	b.checkConsole()
 
 	if *updateScreenshot {

@@ -11,6 +11,8 @@ import * as alerts from './views/alerts.js';
 import * as gate from './views/gate.js';
 import * as sampler from './views/sampler.js';
 import * as cardinality from './views/cardinality.js';
+import * as incidents from './views/incidents.js';
+import * as flags from './views/flags.js';
 
 const ROUTES = {
   services: { title: 'Services', list: services.mountList, detail: services.mountDetail },
@@ -19,6 +21,8 @@ const ROUTES = {
   gate: { title: 'Gate', list: gate.mount },
   sampler: { title: 'Sampler', list: sampler.mount },
   cardinality: { title: 'Cardinality', list: cardinality.mount },
+  incidents: { title: 'Incidents', list: incidents.mountList, detail: incidents.mountDetail },
+  flags: { title: 'Flags', list: flags.mount },
 };
 const DEFAULT_ROUTE = 'services';
 
