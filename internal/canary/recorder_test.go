@@ -98,8 +98,8 @@ func TestRecorderCounts(t *testing.T) {
 		span{service: "checkout", version: "v2", name: "Pay", grpc: 5, dur: 10 * time.Millisecond},                          // NOT_FOUND: good
 		span{service: "checkout", version: "v2", name: "call", kind: ptrace.SpanKindClient, err: true},                      // not an entry span
 		span{service: "checkout", version: "v1", name: "GET /cart", route: "/cart", err: true, dur: 250 * time.Millisecond},
-		span{service: "checkout", name: "GET /cart", route: "/cart"},                     // no version
-		span{service: "search", version: "v9", name: "GET /", err: true},                 // not tracked
+		span{service: "checkout", name: "GET /cart", route: "/cart"},                       // no version
+		span{service: "search", version: "v9", name: "GET /", err: true},                   // not tracked
 		span{service: "checkout", version: "v1", name: "q", kind: ptrace.SpanKindConsumer}, // consumer: entry
 	)
 	r.Observe(req, now)
