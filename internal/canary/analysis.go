@@ -36,22 +36,31 @@ type Analysis struct {
 func (r *Recorder) Check(a Analysis, now time.Time, cfg Config) Verdict {
 	from, to := units.MinuteOf(a.Since), units.MinuteOf(now)
 	canary := r.Operations(a.Service, func(v string) bool { return v == a.Canary }, from, to)
-	baseline := r.Operations(a.Service, func(v string) bool {
-		return v != a.Canary && (a.Baseline == "" || v == a.Baseline)
-	}, from, to)
-	slow := r.thresholdIndex(a.Service, a.LatencyThreshold)
-	in, _ := compareInput(canary, baseline, slow, a.PerOperation)
+	baseline := r.Operations(a.Service, a.isBaseline, from, to)
+	return a.Judge(canary, baseline, r.Thresholds(a.Service), cfg)
+}
+
+// isBaseline reports whether version v is on the baseline's side.
+func (a Analysis) isBaseline(v string) bool {
+	return v != a.Canary && (a.Baseline == "" || v == a.Baseline)
+}
+
+// Judge judges the analysis from counts per operation of the canary and
+// of the baseline (e.g. summed from the store's minute rows of a fleet),
+// whose Slow counts follow thresholds.
+func (a Analysis) Judge(canary, baseline map[string]Counts, thresholds []time.Duration, cfg Config) Verdict {
+	in, _ := compareInput(canary, baseline, thresholdIndex(thresholds, a.LatencyThreshold), a.PerOperation)
 	in.Objective = a.Objective
 	return Judge(in, cfg)
 }
 
-// thresholdIndex returns the index of t among a service's thresholds, -1
-// when t is 0 or not tracked.
-func (r *Recorder) thresholdIndex(service string, t time.Duration) int {
+// thresholdIndex returns the index of t among thresholds, -1 when t is 0
+// or not among them.
+func thresholdIndex(thresholds []time.Duration, t time.Duration) int {
 	if t <= 0 {
 		return -1
 	}
-	return slices.Index(r.Thresholds(service), t)
+	return slices.Index(thresholds, t)
 }
 
 // compareInput builds the test's input from per-operation counts. With
@@ -170,18 +179,28 @@ type Regression struct {
 	NewOperations []string `json:"new_operations,omitempty"`
 }
 
-// Regression judges the deploy of m with the counts up to now's minute.
-// The minute of the deploy itself is on neither side: it mixes both.
+// Regression judges the deploy of m with the Recorder's counts up to
+// now's minute. The minute of the deploy itself is on neither side: it
+// mixes both.
 func (r *Recorder) Regression(m Marker, now time.Time, cfg Config) Regression {
-	before := m.Before
-	if before <= 0 {
-		before = 30 * time.Minute
-	}
 	at := units.MinuteOf(m.At)
 	all := func(string) bool { return true }
-	prev := r.Operations(m.Service, all, units.MinuteOf(m.At.Add(-before)), at-1)
+	prev := r.Operations(m.Service, all, units.MinuteOf(m.At.Add(-m.before())), at-1)
 	next := r.Operations(m.Service, all, at+1, units.MinuteOf(now))
-	in, newOps := compareInput(next, prev, r.thresholdIndex(m.Service, m.LatencyThreshold), true)
+	return m.Judge(prev, next, r.Thresholds(m.Service), cfg)
+}
+
+func (m Marker) before() time.Duration {
+	if m.Before <= 0 {
+		return 30 * time.Minute
+	}
+	return m.Before
+}
+
+// Judge judges the deploy from counts per operation before and after it
+// (all versions), whose Slow counts follow thresholds.
+func (m Marker) Judge(before, after map[string]Counts, thresholds []time.Duration, cfg Config) Regression {
+	in, newOps := compareInput(after, before, thresholdIndex(thresholds, m.LatencyThreshold), true)
 	in.Objective = m.Objective
 	v := Judge(in, cfg)
 	reg := Regression{Detail: v, NewOperations: newOps}
@@ -193,8 +212,11 @@ func (r *Recorder) Regression(m Marker, now time.Time, cfg Config) Regression {
 	default:
 		reg.Verdict = Inconclusive
 	}
-	if v.Rule == "no_baseline_traffic" {
-		reg.Detail.Reason = fmt.Sprintf("no request of %s in the %s before the deploy: nothing to compare with", m.Service, before)
+	switch v.Rule {
+	case "no_canary_traffic":
+		reg.Detail.Reason = fmt.Sprintf("no request of %s since the deploy yet", m.Service)
+	case "no_baseline_traffic":
+		reg.Detail.Reason = fmt.Sprintf("no request of %s in the %s before the deploy: nothing to compare with", m.Service, m.before())
 	}
 	return reg
 }

@@ -317,3 +317,38 @@ func BenchmarkCheck(b *testing.B) {
 		r.Check(a, now, Config{})
 	}
 }
+
+// TestObserveConcurrent counts from several goroutines while services
+// are tracked and versions and operations added: nothing is lost (run
+// with -race).
+func TestObserveConcurrent(t *testing.T) {
+	r := NewRecorder(RecorderConfig{})
+	r.Track("s")
+	var spans []span
+	for i := range 10 {
+		spans = append(spans, span{service: "s", version: fmt.Sprintf("v%d", i%3), name: fmt.Sprintf("op%d", i%4), err: i == 0})
+	}
+	req := encode(t, spans...)
+	now := t0.Add(40 * time.Second)
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range 100 {
+				r.Observe(req, now)
+			}
+			r.Track(fmt.Sprintf("other-%d", g))
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	m := units.MinuteOf(t0)
+	var total Counts
+	for _, c := range r.Operations("s", func(string) bool { return true }, m, m) {
+		total.add(c)
+	}
+	if total.Requests != 4000 || total.Bad != 400 {
+		t.Errorf("%d requests, %d bad; want 4000 and 400", total.Requests, total.Bad)
+	}
+}
