@@ -1,9 +1,11 @@
 package canary
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tailgate-sre/tailgate/internal/units"
@@ -177,6 +179,47 @@ type Regression struct {
 	// NewOperations served after the deploy and not in the window before
 	// are left out of the comparison.
 	NewOperations []string `json:"new_operations,omitempty"`
+	// Operations are the (up to five) operations with the most failed
+	// requests beyond what their ratio before the deploy predicts: where
+	// a regression is.
+	Operations []OperationStats `json:"operations,omitempty"`
+}
+
+// OperationStats compares one operation after a deploy with before it.
+type OperationStats struct {
+	Operation   string  `json:"operation"`
+	Requests    uint64  `json:"requests"`
+	Errors      uint64  `json:"errors"`
+	ErrorRatio  float64 `json:"error_ratio"`
+	BeforeRatio float64 `json:"before_error_ratio"`
+	// Excess is Errors less Requests times BeforeRatio.
+	Excess float64 `json:"excess_errors"`
+}
+
+// worstOperations returns the operations served on both sides with the
+// largest excess of failed requests after, at most n, positive only.
+func worstOperations(before, after map[string]Counts, n int) []OperationStats {
+	var out []OperationStats
+	for op, a := range after {
+		b := before[op]
+		if b.Requests == 0 || a.Requests == 0 {
+			continue
+		}
+		pb := float64(b.Bad) / float64(b.Requests)
+		x := OperationStats{Operation: op, Requests: a.Requests, Errors: a.Bad,
+			ErrorRatio: float64(a.Bad) / float64(a.Requests), BeforeRatio: pb,
+			Excess: float64(a.Bad) - float64(a.Requests)*pb}
+		if x.Excess > 0 {
+			out = append(out, x)
+		}
+	}
+	slices.SortFunc(out, func(x, y OperationStats) int {
+		if x.Excess != y.Excess {
+			return cmp.Compare(y.Excess, x.Excess)
+		}
+		return strings.Compare(x.Operation, y.Operation)
+	})
+	return out[:min(len(out), n)]
 }
 
 // Regression judges the deploy of m with the Recorder's counts up to
@@ -203,7 +246,7 @@ func (m Marker) Judge(before, after map[string]Counts, thresholds []time.Duratio
 	in, newOps := compareInput(after, before, thresholdIndex(thresholds, m.LatencyThreshold), true)
 	in.Objective = m.Objective
 	v := Judge(in, cfg)
-	reg := Regression{Detail: v, NewOperations: newOps}
+	reg := Regression{Detail: v, NewOperations: newOps, Operations: worstOperations(before, after, 5)}
 	switch v.Verdict {
 	case Fail:
 		reg.Verdict, reg.RollbackCommand = Regressed, m.RollbackCommand

@@ -2,6 +2,7 @@ package canary
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -272,6 +273,10 @@ func TestRegression(t *testing.T) {
 	}
 	if !slices.Equal(g.NewOperations, []string{"/refund"}) || g.Detail.Canary.Requests != 1500 {
 		t.Errorf("new operations %v, compared %d requests after (want /refund left out, 1500)", g.NewOperations, g.Detail.Canary.Requests)
+	}
+	// /charge: 75 of 1,500 failed after; 30 of 9,000 before predicts 5.
+	if len(g.Operations) != 1 || g.Operations[0].Operation != "/charge" || g.Operations[0].Errors != 75 || math.Abs(g.Operations[0].Excess-70) > 1e-9 {
+		t.Errorf("worst operations %+v, want /charge with 75 errors, 70 in excess", g.Operations)
 	}
 }
 
