@@ -161,18 +161,12 @@ type Marker struct {
 	LatencyThreshold time.Duration `json:"latency_threshold,omitempty"`
 }
 
-// The post-deploy verdicts.
-const (
-	Regressed = "regressed"
-	Clean     = "clean"
-)
-
 // Regression is a post-deploy verdict: the service after the deploy
 // judged against itself before, operation by operation and weighted by
 // the traffic after, with the same sequential test as a canary.
 type Regression struct {
 	// Verdict is regressed, clean or inconclusive.
-	Verdict string  `json:"verdict"`
+	Verdict Outcome `json:"verdict"`
 	Detail  Verdict `json:"detail"`
 	// RollbackCommand is the marker's, on regressed only.
 	RollbackCommand string `json:"rollback_command,omitempty"`

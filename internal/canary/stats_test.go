@@ -168,7 +168,7 @@ func TestVerdictRules(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		in          Input
-		verdict     string
+		verdict     Outcome
 		rule        string
 		wantNeedPos bool
 	}{

@@ -84,16 +84,25 @@ type Input struct {
 	Objective float64
 }
 
-// The verdicts.
+// Outcome is what a verdict decides; it marshals as its text.
+type Outcome string
+
+// The outcomes: a canary's, and a deploy marker's (Regressed, Clean,
+// Inconclusive).
 const (
-	Pass         = "pass"
-	Fail         = "fail"
-	Inconclusive = "inconclusive"
+	Pass         Outcome = "pass"
+	Fail         Outcome = "fail"
+	Inconclusive Outcome = "inconclusive"
+	Regressed    Outcome = "regressed"
+	Clean        Outcome = "clean"
 )
+
+// String returns the outcome's name.
+func (o Outcome) String() string { return string(o) }
 
 // Verdict is a judgement with everything that explains it.
 type Verdict struct {
-	Verdict string `json:"verdict"`
+	Verdict Outcome `json:"verdict"`
 	// Rule names what decided: error_ratio, latency, budget, min_requests,
 	// no_canary_traffic, no_baseline_traffic, within_tolerance, or
 	// undecided.
@@ -193,7 +202,7 @@ func Judge(in Input, cfg Config) Verdict {
 		budgetLo = lo / allowed
 		v.Budget = &BudgetStats{Objective: in.Objective, BurnRate: in.Canary.Ratio() / allowed, Lower: max(0, budgetLo), Upper: hi / allowed}
 	}
-	decide := func(verdict, rule, reason string) Verdict {
+	decide := func(verdict Outcome, rule, reason string) Verdict {
 		v.Verdict, v.Rule, v.Reason = verdict, rule, reason
 		return v
 	}
