@@ -198,7 +198,9 @@ func (r *Recorder) Observe(req *otlp.Request, now time.Time) {
 		res    *otlp.Resource
 		resVer *version // the resource's version; nil when spans name theirs
 		memo   [8]*cell // cells of the resource's version met so far
-		nmemo  int
+		nmemo  int      // cells in memo
+		next   int      // the memo entry to replace
+		buf    [32]byte
 	)
 	for i := range req.Spans {
 		sp := &req.Spans[i]
@@ -208,12 +210,14 @@ func (r *Recorder) Observe(req *otlp.Request, now time.Time) {
 		if sp.Scope != scope {
 			scope = sp.Scope
 			if rs := req.SpanResource(sp); rs != res {
-				res, nmemo = rs, 0
-				svc = plan[res.ServiceName]
+				res, nmemo, next = rs, 0, 0
+				if svc == nil || svc.name != res.ServiceName {
+					svc = plan[res.ServiceName]
+				}
 				resVer = nil
 				if svc != nil {
 					if v, ok := req.ResourceAttrs(res).Get(svc.versionKey); ok {
-						resVer = svc.version(v.Bytes())
+						resVer = svc.version(versionText(v, buf[:0]))
 					}
 				}
 			}
@@ -224,7 +228,7 @@ func (r *Recorder) Observe(req *otlp.Request, now time.Time) {
 		ver := resVer
 		if ver == nil {
 			v, _ := req.SpanAttrs(sp).Get(svc.versionKey)
-			ver = svc.version(v.Bytes())
+			ver = svc.version(versionText(v, buf[:0]))
 		}
 		op := sp.Route()
 		if op == nil {
@@ -236,7 +240,8 @@ func (r *Recorder) Observe(req *otlp.Request, now time.Time) {
 			if resVer != nil {
 				// Spans of one resource share few operations: a short
 				// scan of those met costs less than hashing each name.
-				memo[nmemo%len(memo)] = c
+				memo[next] = c
+				next = (next + 1) % len(memo)
 				nmemo = min(nmemo+1, len(memo))
 			}
 		}
@@ -258,9 +263,18 @@ func (r *Recorder) Observe(req *otlp.Request, now time.Time) {
 	}
 }
 
+// versionText returns a version attribute's value as text: a string's
+// bytes, or the text of another kind (an integer build number).
+func versionText(v otlp.Value, buf []byte) []byte {
+	if v.Kind == otlp.ValueString || v.Kind == otlp.ValueEmpty {
+		return v.Str()
+	}
+	return v.AppendText(buf)
+}
+
 // cached returns the cell of operation op among cs, or nil. A cell holds
 // spans of other operations too when they overflowed into
-// OtherOperation; those are not cached under their own name.
+// OtherOperation; those are not found under their own name.
 func cached(cs []*cell, op []byte) *cell {
 	for _, c := range cs {
 		if c.op == string(op) {

@@ -357,3 +357,33 @@ func TestObserveConcurrent(t *testing.T) {
 		t.Errorf("%d requests, %d bad; want 4000 and 400", total.Requests, total.Bad)
 	}
 }
+
+// TestRecorderIntVersion: a version attribute that is an integer (a build
+// number) counts under its text.
+func TestRecorderIntVersion(t *testing.T) {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "s")
+	rs.Resource().Attributes().PutInt("service.version", 1234)
+	sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	sp.SetTraceID(pcommon.TraceID{1})
+	sp.SetSpanID(pcommon.SpanID{1})
+	sp.SetName("x")
+	sp.SetKind(ptrace.SpanKindServer)
+	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(t0))
+	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(t0.Add(time.Second)))
+	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := new(otlp.Request)
+	if err := otlp.Parse(b, otlp.Limits{}, req); err != nil {
+		t.Fatal(err)
+	}
+	r := NewRecorder(RecorderConfig{})
+	r.Track("s")
+	r.Observe(req, t0.Add(2*time.Second))
+	if vs := r.Versions("s"); !slices.Equal(vs, []string{"1234"}) {
+		t.Errorf("versions %q, want 1234", vs)
+	}
+}
