@@ -387,3 +387,31 @@ func TestRecorderIntVersion(t *testing.T) {
 		t.Errorf("versions %q, want 1234", vs)
 	}
 }
+
+// TestRecorderManyOperations: more operations in one resource than
+// Observe remembers between spans, met twice each; every count lands in
+// its own operation.
+func TestRecorderManyOperations(t *testing.T) {
+	r := NewRecorder(RecorderConfig{})
+	r.Track("s")
+	var spans []span
+	for round := range 2 {
+		for i := range 12 {
+			spans = append(spans, span{service: "s", version: "v", name: fmt.Sprintf("op%d", i), err: round == 1 && i == 11})
+		}
+	}
+	r.Observe(encode(t, spans...), t0.Add(40*time.Second))
+	got := r.Operations("s", func(string) bool { return true }, units.MinuteOf(t0), units.MinuteOf(t0))
+	if len(got) != 12 {
+		t.Fatalf("%d operations, want 12", len(got))
+	}
+	for op, c := range got {
+		wantBad := uint64(0)
+		if op == "op11" {
+			wantBad = 1
+		}
+		if c.Requests != 2 || c.Bad != wantBad {
+			t.Errorf("%s: %+v, want 2 requests, %d bad", op, c, wantBad)
+		}
+	}
+}
