@@ -33,9 +33,9 @@ type Analysis struct {
 	PerOperation bool `json:"per_operation,omitempty"`
 }
 
-// Check judges an analysis from the Recorder's counts of its minutes up
+// Check judges an analysis from the Tracker's counts of its minutes up
 // to now's.
-func (r *Recorder) Check(a Analysis, now time.Time, cfg Config) Verdict {
+func (r *Tracker) Check(a Analysis, now time.Time, cfg Config) Verdict {
 	from, to := units.MinuteOf(a.Since), units.MinuteOf(now)
 	canary := r.Operations(a.Service, func(v string) bool { return v == a.Canary }, from, to)
 	baseline := r.Operations(a.Service, a.isBaseline, from, to)
@@ -50,7 +50,7 @@ func (a Analysis) isBaseline(v string) bool {
 // Judge judges the analysis from counts per operation of the canary and
 // of the baseline (e.g. summed from the store's minute rows of a fleet),
 // whose Slow counts follow thresholds.
-func (a Analysis) Judge(canary, baseline map[string]Counts, thresholds []time.Duration, cfg Config) Verdict {
+func (a Analysis) Judge(canary, baseline map[string]OpCounts, thresholds []time.Duration, cfg Config) Verdict {
 	in, _ := compareInput(canary, baseline, thresholdIndex(thresholds, a.LatencyThreshold), a.PerOperation)
 	in.Objective = a.Objective
 	return Judge(in, cfg)
@@ -69,10 +69,10 @@ func thresholdIndex(thresholds []time.Duration, t time.Duration) int {
 // weighted, the baseline is reweighted to the treated side's mix of
 // operations (see reweight); operations only the treated side served are
 // left out of both sides and returned.
-func compareInput(treated, base map[string]Counts, slow int, weighted bool) (Input, []string) {
+func compareInput(treated, base map[string]OpCounts, slow int, weighted bool) (Input, []string) {
 	var in Input
 	if !weighted {
-		var c, b Counts
+		var c, b OpCounts
 		for _, x := range treated {
 			c.add(x)
 		}
@@ -97,9 +97,9 @@ func compareInput(treated, base map[string]Counts, slow int, weighted bool) (Inp
 	}
 	slices.Sort(shared)
 	slices.Sort(onlyTreated)
-	in.Canary, in.Baseline = reweight(treated, base, shared, func(c Counts) uint64 { return c.Bad })
+	in.Canary, in.Baseline = reweight(treated, base, shared, func(c OpCounts) uint64 { return c.Bad })
 	if slow >= 0 {
-		c, b := reweight(treated, base, shared, func(c Counts) uint64 { return c.Slow[slow] })
+		c, b := reweight(treated, base, shared, func(c OpCounts) uint64 { return c.Slow[slow] })
 		in.SlowCanary, in.SlowBaseline = &c, &b
 	}
 	return in, onlyTreated
@@ -112,7 +112,7 @@ func compareInput(treated, base map[string]Counts, slow int, weighted bool) (Inp
 // weighted estimate, p(1−p)/Σ w_op²·p_op(1−p_op)/n_op, so that the test
 // sees the baseline's real precision (fewer requests of an operation the
 // canary serves much more of weigh less).
-func reweight(treated, base map[string]Counts, shared []string, bad func(Counts) uint64) (Side, Side) {
+func reweight(treated, base map[string]OpCounts, shared []string, bad func(OpCounts) uint64) (Side, Side) {
 	var c Side
 	for _, op := range shared {
 		c.N += treated[op].Requests
@@ -192,7 +192,7 @@ type OperationStats struct {
 
 // worstOperations returns the operations served on both sides with the
 // largest excess of failed requests after, at most n, positive only.
-func worstOperations(before, after map[string]Counts, n int) []OperationStats {
+func worstOperations(before, after map[string]OpCounts, n int) []OperationStats {
 	var out []OperationStats
 	for op, a := range after {
 		b := before[op]
@@ -216,10 +216,10 @@ func worstOperations(before, after map[string]Counts, n int) []OperationStats {
 	return out[:min(len(out), n)]
 }
 
-// Regression judges the deploy of m with the Recorder's counts up to
+// Regression judges the deploy of m with the Tracker's counts up to
 // now's minute. The minute of the deploy itself is on neither side: it
 // mixes both.
-func (r *Recorder) Regression(m Marker, now time.Time, cfg Config) Regression {
+func (r *Tracker) Regression(m Marker, now time.Time, cfg Config) Regression {
 	at := units.MinuteOf(m.At)
 	all := func(string) bool { return true }
 	prev := r.Operations(m.Service, all, units.MinuteOf(m.At.Add(-m.before())), at-1)
@@ -236,7 +236,7 @@ func (m Marker) before() time.Duration {
 
 // Judge judges the deploy from counts per operation before and after it
 // (all versions), whose Slow counts follow thresholds.
-func (m Marker) Judge(before, after map[string]Counts, thresholds []time.Duration, cfg Config) Regression {
+func (m Marker) Judge(before, after map[string]OpCounts, thresholds []time.Duration, cfg Config) Regression {
 	in, newOps := compareInput(after, before, thresholdIndex(thresholds, m.LatencyThreshold), true)
 	in.Objective = m.Objective
 	v := Judge(in, cfg)

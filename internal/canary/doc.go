@@ -28,10 +28,10 @@
 //
 // # The counts
 //
-// A Recorder counts entry spans per service, version, operation and
+// A Tracker counts entry spans per service, version, operation and
 // minute for the services under analysis (Observe, from each ingested
-// request); Recorder.Check judges an Analysis (canary against baseline)
-// and Recorder.Regression a deploy Marker (after against before). The
+// request); Tracker.Check judges an Analysis (canary against baseline)
+// and Tracker.Regression a deploy Marker (after against before). The
 // same judgements take counts from any source (Analysis.Judge,
 // Marker.Judge), such as a fleet's rows summed in the store. docs/canary.md
 // describes the statistics at length.

@@ -15,15 +15,15 @@ const MaxThresholds = 2
 // ringMinutes is how many minutes of counts a cell keeps in memory: three
 // hours, enough for a canary analysis and a deploy marker's before and
 // after windows. Longer analyses read older minutes from the store once
-// the counts are flushed there (see Recorder.Rows).
+// the counts are flushed there (see Tracker.Rows).
 const ringMinutes = 180
 
 // DefaultVersionAttribute is the attribute that names a span's version
 // unless configured otherwise.
 const DefaultVersionAttribute = "service.version"
 
-// RecorderConfig configures a Recorder.
-type RecorderConfig struct {
+// TrackerConfig configures a Tracker.
+type TrackerConfig struct {
 	// VersionAttribute is the resource (or, when the resource lacks it,
 	// span) attribute that names the version; default service.version.
 	VersionAttribute string
@@ -39,15 +39,15 @@ type RecorderConfig struct {
 	Lateness time.Duration
 }
 
-// OtherOperation names the operations beyond RecorderConfig.MaxOperations,
+// OtherOperation names the operations beyond TrackerConfig.MaxOperations,
 // and is also the operation of a span without name or route.
 const OtherOperation = "(other)"
 
 // NoVersion is the version of a span without the version attribute.
 const NoVersion = "(none)"
 
-// Counts are one version's (or one operation's) entry spans.
-type Counts struct {
+// OpCounts are one version's (or one operation's) entry spans.
+type OpCounts struct {
 	Requests uint64 `json:"requests"`
 	// Bad failed per DESIGN.md (status ERROR, HTTP 5xx, gRPC server fault).
 	Bad uint64 `json:"bad"`
@@ -56,7 +56,7 @@ type Counts struct {
 	Slow [MaxThresholds]uint64 `json:"slow"`
 }
 
-func (c *Counts) add(o Counts) {
+func (c *OpCounts) add(o OpCounts) {
 	c.Requests += o.Requests
 	c.Bad += o.Bad
 	for i := range c.Slow {
@@ -64,12 +64,12 @@ func (c *Counts) add(o Counts) {
 	}
 }
 
-// Recorder counts entry spans per service, version, operation and minute
+// Tracker counts entry spans per service, version, operation and minute
 // for the services under analysis (Track). Observe is safe for concurrent
 // use and costs a few atomic additions per span; reads sum the minutes
 // asked for.
-type Recorder struct {
-	cfg  RecorderConfig
+type Tracker struct {
+	cfg  TrackerConfig
 	mu   sync.Mutex // serializes Track and Untrack
 	plan atomic.Pointer[map[string]*service]
 }
@@ -105,8 +105,8 @@ type slot struct {
 	slow   [MaxThresholds]atomic.Uint64
 }
 
-// NewRecorder returns a Recorder counting nothing until Track.
-func NewRecorder(cfg RecorderConfig) *Recorder {
+// NewTracker returns a Tracker counting nothing until Track.
+func NewTracker(cfg TrackerConfig) *Tracker {
 	if cfg.VersionAttribute == "" {
 		cfg.VersionAttribute = DefaultVersionAttribute
 	}
@@ -116,7 +116,7 @@ func NewRecorder(cfg RecorderConfig) *Recorder {
 	if cfg.Lateness <= 0 {
 		cfg.Lateness = 2 * time.Minute
 	}
-	r := &Recorder{cfg: cfg}
+	r := &Tracker{cfg: cfg}
 	empty := map[string]*service{}
 	r.plan.Store(&empty)
 	return r
@@ -125,7 +125,7 @@ func NewRecorder(cfg RecorderConfig) *Recorder {
 // Track starts counting a service's entry spans, with up to MaxThresholds
 // latency thresholds (those of its latency SLOs). Tracking a tracked
 // service again keeps its counts; its thresholds must be the same.
-func (r *Recorder) Track(name string, thresholds ...time.Duration) {
+func (r *Tracker) Track(name string, thresholds ...time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := *r.plan.Load()
@@ -153,7 +153,7 @@ func (r *Recorder) Track(name string, thresholds ...time.Duration) {
 }
 
 // Untrack stops counting a service and drops its counts.
-func (r *Recorder) Untrack(name string) {
+func (r *Tracker) Untrack(name string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := *r.plan.Load()
@@ -170,7 +170,7 @@ func (r *Recorder) Untrack(name string) {
 }
 
 // Thresholds returns a tracked service's latency thresholds.
-func (r *Recorder) Thresholds(name string) []time.Duration {
+func (r *Tracker) Thresholds(name string) []time.Duration {
 	s := (*r.plan.Load())[name]
 	if s == nil {
 		return nil
@@ -186,7 +186,7 @@ func (r *Recorder) Thresholds(name string) []time.Duration {
 // services in req, each in the minute of its end time per
 // units.EventClock, for a request that arrived at now. It does not
 // retain req.
-func (r *Recorder) Observe(req *otlp.Request, now time.Time) {
+func (r *Tracker) Observe(req *otlp.Request, now time.Time) {
 	plan := *r.plan.Load()
 	if len(plan) == 0 || len(req.Spans) == 0 {
 		return
@@ -364,8 +364,8 @@ func (c *cell) slot(m units.Minute) *slot {
 }
 
 // sum adds the counts of minutes [from, to] held by c.
-func (c *cell) sum(from, to units.Minute) Counts {
-	var out Counts
+func (c *cell) sum(from, to units.Minute) OpCounts {
+	var out OpCounts
 	if to-from >= ringMinutes {
 		from = to - ringMinutes + 1
 	}
@@ -387,12 +387,12 @@ func (c *cell) sum(from, to units.Minute) Counts {
 // Operations returns the counts per operation of a tracked service's
 // versions that match, in the minutes [from, to]; nil when the service is
 // not tracked.
-func (r *Recorder) Operations(name string, match func(version string) bool, from, to units.Minute) map[string]Counts {
+func (r *Tracker) Operations(name string, match func(version string) bool, from, to units.Minute) map[string]OpCounts {
 	s := (*r.plan.Load())[name]
 	if s == nil {
 		return nil
 	}
-	out := map[string]Counts{}
+	out := map[string]OpCounts{}
 	for vn, v := range *s.versions.Load() {
 		if !match(vn) {
 			continue
@@ -411,7 +411,7 @@ func (r *Recorder) Operations(name string, match func(version string) bool, from
 }
 
 // Versions returns the versions of a tracked service seen so far.
-func (r *Recorder) Versions(name string) []string {
+func (r *Tracker) Versions(name string) []string {
 	s := (*r.plan.Load())[name]
 	if s == nil {
 		return nil
@@ -431,12 +431,12 @@ type Row struct {
 	Version   string       `json:"version"`
 	Operation string       `json:"operation"`
 	Minute    units.Minute `json:"minute"`
-	Counts
+	OpCounts
 }
 
 // Rows returns the non-empty rows of minutes [from, to] held in memory,
 // for a flush to the store.
-func (r *Recorder) Rows(from, to units.Minute) []Row {
+func (r *Tracker) Rows(from, to units.Minute) []Row {
 	var out []Row
 	for sn, s := range *r.plan.Load() {
 		for vn, v := range *s.versions.Load() {
@@ -446,7 +446,7 @@ func (r *Recorder) Rows(from, to units.Minute) []Row {
 					if x.Requests == 0 {
 						continue
 					}
-					out = append(out, Row{Service: sn, Version: vn, Operation: op, Minute: m, Counts: x})
+					out = append(out, Row{Service: sn, Version: vn, Operation: op, Minute: m, OpCounts: x})
 				}
 			}
 		}

@@ -88,8 +88,8 @@ func encode(tb testing.TB, spans ...span) *otlp.Request {
 	return req
 }
 
-func TestRecorderCounts(t *testing.T) {
-	r := NewRecorder(RecorderConfig{})
+func TestTrackerCounts(t *testing.T) {
+	r := NewTracker(TrackerConfig{})
 	r.Track("checkout", 200*time.Millisecond, time.Second)
 	now := t0.Add(40 * time.Second)
 	req := encode(t,
@@ -107,7 +107,7 @@ func TestRecorderCounts(t *testing.T) {
 	m := units.MinuteOf(t0)
 	only := func(v string) func(string) bool { return func(x string) bool { return x == v } }
 	got := r.Operations("checkout", only("v2"), m, m)
-	want := map[string]Counts{
+	want := map[string]OpCounts{
 		"/cart": {Requests: 2, Bad: 1, Slow: [2]uint64{1, 0}},
 		"Pay":   {Requests: 2, Bad: 1, Slow: [2]uint64{1, 1}},
 	}
@@ -115,7 +115,7 @@ func TestRecorderCounts(t *testing.T) {
 		t.Errorf("v2: %v, want %v", got, want)
 	}
 	got = r.Operations("checkout", only("v1"), m, m)
-	want = map[string]Counts{"/cart": {Requests: 1, Bad: 1, Slow: [2]uint64{1, 0}}, "q": {Requests: 1}}
+	want = map[string]OpCounts{"/cart": {Requests: 1, Bad: 1, Slow: [2]uint64{1, 0}}, "q": {Requests: 1}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("v1: %v, want %v", got, want)
 	}
@@ -146,8 +146,8 @@ func TestRecorderCounts(t *testing.T) {
 	}
 }
 
-func TestRecorderSpanVersionAndMinutes(t *testing.T) {
-	r := NewRecorder(RecorderConfig{VersionAttributes: map[string]string{"pay": "app.version"}})
+func TestTrackerSpanVersionAndMinutes(t *testing.T) {
+	r := NewTracker(TrackerConfig{VersionAttributes: map[string]string{"pay": "app.version"}})
 	r.Track("pay")
 	// The attribute is on the spans: each span names its own version.
 	r.Observe(encode(t,
@@ -170,8 +170,8 @@ func TestRecorderSpanVersionAndMinutes(t *testing.T) {
 	}
 }
 
-func TestRecorderMaxOperations(t *testing.T) {
-	r := NewRecorder(RecorderConfig{MaxOperations: 2})
+func TestTrackerMaxOperations(t *testing.T) {
+	r := NewTracker(TrackerConfig{MaxOperations: 2})
 	r.Track("s")
 	var spans []span
 	for i := range 5 {
@@ -186,7 +186,7 @@ func TestRecorderMaxOperations(t *testing.T) {
 
 // observeMinute feeds n requests of a version and operation, bad of them
 // failed, in the minute starting at at.
-func observeMinute(tb testing.TB, r *Recorder, service, version, op string, n, bad int, at time.Time) {
+func observeMinute(tb testing.TB, r *Tracker, service, version, op string, n, bad int, at time.Time) {
 	tb.Helper()
 	spans := make([]span, n)
 	for i := range spans {
@@ -196,7 +196,7 @@ func observeMinute(tb testing.TB, r *Recorder, service, version, op string, n, b
 }
 
 func TestCheck(t *testing.T) {
-	r := NewRecorder(RecorderConfig{})
+	r := NewTracker(TrackerConfig{})
 	r.Track("checkout")
 	a := Analysis{Service: "checkout", Canary: "v2", Since: t0}
 	if v := r.Check(a, t0.Add(time.Minute), Config{}); v.Verdict != Inconclusive || v.Rule != "no_canary_traffic" {
@@ -234,8 +234,8 @@ func TestCheck(t *testing.T) {
 // Judged on the aggregate the canary looks worse; per operation it is
 // the same.
 func TestPerOperation(t *testing.T) {
-	canary := map[string]Counts{"/search": {Requests: 4000, Bad: 80}, "/home": {Requests: 1000, Bad: 1}}
-	base := map[string]Counts{"/search": {Requests: 20000, Bad: 400}, "/home": {Requests: 180000, Bad: 180}}
+	canary := map[string]OpCounts{"/search": {Requests: 4000, Bad: 80}, "/home": {Requests: 1000, Bad: 1}}
+	base := map[string]OpCounts{"/search": {Requests: 20000, Bad: 400}, "/home": {Requests: 180000, Bad: 180}}
 	agg, _ := compareInput(canary, base, -1, false)
 	if v := Judge(agg, Config{}); v.Verdict != Fail {
 		t.Errorf("aggregate: %s by %s; want the mix to fail it", v.Verdict, v.Rule)
@@ -251,7 +251,7 @@ func TestPerOperation(t *testing.T) {
 }
 
 func TestRegression(t *testing.T) {
-	r := NewRecorder(RecorderConfig{})
+	r := NewTracker(TrackerConfig{})
 	r.Track("payments")
 	deploy := t0.Add(30 * time.Minute)
 	for i := range 30 {
@@ -280,12 +280,12 @@ func TestRegression(t *testing.T) {
 	}
 }
 
-// BenchmarkObserve is the cost per span with 50 canary analyses and 200
+// BenchmarkTrackerObserve is the cost per span with 50 canary analyses and 200
 // deploy markers active: 250 tracked services, each with two latency
 // thresholds. A request carries 100 entry spans of 4 services, two
 // versions each, over 5 operations.
-func BenchmarkObserve(b *testing.B) {
-	r := NewRecorder(RecorderConfig{})
+func BenchmarkTrackerObserve(b *testing.B) {
+	r := NewTracker(TrackerConfig{})
 	for i := range 250 {
 		r.Track(fmt.Sprintf("svc-%d", i), 200*time.Millisecond, time.Second)
 	}
@@ -307,8 +307,8 @@ func BenchmarkObserve(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(spans)), "ns/span")
 }
 
-func BenchmarkCheck(b *testing.B) {
-	r := NewRecorder(RecorderConfig{})
+func BenchmarkTrackerCheck(b *testing.B) {
+	r := NewTracker(TrackerConfig{})
 	r.Track("s", 200*time.Millisecond)
 	for i := range 30 {
 		at := t0.Add(time.Duration(i) * time.Minute)
@@ -327,7 +327,7 @@ func BenchmarkCheck(b *testing.B) {
 // are tracked and versions and operations added: nothing is lost (run
 // with -race).
 func TestObserveConcurrent(t *testing.T) {
-	r := NewRecorder(RecorderConfig{})
+	r := NewTracker(TrackerConfig{})
 	r.Track("s")
 	var spans []span
 	for i := range 10 {
@@ -349,7 +349,7 @@ func TestObserveConcurrent(t *testing.T) {
 		<-done
 	}
 	m := units.MinuteOf(t0)
-	var total Counts
+	var total OpCounts
 	for _, c := range r.Operations("s", func(string) bool { return true }, m, m) {
 		total.add(c)
 	}
@@ -358,9 +358,9 @@ func TestObserveConcurrent(t *testing.T) {
 	}
 }
 
-// TestRecorderIntVersion: a version attribute that is an integer (a build
+// TestTrackerIntVersion: a version attribute that is an integer (a build
 // number) counts under its text.
-func TestRecorderIntVersion(t *testing.T) {
+func TestTrackerIntVersion(t *testing.T) {
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
 	rs.Resource().Attributes().PutStr("service.name", "s")
@@ -380,7 +380,7 @@ func TestRecorderIntVersion(t *testing.T) {
 	if err := otlp.Parse(b, otlp.Limits{}, req); err != nil {
 		t.Fatal(err)
 	}
-	r := NewRecorder(RecorderConfig{})
+	r := NewTracker(TrackerConfig{})
 	r.Track("s")
 	r.Observe(req, t0.Add(2*time.Second))
 	if vs := r.Versions("s"); !slices.Equal(vs, []string{"1234"}) {
@@ -388,11 +388,11 @@ func TestRecorderIntVersion(t *testing.T) {
 	}
 }
 
-// TestRecorderManyOperations: more operations in one resource than
+// TestTrackerManyOperations: more operations in one resource than
 // Observe remembers between spans, met twice each; every count lands in
 // its own operation.
-func TestRecorderManyOperations(t *testing.T) {
-	r := NewRecorder(RecorderConfig{})
+func TestTrackerManyOperations(t *testing.T) {
+	r := NewTracker(TrackerConfig{})
 	r.Track("s")
 	var spans []span
 	for round := range 2 {
