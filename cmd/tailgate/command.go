@@ -17,18 +17,19 @@ const (
 	exitOK     = 0 // done; gate check: allow (or canary with --accept-canary)
 	exitFail   = 1 // the command ran and its answer is "no": gate check denies, slo validate finds errors, cardinality --fail-on-flagged flags a key, a demo run fails, audit verify finds the chain broken, the daemon stops after a failure
 	exitUsage  = 2 // no answer: bad usage (unknown flag, missing argument), unreadable config, unreachable server, an error answer from the server
-	exitCanary = 3 // gate check: allowed only as a canary
+	exitCanary = 3 // gate check: allowed only as a canary; canary check: inconclusive
 )
 
 // exitCodesHelp documents the policy above for users; the root help prints it.
 const exitCodesHelp = `Exit codes (every command):
   0  done; gate check: allow (or canary with --accept-canary)
-  1  the command ran and its answer is "no": gate check denies, slo validate
+  1  the command ran and its answer is "no": gate check denies, canary check
+     fails, slo validate
      finds errors, cardinality --fail-on-flagged flags a key, a demo run fails,
      audit verify finds the audit log's hash chain broken
   2  no answer: bad usage, unreadable config, unreachable server, or an
      error answer from the server
-  3  gate check: allowed only as a canary
+  3  gate check: allowed only as a canary; canary check: inconclusive
 `
 
 // usageError is a mistake in the command line: it exits 2 with a hint to

@@ -44,6 +44,7 @@ or the token itself in TAILGATE_TOKEN) and --timeout.
 			gateCommand(),
 			flagCommand(),
 			incidentCommand(),
+			canaryCommand(),
 			reportCommand(),
 			cardinalityCommand(),
 			auditCommand(),

@@ -182,13 +182,20 @@ func (s *Server) gateFlagger(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid request", "decode Flagger payload: "+err.Error())
 		return
 	}
-	run := func(w http.ResponseWriter, r *http.Request) { s.flaggerDecide(w, r, hook, p) }
+	s.flaggerAuthorize(w, r, p, func(w http.ResponseWriter, r *http.Request) { s.flaggerDecide(w, r, hook, p) })
+}
+
+// flaggerAuthorize runs a Flagger webhook's handler for a caller with the
+// gate:check scope. Flagger sends no custom headers, so the bearer token
+// may come in the webhook's metadata (key token).
+func (s *Server) flaggerAuthorize(w http.ResponseWriter, r *http.Request, p FlaggerPayload, run http.HandlerFunc) {
 	a := s.deps.Auth
 	if a.Open() {
 		s.authorize(auth.ScopeGateCheck, run)(w, r)
 		return
 	}
 	var pr auth.Principal
+	var err error
 	if r.Header.Get("Authorization") == "" && p.Metadata["token"] != "" {
 		pr, err = a.AuthenticateToken(p.Metadata["token"])
 	} else {

@@ -31,6 +31,8 @@ type Deps struct {
 	Flags    FlagService   // see flags.go
 	// Incidents runs incidents; see incidents.go.
 	Incidents IncidentService
+	// Canary judges canaries; see canary.go.
+	Canary CanaryService
 
 	// Auth authenticates API callers; nil leaves the API open.
 	Auth *auth.Authenticator
@@ -91,6 +93,7 @@ func New(deps Deps) *Server {
 	s.gateRoutes(s.mux)
 	s.flagRoutes(s.mux)
 	s.incidentRoutes(s.mux)
+	s.canaryRoutes(s.mux)
 	// The dashboard: public static assets at / and /static/; the data it
 	// shows comes from the routes above, with the caller's token.
 	s.mux.Handle("/", ui.Handler())

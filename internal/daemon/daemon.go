@@ -25,6 +25,7 @@ import (
 
 	"github.com/tailgate-sre/tailgate/internal/api"
 	"github.com/tailgate-sre/tailgate/internal/auth"
+	"github.com/tailgate-sre/tailgate/internal/canary"
 	"github.com/tailgate-sre/tailgate/internal/config"
 	"github.com/tailgate-sre/tailgate/internal/export"
 	"github.com/tailgate-sre/tailgate/internal/gate"
@@ -62,6 +63,8 @@ type Daemon struct {
 	incidents *incident.Service
 	pager     *pager
 	counts    *counts // nil without the write-ahead log
+	versions  *canary.Recorder
+	canary    *canary.Checker
 	authn     *auth.Authenticator
 	tls       *auth.ReloadableTLS
 
@@ -183,12 +186,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	if d.tls, err = auth.NewReloadableTLS(cfg.Auth.TLS, time.Now()); err != nil {
 		return fail(fmt.Errorf("auth.tls: %w", err))
 	}
+	d.versions, d.canary = newCanary(specs)
 	if d.gate, err = gate.New(cfg.Policies, gate.Settings{
 		Logger:     log.With("component", "gate"),
 		Registerer: d.registry,
 		States:     gateStates{d.slos},
 		Store:      d.store,
 		History:    gateHistory{d.store},
+		Canaries:   canaryGate{d.canary},
 	}); err != nil {
 		return fail(fmt.Errorf("policies: %w", err))
 	}
@@ -248,7 +253,11 @@ func (p pipeline) Consume(ctx context.Context, req *otlp.Request) error {
 		if err := p.d.sampler.Consume(ctx, req); err != nil {
 			return err
 		}
-		return c.Count(req)
+		if err := c.Count(req); err != nil {
+			return err
+		}
+		p.d.versions.Observe(req, time.Now())
+		return nil
 	}
 	if err := p.d.sampler.Consume(ctx, req); err != nil {
 		return err
@@ -256,6 +265,7 @@ func (p pipeline) Consume(ctx context.Context, req *otlp.Request) error {
 	now := time.Now()
 	p.d.slos.Observe(req, now)
 	p.d.signals.Observe(req, now)
+	p.d.versions.Observe(req, now)
 	return nil
 }
 
@@ -316,6 +326,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 			Gate:      d.gate,
 			Flags:     d.flags.svc,
 			Incidents: d.incidents,
+			Canary:    d.canary,
 			Auth:      d.authn,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -59,11 +59,11 @@ type encodeBuf struct {
 var _ wal.Checkpoint = (*counts)(nil)
 
 // Cut implements wal.Checkpoint.
-func (c *counts) Cut(fn func()) (uint64, time.Time) {
+func (c *counts) Cut(fn func(at time.Time)) (uint64, time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	at := time.Now()
-	fn()
+	fn(at)
 	return c.log.Next() - 1, at
 }
 
@@ -185,6 +185,7 @@ func (c *counts) replay(ctx context.Context, cfg config.Config, e *slo.Engine, s
 	if err != nil {
 		return err
 	}
+	c.signals.SetWALFloor(gm.Pos)
 	c.replayed.Add(float64(records))
 	if records > 0 {
 		c.logger.Warn("replayed the write-ahead log: counts of acknowledged requests that were not stored yet",

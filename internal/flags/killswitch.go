@@ -208,7 +208,7 @@ func (c *Controller) condition(ks *KillSwitch, now time.Time) ([]string, bool) {
 }
 
 func (c *Controller) step(ctx context.Context, key string, ks *KillSwitch, st State, facts []string, holds bool, now time.Time) (*KillAction, error) {
-	op := Op{Actor: "kill-switch", Source: "kill_switch"}
+	op := Op{Actor: "kill-switch", Source: "kill_switch", At: now}
 	if holds {
 		delete(c.clearSince, key)
 		if st.Forced != nil {

@@ -73,6 +73,9 @@ type Op struct {
 	Actor  string
 	Source string // "operator" or "kill_switch"; "" means operator
 	Reason string
+	// At is when the change is made; zero means the service's clock. The
+	// kill switches pass their evaluation's time.
+	At time.Time
 }
 
 // NewService validates the config file's flags and loads the states and
@@ -295,6 +298,9 @@ func (s *Service) change(ctx context.Context, key string, op Op, edit func(*entr
 			return View{}, fmt.Errorf("%w %q", ErrUnknownFlag, key)
 		}
 		now := s.now().UTC()
+		if !op.At.IsZero() {
+			now = op.At.UTC()
+		}
 		st := e.state
 		st.Key, st.Version, st.Since = key, e.state.Version+1, now
 		ch := Change{Key: key, Actor: op.Actor, At: now, Source: op.Source, Reason: op.Reason, From: servedVariant(e.state)}

@@ -30,6 +30,15 @@ type Settings struct {
 	History HistorySource
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Canaries judges the canary of the version a check names; nil skips
+	// the rule that denies a version whose canary failed.
+	Canaries CanarySource
+}
+
+// CanarySource says whether a service's version failed as a canary, and
+// why.
+type CanarySource interface {
+	CanaryFailed(service, version string) (failed bool, reason string)
 }
 
 // Gate answers gate checks and keeps their audit log, the overrides and the
@@ -37,6 +46,7 @@ type Settings struct {
 type Gate struct {
 	log      *slog.Logger
 	states   StateSource
+	canaries CanarySource
 	store    Store
 	history  HistorySource
 	now      func() time.Time
@@ -62,6 +72,7 @@ func New(policies []PolicySpec, set Settings) (*Gate, error) {
 	g := &Gate{
 		log:      set.Logger,
 		states:   set.States,
+		canaries: set.Canaries,
 		store:    set.Store,
 		history:  set.History,
 		now:      set.Now,
@@ -189,6 +200,14 @@ func (g *Gate) Check(ctx context.Context, req CheckRequest) (Decision, error) {
 	g.mu.RLock()
 	d := p.Evaluate(req, states, g.active, now)
 	g.mu.RUnlock()
+	// A version whose canary failed does not ship, whatever the budget
+	// or an override says; rolling back is always allowed.
+	if g.canaries != nil && req.Version != "" && req.ChangeClass != Rollback {
+		if failed, why := g.canaries.CanaryFailed(req.Service, req.Version); failed {
+			d.Verdict, d.PolicyRule, d.CanaryWeight = Deny, "canary-failed", 0
+			d.Reasons = append([]string{"version " + req.Version + " failed as a canary: " + why}, d.Reasons...)
+		}
+	}
 	d.ID = newID("dec")
 	if res := g.audit.enqueue(d); res != nil {
 		// Wait for the group commit that holds d: the answer is given

@@ -52,8 +52,11 @@ type Signals struct {
 	lateness int64 // ns
 	cp       wal.Checkpoint
 	// cuts are the recent write-ahead log cuts of the flushes, oldest
-	// first (see flush); guarded by viewMu.
-	cuts []walCut
+	// first (see flush); fullPos is the cut of the last flush of every
+	// minute (FlushAll): every record up to it is stored whole. Guarded by
+	// viewMu.
+	cuts    []walCut
+	fullPos uint64
 
 	labels     []labelSpec
 	attrLabels bool     // some label is read from attributes
@@ -602,7 +605,7 @@ func (s *Signals) flush(ctx context.Context, now time.Time, all bool) error {
 	if s.cp != nil && marked != nil {
 		// A cut of the write-ahead log: no request is counted meanwhile,
 		// and the cut's time is the flush's now.
-		pos, now = s.cp.Cut(func() { take(time.Now()) })
+		pos, now = s.cp.Cut(take)
 		s.cuts = append(s.cuts, walCut{pos: pos, minute: units.MinuteOf(now)})
 		if len(s.cuts) > maxCuts {
 			s.cuts = slices.Delete(s.cuts, 0, len(s.cuts)-maxCuts)
@@ -755,13 +758,18 @@ const maxCuts = 1024
 func (s *Signals) mark(pos uint64, cutoff time.Time, all bool) wal.Mark {
 	m := wal.Mark{Instance: s.cp.Instance(), Consumer: WALConsumer}
 	if all {
+		s.fullPos = pos
 		m.Pos = pos
 		return m
 	}
 	c := units.MinuteOf(cutoff)
 	m.ClosedBefore = c.Time().UnixNano()
+	// Never behind a flush of every minute: the records up to it are
+	// stored whole, open minutes too, and replaying them from an older
+	// cut would count their open minutes twice.
+	m.Pos = s.fullPos
 	for _, cut := range s.cuts {
-		if cut.minute < c {
+		if cut.minute < c && cut.pos > m.Pos {
 			m.Pos = cut.pos
 		}
 	}
@@ -772,3 +780,12 @@ func (s *Signals) mark(pos uint64, cutoff time.Time, all bool) wal.Mark {
 // merge with the minute's later rows. It lets the write-ahead log shrink:
 // the mark it stores covers every record counted so far.
 func (s *Signals) FlushAll(ctx context.Context) error { return s.flush(ctx, time.Now(), true) }
+
+// SetWALFloor tells the signals the position up to which the store holds
+// every record whole (its stored mark, at start): a later mark never goes
+// below it.
+func (s *Signals) SetWALFloor(pos uint64) {
+	s.viewMu.Lock()
+	defer s.viewMu.Unlock()
+	s.fullPos = max(s.fullPos, pos)
+}

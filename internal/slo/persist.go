@@ -203,7 +203,7 @@ func (e *Engine) flush(ctx context.Context, now time.Time) error {
 	var pos uint64
 	marked, _ := e.store.(MarkedBucketStore)
 	if e.cp != nil && marked != nil {
-		pos, _ = e.cp.Cut(func() { buckets, owners, trans = e.takeFlush(buckets, owners) })
+		pos, _ = e.cp.Cut(func(time.Time) { buckets, owners, trans = e.takeFlush(buckets, owners) })
 	} else {
 		buckets, owners, trans = e.takeFlush(buckets, owners)
 	}

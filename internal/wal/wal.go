@@ -52,12 +52,12 @@ type Mark struct {
 	ClosedBefore int64
 }
 
-// Checkpoint gives a consumer a consistent cut of the log: fn runs while
-// no request is being appended and counted, and Cut returns the position
-// of the last record whose counts fn saw, and the time of the cut (no
-// record after the cut was counted at an earlier time).
+// Checkpoint gives a consumer a consistent cut of the log: fn runs, with
+// the cut's time, while no request is being appended and counted, and Cut
+// returns the position of the last record whose counts fn saw and that
+// time (no record after the cut was counted at an earlier time).
 type Checkpoint interface {
-	Cut(fn func()) (pos uint64, at time.Time)
+	Cut(fn func(at time.Time)) (pos uint64, at time.Time)
 	// Instance is the name marks are stored under.
 	Instance() string
 }

@@ -41,8 +41,9 @@ func TestDocsSLOsCountShedRequests(t *testing.T) {
 	}
 	var sloYAML string
 	for _, m := range yamlBlock.FindAllStringSubmatch(string(page), -1) {
-		if strings.HasPrefix(m[1], "slos:") {
-			sloYAML = m[1]
+		// A tailgate config block may start with its "# tailgate.yaml" mark.
+		if b := strings.TrimPrefix(m[1], "# tailgate.yaml\n"); strings.HasPrefix(b, "slos:") {
+			sloYAML = b
 		}
 	}
 	if sloYAML == "" {

@@ -1,0 +1,96 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/tailgate-sre/tailgate/internal/auth"
+	"github.com/tailgate-sre/tailgate/internal/canary"
+)
+
+// CanaryService judges canaries; *canary.Checker implements it.
+type CanaryService interface {
+	Check(req canary.CheckRequest) (canary.CheckResult, error)
+}
+
+var _ CanaryService = (*canary.Checker)(nil)
+
+// canaryRoutes registers the canary check (a question: scope gate:check)
+// and its Argo Rollouts and Flagger adapters.
+func (s *Server) canaryRoutes(mux *http.ServeMux) {
+	if s.deps.Canary == nil {
+		return
+	}
+	mux.HandleFunc("POST /api/v1/canary/check", s.authorize(auth.ScopeGateCheck, s.canaryCheck))
+	mux.HandleFunc("GET /api/v1/canary/argo", s.authorize(auth.ScopeGateCheck, s.canaryArgo))
+	mux.HandleFunc("POST /api/v1/canary/flagger/{hook}", s.canaryFlagger) // authorizes itself, like the gate's
+}
+
+func (s *Server) canaryAnswer(w http.ResponseWriter, req canary.CheckRequest, status func(canary.CheckResult) int) {
+	res, err := s.deps.Canary.Check(req)
+	if errors.Is(err, canary.ErrInvalid) {
+		writeError(w, http.StatusBadRequest, "invalid request", err.Error())
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal error", err.Error())
+		return
+	}
+	writeJSON(w, status(res), res)
+}
+
+func ok200(canary.CheckResult) int { return http.StatusOK }
+
+// canaryCheck answers POST /api/v1/canary/check: the verdict is in the
+// body (verdict: pass, fail or inconclusive), always with 200.
+func (s *Server) canaryCheck(w http.ResponseWriter, r *http.Request) {
+	var req canary.CheckRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	s.canaryAnswer(w, req, ok200)
+}
+
+// canaryArgo answers an Argo Rollouts web metric:
+// ?service=S&canary=V[&baseline=B]. An AnalysisTemplate reads
+// jsonPath "{$.verdict}" with successCondition result == "pass" and
+// failureCondition result == "fail"; inconclusive is neither, which Argo
+// counts as an inconclusive measurement.
+func (s *Server) canaryArgo(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	s.canaryAnswer(w, canary.CheckRequest{Service: q.Get("service"), Canary: q.Get("canary"), Baseline: q.Get("baseline")}, ok200)
+}
+
+// canaryFlagger answers a Flagger webhook (the rollout hook, run at every
+// analysis step): 200 unless the verdict is fail, then 412, so Flagger
+// counts a failed check and rolls back at its threshold. The metadata
+// names service, canary (version) and optionally baseline; like the
+// gate's hooks, a token may come in the metadata's token key.
+func (s *Server) canaryFlagger(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid request", "read body: "+err.Error())
+		return
+	}
+	var p FlaggerPayload
+	if err := json.Unmarshal(body, &p); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid request", "decode Flagger payload: "+err.Error())
+		return
+	}
+	run := func(w http.ResponseWriter, r *http.Request) {
+		md := p.Metadata
+		svc := md["service"]
+		if svc == "" {
+			svc = p.Name
+		}
+		s.canaryAnswer(w, canary.CheckRequest{Service: svc, Canary: md["canary"], Baseline: md["baseline"]}, func(res canary.CheckResult) int {
+			if res.Verdict.Verdict == canary.Fail {
+				return http.StatusPreconditionFailed
+			}
+			return http.StatusOK
+		})
+	}
+	s.flaggerAuthorize(w, r, p, run)
+}

@@ -1,0 +1,85 @@
+package canary
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ErrInvalid marks a check request that names no service or canary.
+var ErrInvalid = errors.New("invalid canary check")
+
+// CheckRequest asks for a canary's verdict.
+type CheckRequest struct {
+	Service string `json:"service"`
+	// Canary is the canary's version; Baseline the baseline's, or empty
+	// for every other version of the service.
+	Canary   string `json:"canary"`
+	Baseline string `json:"baseline,omitempty"`
+	// Since is where the comparison starts; zero means when the canary
+	// version was first seen.
+	Since time.Time `json:"since,omitzero"`
+}
+
+// CheckResult is a verdict with what it is about.
+type CheckResult struct {
+	Service         string    `json:"service"`
+	CanaryVersion   string    `json:"canary_version"`
+	BaselineVersion string    `json:"baseline_version"`
+	Since           time.Time `json:"since"`
+	At              time.Time `json:"at"`
+	Verdict
+}
+
+// Checker answers canary checks from a Recorder's counts.
+type Checker struct {
+	rec *Recorder
+	cfg Config
+	// objectives maps a service to its availability SLO's objective.
+	objectives map[string]float64
+	now        func() time.Time
+}
+
+// NewChecker returns a checker; objectives maps each service to its
+// availability SLO's objective (percent), for the budget rule.
+func NewChecker(rec *Recorder, cfg Config, objectives map[string]float64, now func() time.Time) *Checker {
+	if now == nil {
+		now = time.Now
+	}
+	return &Checker{rec: rec, cfg: cfg, objectives: objectives, now: now}
+}
+
+// Check judges a canary now.
+func (c *Checker) Check(req CheckRequest) (CheckResult, error) {
+	req.Service, req.Canary, req.Baseline = strings.TrimSpace(req.Service), strings.TrimSpace(req.Canary), strings.TrimSpace(req.Baseline)
+	if req.Service == "" || req.Canary == "" {
+		return CheckResult{}, fmt.Errorf("%w: name the service and the canary version", ErrInvalid)
+	}
+	if req.Baseline == req.Canary {
+		return CheckResult{}, fmt.Errorf("%w: the baseline is the canary (%q)", ErrInvalid, req.Canary)
+	}
+	now := c.now()
+	since := req.Since
+	if since.IsZero() {
+		if first, ok := c.rec.FirstSeen(req.Service, req.Canary); ok {
+			since = first
+		} else {
+			since = now.Add(-time.Hour)
+		}
+	}
+	cc := c.rec.Count(req.Service, req.Canary, since, now)
+	var bc Counts
+	baseline := req.Baseline
+	if baseline == "" {
+		bc = c.rec.CountOthers(req.Service, req.Canary, since, now)
+		baseline = "every other version"
+	} else {
+		bc = c.rec.Count(req.Service, req.Baseline, since, now)
+	}
+	in := Input{Canary: Side{N: cc.Requests, Bad: cc.Errors}, Baseline: Side{N: bc.Requests, Bad: bc.Errors}, Objective: c.objectives[req.Service]}
+	if c.rec.HasLatency(req.Service) {
+		in.SlowCanary, in.SlowBaseline = &Side{N: cc.Requests, Bad: cc.Slow}, &Side{N: bc.Requests, Bad: bc.Slow}
+	}
+	return CheckResult{Service: req.Service, CanaryVersion: req.Canary, BaselineVersion: baseline, Since: since.UTC(), At: now.UTC(), Verdict: Judge(in, c.cfg)}, nil
+}

@@ -1,0 +1,100 @@
+package canary
+
+import (
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/tailgate-sre/tailgate/internal/otlp"
+)
+
+// request builds a parsed request: for each version, n entry spans of
+// service checkout, bad of them failed, slow of them lasting 500 ms (the
+// others 50 ms), and one client span that must not count.
+func request(t testing.TB, now time.Time, versions map[string][3]int) *otlp.Request {
+	t.Helper()
+	td := ptrace.NewTraces()
+	for v, c := range versions {
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", "checkout")
+		rs.Resource().Attributes().PutStr("service.version", v)
+		ss := rs.ScopeSpans().AppendEmpty()
+		for i := range c[0] + 1 {
+			sp := ss.Spans().AppendEmpty()
+			sp.SetTraceID([16]byte{1, byte(i), byte(len(v))})
+			sp.SetSpanID([8]byte{1, byte(i)})
+			sp.SetKind(ptrace.SpanKindServer)
+			if i == c[0] {
+				sp.SetKind(ptrace.SpanKindClient)
+			}
+			d := 50 * time.Millisecond
+			if i < c[2] {
+				d = 500 * time.Millisecond
+			}
+			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now.Add(-d)))
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now))
+			if i >= c[0]-c[1] && i < c[0] {
+				sp.Status().SetCode(ptrace.StatusCodeError)
+			}
+		}
+	}
+	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req otlp.Request
+	if err := otlp.Parse(b, otlp.Limits{}, &req); err != nil {
+		t.Fatal(err)
+	}
+	return &req
+}
+
+func TestRecorderCountsByVersion(t *testing.T) {
+	now := time.Date(2026, 12, 3, 10, 0, 30, 0, time.UTC)
+	r := NewRecorder(RecorderConfig{Thresholds: map[string]time.Duration{"checkout": 300 * time.Millisecond}})
+	// {requests, failed, slow}: counted by hand below.
+	r.Observe(request(t, now, map[string][3]int{"1.0": {100, 1, 10}, "1.1": {10, 3, 4}}), now)
+	r.Observe(request(t, now.Add(time.Minute), map[string][3]int{"1.0": {50, 0, 5}, "0.9": {5, 0, 0}}), now.Add(time.Minute))
+	from, to := now.Add(-time.Hour), now.Add(time.Hour)
+	if got := r.Count("checkout", "1.1", from, to); got != (Counts{Requests: 10, Errors: 3, Slow: 4}) {
+		t.Errorf("1.1: %+v", got)
+	}
+	if got := r.Count("checkout", "1.0", from, to); got != (Counts{Requests: 150, Errors: 1, Slow: 15}) {
+		t.Errorf("1.0: %+v", got)
+	}
+	if got := r.CountOthers("checkout", "1.1", from, to); got != (Counts{Requests: 155, Errors: 1, Slow: 15}) {
+		t.Errorf("all but 1.1: %+v", got)
+	}
+	// Only the second minute.
+	if got := r.Count("checkout", "1.0", now.Add(time.Minute), to); got != (Counts{Requests: 50, Slow: 5}) {
+		t.Errorf("1.0 from the second minute: %+v", got)
+	}
+	res, err := NewChecker(r, Config{}, map[string]float64{"checkout": 99}, func() time.Time { return now.Add(2 * time.Minute) }).
+		Check(CheckRequest{Service: "checkout", Canary: "1.1", Since: from})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Canary.Requests != 10 || res.Baseline.Requests != 155 || res.Baseline.Errors != 1 || *res.Canary.Slow != 4 || res.Verdict.Verdict != Inconclusive {
+		t.Errorf("check %+v", res)
+	}
+	if _, err := NewChecker(r, Config{}, nil, nil).Check(CheckRequest{Service: "checkout"}); err == nil {
+		t.Error("a check without a canary version was accepted")
+	}
+}
+
+// BenchmarkRecorderObserve is the ingest cost of the per-version counts,
+// per entry span: independent of how many analyses or deploy markers are
+// active, since every version of every service is counted.
+func BenchmarkRecorderObserve(b *testing.B) {
+	now := time.Now()
+	req := request(b, now, map[string][3]int{"1.0": {200, 2, 20}, "1.1": {50, 1, 5}, "1.2": {10, 0, 1}})
+	r := NewRecorder(RecorderConfig{Thresholds: map[string]time.Duration{"checkout": 300 * time.Millisecond}})
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Observe(req, now)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(req.Spans)), "ns/span")
+}
