@@ -28,8 +28,10 @@
 //
 // # The counts
 //
-// A Tracker counts entry spans per service, version, operation and
-// minute for the services under analysis (Observe, from each ingested
+// A Recorder counts entry spans per service, version and minute, and a
+// Checker judges a canary from them (the daemon's API, CLI and gate use
+// these). A Tracker counts per service, version, operation and minute
+// for the services under analysis (Observe, from each ingested
 // request); Tracker.Check judges an Analysis (canary against baseline)
 // and Tracker.Regression a deploy Marker (after against before). The
 // same judgements take counts from any source (Analysis.Judge,
