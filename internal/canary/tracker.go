@@ -66,12 +66,15 @@ func (c *OpCounts) add(o OpCounts) {
 
 // Tracker counts entry spans per service, version, operation and minute
 // for the services under analysis (Track). Observe is safe for concurrent
-// use and costs a few atomic additions per span; reads sum the minutes
+// use: it takes one lock per request and adds plainly under it (cheaper
+// per span than atomic additions), and reads sum the minutes
 // asked for.
 type Tracker struct {
 	cfg  TrackerConfig
 	mu   sync.Mutex // serializes Track and Untrack
 	plan atomic.Pointer[map[string]*service]
+	// counts guards every cell's slots.
+	counts sync.Mutex
 }
 
 type service struct {
@@ -85,6 +88,7 @@ type service struct {
 
 type version struct {
 	name string
+	id   uint64     // distinct among the service's versions, for Observe's cache
 	mu   sync.Mutex // serializes adding operations
 	ops  atomic.Pointer[map[string]*cell]
 }
@@ -92,17 +96,13 @@ type version struct {
 // cell holds one operation's counts of the last ringMinutes minutes.
 type cell struct {
 	op    string
-	mu    sync.Mutex // serializes reusing a slot for a new minute
-	slots [ringMinutes]slot
+	slots [ringMinutes]slot // guarded by Tracker.counts
 }
 
 type slot struct {
-	minute atomic.Int64
-	// packed holds requests in the high 32 bits and bad in the low: one
-	// atomic addition per span. A minute of one operation of one version
-	// stays far below 2³² requests.
-	packed atomic.Uint64
-	slow   [MaxThresholds]atomic.Uint64
+	minute        units.Minute
+	requests, bad uint64
+	slow          [MaxThresholds]uint64
 }
 
 // NewTracker returns a Tracker counting nothing until Track.
@@ -192,15 +192,18 @@ func (r *Tracker) Observe(req *otlp.Request, now time.Time) {
 		return
 	}
 	clock := units.NewEventClock(now, r.cfg.Lateness)
+	r.counts.Lock()
+	defer r.counts.Unlock()
 	scope := int32(-1)
 	var (
 		svc    *service
 		res    *otlp.Resource
 		resVer *version // the resource's version; nil when spans name theirs
-		memo   [8]*cell // cells of the resource's version met so far
-		nmemo  int      // cells in memo
-		next   int      // the memo entry to replace
-		buf    [32]byte
+		// memo caches the cells met in this request by version and
+		// operation, direct-mapped by a hash of both: far cheaper than
+		// the version's map for the few operations a request repeats.
+		memo [64]memoEntry
+		buf  [32]byte
 	)
 	for i := range req.Spans {
 		sp := &req.Spans[i]
@@ -210,7 +213,7 @@ func (r *Tracker) Observe(req *otlp.Request, now time.Time) {
 		if sp.Scope != scope {
 			scope = sp.Scope
 			if rs := req.SpanResource(sp); rs != res {
-				res, nmemo, next = rs, 0, 0
+				res = rs
 				if svc == nil || svc.name != res.ServiceName {
 					svc = plan[res.ServiceName]
 				}
@@ -234,29 +237,26 @@ func (r *Tracker) Observe(req *otlp.Request, now time.Time) {
 		if op == nil {
 			op = sp.Name()
 		}
-		c := cached(memo[:nmemo], op)
-		if c == nil || resVer == nil {
+		h := opHash(op)
+		e := &memo[(h+ver.id*0x9e3779b97f4a7c15)>>58]
+		c := e.c
+		// A cell that holds overflowed operations is named OtherOperation
+		// and never matches here: those spans take the map each time.
+		if e.ver != ver || e.h != h || c.op != string(op) {
 			c = ver.cell(op, svc.maxOps)
-			if resVer != nil {
-				// Spans of one resource share few operations: a short
-				// scan of those met costs less than hashing each name.
-				memo[next] = c
-				next = (next + 1) % len(memo)
-				nmemo = min(nmemo+1, len(memo))
-			}
+			*e = memoEntry{ver: ver, h: h, c: c}
 		}
 		m, _ := clock.Minute(sp.EndUnixNano)
 		s := c.slot(m)
-		inc := uint64(1) << 32
+		s.requests++
 		if sp.Bad() {
-			inc++
+			s.bad++
 		}
-		s.packed.Add(inc)
 		if len(svc.thresholds) > 0 {
 			d := uint64(sp.Duration())
 			for j, t := range svc.thresholds {
 				if d > t {
-					s.slow[j].Add(1)
+					s.slow[j]++
 				}
 			}
 		}
@@ -272,16 +272,22 @@ func versionText(v otlp.Value, buf []byte) []byte {
 	return v.AppendText(buf)
 }
 
-// cached returns the cell of operation op among cs, or nil. A cell holds
-// spans of other operations too when they overflowed into
-// OtherOperation; those are not found under their own name.
-func cached(cs []*cell, op []byte) *cell {
-	for _, c := range cs {
-		if c.op == string(op) {
-			return c
-		}
+// memoEntry is a cell of Observe's cache.
+type memoEntry struct {
+	ver *version
+	h   uint64
+	c   *cell
+}
+
+// opHash is FNV-1a of an operation name, mixed so that its top bits
+// (which index the cache) depend on every byte.
+func opHash(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, x := range b {
+		h ^= uint64(x)
+		h *= 1099511628211
 	}
-	return nil
+	return h * 0x9e3779b97f4a7c15
 }
 
 // version returns the version named b, adding it when new.
@@ -298,7 +304,7 @@ func (s *service) version(b []byte) *version {
 	if v := old[string(b)]; v != nil {
 		return v
 	}
-	v := &version{name: string(b)}
+	v := &version{name: string(b), id: uint64(len(old)) + 1}
 	empty := map[string]*cell{}
 	v.ops.Store(&empty)
 	next := make(map[string]*version, len(old)+1)
@@ -344,26 +350,17 @@ func (v *version) cell(b []byte, maxOps int) *cell {
 }
 
 // slot returns the slot of minute m, emptying it first when it held an
-// older minute. Minutes are within the lateness of now (EventClock), far
-// fewer than ringMinutes apart, so no writer of the old minute remains.
+// older minute. The caller holds Tracker.counts.
 func (c *cell) slot(m units.Minute) *slot {
 	s := &c.slots[int64(m)%ringMinutes]
-	if s.minute.Load() == int64(m) {
-		return s
+	if s.minute != m {
+		*s = slot{minute: m}
 	}
-	c.mu.Lock()
-	if s.minute.Load() != int64(m) {
-		s.packed.Store(0)
-		for i := range s.slow {
-			s.slow[i].Store(0)
-		}
-		s.minute.Store(int64(m))
-	}
-	c.mu.Unlock()
 	return s
 }
 
-// sum adds the counts of minutes [from, to] held by c.
+// sum adds the counts of minutes [from, to] held by c. The caller holds
+// Tracker.counts.
 func (c *cell) sum(from, to units.Minute) OpCounts {
 	var out OpCounts
 	if to-from >= ringMinutes {
@@ -371,14 +368,13 @@ func (c *cell) sum(from, to units.Minute) OpCounts {
 	}
 	for m := from; m <= to; m++ {
 		s := &c.slots[int64(m)%ringMinutes]
-		if s.minute.Load() != int64(m) {
+		if s.minute != m {
 			continue
 		}
-		p := s.packed.Load()
-		out.Requests += p >> 32
-		out.Bad += p & (1<<32 - 1)
+		out.Requests += s.requests
+		out.Bad += s.bad
 		for i := range s.slow {
-			out.Slow[i] += s.slow[i].Load()
+			out.Slow[i] += s.slow[i]
 		}
 	}
 	return out
@@ -386,13 +382,15 @@ func (c *cell) sum(from, to units.Minute) OpCounts {
 
 // Operations returns the counts per operation of a tracked service's
 // versions that match, in the minutes [from, to]; nil when the service is
-// not tracked.
+// not tracked. match is called with the counts locked.
 func (r *Tracker) Operations(name string, match func(version string) bool, from, to units.Minute) map[string]OpCounts {
 	s := (*r.plan.Load())[name]
 	if s == nil {
 		return nil
 	}
 	out := map[string]OpCounts{}
+	r.counts.Lock()
+	defer r.counts.Unlock()
 	for vn, v := range *s.versions.Load() {
 		if !match(vn) {
 			continue
@@ -438,6 +436,8 @@ type Row struct {
 // for a flush to the store.
 func (r *Tracker) Rows(from, to units.Minute) []Row {
 	var out []Row
+	r.counts.Lock()
+	defer r.counts.Unlock()
 	for sn, s := range *r.plan.Load() {
 		for vn, v := range *s.versions.Load() {
 			for op, c := range *v.ops.Load() {
