@@ -18,10 +18,25 @@
 // small canary without failures by chance does not look precise.
 // Λ is a nonnegative supermartingale under θ = 0, so rejecting when
 // Λ ≥ 1/α is wrong with probability at most α however often it is
-// checked (Ville's inequality). A canary fails only when it is worse
-// (θ̂ > 0), which keeps the bound. The same mixture gives an always-valid
-// confidence sequence for θ; a canary passes when its upper end is below
-// the smallest difference worth detecting, and is inconclusive until then.
+// checked (Ville's inequality). The same mixture gives an always-valid
+// confidence sequence for θ: a canary fails when its lower end is above
+// the margin (Config.MaxRatio, Config.MaxIncrease; 0 by default), which
+// for any true difference within the margin happens with probability at
+// most α; it passes when the upper end is below the tolerance, and is
+// inconclusive until then, with an estimate of the requests still needed.
+// The canary's own burn rate is bounded the same way (the budget rule).
+//
+// # The counts
+//
+// A Recorder counts entry spans per service, version and minute, and a
+// Checker judges a canary from them (the daemon's API, CLI and gate use
+// these). A Tracker counts per service, version, operation and minute
+// for the services under analysis (Observe, from each ingested
+// request); Tracker.Check judges an Analysis (canary against baseline)
+// and Tracker.Regression a deploy Marker (after against before). The
+// same judgements take counts from any source (Analysis.Judge,
+// Marker.Judge), such as a fleet's rows summed in the store. docs/canary.md
+// describes the statistics at length.
 //
 // The test's false-positive rate under continuous monitoring is measured
 // by TestAAFalsePositives (1,000 identical canaries checked every 100

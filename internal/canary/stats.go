@@ -30,6 +30,10 @@ type TestResult struct {
 	// LogLR is log Λ; the canary is worse when it reaches log(1/α) with
 	// Diff > 0.
 	LogLR float64
+	// SE is the standard error of Diff.
+	SE float64
+	// Worse: Lower is above the fail margin (with margin 0: log Λ
+	// reached log(1/α) with Diff > 0).
 	Worse bool
 	// NotWorse: Upper is below the tolerated difference.
 	NotWorse bool
@@ -41,8 +45,11 @@ type TestResult struct {
 const defaultTau = 0.01
 
 // compare runs the two-sample test for canary against baseline at level
-// alpha, tolerating a difference of tol.
-func compare(c, b Side, alpha, tau, tol float64) TestResult {
+// alpha: worse when the difference is above margin, not worse when it is
+// below tol (tol ≥ margin). For any true difference θ ≤ margin, the
+// chance that Lower ever exceeds margin is at most α, since the
+// confidence sequence would then have excluded θ.
+func compare(c, b Side, alpha, tau, margin, tol float64) TestResult {
 	// The canary's variance is taken at the larger of the two rates: a
 	// small canary that saw no failure by chance must not look precise.
 	pb := b.rate()
@@ -53,8 +60,8 @@ func compare(c, b Side, alpha, tau, tol float64) TestResult {
 	logLR := 0.5*math.Log(v/(v+t2)) + t2*diff*diff/(2*v*(v+t2))
 	// The confidence sequence is the set of θ0 the test would not reject.
 	half := math.Sqrt(v * (v + t2) / t2 * (2*math.Log(1/alpha) + math.Log((v+t2)/v)))
-	r := TestResult{Diff: diff, Lower: diff - half, Upper: diff + half, LogLR: logLR}
-	r.Worse = diff > 0 && logLR >= math.Log(1/alpha)
+	r := TestResult{Diff: diff, Lower: diff - half, Upper: diff + half, LogLR: logLR, SE: math.Sqrt(v)}
+	r.Worse = r.Lower > margin
 	r.NotWorse = r.Upper < tol
 	return r
 }
@@ -69,13 +76,22 @@ func rateBounds(s Side, alpha, tau float64) (lo, hi float64) {
 	return s.Ratio() - half, s.Ratio() + half
 }
 
+// powerZ is the normal quantile of the power needed's estimate aims at:
+// 0.8416 for 80%.
+const powerZ = 0.8416
+
 // needed estimates how many more canary requests (the baseline growing in
-// proportion) the test needs to decide, if the rates stay as they are:
-// the smallest growth of both sides, found by doubling, after which the
-// result is Worse or NotWorse. It returns 0 when it is decided already and
-// -1 when no growth up to a million times decides it.
-func needed(c, b Side, alpha, tau, tol float64) int64 {
-	r := compare(c, b, alpha, tau, tol)
+// proportion) the test needs to decide with 80% power, if the rates stay
+// as they are: the smallest growth of both sides, found by doubling and
+// bisection, after which the interval clears the margin (or the
+// tolerance) by powerZ standard errors more than it must. Projecting the
+// observed difference alone would give the sample size that decides half
+// of the time; the extra powerZ·SE makes it four times in five, under the
+// normal approximation. It returns 0 when it is decided already and -1
+// when no growth up to a million times decides it (the observed
+// difference sits between margin and tolerance, or on one of them).
+func needed(c, b Side, alpha, tau, margin, tol float64) int64 {
+	r := compare(c, b, alpha, tau, margin, tol)
 	if r.Worse || r.NotWorse {
 		return 0
 	}
@@ -86,8 +102,8 @@ func needed(c, b Side, alpha, tau, tol float64) int64 {
 	}
 	decided := func(k float64) bool {
 		gc, gb := grow(k)
-		r := compare(gc, gb, alpha, tau, tol)
-		return r.Worse || r.NotWorse
+		r := compare(gc, gb, alpha, tau, margin, tol)
+		return r.Lower-powerZ*r.SE > margin || r.Upper+powerZ*r.SE < tol
 	}
 	hi := 2.0
 	for !decided(hi) {

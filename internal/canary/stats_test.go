@@ -168,7 +168,7 @@ func TestVerdictRules(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		in          Input
-		verdict     string
+		verdict     Outcome
 		rule        string
 		wantNeedPos bool
 	}{
@@ -199,5 +199,64 @@ func BenchmarkJudge(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		Judge(in, Config{})
+	}
+}
+
+// TestMargin: with the tolerances (1.5x and 0.1 points) a canary
+// at 0.6% against 0.5% is within them and passes once the traffic shows
+// it; without them the same counts fail, the difference being clear.
+// By hand: V ≈ 0.006·0.994/1e6 + 0.005·0.995/1e7 = 6.46e-9, the interval
+// half-width sqrt(V·(2·ln 20 + ln((V+τ²)/V))) ≈ 3.2e-4 around 0.001, so
+// [0.00068, 0.00132]: above 0, below the margin max(0.5·0.005, 0.001).
+func TestMargin(t *testing.T) {
+	in := Input{Canary: Side{N: 1_000_000, Bad: 6000}, Baseline: Side{N: 10_000_000, Bad: 50000}}
+	if v := Judge(in, Config{}); v.Verdict != Fail {
+		t.Errorf("without a margin: %s by %s", v.Verdict, v.Rule)
+	}
+	v := Judge(in, Config{MaxRatio: 1.5, MaxIncrease: 0.001})
+	if v.Verdict != Pass || math.Abs(v.Margin-0.0025) > 1e-9 {
+		t.Errorf("within 1.5x and 0.1 points: %s by %s, margin %v (%s)", v.Verdict, v.Rule, v.Margin, v.Reason)
+	}
+	if math.Abs(v.ErrorRatio.Lower-0.00068) > 0.00003 || math.Abs(v.ErrorRatio.Upper-0.00132) > 0.00003 {
+		t.Errorf("interval [%.5f, %.5f], want about [0.00068, 0.00132]", v.ErrorRatio.Lower, v.ErrorRatio.Upper)
+	}
+	// 3x the baseline is beyond the margin.
+	in.Canary.Bad = 15000
+	if v := Judge(in, Config{MaxRatio: 1.5, MaxIncrease: 0.001}); v.Verdict != Fail {
+		t.Errorf("1.5%% against 0.5%%: %s by %s", v.Verdict, v.Rule)
+	}
+}
+
+// TestRequestsNeeded checks the estimate by simulation: from counts at
+// the true rates (2% against 0.5%, 1% of traffic), adding the estimated
+// number of canary requests (and 99 baseline requests each) decides the
+// test about four times in five, as the 80% power it aims at says; half
+// as many decide it clearly less often.
+func TestRequestsNeeded(t *testing.T) {
+	c, b := Side{N: 200, Bad: 4}, Side{N: 19800, Bad: 99}
+	v := Judge(Input{Canary: c, Baseline: b}, Config{})
+	if v.Verdict != Inconclusive || v.RequestsNeeded <= 0 {
+		t.Fatalf("%s by %s, needed %d: want inconclusive with an estimate", v.Verdict, v.Rule, v.RequestsNeeded)
+	}
+	r := rand.New(rand.NewPCG(21, 22))
+	share := func(n uint64) float64 {
+		const runs = 1000
+		failed := 0
+		for range runs {
+			cc, bb := c, b
+			cc.N += n
+			cc.Bad += binomial(r, n, 0.02)
+			bb.N += 99 * n
+			bb.Bad += binomial(r, 99*n, 0.005)
+			if Judge(Input{Canary: cc, Baseline: bb}, Config{}).Verdict == Fail {
+				failed++
+			}
+		}
+		return float64(failed) / runs
+	}
+	full, half := share(uint64(v.RequestsNeeded)), share(uint64(v.RequestsNeeded)/2)
+	t.Logf("estimate %d more canary requests: %.0f%% of simulated canaries fail after them, %.0f%% after half as many", v.RequestsNeeded, 100*full, 100*half)
+	if full < 0.7 || full > 0.95 || half >= full-0.1 {
+		t.Errorf("share failed %.2f after the estimate (want about 0.8), %.2f after half", full, half)
 	}
 }

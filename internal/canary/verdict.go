@@ -18,6 +18,18 @@ type Config struct {
 	// canary may have and pass, in ratio points; default the larger of
 	// 0.002 and half the baseline's ratio.
 	Tolerance float64 `yaml:"tolerance" json:"tolerance"`
+	// MaxRatio and MaxIncrease are the worsening a canary may have before
+	// it fails: it fails when its ratio exceeds the baseline's by more
+	// than MaxRatio times and MaxIncrease points (a ratio: 0.001 is 0.1
+	// points), with always-valid confidence 1−Alpha. Zero for both fails
+	// any worsening the test can tell; MaxRatio ≤ 1 counts as unset.
+	MaxRatio    float64 `yaml:"max_ratio" json:"max_ratio"`
+	MaxIncrease float64 `yaml:"max_increase" json:"max_increase"`
+	// BurnRate is the canary's own burn rate, against the objective,
+	// beyond which it fails when its always-valid lower bound is above
+	// it; default 1 (the canary alone would exhaust the budget if
+	// promoted to all traffic).
+	BurnRate float64 `yaml:"burn_rate" json:"burn_rate"`
 	// Tau is the mixture's scale, the effect size the test is tuned for;
 	// default 0.01.
 	Tau float64 `yaml:"-" json:"-"`
@@ -33,6 +45,9 @@ func (c Config) withDefaults() Config {
 	if c.Tau == 0 {
 		c.Tau = defaultTau
 	}
+	if c.BurnRate == 0 {
+		c.BurnRate = 1
+	}
 	return c
 }
 
@@ -41,6 +56,15 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Alpha < 0 || c.Alpha >= 0.5 {
 		errs = append(errs, fmt.Errorf("false_positive_rate: must be in (0, 0.5), got %v", c.Alpha))
+	}
+	if c.MaxIncrease < 0 || c.MaxIncrease >= 1 {
+		errs = append(errs, fmt.Errorf("max_increase: must be in [0, 1), got %v", c.MaxIncrease))
+	}
+	if c.MaxRatio < 0 {
+		errs = append(errs, fmt.Errorf("max_ratio: must not be negative, got %v", c.MaxRatio))
+	}
+	if c.BurnRate < 0 {
+		errs = append(errs, fmt.Errorf("burn_rate: must not be negative, got %v", c.BurnRate))
 	}
 	if c.Tolerance < 0 || c.Tolerance >= 1 {
 		errs = append(errs, fmt.Errorf("tolerance: must be in [0, 1), got %v", c.Tolerance))
@@ -60,16 +84,25 @@ type Input struct {
 	Objective float64
 }
 
-// The verdicts.
+// Outcome is what a verdict decides; it marshals as its text.
+type Outcome string
+
+// The outcomes: a canary's, and a deploy marker's (Regressed, Clean,
+// Inconclusive).
 const (
-	Pass         = "pass"
-	Fail         = "fail"
-	Inconclusive = "inconclusive"
+	Pass         Outcome = "pass"
+	Fail         Outcome = "fail"
+	Inconclusive Outcome = "inconclusive"
+	Regressed    Outcome = "regressed"
+	Clean        Outcome = "clean"
 )
+
+// String returns the outcome's name.
+func (o Outcome) String() string { return string(o) }
 
 // Verdict is a judgement with everything that explains it.
 type Verdict struct {
-	Verdict string `json:"verdict"`
+	Verdict Outcome `json:"verdict"`
 	// Rule names what decided: error_ratio, latency, budget, min_requests,
 	// no_canary_traffic, no_baseline_traffic, within_tolerance, or
 	// undecided.
@@ -88,7 +121,10 @@ type Verdict struct {
 	// would decide at these rates).
 	RequestsNeeded int64   `json:"requests_needed"`
 	Alpha          float64 `json:"false_positive_rate"`
-	Tolerance      float64 `json:"tolerance"`
+	// Margin is the difference the canary fails beyond (from MaxRatio
+	// and MaxIncrease); Tolerance the one it passes below.
+	Margin    float64 `json:"margin"`
+	Tolerance float64 `json:"tolerance"`
 }
 
 // SideStats are one version's counts.
@@ -135,19 +171,26 @@ func testStats(r TestResult, alpha float64) TestStats {
 // Judge computes the verdict.
 func Judge(in Input, cfg Config) Verdict {
 	cfg = cfg.withDefaults()
+	margin := func(b Side) float64 {
+		m := cfg.MaxIncrease
+		if cfg.MaxRatio > 1 {
+			m = max(m, (cfg.MaxRatio-1)*b.Ratio())
+		}
+		return m
+	}
 	tol := func(b Side) float64 {
 		if cfg.Tolerance > 0 {
-			return cfg.Tolerance
+			return max(cfg.Tolerance, margin(b))
 		}
-		return max(0.002, b.Ratio()/2)
+		return max(0.002, b.Ratio()/2, margin(b))
 	}
 	v := Verdict{Alpha: cfg.Alpha, Canary: sideStats(in.Canary, in.SlowCanary), Baseline: sideStats(in.Baseline, in.SlowBaseline)}
-	v.Tolerance = tol(in.Baseline)
-	errT := compare(in.Canary, in.Baseline, cfg.Alpha, cfg.Tau, tol(in.Baseline))
+	v.Tolerance, v.Margin = tol(in.Baseline), margin(in.Baseline)
+	errT := compare(in.Canary, in.Baseline, cfg.Alpha, cfg.Tau, margin(in.Baseline), tol(in.Baseline))
 	v.ErrorRatio = testStats(errT, cfg.Alpha)
 	var slowT *TestResult
 	if in.SlowCanary != nil && in.SlowBaseline != nil {
-		r := compare(*in.SlowCanary, *in.SlowBaseline, cfg.Alpha, cfg.Tau, tol(*in.SlowBaseline))
+		r := compare(*in.SlowCanary, *in.SlowBaseline, cfg.Alpha, cfg.Tau, margin(*in.SlowBaseline), tol(*in.SlowBaseline))
 		slowT = &r
 		ts := testStats(r, cfg.Alpha)
 		v.Latency = &ts
@@ -159,7 +202,7 @@ func Judge(in Input, cfg Config) Verdict {
 		budgetLo = lo / allowed
 		v.Budget = &BudgetStats{Objective: in.Objective, BurnRate: in.Canary.Ratio() / allowed, Lower: max(0, budgetLo), Upper: hi / allowed}
 	}
-	decide := func(verdict, rule, reason string) Verdict {
+	decide := func(verdict Outcome, rule, reason string) Verdict {
 		v.Verdict, v.Rule, v.Reason = verdict, rule, reason
 		return v
 	}
@@ -176,9 +219,9 @@ func Judge(in Input, cfg Config) Verdict {
 	case slowT != nil && slowT.Worse:
 		return decide(Fail, "latency", fmt.Sprintf("%.2f%% of the canary's requests are over the latency threshold against the baseline's %.2f%%: worse by %.2f to %.2f points",
 			100*in.SlowCanary.Ratio(), 100*in.SlowBaseline.Ratio(), 100*slowT.Lower, 100*slowT.Upper))
-	case v.Budget != nil && budgetLo > 1:
-		return decide(Fail, "budget", fmt.Sprintf("the canary alone burns the error budget at %.1fx (at least %.1fx): promoted to all traffic it would exhaust the budget",
-			v.Budget.BurnRate, budgetLo))
+	case v.Budget != nil && budgetLo > cfg.BurnRate:
+		return decide(Fail, "budget", fmt.Sprintf("the canary alone burns the error budget at %.1fx (at least %.1fx, over %.1fx): promoted to all traffic it would exhaust the budget",
+			v.Budget.BurnRate, budgetLo, cfg.BurnRate))
 	case in.Canary.N < cfg.MinRequests:
 		v.RequestsNeeded = int64(cfg.MinRequests - in.Canary.N)
 		return decide(Inconclusive, "min_requests", fmt.Sprintf("%d canary requests so far; a verdict needs %d", in.Canary.N, cfg.MinRequests))
@@ -186,9 +229,9 @@ func Judge(in Input, cfg Config) Verdict {
 		return decide(Pass, "within_tolerance", fmt.Sprintf("the canary's error ratio is at most %.2f points above the baseline's (tolerance %.2f)",
 			100*max(errT.Upper, 0), 100*v.Tolerance))
 	}
-	n := needed(in.Canary, in.Baseline, cfg.Alpha, cfg.Tau, tol(in.Baseline))
+	n := needed(in.Canary, in.Baseline, cfg.Alpha, cfg.Tau, margin(in.Baseline), tol(in.Baseline))
 	if slowT != nil && !slowT.NotWorse {
-		if m := needed(*in.SlowCanary, *in.SlowBaseline, cfg.Alpha, cfg.Tau, tol(*in.SlowBaseline)); m < 0 || m > n && n >= 0 {
+		if m := needed(*in.SlowCanary, *in.SlowBaseline, cfg.Alpha, cfg.Tau, margin(*in.SlowBaseline), tol(*in.SlowBaseline)); m < 0 || m > n && n >= 0 {
 			n = m
 		}
 	}

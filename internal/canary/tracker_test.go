@@ -1,0 +1,417 @@
+package canary
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/tailgate-sre/tailgate/internal/otlp"
+	"github.com/tailgate-sre/tailgate/internal/units"
+)
+
+// span describes a span to encode.
+type span struct {
+	service, version string // version "" puts no service.version on the resource
+	spanVersion      string // a span attribute version, for a custom attribute
+	name, route      string
+	kind             ptrace.SpanKind
+	err              bool
+	http, grpc       int64
+	dur              time.Duration
+	end              time.Time
+}
+
+var t0 = time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+
+// encode builds an ExportTraceServiceRequest with the pdata library and
+// parses it as ingest does; consecutive spans of one service and version
+// share a resource.
+func encode(tb testing.TB, spans ...span) *otlp.Request {
+	tb.Helper()
+	td := ptrace.NewTraces()
+	var ss ptrace.ScopeSpans
+	for i, s := range spans {
+		if i == 0 || s.service != spans[i-1].service || s.version != spans[i-1].version {
+			rs := td.ResourceSpans().AppendEmpty()
+			rs.Resource().Attributes().PutStr("service.name", s.service)
+			if s.version != "" {
+				rs.Resource().Attributes().PutStr("service.version", s.version)
+			}
+			ss = rs.ScopeSpans().AppendEmpty()
+		}
+		sp := ss.Spans().AppendEmpty()
+		sp.SetTraceID(pcommon.TraceID{1, byte(i), byte(i >> 8)})
+		sp.SetSpanID(pcommon.SpanID{2, byte(i), byte(i >> 8)})
+		sp.SetName(s.name)
+		kind := s.kind
+		if kind == 0 {
+			kind = ptrace.SpanKindServer
+		}
+		sp.SetKind(kind)
+		end := s.end
+		if end.IsZero() {
+			end = t0.Add(30 * time.Second)
+		}
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(end.Add(-s.dur)))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(end))
+		if s.err {
+			sp.Status().SetCode(ptrace.StatusCodeError)
+		}
+		if s.http != 0 {
+			sp.Attributes().PutInt("http.response.status_code", s.http)
+		}
+		if s.grpc != 0 {
+			sp.Attributes().PutInt("rpc.grpc.status_code", s.grpc)
+		}
+		if s.route != "" {
+			sp.Attributes().PutStr("http.route", s.route)
+		}
+		if s.spanVersion != "" {
+			sp.Attributes().PutStr("app.version", s.spanVersion)
+		}
+	}
+	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req := new(otlp.Request)
+	if err := otlp.Parse(b, otlp.Limits{}, req); err != nil {
+		tb.Fatal(err)
+	}
+	return req
+}
+
+func TestTrackerCounts(t *testing.T) {
+	r := NewTracker(TrackerConfig{})
+	r.Track("checkout", 200*time.Millisecond, time.Second)
+	now := t0.Add(40 * time.Second)
+	req := encode(t,
+		span{service: "checkout", version: "v2", name: "GET /cart", route: "/cart", http: 500, dur: 50 * time.Millisecond},
+		span{service: "checkout", version: "v2", name: "GET /cart", route: "/cart", http: 404, dur: 300 * time.Millisecond}, // 4xx: the client's fault
+		span{service: "checkout", version: "v2", name: "Pay", grpc: 14, dur: 2 * time.Second},                               // UNAVAILABLE: bad
+		span{service: "checkout", version: "v2", name: "Pay", grpc: 5, dur: 10 * time.Millisecond},                          // NOT_FOUND: good
+		span{service: "checkout", version: "v2", name: "call", kind: ptrace.SpanKindClient, err: true},                      // not an entry span
+		span{service: "checkout", version: "v1", name: "GET /cart", route: "/cart", err: true, dur: 250 * time.Millisecond},
+		span{service: "checkout", name: "GET /cart", route: "/cart"},                       // no version
+		span{service: "search", version: "v9", name: "GET /", err: true},                   // not tracked
+		span{service: "checkout", version: "v1", name: "q", kind: ptrace.SpanKindConsumer}, // consumer: entry
+	)
+	r.Observe(req, now)
+	m := units.MinuteOf(t0)
+	only := func(v string) func(string) bool { return func(x string) bool { return x == v } }
+	got := r.Operations("checkout", only("v2"), m, m)
+	want := map[string]OpCounts{
+		"/cart": {Requests: 2, Bad: 1, Slow: [2]uint64{1, 0}},
+		"Pay":   {Requests: 2, Bad: 1, Slow: [2]uint64{1, 1}},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("v2: %v, want %v", got, want)
+	}
+	got = r.Operations("checkout", only("v1"), m, m)
+	want = map[string]OpCounts{"/cart": {Requests: 1, Bad: 1, Slow: [2]uint64{1, 0}}, "q": {Requests: 1}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("v1: %v, want %v", got, want)
+	}
+	if got := r.Operations("checkout", only(NoVersion), m, m)["/cart"].Requests; got != 1 {
+		t.Errorf("spans without a version: %d, want 1", got)
+	}
+	if r.Operations("search", only("v9"), m, m) != nil {
+		t.Error("an untracked service was counted")
+	}
+	vs := r.Versions("checkout")
+	slices.Sort(vs)
+	if !slices.Equal(vs, []string{NoVersion, "v1", "v2"}) {
+		t.Errorf("versions %v", vs)
+	}
+	// The minute before holds nothing; the rows are the same counts.
+	if got := r.Operations("checkout", only("v2"), m-1, m-1); len(got) != 0 {
+		t.Errorf("minute before: %v", got)
+	}
+	var total uint64
+	for _, row := range r.Rows(m-5, m) {
+		if row.Minute != m {
+			t.Errorf("row in minute %d, want %d", row.Minute, m)
+		}
+		total += row.Requests
+	}
+	if total != 7 {
+		t.Errorf("rows hold %d requests, want 7", total)
+	}
+}
+
+func TestTrackerSpanVersionAndMinutes(t *testing.T) {
+	r := NewTracker(TrackerConfig{VersionAttributes: map[string]string{"pay": "app.version"}})
+	r.Track("pay")
+	// The attribute is on the spans: each span names its own version.
+	r.Observe(encode(t,
+		span{service: "pay", spanVersion: "a", name: "x"},
+		span{service: "pay", spanVersion: "b", name: "x", err: true},
+		span{service: "pay", spanVersion: "b", name: "x", end: t0.Add(90 * time.Second)},
+		// Ended an hour ago: beyond the lateness, counted in now's minute.
+		span{service: "pay", spanVersion: "b", name: "x", end: t0.Add(-time.Hour)},
+	), t0.Add(100*time.Second))
+	m := units.MinuteOf(t0)
+	b := func(v string) bool { return v == "b" }
+	if got := r.Operations("pay", b, m, m)["x"]; got.Requests != 1 || got.Bad != 1 {
+		t.Errorf("b in minute 0: %+v, want 1 request, 1 bad", got)
+	}
+	if got := r.Operations("pay", b, m+1, m+1)["x"]; got.Requests != 2 || got.Bad != 0 {
+		t.Errorf("b in minute 1: %+v, want 2 requests (one clamped late)", got)
+	}
+	if got := r.Operations("pay", func(v string) bool { return v == "a" }, m, m+1)["x"].Requests; got != 1 {
+		t.Errorf("a: %d requests, want 1", got)
+	}
+}
+
+func TestTrackerMaxOperations(t *testing.T) {
+	r := NewTracker(TrackerConfig{MaxOperations: 2})
+	r.Track("s")
+	var spans []span
+	for i := range 5 {
+		spans = append(spans, span{service: "s", version: "v", name: fmt.Sprintf("op%d", i)})
+	}
+	r.Observe(encode(t, spans...), t0.Add(40*time.Second))
+	got := r.Operations("s", func(string) bool { return true }, units.MinuteOf(t0), units.MinuteOf(t0))
+	if len(got) != 3 || got[OtherOperation].Requests != 3 {
+		t.Errorf("%v: want op0, op1 and 3 requests under %s", got, OtherOperation)
+	}
+}
+
+// observeMinute feeds n requests of a version and operation, bad of them
+// failed, in the minute starting at at.
+func observeMinute(tb testing.TB, r *Tracker, service, version, op string, n, bad int, at time.Time) {
+	tb.Helper()
+	spans := make([]span, n)
+	for i := range spans {
+		spans[i] = span{service: service, version: version, name: op, err: i < bad, end: at.Add(30 * time.Second)}
+	}
+	r.Observe(encode(tb, spans...), at.Add(40*time.Second))
+}
+
+func TestCheck(t *testing.T) {
+	r := NewTracker(TrackerConfig{})
+	r.Track("checkout")
+	a := Analysis{Service: "checkout", Canary: "v2", Since: t0}
+	if v := r.Check(a, t0.Add(time.Minute), Config{}); v.Verdict != Inconclusive || v.Rule != "no_canary_traffic" {
+		t.Errorf("no data: %s by %s", v.Verdict, v.Rule)
+	}
+	observeMinute(t, r, "checkout", "v2", "GET /", 100, 0, t0)
+	if v := r.Check(a, t0.Add(time.Minute), Config{}); v.Verdict != Inconclusive || v.Rule != "no_baseline_traffic" || !strings.Contains(v.Reason, "baseline") {
+		t.Errorf("no baseline: %s by %s (%s)", v.Verdict, v.Rule, v.Reason)
+	}
+	// Three minutes: the canary fails 20% (60 of 300), the baseline
+	// 0.5% (15 of 3,000). One side each in a minute.
+	for i := range 3 {
+		at := t0.Add(time.Duration(i+1) * time.Minute)
+		observeMinute(t, r, "checkout", "v2", "GET /", 100, 20, at)
+		observeMinute(t, r, "checkout", "v1", "GET /", 1000, 5, at)
+	}
+	v := r.Check(a, t0.Add(4*time.Minute), Config{})
+	if v.Verdict != Fail || v.Rule != "error_ratio" {
+		t.Fatalf("bad canary: %s by %s (%s)", v.Verdict, v.Rule, v.Reason)
+	}
+	// 400 canary requests (100 good first), 60 bad; 3,000 of the baseline.
+	if v.Canary.Requests != 400 || v.Canary.Errors != 60 || v.Baseline.Requests != 3000 || v.Baseline.Errors != 15 {
+		t.Errorf("counts %+v %+v", v.Canary, v.Baseline)
+	}
+	// An analysis begun later sees only its minutes; a named baseline
+	// that never ran has no traffic.
+	a.Since, a.Baseline = t0.Add(3*time.Minute), "v0"
+	if v := r.Check(a, t0.Add(4*time.Minute), Config{}); v.Canary.Requests != 100 || v.Rule != "no_baseline_traffic" {
+		t.Errorf("since minute 3 against v0: %d canary requests, rule %s", v.Canary.Requests, v.Rule)
+	}
+}
+
+// TestPerOperation: the canary serves mostly the slow-failing /search
+// (2% errors on both versions), the baseline mostly /home (0.1% on both).
+// Judged on the aggregate the canary looks worse; per operation it is
+// the same.
+func TestPerOperation(t *testing.T) {
+	canary := map[string]OpCounts{"/search": {Requests: 4000, Bad: 80}, "/home": {Requests: 1000, Bad: 1}}
+	base := map[string]OpCounts{"/search": {Requests: 20000, Bad: 400}, "/home": {Requests: 180000, Bad: 180}}
+	agg, _ := compareInput(canary, base, -1, false)
+	if v := Judge(agg, Config{}); v.Verdict != Fail {
+		t.Errorf("aggregate: %s by %s; want the mix to fail it", v.Verdict, v.Rule)
+	}
+	in, _ := compareInput(canary, base, -1, true)
+	// By hand: weights 0.8 and 0.2: 0.8·0.02 + 0.2·0.001 = 0.0162.
+	if got := in.Baseline.Ratio(); got < 0.0160 || got > 0.0164 {
+		t.Errorf("reweighted baseline ratio %.4f, want 0.0162", got)
+	}
+	if v := Judge(in, Config{}); v.Verdict == Fail {
+		t.Errorf("per operation: failed (%s)", v.Reason)
+	}
+}
+
+func TestRegression(t *testing.T) {
+	r := NewTracker(TrackerConfig{})
+	r.Track("payments")
+	deploy := t0.Add(30 * time.Minute)
+	for i := range 30 {
+		observeMinute(t, r, "payments", "v1", "/charge", 300, 1, t0.Add(time.Duration(i)*time.Minute))
+	}
+	m := Marker{Service: "payments", At: deploy, RollbackCommand: "kubectl rollout undo deployment/payments -n shop"}
+	if g := r.Regression(m, deploy.Add(time.Minute), Config{}); g.Verdict != Inconclusive || g.RollbackCommand != "" {
+		t.Errorf("right after the deploy: %s (%s)", g.Verdict, g.Detail.Reason)
+	}
+	// After: 5% on /charge, and a new operation.
+	for i := range 5 {
+		at := deploy.Add(time.Duration(i+1) * time.Minute)
+		observeMinute(t, r, "payments", "v2", "/charge", 300, 15, at)
+		observeMinute(t, r, "payments", "v2", "/refund", 10, 10, at)
+	}
+	g := r.Regression(m, deploy.Add(6*time.Minute), Config{})
+	if g.Verdict != Regressed || g.RollbackCommand != m.RollbackCommand {
+		t.Fatalf("5%% after 0.33%%: %s by %s (%s), rollback %q", g.Verdict, g.Detail.Rule, g.Detail.Reason, g.RollbackCommand)
+	}
+	if !slices.Equal(g.NewOperations, []string{"/refund"}) || g.Detail.Canary.Requests != 1500 {
+		t.Errorf("new operations %v, compared %d requests after (want /refund left out, 1500)", g.NewOperations, g.Detail.Canary.Requests)
+	}
+	// /charge: 75 of 1,500 failed after; 30 of 9,000 before predicts 5.
+	if len(g.Operations) != 1 || g.Operations[0].Operation != "/charge" || g.Operations[0].Errors != 75 || math.Abs(g.Operations[0].Excess-70) > 1e-9 {
+		t.Errorf("worst operations %+v, want /charge with 75 errors, 70 in excess", g.Operations)
+	}
+}
+
+// BenchmarkTrackerObserve is the cost per span with 50 canary analyses and 200
+// deploy markers active: 250 tracked services, each with two latency
+// thresholds. A request carries 100 entry spans of 4 services, two
+// versions each, over 5 operations.
+func BenchmarkTrackerObserve(b *testing.B) {
+	r := NewTracker(TrackerConfig{})
+	for i := range 250 {
+		r.Track(fmt.Sprintf("svc-%d", i), 200*time.Millisecond, time.Second)
+	}
+	var spans []span
+	for i := range 100 {
+		spans = append(spans, span{
+			service: fmt.Sprintf("svc-%d", i/25*60),
+			version: fmt.Sprintf("v%d", i/12%2),
+			name:    "GET /x", route: fmt.Sprintf("/op%d", i%5),
+			http: 200 + int64(i%20/19)*300, dur: time.Duration(i) * 5 * time.Millisecond,
+		})
+	}
+	req := encode(b, spans...)
+	now := t0.Add(40 * time.Second)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Observe(req, now)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(spans)), "ns/span")
+}
+
+func BenchmarkTrackerCheck(b *testing.B) {
+	r := NewTracker(TrackerConfig{})
+	r.Track("s", 200*time.Millisecond)
+	for i := range 30 {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		observeMinute(b, r, "s", "v2", "GET /", 20, 1, at)
+		observeMinute(b, r, "s", "v1", "GET /", 400, 2, at)
+	}
+	a := Analysis{Service: "s", Canary: "v2", Since: t0, Objective: 99.5, LatencyThreshold: 200 * time.Millisecond}
+	now := t0.Add(31 * time.Minute)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Check(a, now, Config{})
+	}
+}
+
+// TestObserveConcurrent counts from several goroutines while services
+// are tracked and versions and operations added: nothing is lost (run
+// with -race).
+func TestObserveConcurrent(t *testing.T) {
+	r := NewTracker(TrackerConfig{})
+	r.Track("s")
+	var spans []span
+	for i := range 10 {
+		spans = append(spans, span{service: "s", version: fmt.Sprintf("v%d", i%3), name: fmt.Sprintf("op%d", i%4), err: i == 0})
+	}
+	req := encode(t, spans...)
+	now := t0.Add(40 * time.Second)
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range 100 {
+				r.Observe(req, now)
+			}
+			r.Track(fmt.Sprintf("other-%d", g))
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	m := units.MinuteOf(t0)
+	var total OpCounts
+	for _, c := range r.Operations("s", func(string) bool { return true }, m, m) {
+		total.add(c)
+	}
+	if total.Requests != 4000 || total.Bad != 400 {
+		t.Errorf("%d requests, %d bad; want 4000 and 400", total.Requests, total.Bad)
+	}
+}
+
+// TestTrackerIntVersion: a version attribute that is an integer (a build
+// number) counts under its text.
+func TestTrackerIntVersion(t *testing.T) {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "s")
+	rs.Resource().Attributes().PutInt("service.version", 1234)
+	sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	sp.SetTraceID(pcommon.TraceID{1})
+	sp.SetSpanID(pcommon.SpanID{1})
+	sp.SetName("x")
+	sp.SetKind(ptrace.SpanKindServer)
+	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(t0))
+	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(t0.Add(time.Second)))
+	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := new(otlp.Request)
+	if err := otlp.Parse(b, otlp.Limits{}, req); err != nil {
+		t.Fatal(err)
+	}
+	r := NewTracker(TrackerConfig{})
+	r.Track("s")
+	r.Observe(req, t0.Add(2*time.Second))
+	if vs := r.Versions("s"); !slices.Equal(vs, []string{"1234"}) {
+		t.Errorf("versions %q, want 1234", vs)
+	}
+}
+
+// TestTrackerManyOperations: more operations in one resource than
+// Observe remembers between spans, met twice each; every count lands in
+// its own operation.
+func TestTrackerManyOperations(t *testing.T) {
+	r := NewTracker(TrackerConfig{})
+	r.Track("s")
+	var spans []span
+	for round := range 2 {
+		for i := range 12 {
+			spans = append(spans, span{service: "s", version: "v", name: fmt.Sprintf("op%d", i), err: round == 1 && i == 11})
+		}
+	}
+	r.Observe(encode(t, spans...), t0.Add(40*time.Second))
+	got := r.Operations("s", func(string) bool { return true }, units.MinuteOf(t0), units.MinuteOf(t0))
+	if len(got) != 12 {
+		t.Fatalf("%d operations, want 12", len(got))
+	}
+	for op, c := range got {
+		wantBad := uint64(0)
+		if op == "op11" {
+			wantBad = 1
+		}
+		if c.Requests != 2 || c.Bad != wantBad {
+			t.Errorf("%s: %+v, want 2 requests, %d bad", op, c, wantBad)
+		}
+	}
+}
