@@ -326,3 +326,61 @@ func TestSnapshotInterval(t *testing.T) {
 		}
 	})
 }
+
+// TestDroppedFilterRootOverride: a root span (without an error) whose
+// trace ID the full filter claims still starts a buffered trace, which
+// the rules then decide; spans with neither signal are discarded.
+func TestDroppedFilterRootOverride(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var log decisionLog
+		cfg := testConfig(dropAll("rest"))
+		cfg.DecisionCache.MaxDroppedTraces = 2000
+		cfg.DecisionCache.FalsePositiveRate = 0.05
+		env := startEnv(t, cfg, Settings{OnDecision: log.hook})
+		const fill, fresh = 2000, 3000
+		for i := range fill {
+			if err := env.consume(t, simpleTrace(traceID(uint64(i), uint64(i)), 1, "svc", true)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		sh := env.s.shards[0]
+		rootHits, childHits := 0, 0
+		for i := range fresh {
+			id := traceID(uint64(fill+i), uint64(104729*i+7))
+			var spans []spanSpec
+			if i%2 == 0 {
+				spans = simpleTrace(id, 1, "svc", true) // a lone root span
+			} else {
+				spans = simpleTrace(id, 2, "svc", false) // a child, no root
+			}
+			if sh.cache.cur.has(&id) {
+				if i%2 == 0 {
+					rootHits++
+				} else {
+					childHits++
+				}
+			}
+			if err := env.consume(t, spans); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(31 * time.Second)
+		synctest.Wait()
+		if rootHits == 0 || childHits == 0 {
+			t.Fatalf("hits: %d roots, %d children; the test needs both", rootHits, childHits)
+		}
+		if got := env.metric(t, "tailgate_sampler_dropped_filter_overrides_total", "reason", "root"); got != float64(rootHits) {
+			t.Errorf("root overrides = %v, want %d", got, rootHits)
+		}
+		// Hits count spans: a claimed child trace has two.
+		if got := env.metric(t, "tailgate_sampler_dropped_filter_hits_total"); got != float64(rootHits+2*childHits) {
+			t.Errorf("filter hits = %v, want %d", got, rootHits+2*childHits)
+		}
+		// Every fresh trace but the children the filter claimed was decided.
+		if got, want := len(log.list()), fill+fresh-childHits; got != want {
+			t.Errorf("%d decisions, want %d", got, want)
+		}
+	})
+}
