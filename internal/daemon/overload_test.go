@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tailgate-sre/tailgate/internal/otlptest"
+	"github.com/tailgate-sre/tailgate/internal/sampler"
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
@@ -85,7 +86,8 @@ func metricValue(m *dto.Metric) float64 {
 	return 0
 }
 
-// TestOverload floods the daemon beyond max_buffered_spans and then stalls
+// TestOverload floods the daemon (overload policy decide_early) beyond
+// max_buffered_spans and then stalls
 // its backend: buffered spans stay bounded (stress relief decides the
 // oldest traces early), clients are told to back off instead of losing
 // data, and every error trace in an accepted request is exported whole.
@@ -97,6 +99,7 @@ func TestOverload(t *testing.T) {
 	cfg := testConfig(t, sink, t.TempDir())
 	const maxBuffered = 2000
 	cfg.Sampling.MaxBufferedSpans = maxBuffered
+	cfg.Sampling.Overload.Policy = sampler.PolicyDecideEarly // this test is about stress relief
 	cfg.Sampling.DecisionWait = units.Duration(time.Minute)
 	cfg.Sampling.IntakeSpans = 4096
 	cfg.Export.Queue.MaxSpans = 4000

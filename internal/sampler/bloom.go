@@ -137,6 +137,13 @@ func (b *bloom) has(id *otlp.TraceID) bool {
 	return true
 }
 
+// clone returns a copy of b.
+func (b *bloom) clone() *bloom {
+	c := *b
+	c.words = append([]uint64(nil), b.words...)
+	return &c
+}
+
 func (b *bloom) full() bool { return b.count >= b.capacity }
 
 func (b *bloom) memBytes() int { return len(b.words) * 8 }

@@ -48,6 +48,14 @@ type decisionCache struct {
 	shape      bloomShape
 	cur, prev  *bloom
 	curCreated int64
+
+	// stress holds exactly the IDs that stress relief dropped (not a rule
+	// on the whole trace), bounded by maxStress and expired after ttl, so
+	// that their late error spans can be kept (marked partial).
+	stress      map[otlp.TraceID]int64
+	stressOrder []keptRef
+	stressHead  int
+	maxStress   int
 }
 
 func newDecisionCache(ttl time.Duration, maxKept, dropCap int, shape bloomShape, now int64) *decisionCache {
@@ -59,6 +67,41 @@ func newDecisionCache(ttl time.Duration, maxKept, dropCap int, shape bloomShape,
 		shape:      shape,
 		cur:        newBloom(max(dropCap, 1), shape, now),
 		curCreated: now,
+		stress:     make(map[otlp.TraceID]int64),
+		maxStress:  max(maxKept, 1),
+	}
+}
+
+// stressDropped reports whether stress relief dropped id.
+func (c *decisionCache) stressDropped(id *otlp.TraceID) bool {
+	if len(c.stress) == 0 {
+		return false
+	}
+	_, ok := c.stress[*id]
+	return ok
+}
+
+// addStressDropped remembers that stress relief dropped id.
+func (c *decisionCache) addStressDropped(id otlp.TraceID, now int64) {
+	c.stress[id] = now
+	c.stressOrder = append(c.stressOrder, keptRef{id: id, at: now})
+	for len(c.stress) > c.maxStress {
+		c.popStress()
+	}
+}
+
+func (c *decisionCache) popStress() {
+	ref := c.stressOrder[c.stressHead]
+	c.stressOrder[c.stressHead] = keptRef{}
+	c.stressHead++
+	if at, ok := c.stress[ref.id]; ok && at == ref.at {
+		delete(c.stress, ref.id)
+	}
+	if c.stressHead > 1024 && c.stressHead*2 > len(c.stressOrder) {
+		n := copy(c.stressOrder, c.stressOrder[c.stressHead:])
+		clear(c.stressOrder[n:])
+		c.stressOrder = c.stressOrder[:n]
+		c.stressHead = 0
 	}
 }
 
@@ -126,6 +169,12 @@ func (c *decisionCache) expire(now int64) {
 	if c.head == len(c.order) && c.head > 0 {
 		c.order, c.head = c.order[:0], 0
 	}
+	for c.stressHead < len(c.stressOrder) && c.stressOrder[c.stressHead].at+c.ttl < now {
+		c.popStress()
+	}
+	if c.stressHead == len(c.stressOrder) && c.stressHead > 0 {
+		c.stressOrder, c.stressHead = c.stressOrder[:0], 0
+	}
 	if now-c.curCreated >= c.ttl {
 		c.rotate(now)
 	}
@@ -134,7 +183,7 @@ func (c *decisionCache) expire(now int64) {
 // memBytes estimates the cache's memory: the filters, the FIFO and the
 // map (about 48 bytes a slot with Go's map overhead).
 func (c *decisionCache) memBytes() int {
-	n := c.cur.memBytes() + cap(c.order)*int(unsafe.Sizeof(keptRef{})) + len(c.kept)*48
+	n := c.cur.memBytes() + (cap(c.order)+cap(c.stressOrder))*int(unsafe.Sizeof(keptRef{})) + (len(c.kept)+len(c.stress))*48
 	if c.prev != nil {
 		n += c.prev.memBytes()
 	}

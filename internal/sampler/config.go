@@ -23,10 +23,13 @@ type Config struct {
 	DecisionWait units.Duration `yaml:"decision_wait"`
 	// RootGrace is how long to wait for more spans once the root span came.
 	RootGrace units.Duration `yaml:"root_grace"`
-	// MaxBufferedSpans and MaxBufferedBytes bound the trace buffer; beyond
-	// them the oldest traces are decided early (stress relief).
+	// MaxBufferedSpans and MaxBufferedBytes bound the trace buffer; what
+	// happens beyond them is Overload's policy.
 	MaxBufferedSpans int         `yaml:"max_buffered_spans"`
 	MaxBufferedBytes units.Bytes `yaml:"max_buffered_bytes"`
+	// Overload says what the sampler does when the buffer is over its
+	// limits.
+	Overload OverloadConfig `yaml:"overload"`
 	// DecisionCache remembers decided trace IDs for late spans.
 	DecisionCache CacheConfig `yaml:"decision_cache"`
 	// Rules are evaluated in order; the first match decides.
@@ -46,6 +49,24 @@ type Config struct {
 	ExportBatchSpans int `yaml:"export_batch_spans"`
 }
 
+// Overload policies (OverloadConfig.Policy).
+const (
+	// PolicyPushBack decides early only the traces whose decision more
+	// spans cannot change and refuses new requests (backpressure) while the
+	// buffer stays over its limits. The default.
+	PolicyPushBack = "push_back"
+	// PolicyDecideEarly decides the traces nearest their deadline early,
+	// whatever their rules say (stress relief), and never refuses for the
+	// buffer.
+	PolicyDecideEarly = "decide_early"
+)
+
+// OverloadConfig is the sampling.overload section.
+type OverloadConfig struct {
+	// Policy is push_back (the default, also for "") or decide_early.
+	Policy string `yaml:"policy"`
+}
+
 // CacheConfig configures the decision cache.
 type CacheConfig struct {
 	// TTL is how long a decision is remembered (at least; dropped IDs may be
@@ -61,6 +82,10 @@ type CacheConfig struct {
 	// FalsePositiveRate is the Bloom filters' design false-positive rate
 	// at MaxDroppedTraces; 0 means 0.001.
 	FalsePositiveRate float64 `yaml:"false_positive_rate"`
+	// SnapshotInterval is how often the cache is saved to its file while
+	// running (it is also saved on shutdown), so a crash loses at most
+	// this much of the decisions; 0 means 10s.
+	SnapshotInterval units.Duration `yaml:"snapshot_interval"`
 }
 
 // RuleConfig is one sampling rule: a name, optional conditions (all must
@@ -182,6 +207,7 @@ const (
 	defaultMaxDroppedTraces  = 10_000_000
 	defaultFalsePositiveRate = 0.001
 	defaultRateLimitMaxKeys  = 10_000
+	defaultSnapshotInterval  = 10 * time.Second
 )
 
 // noRuleLabel is the rule label of traces that no rule matched; rule names
@@ -205,7 +231,9 @@ func DefaultConfig() Config {
 			MaxKeptTraces:     defaultMaxKeptTraces,
 			MaxDroppedTraces:  defaultMaxDroppedTraces,
 			FalsePositiveRate: defaultFalsePositiveRate,
+			SnapshotInterval:  units.Duration(defaultSnapshotInterval),
 		},
+		Overload:         OverloadConfig{Policy: PolicyPushBack},
 		Tick:             units.Duration(defaultTick),
 		IntakeSpans:      defaultIntakeSpans,
 		RetryAfter:       units.Duration(defaultRetryAfter),
@@ -252,7 +280,15 @@ func (c *Config) Validate() error {
 	if c.ExportBatchSpans < 0 {
 		add("export_batch_spans", "must not be negative, got %d", c.ExportBatchSpans)
 	}
+	switch c.Overload.Policy {
+	case "", PolicyPushBack, PolicyDecideEarly:
+	default:
+		add("overload.policy", "must be %s or %s, got %q", PolicyPushBack, PolicyDecideEarly, c.Overload.Policy)
+	}
 	dc := c.DecisionCache
+	if dc.SnapshotInterval < 0 {
+		add("decision_cache.snapshot_interval", "must not be negative, got %s", dc.SnapshotInterval)
+	}
 	if dc.TTL <= 0 {
 		add("decision_cache.ttl", "must be positive, got %s", dc.TTL)
 	}
@@ -412,6 +448,12 @@ func (c Config) settled(gomaxprocs int) Config {
 	}
 	if c.DecisionCache.FalsePositiveRate == 0 {
 		c.DecisionCache.FalsePositiveRate = defaultFalsePositiveRate
+	}
+	if c.DecisionCache.SnapshotInterval == 0 {
+		c.DecisionCache.SnapshotInterval = units.Duration(defaultSnapshotInterval)
+	}
+	if c.Overload.Policy == "" {
+		c.Overload.Policy = PolicyPushBack
 	}
 	return c
 }

@@ -10,19 +10,27 @@ import (
 // map it to gRPC UNAVAILABLE / HTTP 503.
 var ErrShuttingDown = errors.New("sampler is shutting down")
 
-// BackpressureError is returned by Consume when the intake is full; none of
+// BackpressureError is returned by Consume when the intake is full or, under
+// the push_back overload policy, the trace buffer is over its limits; none of
 // the request's spans were taken. Receivers map it to gRPC
 // RESOURCE_EXHAUSTED with RetryInfo / HTTP 429 with Retry-After.
 type BackpressureError struct {
 	// Spans is the size of the refused request.
 	Spans int
+	// Buffer is true when the trace buffer, not the intake, was full (the
+	// push_back overload policy).
+	Buffer bool
 	// Delay is the suggested wait before retrying.
 	Delay time.Duration
 }
 
 // Error implements error.
 func (e *BackpressureError) Error() string {
-	return fmt.Sprintf("sampler intake is full, %d spans refused: retry after %s", e.Spans, e.Delay)
+	what := "sampler intake is full"
+	if e.Buffer {
+		what = "sampler trace buffer is over its limits"
+	}
+	return fmt.Sprintf("%s, %d spans refused: retry after %s", what, e.Spans, e.Delay)
 }
 
 // RetryAfter returns the suggested wait before retrying.
@@ -69,6 +77,9 @@ const (
 	TriggerShutdown
 	// TriggerSize: the trace alone outgrew what one trace may hold.
 	TriggerSize
+	// TriggerFinal: the buffer was over its limits (push_back policy) and
+	// no span that may still arrive can change the trace's verdict.
+	TriggerFinal
 )
 
 // String returns the trigger's name.
@@ -84,6 +95,8 @@ func (t Trigger) String() string {
 		return "shutdown"
 	case TriggerSize:
 		return "trace_size"
+	case TriggerFinal:
+		return "verdict_final"
 	default:
 		return fmt.Sprintf("Trigger(%d)", uint8(t))
 	}

@@ -24,10 +24,25 @@
 // reference per distinct resource/scope pair, whose encodings each shard
 // holds once for all its traces. The bytes counted against
 // max_buffered_bytes are the capacities of the arena, records and group
-// references, the shared groups, plus a fixed per-trace overhead. Beyond max_buffered_spans or
-// max_buffered_bytes the sampler does not refuse spans: it decides the traces
-// nearest their deadline early (stress relief) until the buffer is back under
-// 90% of the limit, logs once per episode and counts each activation.
+// references, the shared groups, plus a fixed per-trace overhead.
+//
+// # Overload
+//
+// Beyond a shard's share of max_buffered_spans or max_buffered_bytes the
+// overload policy applies. push_back (the default) decides early only the
+// traces whose verdict is final, that no span still to come can change
+// (see policy.final: conditions about the presence of something or about a
+// bound that only grows stay true once true, error: false and
+// attribute exists: false stay false once false, and rate_limit is never
+// final), and while the shard stays over its share Consume refuses whole
+// requests with a *BackpressureError (Buffer set) until decision deadlines
+// drain it; requests are admitted again as soon as every shard is under
+// its limits, whatever their size, so a retrying client always gets
+// through. decide_early decides the traces nearest their deadline early
+// (stress relief) until the buffer is back under 90% of the limit, logs
+// once per episode and counts each activation; the IDs it dropped are
+// remembered exactly so that a late error span of such a trace is exported
+// alone, marked sampling.partial=true.
 //
 // # Timing
 //
@@ -56,8 +71,13 @@
 // rate, bounded by max_kept_traces), dropped IDs in a rotating pair of
 // blocked Bloom filters sized for max_dropped_traces per ttl at
 // false_positive_rate. A false positive makes the first span of a new trace
-// look like a late span of a dropped one, so the new trace is dropped; with
-// two filters the rate is at most twice false_positive_rate when both are
-// full and far lower when they are not. The cache is saved to a file on
-// Shutdown and loaded by New, so a restart does not split traces.
+// look like a late span of a dropped one; with two filters the rate is at
+// most twice false_positive_rate when both are full and far lower when
+// they are not. So the filters are never trusted alone for a span that is
+// bad for availability or a root span: those start a buffered trace
+// (counted as overrides), and only spans without either signal are
+// discarded on the filters' word. The cache is saved to a file every
+// decision_cache.snapshot_interval (each shard copies its part between two
+// batches; another goroutine writes the file and renames it into place)
+// and on Shutdown, and loaded by New, so a restart does not split traces.
 package sampler

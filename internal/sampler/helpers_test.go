@@ -201,6 +201,7 @@ type keptSpan struct {
 	Rule       string
 	Rate       float64
 	TraceState string
+	Partial    bool // sampling.partial=true
 }
 
 // kept decodes every request the exporter received with pdata.
@@ -231,6 +232,9 @@ func (e *fakeExporter) kept(t testing.TB) []keptSpan {
 					}
 					if v, ok := sp.Attributes().Get("sampling.rate"); ok {
 						ks.Rate = v.Double()
+					}
+					if v, ok := sp.Attributes().Get("sampling.partial"); ok {
+						ks.Partial = v.Bool()
 					}
 					out = append(out, ks)
 				}

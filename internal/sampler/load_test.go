@@ -27,6 +27,7 @@ func TestStressRelief(t *testing.T) {
 				cfg := testConfig() // default rules: errors, slow, 5%
 				cfg.MaxBufferedSpans = tt.maxSpans
 				cfg.MaxBufferedBytes = 1 << 20
+				cfg.Overload.Policy = PolicyDecideEarly
 				env := startEnv(t, cfg, Settings{})
 				big := strings.Repeat("x", tt.attrSize)
 				errorTraces := map[otlp.TraceID]int{}
@@ -195,9 +196,9 @@ func TestExportedRequestsDecode(t *testing.T) {
 			{keptID, "rest", 20, "ot=th:f3333333333333,vendor=x", "ot=th:f3333333333333"},
 		} {
 			want = append(want,
-				keptSpan{c.id, 1, "GET /cart", "web", c.rule, c.rate, c.rootState},
-				keptSpan{c.id, 3, "render", "web", c.rule, c.rate, c.childState},
-				keptSpan{c.id, 2, "charge", "payments", c.rule, c.rate, c.childState},
+				keptSpan{c.id, 1, "GET /cart", "web", c.rule, c.rate, c.rootState, false},
+				keptSpan{c.id, 3, "render", "web", c.rule, c.rate, c.childState, false},
+				keptSpan{c.id, 2, "charge", "payments", c.rule, c.rate, c.childState, false},
 			)
 		}
 		got := env.exp.kept(t)

@@ -27,6 +27,20 @@ type metrics struct {
 
 	lateKeep prometheus.Counter
 	lateDrop prometheus.Counter
+
+	// The push_back overload policy: refused requests, traces decided
+	// early on a final verdict, episodes of refusal.
+	overloadRefused  prometheus.Counter
+	finalEarly       prometheus.Counter
+	pushBackEpisodes prometheus.Counter
+	// The dropped-ID filter: hits, and hits not trusted, by reason.
+	filterHits    prometheus.Counter
+	overrideError prometheus.Counter
+	overrideRoot  prometheus.Counter
+	// partialSpans counts late error spans of stress-dropped traces kept.
+	partialSpans prometheus.Counter
+	// snapshotFailed counts periodic decision cache saves that failed.
+	snapshotFailed prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, ruleNames []string, s *Sampler) (*metrics, error) {
@@ -49,7 +63,37 @@ func newMetrics(reg prometheus.Registerer, ruleNames []string, s *Sampler) (*met
 		Name: "tailgate_sampler_late_spans_total",
 		Help: "Spans that arrived after their trace was decided; they follow the decision.",
 	}, []string{"decision"})
+	overrides := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tailgate_sampler_dropped_filter_overrides_total",
+		Help: "Spans whose trace ID hit the dropped-trace filter but that started a buffered trace instead of being discarded, by reason (error: the span is bad for availability; root: a root span).",
+	}, []string{"reason"})
 	m := &metrics{
+		overloadRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tailgate_sampler_overload_refused_requests_total",
+			Help: "Export requests refused (all of their spans) because the trace buffer was over its limits (overload policy push_back).",
+		}),
+		finalEarly: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tailgate_sampler_overload_early_traces_total",
+			Help: "Traces decided before their decision wait because the trace buffer was over its limits and no further span could change their verdict (overload policy push_back).",
+		}),
+		pushBackEpisodes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tailgate_sampler_overload_episodes_total",
+			Help: "Episodes begun in which the trace buffer stayed over its limits and new requests were refused (overload policy push_back).",
+		}),
+		filterHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tailgate_sampler_dropped_filter_hits_total",
+			Help: "Spans of unbuffered traces whose trace ID the dropped-trace filter reported as dropped (true hits and false positives).",
+		}),
+		overrideError: overrides.WithLabelValues("error"),
+		overrideRoot:  overrides.WithLabelValues("root"),
+		partialSpans: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tailgate_sampler_partial_spans_total",
+			Help: "Late error spans of traces that stress relief had dropped, exported alone with sampling.partial=true.",
+		}),
+		snapshotFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tailgate_sampler_decision_cache_snapshot_failures_total",
+			Help: "Periodic saves of the decision cache file that failed (each is logged).",
+		}),
 		received: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tailgate_sampler_spans_received_total",
 			Help: "Spans accepted by the sampler.",
@@ -88,6 +132,7 @@ func newMetrics(reg prometheus.Registerer, ruleNames []string, s *Sampler) (*met
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
 	collectors := []prometheus.Collector{
+		m.overloadRefused, m.finalEarly, m.pushBackEpisodes, m.filterHits, overrides, m.partialSpans, m.snapshotFailed,
 		m.received, m.backpressure, m.stressEpisodes, m.stressTraces, m.latency, m.exportFailed, decided, kept, notSampled, late,
 		gauge("tailgate_sampler_buffered_traces", "Traces buffered, waiting for a decision.",
 			func() float64 { return float64(s.sum(func(sh *shard) int64 { return sh.gTraces.Load() })) }),

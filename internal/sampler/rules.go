@@ -23,7 +23,23 @@ const (
 // condition is one "when" clause of a rule.
 type condition interface {
 	match(t *Trace, sc *scratch) bool
+	// monotony says how more spans can change the condition's result.
+	monotony() monotony
 }
+
+// monotony is how a condition's result can change as a trace gets more
+// spans (spans are only ever added; none is removed or changed).
+type monotony uint8
+
+const (
+	// onceTrueStaysTrue: a condition about the existence of a span (an
+	// error span, a service, a span name, an attribute) or about a bound
+	// that only grows (duration, span count).
+	onceTrueStaysTrue monotony = iota
+	// onceFalseStaysFalse: a condition about the absence of something
+	// (error: false, attribute exists: false).
+	onceFalseStaysFalse
+)
 
 // scratch is per-shard reusable memory for rule evaluation.
 type scratch struct {
@@ -149,6 +165,47 @@ func (p *policy) evaluate(t *Trace, now time.Time, sc *scratch) verdict {
 	return verdict{decision: Drop, rule: -1}
 }
 
+// final returns the verdict of the rules on t when no span that may still
+// arrive can change it, and false otherwise. A rule's result is final when
+// it matches and each of its conditions is onceTrueStaysTrue, or when it
+// does not match and one of its failing conditions is onceFalseStaysFalse.
+// The verdict is final when every rule before the first final match is a
+// final non-match (or every rule is, the trace then matches none) and the
+// matching rule's action does not depend on when it is applied: keep,
+// drop and sample_percent (deterministic in the trace ID) qualify,
+// rate_limit (its key is read from the root span, which may still come,
+// and its budget from the clock) does not.
+func (p *policy) final(t *Trace, now time.Time, sc *scratch) (verdict, bool) {
+	for _, r := range p.rules {
+		matched, fixed := true, true
+		for _, c := range r.conds {
+			m := c.match(t, sc)
+			if !m {
+				matched = false
+				if c.monotony() == onceFalseStaysFalse {
+					fixed = true
+					break
+				}
+				fixed = false
+				continue
+			}
+			if c.monotony() != onceTrueStaysTrue {
+				fixed = false
+			}
+		}
+		switch {
+		case !fixed:
+			return verdict{}, false
+		case !matched:
+			continue
+		case r.action == actionRateLimit:
+			return verdict{}, false
+		}
+		return p.evaluate(t, now, sc), true
+	}
+	return verdict{decision: Drop, rule: -1}, true
+}
+
 func (r *rule) matches(t *Trace, sc *scratch) bool {
 	for _, c := range r.conds {
 		if !c.match(t, sc) {
@@ -163,15 +220,37 @@ type errorCond bool
 
 func (c errorCond) match(t *Trace, _ *scratch) bool { return t.bad == bool(c) }
 
+func (c errorCond) monotony() monotony {
+	if c {
+		return onceTrueStaysTrue
+	}
+	return onceFalseStaysFalse
+}
+
 // durationCond matches traces longer than the duration.
 type durationCond time.Duration
 
 func (c durationCond) match(t *Trace, _ *scratch) bool { return t.Duration() > time.Duration(c) }
 
+func (durationCond) monotony() monotony { return onceTrueStaysTrue }
+
 // spanCountCond matches traces with more spans than the count.
 type spanCountCond int
 
 func (c spanCountCond) match(t *Trace, _ *scratch) bool { return len(t.spans) > int(c) }
+
+func (spanCountCond) monotony() monotony { return onceTrueStaysTrue }
+
+func (serviceCond) monotony() monotony { return onceTrueStaysTrue }
+
+func (*spanNameCond) monotony() monotony { return onceTrueStaysTrue }
+
+func (a *attrCond) monotony() monotony {
+	if a.absent {
+		return onceFalseStaysFalse
+	}
+	return onceTrueStaysTrue
+}
 
 // serviceCond matches traces with a span of one of the services.
 type serviceCond []string

@@ -35,8 +35,9 @@ type Settings struct {
 	Registerer prometheus.Registerer
 	// Exporter is where kept traces go; required.
 	Exporter Exporter
-	// CachePath is the file the decision cache is saved to on Shutdown and
-	// loaded from by New; "" means no persistence.
+	// CachePath is the file the decision cache is saved to every
+	// decision_cache.snapshot_interval and on Shutdown, and loaded from by
+	// New; "" means no persistence.
 	CachePath string
 	// OnDecision, when set, is called for every decided trace (not for late
 	// spans), on the goroutine of the trace's shard, after the rules ran and
@@ -66,8 +67,16 @@ type Sampler struct {
 	restored atomic.Pointer[[]*bloom]
 
 	shards []*shard
-	intake atomic.Int64
-	failed atomic.Int64 // kept spans the exporter did not take
+	// pushBack is the overload policy push_back; overShards counts the
+	// shards over their limits (Consume refuses while it is positive).
+	pushBack   bool
+	overShards atomic.Int32
+	// snapping is set while a periodic snapshot is being taken; fileMu
+	// serializes writes of the cache file.
+	snapping atomic.Bool
+	fileMu   sync.Mutex
+	intake   atomic.Int64
+	failed   atomic.Int64 // kept spans the exporter did not take
 
 	// mu guards closed against Consume: Consume holds it shared while it
 	// enqueues, so no batch can slip in after Shutdown closed the intake.
@@ -117,7 +126,9 @@ func New(cfg Config, set Settings) (*Sampler, error) {
 		path:   set.CachePath,
 		policy: pol,
 		now:    time.Now,
-		stop:   make(chan struct{}),
+
+		pushBack: cfg.Overload.Policy == PolicyPushBack,
+		stop:     make(chan struct{}),
 	}
 	s.runCtx, s.cancelRun = context.WithCancel(context.Background())
 	s.batchPool.New = func() any { return new(batch) }
@@ -238,10 +249,13 @@ func (s *Sampler) Start(_ context.Context) error {
 }
 
 // tickLoop is the one ticker: it hands the time to every shard (a shard
-// that is busy catches up on its next tick) and ends stress episodes.
+// that is busy catches up on its next tick), ends stress episodes and
+// starts the periodic snapshots of the decision cache.
 func (s *Sampler) tickLoop() {
 	t := time.NewTicker(s.cfg.Tick.Std())
 	defer t.Stop()
+	lastSnap := s.now().UnixNano()
+	interval := int64(s.cfg.DecisionCache.SnapshotInterval)
 	for {
 		select {
 		case <-s.stop:
@@ -255,6 +269,70 @@ func (s *Sampler) tickLoop() {
 			}
 			s.endStressEpisode(now.UnixNano())
 			s.expireRestored(now.UnixNano())
+			if at := now.UnixNano(); s.path != "" && at-lastSnap >= interval && s.snapping.CompareAndSwap(false, true) {
+				lastSnap = at
+				s.wg.Add(1)
+				go func() {
+					defer s.wg.Done()
+					defer s.snapping.Store(false)
+					s.saveSnapshot(at)
+				}()
+			}
+		}
+	}
+}
+
+// snapRequest asks a shard for its part of a snapshot.
+type snapRequest struct {
+	now int64
+	out chan<- snapshotPart
+}
+
+// snapshotPart is a shard's part of a snapshot (filters cloned).
+type snapshotPart struct {
+	kept    []savedKept
+	filters []*bloom
+}
+
+// saveSnapshot saves the decision cache while the shards run: each shard
+// copies its part on its own goroutine (a copy of its kept IDs and
+// filters, between two batches), and this goroutine encodes and writes
+// the file. It gives up when the sampler stops (Shutdown saves it then).
+func (s *Sampler) saveSnapshot(now int64) {
+	out := make(chan snapshotPart, len(s.shards))
+	for _, sh := range s.shards {
+		select {
+		case sh.snap <- snapRequest{now: now, out: out}:
+		case <-s.stop:
+			return
+		}
+	}
+	snap := &cacheSnapshot{savedAt: now}
+	for range s.shards {
+		select {
+		case p := <-out:
+			snap.kept = append(snap.kept, p.kept...)
+			snap.filters = append(snap.filters, p.filters...)
+		case <-s.stop:
+			return
+		}
+	}
+	s.addRestored(snap, now)
+	s.fileMu.Lock()
+	err := writeCacheFile(s.path, snap)
+	s.fileMu.Unlock()
+	if err != nil {
+		s.m.snapshotFailed.Inc()
+		s.log.Warn("could not save the decision cache", "path", s.path, "err", err)
+	}
+}
+
+// addRestored adds the loaded filters still within the TTL to snap.
+func (s *Sampler) addRestored(snap *cacheSnapshot, now int64) {
+	ttl := int64(s.cfg.DecisionCache.TTL)
+	for _, f := range s.restoredFilters() {
+		if f.newest+ttl >= now {
+			snap.filters = append(snap.filters, f)
 		}
 	}
 }
@@ -309,7 +387,10 @@ func (s *Sampler) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("sampler shutdown: %d kept spans not exported: %w", lost, context.Cause(ctx)))
 		}
 		if s.path != "" {
-			if err := writeCacheFile(s.path, s.snapshot(s.now().UnixNano())); err != nil {
+			s.fileMu.Lock()
+			err := writeCacheFile(s.path, s.snapshot(s.now().UnixNano()))
+			s.fileMu.Unlock()
+			if err != nil {
 				errs = append(errs, fmt.Errorf("save decision cache: %w", err))
 			}
 		}
@@ -321,27 +402,12 @@ func (s *Sampler) Shutdown(ctx context.Context) error {
 // snapshot collects the decision cache of every shard, after they stopped.
 func (s *Sampler) snapshot(now int64) *cacheSnapshot {
 	snap := &cacheSnapshot{savedAt: now}
-	ttl := int64(s.cfg.DecisionCache.TTL)
 	for _, sh := range s.shards {
-		c := sh.cache
-		for _, ref := range c.order[c.head:] {
-			e, ok := c.kept[ref.id]
-			if !ok || e.at != ref.at || e.at+ttl < now {
-				continue
-			}
-			snap.kept = append(snap.kept, savedKept{id: ref.id, at: e.at, rate: e.rate, ext: s.exts[e.ext]})
-		}
-		for _, f := range []*bloom{c.cur, c.prev} {
-			if f != nil && f.count > 0 {
-				snap.filters = append(snap.filters, f)
-			}
-		}
+		kept, filters := sh.snapshotPart(now, false)
+		snap.kept = append(snap.kept, kept...)
+		snap.filters = append(snap.filters, filters...)
 	}
-	for _, f := range s.restoredFilters() {
-		if f.newest+ttl >= now {
-			snap.filters = append(snap.filters, f)
-		}
-	}
+	s.addRestored(snap, now)
 	return snap
 }
 
@@ -412,8 +478,10 @@ func (g *groupIndex) forget(shard int) {
 	}
 }
 
-// Consume takes every span of req, or none: when the intake is full it
-// returns a *BackpressureError, after Shutdown began ErrShuttingDown. The
+// Consume takes every span of req, or none: when the intake is full, or
+// under the push_back overload policy when a shard's buffer is over its
+// limits, it returns a *BackpressureError; after Shutdown began
+// ErrShuttingDown. The
 // spans are copied; req may be reused once Consume returns.
 func (s *Sampler) Consume(_ context.Context, req *otlp.Request) error {
 	n := len(req.Spans)
@@ -424,6 +492,10 @@ func (s *Sampler) Consume(_ context.Context, req *otlp.Request) error {
 	}
 	if n == 0 {
 		return nil
+	}
+	if s.pushBack && s.overShards.Load() > 0 {
+		s.m.overloadRefused.Inc()
+		return &BackpressureError{Spans: n, Delay: s.cfg.RetryAfter.Std(), Buffer: true}
 	}
 	if !s.reserve(n) {
 		s.m.backpressure.Inc()

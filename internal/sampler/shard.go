@@ -128,6 +128,14 @@ type shard struct {
 	recent   [recentTraces]*Trace // traces found in the current batch, by hash
 	lastErr  int64                // unix nanos of the last export error logged
 
+	// Under the push_back policy: overMode is set while the buffer is over
+	// its limits; dirty then lists the traces that got spans since they
+	// were last checked for a final verdict (see policy.final); over is
+	// what Consume sees (through Sampler.overShards).
+	overMode bool
+	over     bool
+	dirty    []*Trace
+
 	gTraces, gSpans, gBytes, gCache atomic.Int64
 
 	inMu   sync.Mutex
@@ -135,6 +143,7 @@ type shard struct {
 	spare  []*batch
 	notify chan struct{}
 	tick   chan time.Time
+	snap   chan snapRequest
 }
 
 func newShard(s *Sampler, idx, n int, shape bloomShape, now int64) *shard {
@@ -155,6 +164,7 @@ func newShard(s *Sampler, idx, n int, shape bloomShape, now int64) *shard {
 		maxBytes: int64(cfg.MaxBufferedBytes) / int64(n),
 		notify:   make(chan struct{}, 1),
 		tick:     make(chan time.Time, 1),
+		snap:     make(chan snapRequest, 1),
 	}
 }
 
@@ -182,6 +192,9 @@ func (sh *shard) run() {
 			sh.drain()
 		case t := <-sh.tick:
 			sh.onTick(t.UnixNano())
+		case r := <-sh.snap:
+			kept, filters := sh.snapshotPart(r.now, true)
+			r.out <- snapshotPart{kept: kept, filters: filters}
 		}
 	}
 }
@@ -284,12 +297,12 @@ func (sh *shard) insert(b *batch) {
 		in := &b.spans[i]
 		if tr.decided {
 			// Decided during this batch (it outgrew a trace's bounds).
-			sh.late(b, in)
+			sh.lateDecided(b, in)
 			continue
 		}
 		p := &sh.ins[tr.ins]
 		if p.pendingN > 0 && !sh.grow(tr, p, now) {
-			sh.late(b, in)
+			sh.lateDecided(b, in)
 			continue
 		}
 		if p.batchGroup != int32(in.rec.group) {
@@ -297,7 +310,7 @@ func (sh *shard) insert(b *batch) {
 			if !ok {
 				if len(tr.groups) >= maxTraceGroups {
 					sh.decide(tr, now, TriggerSize)
-					sh.late(b, in)
+					sh.lateDecided(b, in)
 					continue
 				}
 				idx = sh.addGroup(tr, b, in.rec.group)
@@ -412,6 +425,10 @@ func (sh *shard) appendSpan(tr *Trace, b *batch, in *inSpan, group uint16, now i
 		}
 	}
 	sh.nspans++
+	if sh.overMode && !tr.dirty {
+		tr.dirty = true
+		sh.dirty = append(sh.dirty, tr)
+	}
 }
 
 func (sh *shard) newTrace(id otlp.TraceID, now int64) *Trace {
@@ -436,10 +453,30 @@ func (sh *shard) newTrace(id otlp.TraceID, now int64) *Trace {
 	return tr
 }
 
+// lateDecided handles a span of a trace decided while its batch was
+// inserted: the span follows the decision, and is discarded when late
+// would rather start a new trace with it (its trace was just decided).
+func (sh *shard) lateDecided(b *batch, in *inSpan) {
+	if !sh.late(b, in) {
+		sh.s.m.lateDrop.Inc()
+	}
+}
+
+// partialAttr is the encoding of the span attribute sampling.partial=true
+// (Span field 9, a KeyValue with a bool AnyValue), appended to a span
+// exported alone from a trace that stress relief dropped.
+var partialAttr = []byte{0x4a, 0x16, 0x0a, 0x10,
+	's', 'a', 'm', 'p', 'l', 'i', 'n', 'g', '.', 'p', 'a', 'r', 't', 'i', 'a', 'l',
+	0x12, 0x02, 0x10, 0x01}
+
 // late handles a span whose trace is not buffered: it follows a
 // remembered decision (kept: exported at once with the trace's rule and
 // rate; dropped: discarded) and reports true, or reports false when the
-// trace is unknown.
+// trace is unknown. Two exceptions: an error span of a trace that stress
+// relief dropped (not a rule) is exported alone, marked
+// sampling.partial=true; and the dropped-ID Bloom filters are not trusted
+// alone for an error span or a root span (a false positive would lose a
+// new trace): they report false, so the span starts a buffered trace.
 func (sh *shard) late(b *batch, in *inSpan) bool {
 	if e, ok := sh.cache.lookupKept(&in.traceID); ok {
 		ig := &b.groups[in.rec.group]
@@ -458,11 +495,48 @@ func (sh *shard) late(b *batch, in *inSpan) bool {
 		}
 		return true
 	}
-	if sh.cache.dropped(&in.traceID) || sh.restoredDropped(&in.traceID) {
+	if sh.cache.stressDropped(&in.traceID) {
+		if in.rec.bad() {
+			sh.exportPartial(b, in)
+			return true
+		}
 		sh.s.m.lateDrop.Inc()
 		return true
 	}
+	if sh.cache.dropped(&in.traceID) || sh.restoredDropped(&in.traceID) {
+		m := sh.s.m
+		m.filterHits.Inc()
+		switch {
+		case in.rec.bad():
+			m.overrideError.Inc()
+			return false
+		case in.rec.flags&spanRoot != 0:
+			m.overrideRoot.Inc()
+			return false
+		}
+		m.lateDrop.Inc()
+		return true
+	}
 	return false
+}
+
+// exportPartial exports one span alone, with sampling.partial=true.
+func (sh *shard) exportPartial(b *batch, in *inSpan) {
+	ig := &b.groups[in.rec.group]
+	g := ig.otlpGroup(b.buf)
+	ext := otlp.Extension{Rate: 1}
+	sh.full = appendSpanEncoding(sh.full[:0], &in.traceID, b.buf[in.rec.off:in.rec.off+in.size], in.rec.flags)
+	sh.full = append(sh.full, partialAttr...)
+	sh.raws = append(sh.raws[:0], sh.full)
+	sh.out = sh.enc.AppendResourceSpans(sh.out, &g, sh.raws, &ext)
+	sh.raws[0] = nil
+	sh.outSpans++
+	m := sh.s.m
+	m.partialSpans.Inc()
+	m.spansKept[len(m.spansKept)-1].Inc()
+	if sh.outSpans >= sh.s.cfg.ExportBatchSpans {
+		sh.flush()
+	}
 }
 
 func (sh *shard) restoredDropped(id *otlp.TraceID) bool {
@@ -503,6 +577,9 @@ func (sh *shard) decide(tr *Trace, now int64, trig Trigger) {
 		s.m.decidedDrop[mi].Inc()
 		s.m.spansDrop[mi].Add(n)
 		sh.cache.addDropped(&tr.id, now)
+		if trig == TriggerStress {
+			sh.cache.addStressDropped(tr.id, now)
+		}
 	}
 	sh.ntraces--
 	sh.nspans -= int64(len(tr.spans))
@@ -654,16 +731,99 @@ func (sh *shard) onTick(now int64) {
 		}
 		sh.wheel.release(tick, ids)
 	}
+	if sh.overMode && sh.nspans <= sh.maxSpans && sh.nbytes <= sh.maxBytes {
+		sh.leaveOverMode()
+	}
 	sh.cache.expire(now)
 	sh.gCache.Store(int64(sh.cache.memBytes()))
 	sh.flush()
 	sh.publish()
 }
 
-// relieve decides traces early, nearest deadline first, while the shard is
-// over its share of max_buffered_spans or max_buffered_bytes, until it is
-// under 90% of both.
+// relieve applies the overload policy when the shard is over its share of
+// max_buffered_spans or max_buffered_bytes.
 func (sh *shard) relieve(now int64) {
+	if sh.s.pushBack {
+		sh.pushBack(now)
+		return
+	}
+	sh.stressRelief(now)
+}
+
+// pushBack, when the shard is over its limits, decides the traces whose
+// verdict is final (policy.final): at the first batch over the limits all
+// buffered traces are checked, then only those that got spans since. When
+// the shard is still over its limits it raises its flag and Consume
+// refuses new requests until a tick finds it back under them.
+func (sh *shard) pushBack(now int64) {
+	if sh.nspans <= sh.maxSpans && sh.nbytes <= sh.maxBytes {
+		if sh.overMode {
+			sh.leaveOverMode()
+		}
+		return
+	}
+	s := sh.s
+	decided := 0
+	check := func(tr *Trace) {
+		tr.dirty = false
+		if tr.decided {
+			return
+		}
+		if _, ok := s.policy.final(tr, time.Unix(0, now), &sh.sc); ok {
+			sh.decide(tr, now, TriggerFinal)
+			decided++
+		}
+	}
+	if !sh.overMode {
+		sh.overMode = true
+		for _, tr := range sh.traces {
+			check(tr)
+		}
+	} else {
+		for i, tr := range sh.dirty {
+			check(tr)
+			sh.dirty[i] = nil
+		}
+	}
+	sh.dirty = sh.dirty[:0]
+	if decided > 0 {
+		s.m.finalEarly.Add(float64(decided))
+	}
+	if sh.nspans <= sh.maxSpans && sh.nbytes <= sh.maxBytes {
+		sh.leaveOverMode()
+		return
+	}
+	if !sh.over {
+		sh.over = true
+		if s.overShards.Add(1) == 1 {
+			s.m.pushBackEpisodes.Inc()
+			s.log.Warn("trace buffer over its limits: refusing new requests until it drains (overload policy push_back)",
+				"max_buffered_spans", s.cfg.MaxBufferedSpans, "max_buffered_bytes", s.cfg.MaxBufferedBytes.String())
+		}
+	}
+}
+
+// leaveOverMode ends the shard's push_back state: it is back under its
+// limits.
+func (sh *shard) leaveOverMode() {
+	sh.overMode = false
+	for i, tr := range sh.dirty {
+		tr.dirty = false
+		sh.dirty[i] = nil
+	}
+	sh.dirty = sh.dirty[:0]
+	if sh.over {
+		sh.over = false
+		if sh.s.overShards.Add(-1) == 0 {
+			sh.s.log.Info("trace buffer back under its limits: taking requests again")
+		}
+	}
+}
+
+// stressRelief decides traces early, nearest deadline first, while the
+// shard is over its share of max_buffered_spans or max_buffered_bytes,
+// until it is under 90% of both (the decide_early policy).
+func (sh *shard) stressRelief(now int64) {
 	if sh.nspans <= sh.maxSpans && sh.nbytes <= sh.maxBytes {
 		return
 	}
@@ -698,6 +858,33 @@ func (sh *shard) relieve(now int64) {
 	if decided > 0 {
 		sh.s.noteStress(now, decided)
 	}
+}
+
+// snapshotPart returns the shard's kept IDs younger than the TTL and its
+// dropped-ID filters; clone copies the filters (the shard goes on using
+// its own).
+func (sh *shard) snapshotPart(now int64, clone bool) ([]savedKept, []*bloom) {
+	s := sh.s
+	ttl := int64(s.cfg.DecisionCache.TTL)
+	c := sh.cache
+	var kept []savedKept
+	for _, ref := range c.order[c.head:] {
+		e, ok := c.kept[ref.id]
+		if !ok || e.at != ref.at || e.at+ttl < now {
+			continue
+		}
+		kept = append(kept, savedKept{id: ref.id, at: e.at, rate: e.rate, ext: s.exts[e.ext]})
+	}
+	var filters []*bloom
+	for _, f := range []*bloom{c.cur, c.prev} {
+		if f != nil && f.count > 0 {
+			if clone {
+				f = f.clone()
+			}
+			filters = append(filters, f)
+		}
+	}
+	return kept, filters
 }
 
 // finish drains the inbox, decides every buffered trace and flushes: the

@@ -127,6 +127,7 @@ type Trace struct {
 	bad       bool    // a span is bad for availability
 	rootDue   bool    // the deadline is root + root_grace
 	decided   bool
+	dirty     bool // listed in shard.dirty (push_back overload)
 
 	// The decision, set before OnDecision is called.
 	decision Decision
