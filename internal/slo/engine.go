@@ -110,6 +110,11 @@ type Settings struct {
 	// flush store the write-ahead log position its counts include, in
 	// the same transaction (see package wal).
 	Checkpoint wal.Checkpoint
+	// Leader, when set, says whether this instance is the fleet's leader:
+	// only the leader stores alert transitions and sends notifications
+	// (every instance evaluates, so that each answers with the same
+	// alert states). nil: this instance always leads.
+	Leader func() bool
 }
 
 // MarkedBucketStore is a BucketStore that stores buckets together with
@@ -145,6 +150,7 @@ type Engine struct {
 	skewRejected atomic.Uint64
 	lateSpans    atomic.Uint64 // counted in the arrival minute
 	flushErrors  atomic.Uint64
+	peerErrors   atomic.Uint64
 
 	// mu guards the series' histories, alert states, corrections and the
 	// fields below. Observe never takes it except to close a minute.
@@ -155,6 +161,10 @@ type Engine struct {
 	evalSeconds float64
 	nextID      int64 // correction IDs without a store
 	lastPrune   time.Time
+	// peerCursor is the store's clock at the last read of the peers'
+	// counts (the zero time before the first).
+	peerCursor time.Time
+	leader     func() bool
 
 	flushMu sync.Mutex
 
@@ -180,6 +190,7 @@ func NewEngine(specs []Spec, set Settings) (*Engine, error) {
 		store:     set.Store,
 		cp:        set.Checkpoint,
 		notifiers: set.Notifiers,
+		leader:    set.Leader,
 		baseURL:   strings.TrimRight(set.APIBaseURL, "/"),
 		skewNs:    uint64(cfg.MaxSkew.Std()),
 		lateness:  cfg.MaxLateness.Std(),

@@ -37,6 +37,9 @@ func (e *Engine) evaluate(now time.Time) {
 	e.lastEval = now
 	e.evalSeconds = time.Since(start).Seconds()
 	e.mu.Unlock()
+	if !e.leading() {
+		return // the leader notifies
+	}
 	for _, n := range notes {
 		for _, nf := range e.notifiers {
 			nf.Notify(n)
@@ -109,7 +112,7 @@ func (e *Engine) recordLocked(t Transition) {
 		e.recent = e.recent[:len(e.recent)-1]
 	}
 	e.recent = append(e.recent, t)
-	if e.store != nil {
+	if e.store != nil && e.leading() {
 		e.unsaved = append(e.unsaved, t)
 	}
 }

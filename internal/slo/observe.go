@@ -254,6 +254,7 @@ func (e *Engine) advanceLocked(m units.Minute) {
 			st.closeSlices(s, m)
 			if prune {
 				s.ev.prune(e.oldestKept(m))
+				s.peer.prune(e.oldestKept(m))
 				if st.sliceLen > 0 {
 					s.sl.prune(sliceOf(e.oldestKept(m), st.sliceLen))
 				}

@@ -23,6 +23,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.load(ctx, now); err != nil {
 		return err
 	}
+	if err := e.SyncPeers(ctx, now); err != nil {
+		return err
+	}
 	e.evaluate(now)
 	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	e.cancel = cancel
@@ -142,15 +145,23 @@ func (e *Engine) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-flush.C:
-			if err := e.flush(ctx, time.Now()); err != nil {
+			now := time.Now()
+			if err := e.flush(ctx, now); err != nil {
 				if n := e.flushErrors.Add(1); n == 1 || n%60 == 0 {
 					e.log.Warn("SLO flush failed; retrying", "err", err, "failures", n)
+				}
+			}
+			if err := e.syncPeers(ctx, now); err != nil {
+				if n := e.peerErrors.Add(1); n == 1 || n%60 == 0 {
+					e.log.Warn("reading the fleet's SLO counts failed; retrying", "err", err, "failures", n)
 				}
 			}
 		case <-eval.C:
 			now := time.Now()
 			e.evaluate(now)
-			e.pruneStore(ctx, now)
+			if e.leading() {
+				e.pruneStore(ctx, now)
+			}
 		}
 	}
 }
@@ -266,6 +277,8 @@ func (e *Engine) takeFlush(buckets []Bucket, owners []*series) ([]Bucket, []*ser
 			for i := searchPoint(s.ev.pts, s.flushedMin); i < len(s.ev.pts); i++ {
 				k := s.ev.pts[i].k
 				g, t := s.ev.at(k)
+				pg, pt := s.peer.at(k) // the peers flush their own
+				g, t = g-pg, t-pt
 				if k == cur {
 					g, t, seenCur = g+live.good, t+live.total, true
 					curG, curT = g, t

@@ -183,6 +183,7 @@ type series struct {
 
 	// Guarded by Engine.mu.
 	ev        prefix[units.Minute, uint64] // per minute: good, total (cumulative)
+	peer      prefix[units.Minute, uint64] // the part of ev that other instances counted (FleetBucketStore)
 	sl        prefix[int64, float64]       // per time slice (timeslices methods)
 	nextSlice int64                        // first slice not yet closed
 	since     time.Time                    // tracking start (coverage)

@@ -83,3 +83,15 @@ type Notification struct {
 	Links map[string]string `json:"links,omitempty"`
 	At    time.Time         `json:"at"`
 }
+
+// FleetBucketStore is a BucketStore shared by a fleet of instances, each
+// of which writes its own rows: LoadSLIBuckets returns this instance's
+// buckets and PeerSLIBuckets the sum of the others', so that an engine
+// keeps the counts it flushes (its own) apart from those it only reads.
+type FleetBucketStore interface {
+	// PeerSLIBuckets returns, for each minute from since on whose counts
+	// another instance changed at or after changed (the zero time: every
+	// minute), the sum of every other instance's counts of that minute;
+	// and the store's clock at the read, for the next call's changed.
+	PeerSLIBuckets(ctx context.Context, since, changed time.Time) ([]Bucket, time.Time, error)
+}
