@@ -39,7 +39,8 @@ type DB struct {
 	pool     *pgxpool.Pool
 	instance string
 	// where names the database in errors, without the password.
-	where string
+	where  string
+	leader *Leadership
 }
 
 // Open connects to the database named by dsn (a postgres:// URL or a
@@ -72,6 +73,7 @@ func Open(ctx context.Context, dsn string, o Options) (*DB, error) {
 		return nil, fmt.Errorf("open %s: %w", where, err)
 	}
 	s := &DB{pool: pool, instance: o.Instance, where: where}
+	s.leader = &Leadership{db: s}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open %s: %w", where, err)
@@ -114,8 +116,9 @@ func (s *DB) Where() string { return s.where }
 // Instance returns the instance name the store writes counts under.
 func (s *DB) Instance() string { return s.instance }
 
-// Close closes the pool.
+// Close gives up the leader lock and closes the pool.
 func (s *DB) Close() error {
+	s.leader.Release()
 	s.pool.Close()
 	return nil
 }

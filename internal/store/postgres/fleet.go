@@ -88,8 +88,9 @@ type Leadership struct {
 	conn *pgxpool.Conn // non-nil while leading
 }
 
-// Leadership returns the store's (not yet held) leader lock.
-func (s *DB) Leadership() *Leadership { return &Leadership{db: s} }
+// Leadership returns the store's leader lock (not taken until TryLead).
+// Close releases it.
+func (s *DB) Leadership() *Leadership { return s.leader }
 
 // TryLead checks that a held lock still is, or tries to take it; it
 // reports whether this instance leads now. An error means the database
