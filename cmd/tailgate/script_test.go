@@ -22,13 +22,17 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/otlptest"
 	"github.com/tailgate-sre/tailgate/internal/slo"
 	"github.com/tailgate-sre/tailgate/internal/store/sqlite"
+	"github.com/tailgate-sre/tailgate/internal/store/pgtest"
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
 // TestMain lets the scripts run "tailgate" as a command: the test binary
 // re-executes itself as the CLI, through the same run() main calls.
+//
+// The top-level run also starts a private PostgreSQL for the fleet tests
+// (pgtest), which skip without one.
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(withPostgres{m}, map[string]func(){
 		"tailgate": func() {
 			os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
 		},
@@ -178,3 +182,11 @@ func scriptServer(t *testing.T) (*httptest.Server, error) {
 	}
 	return httptest.NewServer(api.New(api.Deps{SLOs: e, Gate: g, Flags: fs, Incidents: is, Auth: a})), nil
 }
+
+// pg is the fleet tests' PostgreSQL server, started by TestMain.
+var pg pgtest.Server
+
+// withPostgres runs the tests with pg started.
+type withPostgres struct{ m *testing.M }
+
+func (w withPostgres) Run() int { return pgtest.Main(w.m, &pg) }

@@ -24,6 +24,13 @@ type Deps struct {
 	// Ready reports whether the process is ready to take traffic; nil means
 	// always ready.
 	Ready func() error
+	// Degraded lists what is wrong without making the process unready
+	// (the fleet store unreachable), for /readyz's body; nil: nothing.
+	Degraded func() []string
+	// Instance and Cell name this tailgate in /readyz and the fleet.
+	Instance, Cell string
+	// Fleet lists the fleet's instances; nil without the fleet store.
+	Fleet FleetSource
 
 	SLOs     SLOSource     // see slo.go
 	Services ServiceSource // see services.go
@@ -94,6 +101,7 @@ func New(deps Deps) *Server {
 	s.flagRoutes(s.mux)
 	s.incidentRoutes(s.mux)
 	s.canaryRoutes(s.mux)
+	s.fleetRoutes(s.mux)
 	// The dashboard: public static assets at / and /static/; the data it
 	// shows comes from the routes above, with the caller's token.
 	s.mux.Handle("/", ui.Handler())
@@ -110,7 +118,20 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	body := readyBody{Status: "ready", Instance: s.deps.Instance, Cell: s.deps.Cell}
+	if s.deps.Degraded != nil {
+		body.Degraded = s.deps.Degraded()
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// readyBody is /readyz's answer when ready. Degraded says what is wrong
+// that does not make the instance unready.
+type readyBody struct {
+	Status   string   `json:"status"`
+	Instance string   `json:"instance,omitempty"`
+	Cell     string   `json:"cell,omitempty"`
+	Degraded []string `json:"degraded,omitempty"`
 }
 
 // ErrorBody is the JSON shape of every API error.

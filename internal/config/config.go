@@ -48,6 +48,10 @@ type Config struct {
 	Auth      auth.Config       `yaml:"auth"`
 	// Instance names this tailgate in a fleet (default: the host name).
 	Instance string `yaml:"instance"`
+	// Cell names the cell (a set of instances with its own store) in API
+	// answers, metrics and notifications.
+	Cell  string `yaml:"cell"`
+	Fleet Fleet  `yaml:"fleet"`
 	// Flags are feature flags served over OFREP; KillSwitches bounds
 	// their automatic flips.
 	Flags        []flags.Config         `yaml:"flags"`
@@ -97,6 +101,36 @@ type Storage struct {
 	Path string `yaml:"path"`
 	// WAL is the write-ahead log of accepted requests' counts.
 	WAL WAL `yaml:"wal"`
+	// Postgres, a connection string (postgres://user@host:5432/db?sslmode=...),
+	// selects the fleet store: every instance of the fleet shares it
+	// (docs/scale.md). PostgresFile names a file holding the connection
+	// string instead, for a secret; not both.
+	Postgres     string `yaml:"postgres"`
+	PostgresFile string `yaml:"postgres_file"`
+}
+
+// PostgresDSN returns the fleet store's connection string ("" for the
+// embedded store), reading PostgresFile if that is how it is given.
+func (s Storage) PostgresDSN() (string, error) {
+	if s.PostgresFile == "" {
+		return s.Postgres, nil
+	}
+	b, err := os.ReadFile(s.PostgresFile)
+	if err != nil {
+		return "", fmt.Errorf("storage.postgres_file: %w", err)
+	}
+	dsn := strings.TrimSpace(string(b))
+	if dsn == "" {
+		return "", fmt.Errorf("storage.postgres_file: %s is empty", s.PostgresFile)
+	}
+	return dsn, nil
+}
+
+// Fleet configures an instance's part in a fleet on the fleet store.
+type Fleet struct {
+	// HeartbeatInterval is how often the instance records its heartbeat
+	// and tries or renews the leader lock (default 2s).
+	HeartbeatInterval units.Duration `yaml:"heartbeat_interval"`
 }
 
 // WAL configures the write-ahead log (docs/operations.md).
@@ -206,6 +240,17 @@ func (c *Config) Validate() error {
 	}
 	if c.Storage.Path == "" {
 		errs = append(errs, errors.New("storage.path: must not be empty"))
+	}
+	if c.Storage.Postgres != "" && c.Storage.PostgresFile != "" {
+		errs = append(errs, errors.New("storage: postgres and postgres_file are both set; keep one"))
+	}
+	if c.Storage.PostgresFile != "" {
+		if _, err := c.Storage.PostgresDSN(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Fleet.HeartbeatInterval < 0 || c.Fleet.HeartbeatInterval != 0 && c.Fleet.HeartbeatInterval.Std() < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("fleet.heartbeat_interval: must be at least 100ms, got %s", c.Fleet.HeartbeatInterval))
 	}
 	if c.Storage.WAL.FsyncInterval < 0 {
 		errs = append(errs, fmt.Errorf("storage.wal.fsync_interval: must not be negative, got %s", c.Storage.WAL.FsyncInterval))

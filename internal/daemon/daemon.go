@@ -37,7 +37,6 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/sampler"
 	"github.com/tailgate-sre/tailgate/internal/signals"
 	"github.com/tailgate-sre/tailgate/internal/slo"
-	"github.com/tailgate-sre/tailgate/internal/store/sqlite"
 	"github.com/tailgate-sre/tailgate/internal/wal"
 )
 
@@ -51,7 +50,9 @@ type Daemon struct {
 	log      *slog.Logger
 	registry *prometheus.Registry
 
-	store     *sqlite.DB
+	store     store
+	where     string // the store, for logs
+	fleet     *fleet // nil on the embedded store
 	exporter  *export.Exporter
 	sampler   *sampler.Sampler
 	slos      *slo.Engine
@@ -122,22 +123,25 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		specs = append(append([]slo.Spec(nil), specs...), more...)
 	}
 
-	var err error
-	if d.store, err = sqlite.Open(ctx, cfg.Storage.Path); err != nil {
+	instance := cfg.Instance
+	if instance == "" {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			instance = h
+		} else {
+			instance = "tailgate"
+		}
+	}
+	st, where, fleetDB, err := openStore(ctx, cfg, instance, log)
+	if err != nil {
 		return nil, err
 	}
+	d.store, d.where = st, where
 	fail := func(err error) (*Daemon, error) {
 		if d.counts != nil {
 			d.counts.log.Close()
 		}
 		d.store.Close()
 		return nil, err
-	}
-	instance := cfg.Instance
-	if instance == "" {
-		if instance, err = os.Hostname(); err != nil || instance == "" {
-			instance = "tailgate"
-		}
 	}
 	var checkpoint wal.Checkpoint
 	if cfg.Storage.WAL.Enabled {
@@ -149,7 +153,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	if d.exporter, err = export.New(cfg.Export, export.Settings{Logger: log.With("component", "export"), Registerer: d.registry, StorageDir: cfg.Storage.Path}); err != nil {
 		return fail(fmt.Errorf("export: %w", err))
 	}
-	if d.signals, err = signals.New(cfg.Signals, signals.Settings{Logger: log.With("component", "signals"), Registerer: d.registry, Store: d.store, Checkpoint: checkpoint}); err != nil {
+	if fleetDB != nil {
+		d.fleet = newFleet(fleetDB, cfg.Cell, cfg.Fleet.HeartbeatInterval.Std(), d.lastFlush, log.With("component", "fleet"), d.registry)
+	}
+	if d.signals, err = signals.New(cfg.Signals, signals.Settings{Logger: log.With("component", "signals"), Registerer: d.registry, Store: d.store,
+		Checkpoint: checkpoint, Leader: d.fleet.Leader}); err != nil {
 		return fail(fmt.Errorf("signals: %w", err))
 	}
 	if d.notifiers, err = notify.New(cfg.Notify, notify.Settings{Logger: log.With("component", "notify"), Registerer: d.registry}); err != nil {
@@ -163,6 +171,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		APIBaseURL: "http://" + cfg.Server.API,
 		Config:     cfg.SLOEngine,
 		Checkpoint: checkpoint,
+		Leader:     d.fleet.Leader,
 	}); err != nil {
 		return fail(fmt.Errorf("slos: %w", err))
 	}
@@ -197,7 +206,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	}); err != nil {
 		return fail(fmt.Errorf("policies: %w", err))
 	}
-	if d.flags, err = newFlags(ctx, cfg.Flags, cfg.KillSwitches, d.store, specs, d.slos, d.notifiers,
+	if d.flags, err = newFlags(ctx, cfg.Flags, cfg.KillSwitches, d.store, specs, d.slos, d.notifiers, d.fleet.Leader,
 		cfg.SLOEngine.EvalInterval.Std(), log.With("component", "flags"), d.registry); err != nil {
 		return fail(fmt.Errorf("flags: %w", err))
 	}
@@ -321,6 +330,10 @@ func (d *Daemon) Start(ctx context.Context) error {
 			Logger:    d.log.With("component", "api"),
 			Gatherer:  d.registry,
 			Ready:     d.readyErr,
+			Degraded:  d.fleet.degraded,
+			Instance:  instanceOf(d.fleet),
+			Cell:      d.cfg.Cell,
+			Fleet:     fleetSource(d.fleet),
 			SLOs:      d.slos,
 			Services:  d.signals,
 			Gate:      d.gate,
@@ -343,7 +356,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.ready.Store(true)
 	d.log.Info("tailgate serving",
 		"api", ln.Addr().String(), "otlp_grpc", d.receiver.GRPCAddr(), "otlp_http", d.receiver.HTTPAddr(),
-		"storage", d.store.Path())
+		"storage", d.where)
 	return nil
 }
 
@@ -369,6 +382,7 @@ type step struct {
 
 func (d *Daemon) steps() []step {
 	return []step{
+		{"fleet", d.fleet.Start, d.fleet.Shutdown},
 		{"export", d.exporter.Start, d.exporter.Shutdown},
 		{"signals", d.signals.Start, d.signals.Shutdown},
 		{"notify", d.notifiers.Start, d.notifiers.Shutdown},

@@ -33,7 +33,7 @@ type flagRunner struct {
 // newFlags builds the flag service over the store and the kill switches
 // over the SLO engine's states, evaluated as often as the SLO alerts.
 func newFlags(ctx context.Context, cfgFlags []flags.Config, ks flags.KillSwitchConfig, store flags.Store, specs []slo.Spec,
-	engine *slo.Engine, n *notify.Notifiers, interval time.Duration, log *slog.Logger, reg prometheus.Registerer) (*flagRunner, error) {
+	engine *slo.Engine, n *notify.Notifiers, leader func() bool, interval time.Duration, log *slog.Logger, reg prometheus.Registerer) (*flagRunner, error) {
 	svc, err := flags.NewService(ctx, cfgFlags, flags.Settings{Logger: log, Store: store})
 	if err != nil {
 		return nil, err
@@ -43,7 +43,7 @@ func newFlags(ctx context.Context, cfgFlags []flags.Config, ks flags.KillSwitchC
 		sloServices[s.Name] = s.Service
 	}
 	ctl, err := flags.NewController(svc, ks, flags.ControllerSettings{
-		Logger: log, States: gateStates{engine}, SLOServices: sloServices, Notifier: n, Registerer: reg,
+		Logger: log, States: gateStates{engine}, SLOServices: sloServices, Notifier: n, Registerer: reg, Leader: leader,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kill switches: %w", err)

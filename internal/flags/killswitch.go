@@ -56,6 +56,10 @@ type ControllerSettings struct {
 	SLOServices map[string]string
 	Notifier    Notifier // nil: no notifications
 	Registerer  prometheus.Registerer
+	// Leader, when set, says whether this instance is the fleet's
+	// leader; Run evaluates the kill switches on the leader only, so a
+	// fleet flips each flag once. nil: always.
+	Leader func() bool
 }
 
 // Controller runs the kill switches: each Evaluate checks every kill
@@ -68,6 +72,7 @@ type Controller struct {
 	slos   map[string]string
 	notify Notifier
 	m      *prometheus.CounterVec
+	leader func() bool
 
 	// clearSince is when each flipped flag's condition was first seen
 	// clear; dryRun marks flags whose would-be flip was already reported.
@@ -103,7 +108,7 @@ func NewController(svc *Service, cfg KillSwitchConfig, set ControllerSettings) (
 	if cfg.MaxFlipsPerHour == 0 {
 		cfg.MaxFlipsPerHour = DefaultMaxFlipsPerHour
 	}
-	c := &Controller{svc: svc, cfg: cfg, log: set.Logger, states: set.States, slos: set.SLOServices, notify: set.Notifier,
+	c := &Controller{svc: svc, cfg: cfg, log: set.Logger, states: set.States, slos: set.SLOServices, notify: set.Notifier, leader: set.Leader,
 		clearSince: map[string]time.Time{}, dryRun: map[string]bool{},
 		m: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tailgate_kill_switch_actions_total",
@@ -141,6 +146,9 @@ func (c *Controller) Run(ctx context.Context, interval time.Duration, now func()
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if c.leader != nil && !c.leader() {
+				continue
+			}
 			if _, err := c.Evaluate(ctx, now()); err != nil && ctx.Err() == nil {
 				c.log.Error("kill switches", "err", err)
 			}

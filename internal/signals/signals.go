@@ -28,6 +28,10 @@ type Settings struct {
 	// Checkpoint, with a Store that is a MarkedStore, makes every flush
 	// store the write-ahead log mark its buckets include (see Flush).
 	Checkpoint wal.Checkpoint
+	// Leader, when set, says whether this instance is the fleet's
+	// leader: only the leader rolls up and expires the shared store's
+	// rows. nil: always.
+	Leader func() bool
 }
 
 // MarkedStore stores buckets together with the write-ahead log mark they
@@ -50,6 +54,7 @@ type Signals struct {
 	log      *slog.Logger
 	store    Store
 	lateness int64 // ns
+	leader   func() bool
 	cp       wal.Checkpoint
 	// cuts are the recent write-ahead log cuts of the flushes, oldest
 	// first (see flush); fullPos is the cut of the last flush of every
@@ -192,6 +197,7 @@ func New(cfg Config, set Settings) (*Signals, error) {
 		cfg:      cfg,
 		log:      set.Logger,
 		store:    set.Store,
+		leader:   set.Leader,
 		cp:       set.Checkpoint,
 		lateness: int64(cfg.MaxLateness.Std()),
 		stride:   sampleStride,
@@ -539,7 +545,7 @@ func (s *Signals) tick(ctx context.Context, now time.Time) {
 	}
 	s.rotateCardinality(now)
 	s.mu.Lock()
-	due := now.Sub(s.st.lastMaintenance) >= time.Hour
+	due := now.Sub(s.st.lastMaintenance) >= time.Hour && (s.leader == nil || s.leader())
 	if due {
 		s.st.lastMaintenance = now
 	}

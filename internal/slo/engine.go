@@ -151,6 +151,7 @@ type Engine struct {
 	lateSpans    atomic.Uint64 // counted in the arrival minute
 	flushErrors  atomic.Uint64
 	peerErrors   atomic.Uint64
+	lastFlushOK  atomic.Int64 // Unix ns of the last stored flush
 
 	// mu guards the series' histories, alert states, corrections and the
 	// fields below. Observe never takes it except to close a minute.
@@ -165,6 +166,7 @@ type Engine struct {
 	// counts (the zero time before the first).
 	peerCursor time.Time
 	leader     func() bool
+	wasLeader  bool // at the last evaluation; only evaluate reads it
 
 	flushMu sync.Mutex
 

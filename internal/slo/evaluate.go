@@ -13,6 +13,11 @@ import (
 func (e *Engine) evaluate(now time.Time) {
 	start := time.Now()
 	var notes []Notification
+	leads := e.leading()
+	if leads && !e.wasLeader && e.leader != nil {
+		e.takeOver()
+	}
+	e.wasLeader = leads
 	e.mu.Lock()
 	e.advanceLocked(units.MinuteOf(now))
 	e.refreshCorrectionsLocked(now, false)
@@ -37,8 +42,14 @@ func (e *Engine) evaluate(now time.Time) {
 	e.lastEval = now
 	e.evalSeconds = time.Since(start).Seconds()
 	e.mu.Unlock()
-	if !e.leading() {
+	if !leads {
 		return // the leader notifies
+	}
+	if len(notes) > 0 && e.leader != nil {
+		// In a fleet, the transition is stored before the notification
+		// goes out: a leader that takes over after a crash finds it and
+		// stays silent (see takeOver).
+		e.storeTransitions()
 	}
 	for _, n := range notes {
 		for _, nf := range e.notifiers {

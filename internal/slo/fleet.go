@@ -113,3 +113,55 @@ func (e *Engine) SyncPeers(ctx context.Context, now time.Time) error {
 	}
 	return nil
 }
+
+// LastFlush returns when counts were last stored (the zero time before
+// the first flush that succeeded).
+func (e *Engine) LastFlush() time.Time {
+	if n := e.lastFlushOK.Load(); n != 0 {
+		return time.Unix(0, n).UTC()
+	}
+	return time.Time{}
+}
+
+// fleetIO bounds the store calls evaluate makes on a fleet's behalf.
+const fleetIO = 5 * time.Second
+
+// takeOver adopts the alert states the previous leader stored, when this
+// engine becomes the fleet's leader: an alert the old leader notified as
+// firing (and stored before notifying) is firing here too, so the new
+// leader does not notify it again, even when it had not evaluated the
+// condition itself yet.
+func (e *Engine) takeOver() {
+	ctx, cancel := context.WithTimeout(context.Background(), fleetIO)
+	defer cancel()
+	ts, err := e.store.LatestAlertTransitions(ctx)
+	if err != nil {
+		e.log.Warn("taking over as leader: cannot read the stored alert states; alerts may be notified again", "err", err)
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, t := range ts {
+		e.restoreAlert(t)
+	}
+	e.log.Info("leading the fleet: alert states adopted from the store", "alerts", len(ts))
+}
+
+// storeTransitions writes the transitions not stored yet, now.
+func (e *Engine) storeTransitions() {
+	e.mu.Lock()
+	trans := e.unsaved
+	e.unsaved = nil
+	e.mu.Unlock()
+	if len(trans) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), fleetIO)
+	defer cancel()
+	if err := e.store.AddAlertTransitions(ctx, trans); err != nil {
+		e.log.Warn("store alert transitions before notifying", "err", err)
+		e.mu.Lock()
+		e.unsaved = append(trans, e.unsaved...)
+		e.mu.Unlock()
+	}
+}

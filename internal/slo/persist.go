@@ -237,6 +237,9 @@ func (e *Engine) flush(ctx context.Context, now time.Time) error {
 			e.mu.Unlock()
 		}
 	}
+	if len(errs) == 0 {
+		e.lastFlushOK.Store(now.UnixNano())
+	}
 	if len(trans) > 0 {
 		if err := e.store.AddAlertTransitions(ctx, trans); err != nil {
 			errs = append(errs, err)
