@@ -21,8 +21,8 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/incident"
 	"github.com/tailgate-sre/tailgate/internal/otlptest"
 	"github.com/tailgate-sre/tailgate/internal/slo"
-	"github.com/tailgate-sre/tailgate/internal/store/sqlite"
 	"github.com/tailgate-sre/tailgate/internal/store/pgtest"
+	"github.com/tailgate-sre/tailgate/internal/store/sqlite"
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
