@@ -48,6 +48,8 @@ or the token itself in TAILGATE_TOKEN) and --timeout.
 			reportCommand(),
 			cardinalityCommand(),
 			auditCommand(),
+			storeCommand(),
+			fleetCommand(),
 			versionCommand(),
 		},
 	}
