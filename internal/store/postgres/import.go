@@ -170,4 +170,3 @@ func Tables() []string {
 	}
 	return out
 }
-
