@@ -73,6 +73,7 @@ server: {api: %q}
 ingest: {otlp_grpc: "127.0.0.1:%d", otlp_http: %q}
 storage: {path: %q, postgres_file: %q}
 fleet: {heartbeat_interval: 200ms}
+auth: {allow_anonymous_writes: true}
 slo_engine: {flush_interval: 100ms, eval_interval: 200ms}
 notify: {webhooks: [{url: %q}]}
 slos:
@@ -183,6 +184,36 @@ slos:
 			return 0, int(st.Total) == acked && int(st.Good) == ackedGood
 		})
 	}
+	// An override made on one instance takes effect on the others.
+	body := fmt.Sprintf(`{"service":"checkout","change_classes":["feature"],"reason":"fleet test","approved_by":"sre-lead","expires_at":%q}`,
+		time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	req, _ := http.NewRequest(http.MethodPost, "http://"+members[0].api+"/api/v1/gate/overrides", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		t.Fatalf("override on %s: HTTP %d", members[0].name, resp.StatusCode)
+	}
+	for _, m := range members[1:] {
+		waitFor(t, "the override on "+m.name, func() (int, bool) {
+			resp, err := http.Post("http://"+m.api+"/api/v1/gate/check", "application/json",
+				strings.NewReader(`{"service":"checkout","change_class":"feature"}`))
+			if err != nil {
+				return 0, false
+			}
+			defer resp.Body.Close()
+			var d struct {
+				Decision   string
+				PolicyRule string `json:"policy_rule"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&d)
+			return 0, d.Decision == "allow" && d.PolicyRule == "override"
+		})
+	}
+
 	// tailgate fleet status lists the three, one of them the leader.
 	var out, errOut bytes.Buffer
 	if code := run(t.Context(), []string{"tailgate", "fleet", "status", "--server", "http://" + members[0].api}, nil, &out, &errOut); code != exitOK {

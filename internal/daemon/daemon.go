@@ -206,6 +206,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	}); err != nil {
 		return fail(fmt.Errorf("policies: %w", err))
 	}
+	if d.fleet != nil {
+		d.fleet.syncs = append(d.fleet.syncs, d.gate.SyncOverrides)
+	}
 	if d.flags, err = newFlags(ctx, cfg.Flags, cfg.KillSwitches, d.store, specs, d.slos, d.notifiers, d.fleet.Leader,
 		cfg.SLOEngine.EvalInterval.Std(), log.With("component", "flags"), d.registry); err != nil {
 		return fail(fmt.Errorf("flags: %w", err))

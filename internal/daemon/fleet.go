@@ -28,6 +28,9 @@ type fleet struct {
 	log      *slog.Logger
 	// flushed returns the time of the last stored flush of counts.
 	flushed func() time.Time
+	// syncs read, every syncInterval, what other instances changed and
+	// this one keeps in memory (the gate's overrides).
+	syncs []func(context.Context) error
 
 	leading atomic.Bool
 	health  atomic.Value // string: "ok" or the last error talking to the store
@@ -74,6 +77,10 @@ func buildVersion() string {
 	return v
 }
 
+// syncInterval is how often an instance reads what the others changed:
+// overrides made on one instance take effect on all within it.
+const syncInterval = time.Second
+
 // Leader reports whether this instance leads the fleet; a nil fleet (the
 // embedded store) always does.
 func (f *fleet) Leader() bool { return f == nil || f.leading.Load() }
@@ -89,6 +96,28 @@ func (f *fleet) Start(ctx context.Context) error {
 	defer f.mu.Unlock()
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	f.cancel = cancel
+	f.wg.Go(func() {
+		t := time.NewTicker(syncInterval)
+		defer t.Stop()
+		failures := 0
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-t.C:
+				for _, sync := range f.syncs {
+					ctx, cancel := context.WithTimeout(runCtx, syncInterval)
+					err := sync(ctx)
+					cancel()
+					if err != nil {
+						if failures++; failures == 1 || failures%60 == 0 {
+							f.log.Warn("reading the fleet's changes failed; retrying", "err", err, "failures", failures)
+						}
+					}
+				}
+			}
+		}
+	})
 	f.wg.Go(func() {
 		t := time.NewTicker(f.interval)
 		defer t.Stop()

@@ -129,6 +129,20 @@ func (g *Gate) Start(ctx context.Context) error {
 	return nil
 }
 
+// SyncOverrides reloads the active overrides from the store: in a fleet,
+// an override created or revoked on another instance takes effect here at
+// the next sync. A failed read keeps the overrides known.
+func (g *Gate) SyncOverrides(ctx context.Context) error {
+	os, err := g.store.Overrides(ctx, OverrideQuery{ActiveAt: g.now(), Limit: MaxLimit})
+	if err != nil {
+		return fmt.Errorf("reload gate overrides: %w", err)
+	}
+	g.mu.Lock()
+	g.active = os
+	g.mu.Unlock()
+	return nil
+}
+
 // Shutdown writes the queued audit records and stops the writer, within
 // ctx. It is idempotent.
 func (g *Gate) Shutdown(ctx context.Context) error { return g.audit.stop(ctx) }
