@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // fleetMember is one tailgate process of TestFleetOnPostgres.
@@ -222,6 +225,50 @@ slos:
 	if got := out.String(); strings.Count(got, "leader") != 1 || strings.Count(got, " ok\n") != 3 || !strings.Contains(got, "cell test-cell") {
 		t.Errorf("fleet status printed:\n%s", got)
 	}
+	// The store goes away (no new connections, the open ones cut): every
+	// instance stays ready and says why in /readyz, and the gate still
+	// answers from memory.
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbName := strings.TrimPrefix(u.Path, "/")
+	u.Path = "/postgres"
+	admin, err := pgx.Connect(t.Context(), u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`ALTER DATABASE ` + dbName + ` ALLOW_CONNECTIONS false`,
+		`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '` + dbName + `'`,
+	} {
+		if _, err := admin.Exec(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin.Close(t.Context())
+	for _, m := range members {
+		waitFor(t, m.name+" to report the store down", func() (int, bool) {
+			var r struct {
+				Status   string
+				Degraded []string
+			}
+			code := fleetGet(t, m.api, "/readyz", &r)
+			return 0, code == http.StatusOK && r.Status == "ready" && len(r.Degraded) > 0 && strings.Contains(r.Degraded[0], "fleet store")
+		})
+		resp, err := http.Post("http://"+m.api+"/api/v1/gate/check", "application/json",
+			strings.NewReader(`{"service":"checkout","change_class":"feature"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d struct{ Decision string }
+		_ = json.NewDecoder(resp.Body).Decode(&d)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || d.Decision == "" {
+			t.Errorf("%s's gate with the store down: HTTP %d decision %q, want an answer", m.name, resp.StatusCode, d.Decision)
+		}
+	}
+
 	mu.Lock()
 	defer mu.Unlock()
 	if len(firing) != 1 || firing[0] != "checkout-availability/budget-exhausted" {
