@@ -23,6 +23,7 @@ import (
 
 	"github.com/tailgate-sre/tailgate/internal/config"
 	"github.com/tailgate-sre/tailgate/internal/daemon"
+	"github.com/tailgate-sre/tailgate/internal/store/pgtest"
 )
 
 // loadgenEnv, when set to a JSON LoadConfig, turns the test binary into
@@ -33,7 +34,7 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(loadgenEnv); spec != "" {
 		os.Exit(loadgenMain(spec))
 	}
-	os.Exit(m.Run())
+	os.Exit(pgtest.Main(m, &pg))
 }
 
 func loadgenMain(spec string) int {

@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -47,21 +48,18 @@ type Server struct {
 	skip    string // why there is no server
 	next    atomic.Int64
 	running bool
+	main    bool // Main runs the tests
+	once    sync.Once
+	err     error // the start's failure
 }
 
-// Main starts the server, runs the tests and stops it, returning the exit
-// code for os.Exit.
+// Main runs the tests and then stops the server if a test started it:
+// the server starts at the first Database call, so a run whose tests need
+// no database (-short, -run) pays nothing. It returns the exit code for
+// os.Exit.
 func Main(m *testing.M, s *Server) int {
-	err := s.start()
-	switch {
-	case err == nil:
-		defer s.stop()
-	case errors.Is(err, errNotInstalled) && os.Getenv(RequireEnv) != "1":
-		s.skip = err.Error()
-	default:
-		fmt.Fprintln(os.Stderr, "pgtest:", err)
-		return 1
-	}
+	s.main = true
+	defer s.stop()
 	return m.Run()
 }
 
@@ -191,10 +189,19 @@ func (s *Server) dsn(db string) string {
 // the end of t.
 func (s *Server) Database(t testing.TB) string {
 	t.Helper()
-	if !s.running {
-		if s.skip == "" {
-			t.Fatal("pgtest: no server; call pgtest.Main from TestMain")
+	if !s.main {
+		t.Fatal("pgtest: call pgtest.Main from TestMain")
+	}
+	s.once.Do(func() {
+		s.err = s.start()
+		if errors.Is(s.err, errNotInstalled) && os.Getenv(RequireEnv) != "1" {
+			s.skip, s.err = s.err.Error(), nil
 		}
+	})
+	if s.err != nil {
+		t.Fatalf("pgtest: %v", s.err)
+	}
+	if !s.running {
 		t.Skip(s.skip)
 	}
 	name := fmt.Sprintf("t%d_%d", os.Getpid(), s.next.Add(1))
