@@ -47,10 +47,16 @@ func TestFleetOnPostgres(t *testing.T) {
 	var mu sync.Mutex
 	var firing []string // the alerts of the firing notifications received
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var p struct{ Status, Alert, SLO string }
+		var p struct {
+			Status, Alert, SLO string
+			Labels             map[string]string
+		}
 		body, _ := io.ReadAll(r.Body)
 		if err := json.Unmarshal(body, &p); err != nil {
 			t.Errorf("webhook body: %v", err)
+		}
+		if p.Labels["cell"] != "test-cell" {
+			t.Errorf("notification labels %v, want cell test-cell", p.Labels)
 		}
 		if p.Status == "firing" {
 			mu.Lock()

@@ -158,6 +158,7 @@ func Default() Config {
 		Signals:   signals.DefaultConfig(),
 		Storage:   Storage{Path: "./tailgate-data", WAL: WAL{Enabled: true, FsyncInterval: units.Duration(time.Second), MaxBytes: 1 << 30}},
 		Auth:      auth.DefaultConfig(),
+		Fleet:     Fleet{HeartbeatInterval: units.Duration(2 * time.Second)},
 		SLOEngine: slo.DefaultEngineConfig(),
 		Notify:    notify.DefaultConfig(),
 

@@ -172,6 +172,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		Config:     cfg.SLOEngine,
 		Checkpoint: checkpoint,
 		Leader:     d.fleet.Leader,
+		Labels:     cellLabel(cfg.Cell),
 	}); err != nil {
 		return fail(fmt.Errorf("slos: %w", err))
 	}

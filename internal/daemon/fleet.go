@@ -246,3 +246,11 @@ func instanceOf(f *fleet) string {
 
 // lastFlush is when the SLO engine last stored its counts.
 func (d *Daemon) lastFlush() time.Time { return d.slos.LastFlush() }
+
+// cellLabel labels notifications with the cell, when there is one.
+func cellLabel(cell string) map[string]string {
+	if cell == "" {
+		return nil
+	}
+	return map[string]string{"cell": cell}
+}

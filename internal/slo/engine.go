@@ -115,6 +115,9 @@ type Settings struct {
 	// (every instance evaluates, so that each answers with the same
 	// alert states). nil: this instance always leads.
 	Leader func() bool
+	// Labels are added to every notification's labels (an SLO's own
+	// labels win), e.g. the fleet's cell.
+	Labels map[string]string
 }
 
 // MarkedBucketStore is a BucketStore that stores buckets together with
@@ -167,6 +170,7 @@ type Engine struct {
 	peerCursor time.Time
 	leader     func() bool
 	wasLeader  bool // at the last evaluation; only evaluate reads it
+	labels     map[string]string
 
 	flushMu sync.Mutex
 
@@ -193,6 +197,7 @@ func NewEngine(specs []Spec, set Settings) (*Engine, error) {
 		cp:        set.Checkpoint,
 		notifiers: set.Notifiers,
 		leader:    set.Leader,
+		labels:    set.Labels,
 		baseURL:   strings.TrimRight(set.APIBaseURL, "/"),
 		skewNs:    uint64(cfg.MaxSkew.Std()),
 		lateness:  cfg.MaxLateness.Std(),

@@ -3,6 +3,7 @@ package slo
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/tailgate-sre/tailgate/internal/units"
@@ -137,6 +138,10 @@ func (e *Engine) notification(st *sloState, s *series, i int, ms *measure, now t
 		Alert: a, Status: a.State, Objective: st.spec.Objective, Window: st.per.label,
 		BurnRates: stt.BurnRates, BudgetRemaining: stt.BudgetRemaining, TimeToExhaustion: stt.TimeToExhaustion,
 		Description: st.spec.Description, Labels: st.spec.Labels, At: now,
+	}
+	if len(e.labels) > 0 {
+		n.Labels = maps.Clone(e.labels)
+		maps.Copy(n.Labels, st.spec.Labels)
 	}
 	if e.baseURL != "" {
 		n.Links = map[string]string{
