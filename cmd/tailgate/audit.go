@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tailgate-sre/tailgate/internal/gate"
+	"github.com/tailgate-sre/tailgate/internal/store/postgres"
 	"github.com/tailgate-sre/tailgate/internal/store/sqlite"
 )
 
@@ -15,18 +16,19 @@ func auditCommand() *command {
 		name:    "audit",
 		summary: "the hash-chained audit log",
 		help: `verify checks the audit log of an embedded store (the storage.path
-directory) in place, read-only, while the daemon runs or not.
+directory) or of a fleet's PostgreSQL store, in place, read-only, while
+the daemon runs or not.
 `,
 		subs: []*command{auditVerifyCommand()},
 	}
 }
 
 func auditVerifyCommand() *command {
-	var storage *string
+	var storage, pgDSN *string
 	return &command{
 		name:     "verify",
 		summary:  "check that the audit log's hash chain is intact",
-		synopsis: "--storage DIR",
+		synopsis: "--storage DIR | --postgres DSN",
 		help: `Walks the audit log from its first row and checks each row's sequence
 number, its link to the previous row and its hash. Prints the number of
 intact rows and the last row's hash; record that hash elsewhere to catch a
@@ -40,10 +42,21 @@ the store cannot be read.
 		common:  withOutput,
 		flags: func(fs *flag.FlagSet) {
 			storage = fs.String("storage", "", "the storage directory (storage.path) holding "+sqlite.FileName)
+			pgDSN = fs.String("postgres", "", "the fleet store's connection string (storage.postgres), instead of --storage")
 		},
 		run: func(ctx context.Context, inv *invocation) error {
-			if *storage == "" {
-				return usagef("--storage is required")
+			switch {
+			case *storage != "" && *pgDSN != "":
+				return usagef("give --storage or --postgres, not both")
+			case *pgDSN != "":
+				db, err := postgres.Open(ctx, *pgDSN, postgres.Options{Instance: "audit-verify", ReadOnly: true})
+				if err != nil {
+					return err
+				}
+				defer db.Close()
+				return verifyAudit(ctx, inv, db)
+			case *storage == "":
+				return usagef("--storage or --postgres is required")
 			}
 			return runAuditVerify(ctx, inv, *storage)
 		},
@@ -56,7 +69,12 @@ func runAuditVerify(ctx context.Context, inv *invocation, dir string) error {
 		return err
 	}
 	defer db.Close()
-	rep, err := gate.VerifyAudit(ctx, db)
+	return verifyAudit(ctx, inv, db)
+}
+
+// verifyAudit checks store's audit chain and prints the report.
+func verifyAudit(ctx context.Context, inv *invocation, store gate.AuditStore) error {
+	rep, err := gate.VerifyAudit(ctx, store)
 	if err != nil {
 		return err
 	}

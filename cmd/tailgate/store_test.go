@@ -75,6 +75,11 @@ func TestStoreCopyAndBackup(t *testing.T) {
 	if err != nil || len(bs) != 1 || bs[0].Good != 997 || bs[0].Total != 1000 {
 		t.Fatalf("the fleet store holds %+v (%v) for tg-0, want 997/1000", bs, err)
 	}
+	// The copied audit log verifies in place.
+	out.Reset()
+	if code := run(ctx, []string{"tailgate", "audit", "verify", "--postgres", dsn}, nil, &out, &errOut); code != exitOK || !strings.Contains(out.String(), "audit log intact") {
+		t.Errorf("audit verify --postgres: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
 	// Copying again into the same database is refused, with exit 2.
 	if code := run(ctx, []string{"tailgate", "store", "copy", "--from", "sqlite:" + dir, "--to", "postgres:" + dsn, "--instance", "tg-0"},
 		nil, &out, &errOut); code != exitUsage {

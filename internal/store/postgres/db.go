@@ -32,6 +32,9 @@ type Options struct {
 	Instance string
 	// MaxConns bounds the connection pool (default 8).
 	MaxConns int32
+	// ReadOnly applies no migration, for tools that only read (audit
+	// verify): the database must have been migrated by a tailgate.
+	ReadOnly bool
 }
 
 // DB is an open fleet store. It is safe for concurrent use.
@@ -74,6 +77,13 @@ func Open(ctx context.Context, dsn string, o Options) (*DB, error) {
 	}
 	s := &DB{pool: pool, instance: o.Instance, where: where}
 	s.leader = &Leadership{db: s}
+	if o.ReadOnly {
+		if _, err := s.SchemaVersion(ctx); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("open %s: no tailgate schema: %w", where, err)
+		}
+		return s, nil
+	}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open %s: %w", where, err)
