@@ -143,6 +143,14 @@ func (l *Leadership) dropLocked() {
 func (l *Leadership) Release() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.conn != nil {
+		// Unlock first: the server ends a closed session asynchronously,
+		// so closing alone would leave the lock held for a moment after
+		// Release returns, and a successor's try could still fail.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, _ = l.conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, lockLeader)
+		cancel()
+	}
 	l.dropLocked()
 }
 
