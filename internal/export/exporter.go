@@ -61,6 +61,8 @@ type spanQueue interface {
 	// drain empties the queue and returns the spans that lost.
 	drain() int
 	spans() int
+	// oldest is Exporter.Oldest.
+	oldest() (time.Time, bool)
 }
 
 // client sends one batch once: one attempt, classified by a *sendError.

@@ -173,6 +173,7 @@ type pqueue struct {
 	ready        chan struct{}
 	done         chan struct{}
 	scratch      []byte
+	flying       flights // taken batches not yet finished
 	throttle     logThrottle
 
 	syncStop chan struct{}
@@ -767,6 +768,7 @@ func (q *pqueue) next() (*batch, bool) {
 // of waiting requests (at least one). q.mu is held.
 func (q *pqueue) takeLocked() *batch {
 	b := &batch{}
+	q.flying.add(b, q.waiting[q.head].at)
 	for q.head < len(q.waiting) {
 		r := q.waiting[q.head]
 		if len(b.recs) > 0 && (b.spans+r.spans > q.maxBatch || b.size+r.size > q.maxBatchBytes) {
@@ -831,11 +833,12 @@ func (q *pqueue) load(b *batch) bool {
 // otherwise (abandoned at shutdown) it stays in the files for the next
 // start.
 func (q *pqueue) finish(b *batch, acked bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.flying.done(b)
 	if !acked {
 		return
 	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
 	var entries []byte
 	flush := func(s *segment) {
 		if len(entries) == 0 {
@@ -966,6 +969,18 @@ func (q *pqueue) abort() {
 func (q *pqueue) drain() int { return 0 }
 
 // spans returns the spans not yet acknowledged.
+// oldest implements spanQueue: a request restored from before a restart
+// has the zero time.
+func (q *pqueue) oldest() (time.Time, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var at time.Time
+	if q.head < len(q.waiting) {
+		at = q.waiting[q.head].at
+	}
+	return q.flying.oldest(at, q.head < len(q.waiting))
+}
+
 func (q *pqueue) spans() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()

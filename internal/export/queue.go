@@ -58,6 +58,7 @@ type queue struct {
 	aborted      bool          // senders stop taking
 	ready        chan struct{} // a put happened (capacity 1)
 	done         chan struct{} // closed by close
+	flying       flights       // taken batches not yet finished
 }
 
 func newQueue(capacity, maxBatch, maxBatchBytes int, timeout time.Duration) *queue {
@@ -166,6 +167,7 @@ func (q *queue) next() (*batch, bool) {
 // (at least one request). q.mu is held.
 func (q *queue) take() *batch {
 	b := &batch{}
+	q.flying.add(b, q.items[q.head].at)
 	for q.head < len(q.items) {
 		it := q.items[q.head]
 		if len(b.reqs) > 0 && (b.spans+it.spans > q.maxBatch || b.size+len(it.req) > q.maxBatchBytes) {
@@ -200,7 +202,12 @@ func (q *queue) compact() {
 
 // finish marks a taken batch finished: sent, failed or abandoned alike
 // free its room.
-func (q *queue) finish(b *batch, _ bool) { q.release(b.spans) }
+func (q *queue) finish(b *batch, _ bool) {
+	q.mu.Lock()
+	q.flying.done(b)
+	q.mu.Unlock()
+	q.release(b.spans)
+}
 
 // release marks a taken batch of n spans finished.
 func (q *queue) release(n int) {
@@ -244,6 +251,17 @@ func (q *queue) drain() int {
 	q.pendingBytes = 0
 	q.held -= n
 	return n
+}
+
+// oldest implements spanQueue.
+func (q *queue) oldest() (time.Time, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var at time.Time
+	if q.head < len(q.items) {
+		at = q.items[q.head].at
+	}
+	return q.flying.oldest(at, q.head < len(q.items))
 }
 
 // spans returns the spans held: waiting plus in unfinished batches.
