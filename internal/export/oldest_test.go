@@ -22,7 +22,7 @@ func TestOldest(t *testing.T) {
 		if err := e.Export(t.Context(), req, 30); err != nil {
 			t.Fatal(err)
 		}
-		synctest.Wait() // the first batch is in flight, held by the backend
+		synctest.Wait()             // the first batch is in flight, held by the backend
 		time.Sleep(5 * time.Second) // within one attempt's timeout
 		req, _ = gen.request(t, 10)
 		if err := e.Export(t.Context(), req, 10); err != nil {

@@ -110,6 +110,11 @@ type Settings struct {
 	// flush store the write-ahead log position its counts include, in
 	// the same transaction (see package wal).
 	Checkpoint wal.Checkpoint
+	// SourceMarks, with a Checkpoint, returns more marks to store with
+	// each flush: how far the counts include sources that replay on their
+	// own (the Kafka partitions this instance consumes). It is called
+	// inside the cut, so the marks and the counts agree exactly.
+	SourceMarks func() []wal.Mark
 	// Leader, when set, says whether this instance is the fleet's leader:
 	// only the leader stores alert transitions and sends notifications
 	// (every instance evaluates, so that each answers with the same
@@ -121,9 +126,10 @@ type Settings struct {
 }
 
 // MarkedBucketStore is a BucketStore that stores buckets together with
-// the write-ahead log mark they include.
+// the write-ahead log mark they include, and the marks of other sources
+// (more), in one transaction.
 type MarkedBucketStore interface {
-	AddSLIBucketsMarked(ctx context.Context, buckets []Bucket, mark wal.Mark) error
+	AddSLIBucketsMarked(ctx context.Context, buckets []Bucket, mark wal.Mark, more ...wal.Mark) error
 }
 
 // WALConsumer is the name of the SLO engine's mark in the store.
@@ -134,15 +140,16 @@ const recentTransitions = 1000
 
 // Engine counts SLI events, keeps error budgets and evaluates alerts.
 type Engine struct {
-	log       *slog.Logger
-	cfg       EngineConfig
-	store     Store
-	cp        wal.Checkpoint
-	notifiers []Notifier
-	baseURL   string
-	skewNs    uint64
-	lateness  time.Duration
-	retention int64 // minutes
+	log         *slog.Logger
+	cfg         EngineConfig
+	store       Store
+	cp          wal.Checkpoint
+	sourceMarks func() []wal.Mark
+	notifiers   []Notifier
+	baseURL     string
+	skewNs      uint64
+	lateness    time.Duration
+	retention   int64 // minutes
 
 	slos      []*sloState
 	byName    map[string]*sloState
@@ -191,18 +198,19 @@ func NewEngine(specs []Spec, set Settings) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		log:       set.Logger,
-		cfg:       cfg,
-		store:     set.Store,
-		cp:        set.Checkpoint,
-		notifiers: set.Notifiers,
-		leader:    set.Leader,
-		labels:    set.Labels,
-		baseURL:   strings.TrimRight(set.APIBaseURL, "/"),
-		skewNs:    uint64(cfg.MaxSkew.Std()),
-		lateness:  cfg.MaxLateness.Std(),
-		byName:    map[string]*sloState{},
-		byService: map[string]*svcPlan{},
+		log:         set.Logger,
+		cfg:         cfg,
+		store:       set.Store,
+		cp:          set.Checkpoint,
+		sourceMarks: set.SourceMarks,
+		notifiers:   set.Notifiers,
+		leader:      set.Leader,
+		labels:      set.Labels,
+		baseURL:     strings.TrimRight(set.APIBaseURL, "/"),
+		skewNs:      uint64(cfg.MaxSkew.Std()),
+		lateness:    cfg.MaxLateness.Std(),
+		byName:      map[string]*sloState{},
+		byService:   map[string]*svcPlan{},
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)

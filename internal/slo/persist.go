@@ -191,6 +191,11 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	return nil
 }
 
+// Flush writes the counts and transitions not stored yet, now rather
+// than at the next flush_interval (a Kafka partition being handed to
+// another instance stores its counts first).
+func (e *Engine) Flush(ctx context.Context) error { return e.flush(ctx, time.Now()) }
+
 // flush writes the counts and transitions not stored yet.
 func (e *Engine) flush(ctx context.Context, now time.Time) error {
 	if e.store == nil {
@@ -212,9 +217,15 @@ func (e *Engine) flush(ctx context.Context, now time.Time) error {
 	// is counted meanwhile, so the buckets hold exactly the records up to
 	// pos, and pos is stored with them.
 	var pos uint64
+	var more []wal.Mark
 	marked, _ := e.store.(MarkedBucketStore)
 	if e.cp != nil && marked != nil {
-		pos, _ = e.cp.Cut(func(time.Time) { buckets, owners, trans = e.takeFlush(buckets, owners) })
+		pos, _ = e.cp.Cut(func(time.Time) {
+			buckets, owners, trans = e.takeFlush(buckets, owners)
+			if e.sourceMarks != nil {
+				more = e.sourceMarks()
+			}
+		})
 	} else {
 		buckets, owners, trans = e.takeFlush(buckets, owners)
 	}
@@ -223,7 +234,7 @@ func (e *Engine) flush(ctx context.Context, now time.Time) error {
 	if len(buckets) > 0 || e.cp != nil && marked != nil {
 		var err error
 		if e.cp != nil && marked != nil {
-			err = marked.AddSLIBucketsMarked(ctx, buckets, wal.Mark{Instance: e.cp.Instance(), Consumer: WALConsumer, Pos: pos})
+			err = marked.AddSLIBucketsMarked(ctx, buckets, wal.Mark{Instance: e.cp.Instance(), Consumer: WALConsumer, Pos: pos}, more...)
 		} else {
 			err = e.store.AddSLIBuckets(ctx, buckets)
 		}

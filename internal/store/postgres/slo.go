@@ -35,12 +35,17 @@ func (s *DB) AddSLIBuckets(ctx context.Context, buckets []slo.Bucket) error {
 
 // AddSLIBucketsMarked implements slo.MarkedBucketStore: the counts and the
 // write-ahead log mark they include commit together.
-func (s *DB) AddSLIBucketsMarked(ctx context.Context, buckets []slo.Bucket, mark wal.Mark) error {
+func (s *DB) AddSLIBucketsMarked(ctx context.Context, buckets []slo.Bucket, mark wal.Mark, more ...wal.Mark) error {
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		if err := s.insertSLIBuckets(ctx, tx, buckets); err != nil {
 			return err
 		}
-		return putMark(ctx, tx, mark)
+		for _, m := range append([]wal.Mark{mark}, more...) {
+			if err := putMark(ctx, tx, m); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("add SLI buckets to %s: %w", s.where, err)

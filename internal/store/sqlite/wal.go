@@ -39,7 +39,7 @@ func putMark(ctx context.Context, tx *sql.Tx, m wal.Mark) error {
 }
 
 // AddSLIBucketsMarked implements slo.MarkedBucketStore.
-func (s *DB) AddSLIBucketsMarked(ctx context.Context, buckets []slo.Bucket, mark wal.Mark) error {
+func (s *DB) AddSLIBucketsMarked(ctx context.Context, buckets []slo.Bucket, mark wal.Mark, more ...wal.Mark) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("add SLI buckets: %w", err)
@@ -48,8 +48,10 @@ func (s *DB) AddSLIBucketsMarked(ctx context.Context, buckets []slo.Bucket, mark
 	if err := insertSLIBuckets(ctx, tx, buckets); err != nil {
 		return err
 	}
-	if err := putMark(ctx, tx, mark); err != nil {
-		return err
+	for _, m := range append([]wal.Mark{mark}, more...) {
+		if err := putMark(ctx, tx, m); err != nil {
+			return err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("add SLI buckets: %w", err)

@@ -72,4 +72,27 @@ func runMarks(t *testing.T, open func(t *testing.T) Stores) {
 	if len(other) != 1 || other["slo"].Pos != 100 {
 		t.Errorf("instance i2's marks %+v", other)
 	}
+
+	// Source marks (Kafka partitions) go under their own instance, with
+	// the counts, and move on with each write.
+	kafka := func(p string, pos uint64) wal.Mark {
+		return wal.Mark{Instance: "kafka:g", Consumer: "slo:spans/" + p, Pos: pos}
+	}
+	if err := sm.AddSLIBucketsMarked(ctx, []slo.Bucket{b}, wal.Mark{Instance: "i2", Consumer: "slo", Pos: 101}, kafka("0", 40), kafka("3", 7)); err != nil {
+		t.Fatal(err)
+	}
+	if err := sm.AddSLIBucketsMarked(ctx, nil, wal.Mark{Instance: "i2", Consumer: "slo", Pos: 102}, kafka("0", 41)); err != nil {
+		t.Fatal(err)
+	}
+	ks, err := ms.WALMarks(ctx, "kafka:g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantK := map[string]wal.Mark{"slo:spans/0": kafka("0", 41), "slo:spans/3": kafka("3", 7)}
+	if len(ks) != len(wantK) || ks["slo:spans/0"] != wantK["slo:spans/0"] || ks["slo:spans/3"] != wantK["slo:spans/3"] {
+		t.Errorf("source marks = %+v, want %+v", ks, wantK)
+	}
+	if other, _ := ms.WALMarks(ctx, "i2"); len(other) != 1 || other["slo"].Pos != 102 {
+		t.Errorf("instance i2's marks after source marks %+v", other)
+	}
 }
