@@ -260,6 +260,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("storage.wal.max_bytes: must be at least 1MiB, got %s", c.Storage.WAL.MaxBytes))
 	}
 	add("ingest", c.Ingest.Validate())
+	if c.Ingest.Kafka != nil && !c.Storage.WAL.Enabled {
+		errs = append(errs, errors.New("ingest.kafka: needs storage.wal.enabled: the counts of Kafka records are stored with their partitions' offsets through the write-ahead log's cuts"))
+	}
 	add("sampling", c.Sampling.Validate())
 	add("export", c.Export.Validate())
 	add("signals", c.Signals.Validate())

@@ -78,6 +78,12 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 		{"services on a token without the ingest scope", "auth:\n  tokens: [{name: ci, sha256: \"" + strings.Repeat("ab", 32) + "\", scopes: [read], services: [payments]}]\n", []string{
 			"auth.tokens[0].services: binds OTLP ingest to services, so it needs the ingest scope in tokens[0].scopes",
 		}},
+		{"kafka without the write-ahead log", "ingest:\n  kafka: {brokers: [\"kafka:9092\"], topic: otlp_spans, group: tailgate}\nstorage:\n  wal: {enabled: false}\n", []string{
+			"ingest.kafka: needs storage.wal.enabled",
+		}},
+		{"kafka without a group", "ingest:\n  kafka:\n    brokers: [kafka]\n    topic: otlp_spans\n", []string{
+			`ingest.kafka.brokers: "kafka" is not host:port`, "ingest.kafka.group: required",
+		}},
 		{"bad values, all reported", "server:\n  api: nope\nlog:\n  level: loud\n", []string{
 			"line 2: server.api: must be host:port, got \"nope\"",
 			"line 4: log.level: must be debug, info, warn or error, got \"loud\"",

@@ -31,6 +31,7 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/gate"
 	"github.com/tailgate-sre/tailgate/internal/incident"
 	"github.com/tailgate-sre/tailgate/internal/ingest"
+	"github.com/tailgate-sre/tailgate/internal/ingest/kafka"
 	"github.com/tailgate-sre/tailgate/internal/memlimit"
 	"github.com/tailgate-sre/tailgate/internal/notify"
 	"github.com/tailgate-sre/tailgate/internal/otlp"
@@ -59,6 +60,7 @@ type Daemon struct {
 	notifiers *notify.Notifiers
 	signals   *signals.Signals
 	receiver  *ingest.Receiver
+	kafka     *kafkaSource // nil without ingest.kafka
 	gate      *gate.Gate
 	flags     *flagRunner
 	incidents *incident.Service
@@ -160,19 +162,25 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		Checkpoint: checkpoint, Leader: d.fleet.Leader}); err != nil {
 		return fail(fmt.Errorf("signals: %w", err))
 	}
+	var sourceMarks func() []wal.Mark
+	if kc := cfg.Ingest.Kafka; kc != nil {
+		d.kafka = newKafkaSource(d, kc, cfg.Sampling.DecisionWait.Std(), d.store, log.With("component", "kafka"))
+		sourceMarks = d.kafka.sourceMarks
+	}
 	if d.notifiers, err = notify.New(cfg.Notify, notify.Settings{Logger: log.With("component", "notify"), Registerer: d.registry}); err != nil {
 		return fail(fmt.Errorf("notify: %w", err))
 	}
 	if d.slos, err = slo.NewEngine(specs, slo.Settings{
-		Logger:     log.With("component", "slo"),
-		Registerer: d.registry,
-		Store:      d.store,
-		Notifiers:  append(d.notifiers.List(), d.pager),
-		APIBaseURL: "http://" + cfg.Server.API,
-		Config:     cfg.SLOEngine,
-		Checkpoint: checkpoint,
-		Leader:     d.fleet.Leader,
-		Labels:     cellLabel(cfg.Cell),
+		Logger:      log.With("component", "slo"),
+		Registerer:  d.registry,
+		Store:       d.store,
+		Notifiers:   append(d.notifiers.List(), d.pager),
+		APIBaseURL:  "http://" + cfg.Server.API,
+		Config:      cfg.SLOEngine,
+		Checkpoint:  checkpoint,
+		SourceMarks: sourceMarks,
+		Leader:      d.fleet.Leader,
+		Labels:      cellLabel(cfg.Cell),
 	}); err != nil {
 		return fail(fmt.Errorf("slos: %w", err))
 	}
@@ -244,6 +252,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		},
 	}); err != nil {
 		return fail(fmt.Errorf("ingest: %w", err))
+	}
+	if d.kafka != nil {
+		ic := cfg.Ingest
+		if d.kafka.intake, err = kafka.New(*ic.Kafka, kafka.Settings{Logger: log.With("component", "kafka"), Registerer: d.registry,
+			Handler: d.kafka, Limits: otlp.Limits{MaxAttributes: ic.MaxAttributesPerSpan, MaxSpanBytes: int(ic.MaxSpanSize), MaxSpans: ic.MaxSpansPerRequest},
+		}); err != nil {
+			return fail(fmt.Errorf("ingest: %w", err))
+		}
 	}
 	return d, nil
 }
@@ -397,6 +413,7 @@ func (d *Daemon) steps() []step {
 		{"incidents", d.incidents.Start, d.incidents.Shutdown},
 		{"sampler", d.sampler.Start, d.sampler.Shutdown},
 		{"ingest", d.receiver.Start, d.receiver.Shutdown},
+		{"kafka", d.kafka.start, d.kafka.drain},
 	}
 }
 
@@ -497,8 +514,12 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	dataCtx, cancelData := shareOf(ctx, dataShare)
 	defer cancelData()
 	stop(dataCtx, "ingest", d.receiver.Shutdown)
+	stop(dataCtx, "kafka", d.kafka.stop)
 	stop(dataCtx, "sampler", d.sampler.Shutdown)
 	stop(dataCtx, "export", d.exporter.Shutdown)
+	// Kafka offsets are committed once the pipeline drained: the
+	// partitions' counts are stored as they are revoked.
+	stop(ctx, "kafka", d.kafka.drain)
 	stop(ctx, "wal", d.countsStop)
 	stop(ctx, "slo", d.slos.Shutdown)            // final flush, no more alerts
 	notifyCtx, cancelNotify := shareOf(ctx, 0.5) // network too: half of what is left

@@ -237,6 +237,18 @@ func (c *counts) Count(req *otlp.Request) error {
 	return nil
 }
 
+// CountSource counts a request that a source able to replay it keeps (a
+// Kafka partition): it is not logged, and at, run under the same lock,
+// records how far the source is counted, so that a cut sees the counts
+// and that position together.
+func (c *counts) CountSource(req *otlp.Request, now time.Time, at func()) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	c.slos.Observe(req, now)
+	c.signals.Observe(req, now)
+	at()
+}
+
 // Full reports whether appends would be refused; a full log is shrunk at
 // once rather than at the loop's next tick.
 func (c *counts) Full() bool {

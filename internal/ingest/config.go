@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tailgate-sre/tailgate/internal/ingest/kafka"
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
@@ -50,6 +51,9 @@ type Config struct {
 	// PERMISSION_DENIED / 403. Default false: anyone who can reach the
 	// receivers may send spans.
 	RequireToken bool `yaml:"require_token"`
+	// Kafka, when set, also consumes OTLP requests from a Kafka topic
+	// (docs/kafka.md).
+	Kafka *kafka.Config `yaml:"kafka"`
 }
 
 // TLSConfig names a PEM certificate and key. Both empty means plain text.
@@ -127,6 +131,9 @@ func (c *Config) Validate() error {
 		}
 	} else if c.TLS.ClientCAFile != "" {
 		errs = append(errs, errors.New("tls.client_ca_file: needs tls.cert_file and tls.key_file (mTLS is on top of TLS)"))
+	}
+	if c.Kafka != nil {
+		errs = append(errs, c.Kafka.Validate())
 	}
 	return errors.Join(errs...)
 }
