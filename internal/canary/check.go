@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -39,6 +40,12 @@ type Checker struct {
 	// objectives maps a service to its availability SLO's objective.
 	objectives map[string]float64
 	now        func() time.Time
+
+	mu sync.Mutex
+	// failed holds the first fail verdict of each service and version: an
+	// always-valid test's fail stands, even if later counts alone would
+	// be inconclusive (see Failed).
+	failed map[[2]string]CheckResult
 }
 
 // NewChecker returns a checker; objectives maps each service to its
@@ -81,5 +88,28 @@ func (c *Checker) Check(req CheckRequest) (CheckResult, error) {
 	if c.rec.HasLatency(req.Service) {
 		in.SlowCanary, in.SlowBaseline = &Side{N: cc.Requests, Bad: cc.Slow}, &Side{N: bc.Requests, Bad: bc.Slow}
 	}
-	return CheckResult{Service: req.Service, CanaryVersion: req.Canary, BaselineVersion: baseline, Since: since.UTC(), At: now.UTC(), Verdict: Judge(in, c.cfg)}, nil
+	res := CheckResult{Service: req.Service, CanaryVersion: req.Canary, BaselineVersion: baseline, Since: since.UTC(), At: now.UTC(), Verdict: Judge(in, c.cfg)}
+	if res.Verdict.Verdict == Fail {
+		c.mu.Lock()
+		if _, ok := c.failed[[2]string{req.Service, req.Canary}]; !ok {
+			if c.failed == nil {
+				c.failed = map[[2]string]CheckResult{}
+			}
+			c.failed[[2]string{req.Service, req.Canary}] = res
+		}
+		c.mu.Unlock()
+	}
+	return res, nil
+}
+
+// Failed returns the first fail verdict given for the service's version,
+// if any. The gate denies such a version whatever later counts say: the
+// verdict was wrong with probability at most the false-positive rate when
+// it was given, and checking again must not undo it. Verdicts are kept in
+// this process only.
+func (c *Checker) Failed(service, version string) (CheckResult, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.failed[[2]string{service, version}]
+	return r, ok
 }

@@ -85,6 +85,43 @@ func TestRecorderCountsByVersion(t *testing.T) {
 	}
 }
 
+// TestCheckerKeepsAFail checks that a fail verdict stands: once a
+// version failed, Failed reports it, even when the counts checked later
+// (here from a later start, which leaves out the failures) would be
+// inconclusive.
+func TestCheckerKeepsAFail(t *testing.T) {
+	now := time.Date(2026, 12, 3, 10, 0, 30, 0, time.UTC)
+	r := NewRecorder(RecorderConfig{})
+	// 200 canary requests, 120 failed, against 2,000 baseline ones, 2
+	// failed: 60% against 0.1%, which the test fails.
+	r.Observe(request(t, now, map[string][3]int{"1.0": {2000, 2, 0}, "1.1": {200, 120, 0}}), now)
+	c := NewChecker(r, Config{}, nil, func() time.Time { return now.Add(2 * time.Minute) })
+	if _, ok := c.Failed("checkout", "1.1"); ok {
+		t.Fatal("Failed before any check")
+	}
+	res, err := c.Check(CheckRequest{Service: "checkout", Canary: "1.1", Baseline: "1.0", Since: now.Add(-time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Verdict.Verdict != Fail {
+		t.Fatalf("verdict %s (%s), want fail", res.Verdict.Verdict, res.Reason)
+	}
+	later, err := c.Check(CheckRequest{Service: "checkout", Canary: "1.1", Since: now.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if later.Verdict.Verdict == Fail {
+		t.Fatalf("a check of no counts failed: %+v", later)
+	}
+	got, ok := c.Failed("checkout", "1.1")
+	if !ok || got.Reason != res.Reason || got.BaselineVersion != "1.0" {
+		t.Errorf("Failed = %+v, %v; want the first fail verdict", got, ok)
+	}
+	if _, ok := c.Failed("checkout", "1.0"); ok {
+		t.Error("the baseline is reported failed")
+	}
+}
+
 // BenchmarkRecorderObserve is the ingest cost of the per-version counts,
 // per entry span: independent of how many analyses or deploy markers are
 // active, since every version of every service is counted.

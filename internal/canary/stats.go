@@ -60,7 +60,10 @@ func compare(c, b Side, alpha, tau, margin, tol float64) TestResult {
 	logLR := 0.5*math.Log(v/(v+t2)) + t2*diff*diff/(2*v*(v+t2))
 	// The confidence sequence is the set of θ0 the test would not reject.
 	half := math.Sqrt(v * (v + t2) / t2 * (2*math.Log(1/alpha) + math.Log((v+t2)/v)))
-	r := TestResult{Diff: diff, Lower: diff - half, Upper: diff + half, LogLR: logLR, SE: math.Sqrt(v)}
+	// The difference of two ratios lies in [-baseline, 1-baseline]: the
+	// interval is cut to it (which changes neither decision, margin being
+	// at least 0 and tol below 1).
+	r := TestResult{Diff: diff, Lower: max(diff-half, -b.Ratio()), Upper: min(diff+half, 1-b.Ratio()), LogLR: logLR, SE: math.Sqrt(v)}
 	r.Worse = r.Lower > margin
 	r.NotWorse = r.Upper < tol
 	return r
@@ -73,7 +76,7 @@ func rateBounds(s Side, alpha, tau float64) (lo, hi float64) {
 	v := p * (1 - p) / (float64(s.N) + 1)
 	t2 := tau * tau
 	half := math.Sqrt(v * (v + t2) / t2 * (2*math.Log(1/alpha) + math.Log((v+t2)/v)))
-	return s.Ratio() - half, s.Ratio() + half
+	return max(0, s.Ratio()-half), min(1, s.Ratio()+half)
 }
 
 // powerZ is the normal quantile of the power needed's estimate aims at:

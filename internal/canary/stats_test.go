@@ -260,3 +260,21 @@ func TestRequestsNeeded(t *testing.T) {
 		t.Errorf("share failed %.2f after the estimate (want about 0.8), %.2f after half", full, half)
 	}
 }
+
+// TestIntervalsStayInRange checks that the reported intervals are cut to
+// what a difference of ratios (or a ratio) can be: a small canary's wide
+// interval must not read "worse by 10 to 170 points".
+func TestIntervalsStayInRange(t *testing.T) {
+	c, b := Side{N: 20, Bad: 19}, Side{N: 500, Bad: 10}
+	r := compare(c, b, 0.05, defaultTau, 0, 0.002)
+	if r.Upper > 1-0.02+1e-12 || r.Lower < -0.02-1e-12 {
+		t.Errorf("difference interval [%v, %v], want within [-0.02, 0.98]", r.Lower, r.Upper)
+	}
+	if !r.Worse {
+		t.Errorf("95%% against 2%% is not worse: %+v", r)
+	}
+	lo, hi := rateBounds(Side{N: 5, Bad: 0}, 0.05, defaultTau)
+	if lo < 0 || hi > 1 {
+		t.Errorf("rate bounds [%v, %v], want within [0, 1]", lo, hi)
+	}
+}

@@ -12,6 +12,9 @@ type canaryGate struct{ c *canary.Checker }
 
 // CanaryFailed implements gate.CanarySource.
 func (g canaryGate) CanaryFailed(service, version string) (bool, string) {
+	if res, ok := g.c.Failed(service, version); ok {
+		return true, res.Reason
+	}
 	res, err := g.c.Check(canary.CheckRequest{Service: service, Canary: version})
 	if err != nil || res.Verdict.Verdict != canary.Fail {
 		return false, ""
