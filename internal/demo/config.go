@@ -85,6 +85,14 @@ slos:
     window: 1h
     sli: {kind: availability}
     alerting: *alerting
+  # Also the threshold the canary's latency test counts slow charges by.
+  - name: payments-latency
+    service: payments
+    description: 90%% of card charges answer within 150ms.
+    objective: 90
+    window: 1h
+    sli: {kind: latency, threshold: 150ms}
+    alerting: *alerting
 # No policies: every service gets the default error-budget policy (the Workbook's).
 
 # Recommendations on the checkout page are not essential: when checkout

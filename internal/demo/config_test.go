@@ -26,7 +26,7 @@ func TestConfigParses(t *testing.T) {
 			t.Errorf("%s: %d tiers, want the Workbook's 4", s.Name, len(s.Alerting.Tiers))
 		}
 	}
-	want := []string{"frontend-availability", "checkout-availability", "checkout-latency", "payments-availability"}
+	want := []string{"frontend-availability", "checkout-availability", "checkout-latency", "payments-availability", "payments-latency"}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("SLOs (-want +got):\n%s", diff)
 	}

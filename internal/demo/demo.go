@@ -235,6 +235,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	for _, id := range r.rec.incOrder {
 		sum.Incidents = append(sum.Incidents, *r.rec.incidents[id])
 	}
+	sum.Canary = r.can.rec
 	if o.Keep {
 		keepDir = true
 		sum.DataDir = dir
@@ -273,6 +274,7 @@ type run struct {
 	frac   float64
 	// overrideTried is set once the override was created or failed.
 	overrideTried bool
+	can           canaryRun
 }
 
 // play sends the traffic and shows its effects until the schedule is over
@@ -285,7 +287,8 @@ func (r *run) play(ctx context.Context, em *Emitter) *Summary {
 
 	t := &Traffic{
 		Model: o.Model, Schedule: o.Schedule, RPS: o.RPS, Ledger: r.ledger, Emitter: em,
-		Rand: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)),
+		Rand:   rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)),
+		Canary: r.can.live.Load,
 	}
 	wait := func(ctx context.Context) bool { return r.clock.wait(ctx) }
 	sending := true // virtual clock: the loop sends the traffic
@@ -342,6 +345,12 @@ func (r *run) play(ctx context.Context, em *Emitter) *Summary {
 		if o.Override && r.phase == Recovery && r.frac >= 2.0/3 && !r.overrideTried {
 			r.overrideTried = true
 			r.override(ctx)
+		}
+		if r.phase == Recovery && r.frac >= canaryAt && r.can.rec == nil {
+			r.startCanary(ctx)
+		}
+		if r.can.live.Load() && r.now().Sub(r.can.lastCheck) >= canaryCheckEvery {
+			r.checkCanary(ctx)
 		}
 	}
 }

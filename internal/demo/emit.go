@@ -30,7 +30,7 @@ type Emitter struct {
 func NewEmitter(ctx context.Context, endpoint string, m *Model) (*Emitter, error) {
 	e := &Emitter{providers: map[string]*sdktrace.TracerProvider{}, tracers: map[string]trace.Tracer{}}
 	services := []struct{ name, version string }{
-		{Payments, m.Stable.Version}, {Payments, m.Broken.Version},
+		{Payments, m.Stable.Version}, {Payments, m.Broken.Version}, {Payments, m.Hotfix.Version},
 		{Inventory, inventoryVersion}, {Checkout, checkoutVersion}, {Frontend, frontendVersion},
 	}
 	for _, s := range services {

@@ -131,6 +131,15 @@ type Model struct {
 	// Stable is the payments release of the calm and recovery phases,
 	// Broken the bad release of the failure phase.
 	Stable, Broken PaymentsRelease
+	// Hotfix is the payments release the recovery tries as a canary: it
+	// refuses no charge, but its charge query is still slow, and
+	// tailgate's latency test rolls it back.
+	Hotfix PaymentsRelease
+	// CanaryShare is the share of charges a live canary serves: more than
+	// a production canary's 1-10%, so that the demo's minutes reach a
+	// verdict. Its slow charges burn payments' latency budget at about 2x,
+	// under every alert tier.
+	CanaryShare float64
 	// DeclineRate is the share of charges the card processor declines
 	// (402: a client error, good for availability, but an error span on
 	// the caller's side, so an error trace).
@@ -162,6 +171,11 @@ func DefaultModel() Model {
 			Version: "2.4.0", Rejected: 0.4, QueryMedian: 450 * time.Millisecond, QuerySpread: 0.4,
 			StatementTimeout: time.Second,
 		},
+		Hotfix: PaymentsRelease{
+			Version: "2.4.1", QueryMedian: 140 * time.Millisecond, QuerySpread: 0.3,
+			StatementTimeout: time.Second,
+		},
+		CanaryShare:        0.25,
 		DeclineRate:        0.015,
 		NotFoundRate:       0.01,
 		InventoryFlakeRate: 0.003,
@@ -177,8 +191,15 @@ func (m *Model) Release(p Phase) PaymentsRelease {
 }
 
 // Request plans one frontend request in phase p, drawing from rng.
-func (m *Model) Request(p Phase, rng *rand.Rand) *Request {
+func (m *Model) Request(p Phase, rng *rand.Rand) *Request { return m.RequestCanary(p, rng, false) }
+
+// RequestCanary plans one frontend request in phase p; while canary is
+// live, CanaryShare of the charges go to the Hotfix release.
+func (m *Model) RequestCanary(p Phase, rng *rand.Rand, canary bool) *Request {
 	g := gen{m: m, rng: rng, pay: m.Release(p)}
+	if canary && rng.Float64() < m.CanaryShare {
+		g.pay = m.Hotfix
+	}
 	var root *Span
 	var route string
 	switch u := rng.Float64(); {

@@ -287,3 +287,76 @@ func TestModelHasDatabaseAndHTTPAttributes(t *testing.T) {
 		t.Errorf("span kinds %v, want 4 server spans and client spans for every call", kinds)
 	}
 }
+
+// TestModelCanary checks the recovery's canary: the hotfix serves
+// CanaryShare of the charges, refuses none, and answers most of them over
+// payments' latency threshold (150ms) where the stable release answers
+// few; the slow charges burn payments' latency budget (90%) under every
+// alert tier (3x), and checkout's budgets not at all, so that the canary
+// is caught by tailgate's verdict, not by an alert.
+func TestModelCanary(t *testing.T) {
+	m := DefaultModel()
+	rng := rand.New(rand.NewPCG(5, 6))
+	const threshold = 150 * time.Millisecond
+	var charges, slow, hotfix, hotfixSlow, stable, stableSlow, bad, checkouts, checkoutSlow int
+	for range 40000 {
+		r := m.RequestCanary(Recovery, rng, true)
+		checkStructure(t, r)
+		r.Root.Walk(func(s *Span) {
+			if s.Kind != trace.SpanKindServer {
+				return
+			}
+			if s.Bad() && (s.Service == Payments || s.Service == Checkout) {
+				bad++
+			}
+			over := s.End-s.Start > threshold
+			switch s.Service {
+			case Payments:
+				charges++
+				if over {
+					slow++
+				}
+				switch s.Version {
+				case m.Hotfix.Version:
+					hotfix++
+					if over {
+						hotfixSlow++
+					}
+				case m.Stable.Version:
+					stable++
+					if over {
+						stableSlow++
+					}
+				default:
+					t.Fatalf("payments %s during the recovery's canary", s.Version)
+				}
+			case Checkout:
+				checkouts++
+				if s.End-s.Start > 300*time.Millisecond {
+					checkoutSlow++
+				}
+			}
+		})
+	}
+	within(t, "canary share of charges", share(hotfix, charges), m.CanaryShare, 0.01)
+	if bad != 0 {
+		t.Errorf("%d failed payments or checkout spans with the canary live, want none", bad)
+	}
+	if h, s := share(hotfixSlow, hotfix), share(stableSlow, stable); h < 0.7 || s > 0.03 {
+		t.Errorf("charges over 150ms: hotfix %.1f%%, stable %.1f%%; want most of the hotfix's and few of the stable's", 100*h, 100*s)
+	}
+	if burn := share(slow, charges) / 0.10; burn >= 3 {
+		t.Errorf("payments-latency burns at %.1fx with the canary live, want under the lowest tier (3x)", burn)
+	}
+	if burn := share(checkoutSlow, checkouts) / 0.05; burn >= 1 {
+		t.Errorf("checkout-latency burns at %.1fx with the canary live, want under 1x", burn)
+	}
+	// Without a live canary nothing goes to the hotfix.
+	for range 2000 {
+		m.RequestCanary(Recovery, rng, false).Root.Walk(func(s *Span) {
+			if s.Service == Payments && s.Version == m.Hotfix.Version {
+				t.Fatal("a charge went to the hotfix without a live canary")
+			}
+		})
+	}
+}

@@ -187,6 +187,9 @@ type Summary struct {
 	Gate [Done + 1]map[string]int
 	// Flips are the kill switch's flips of the demo's flag.
 	Flips []FlipRecord
+	// Canary is the recovery's canary and tailgate's verdict on it; nil
+	// when it did not start.
+	Canary *CanaryRecord
 	// Incidents are the incidents declared during the run.
 	Incidents    []IncidentRecord
 	DashboardURL string
@@ -276,7 +279,15 @@ func (s *Summary) Checks() []Check {
 		{"the gate denied a feature during the failure", denied > 0},
 		{"the kill switch turned " + DemoFlag + " off on the page", s.KillSwitchFlip() != nil},
 		{"the page opened an incident, whose post-mortem counts the failed requests", s.pagedIncidentCounted()},
+		{"tailgate failed the payments canary, which was rolled back, and the gate denies its version", s.canaryRolledBack()},
 	}
+}
+
+// canaryRolledBack reports whether tailgate's fail verdict rolled the
+// canary back and the gate then denied releasing its version.
+func (s *Summary) canaryRolledBack() bool {
+	c := s.Canary
+	return c != nil && c.Verdict == "fail" && c.RolledBack && c.Gate != nil && c.Gate.Decision == "deny" && c.Gate.Rule == "canary-failed"
 }
 
 // Passed reports whether every check holds.
@@ -399,6 +410,22 @@ func (s *Summary) WriteText(w io.Writer) {
 		}
 	} else {
 		p("  incident             none declared from the page")
+	}
+	if c := s.Canary; c != nil {
+		switch {
+		case c.RolledBack:
+			p("  canary               payments %s (%.0f%% of charges) vs %s: FAIL after %s canary requests and %s (%s): %s; rolled back",
+				c.Version, 100*c.Share, c.Baseline, count(int(c.Requests)), short(c.Took()), c.Rule, c.Reason)
+		case c.Verdict != "":
+			p("  canary               payments %s vs %s: %s after %d checks (%s): %s; not rolled back", c.Version, c.Baseline, c.Verdict, c.Checks, c.Rule, c.Reason)
+		default:
+			p("  canary               payments %s vs %s: no verdict", c.Version, c.Baseline)
+		}
+		if g := c.Gate; g != nil {
+			p("    gate               payments %s feature release: %s (%s): %s", c.Version, strings.ToUpper(g.Decision), g.Rule, g.Reason)
+		}
+	} else {
+		p("  canary               not started")
 	}
 	p("  dashboard            %s", s.DashboardURL)
 	if s.DataDir != "" {

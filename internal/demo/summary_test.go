@@ -193,8 +193,11 @@ func TestChecks(t *testing.T) {
 			Flips:  []FlipRecord{{At: 20 * time.Second, Phase: Failure, Variant: "disabled"}},
 			Incidents: []IncidentRecord{{ID: "INC-1", Source: "page", Phase: Failure,
 				Impacts: []apiImpact{{SLO: "checkout-availability", Failed: 120, BudgetConsumed: 3}}}},
+			Canary: &CanaryRecord{Version: "2.4.1", Baseline: "2.3.1", Verdict: "fail", RolledBack: true,
+				Gate: &GateAnswer{Decision: "deny", Rule: "canary-failed"}},
 		}
 	}
+	const canaryCheck = "tailgate failed the payments canary, which was rolled back, and the gate denies its version"
 	// 4 sigma of a binomial share at 5% over 2000 traces: 4*sqrt(.05*.95/2000) = 1.95 points.
 	tests := []struct {
 		name   string
@@ -219,6 +222,11 @@ func TestChecks(t *testing.T) {
 		{"no incident", func(s *Summary) { s.Incidents = nil }, []string{"the page opened an incident, whose post-mortem counts the failed requests"}},
 		{"a declared incident only", func(s *Summary) { s.Incidents[0].Source = "manual" }, []string{"the page opened an incident, whose post-mortem counts the failed requests"}},
 		{"no failed request counted", func(s *Summary) { s.Incidents[0].Impacts[0].Failed = 0 }, []string{"the page opened an incident, whose post-mortem counts the failed requests"}},
+		{"no canary", func(s *Summary) { s.Canary = nil }, []string{canaryCheck}},
+		{"canary still inconclusive", func(s *Summary) { s.Canary.Verdict, s.Canary.RolledBack, s.Canary.Gate = "inconclusive", false, nil }, []string{canaryCheck}},
+		{"canary passed", func(s *Summary) { s.Canary.Verdict = "pass" }, []string{canaryCheck}},
+		{"gate allows the failed version", func(s *Summary) { s.Canary.Gate = &GateAnswer{Decision: "allow", Rule: "within-budget"} }, []string{canaryCheck}},
+		{"gate denies for another reason", func(s *Summary) { s.Canary.Gate.Rule = "budget-exhausted" }, []string{canaryCheck}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -261,6 +269,9 @@ func TestSummaryText(t *testing.T) {
 		Flips: []FlipRecord{{At: 21 * time.Second, Phase: Failure, Variant: "disabled", Restored: true, RestoredAt: 101 * time.Second}},
 		Incidents: []IncidentRecord{{ID: "INC-1", Source: "page", Phase: Failure, DeclaredAt: 19 * time.Second, Origin: "payments",
 			Services: []string{"checkout", "frontend"}, Impacts: []apiImpact{{SLO: "checkout-availability", Failed: 1234, BudgetConsumed: 2.5, NeedsReview: true}}}},
+		Canary: &CanaryRecord{Version: "2.4.1", Baseline: "2.3.1", Share: 0.25, Started: 45 * time.Second, Decided: 61 * time.Second,
+			Verdict: "fail", Rule: "error_ratio", Reason: "canary errors 19.6% vs baseline 0.0%", Requests: 56, Errors: 11, RolledBack: true,
+			Gate: &GateAnswer{Decision: "deny", Rule: "canary-failed", Reason: "version 2.4.1 failed as a canary: error ratio"}},
 		DashboardURL: "http://127.0.0.1:8080/",
 	}
 	var buf bytes.Buffer
@@ -279,6 +290,8 @@ func TestSummaryText(t *testing.T) {
 		"  kill switch turned recommendations off: yes, at 0:21 (failure), restored at 1:41\n",
 		"  incident             INC-1 declared from the page at 0:19 (failure): checkout, frontend, likely origin payments\n",
 		"    post-mortem        checkout-availability: 1,234 failed requests, 250% of its error budget (over 20%: needs a post-mortem)\n",
+		"  canary               payments 2.4.1 (25% of charges) vs 2.3.1: FAIL after 56 canary requests and 16s (error_ratio): canary errors 19.6% vs baseline 0.0%; rolled back\n",
+		"    gate               payments 2.4.1 feature release: DENY (canary-failed): version 2.4.1 failed as a canary: error ratio\n",
 		"  dashboard            http://127.0.0.1:8080/\n",
 		"  checks               PASS\n",
 	} {

@@ -88,6 +88,8 @@ type Traffic struct {
 	Rand     *rand.Rand
 	Emitter  spanEmitter
 	Ledger   *Ledger
+	// Canary, when set, reports whether the payments canary is live.
+	Canary func() bool
 
 	sent int // requests sent (or skipped after a stall) so far
 }
@@ -126,7 +128,7 @@ func (t *Traffic) Send(ctx context.Context, start, now time.Time) bool {
 			return false
 		}
 		phase, _ := t.Schedule.At(time.Duration(float64(t.sent) * float64(time.Second) / t.RPS))
-		r := t.Model.Request(phase, t.Rand)
+		r := t.Model.RequestCanary(phase, t.Rand, t.Canary != nil && t.Canary())
 		t.Ledger.Add(t.Emitter.Emit(ctx, r, now), phase, r)
 	}
 	return el < total && ctx.Err() == nil
