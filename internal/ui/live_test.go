@@ -31,6 +31,13 @@ ingest: {otlp_grpc: 127.0.0.1:0, otlp_http: 127.0.0.1:0}
 sampling: {root_grace: 300ms}
 # The test declares an incident and flips a flag without a token.
 auth: {allow_anonymous_writes: true}
+# Every hour is a working hour, so that the report's off-hours count does
+# not depend on when the test runs.
+oncall:
+  time_zone: UTC
+  working_hours: "00:00-23:59 Mon-Sun"
+  rotations:
+    - {name: shop-primary, services: [checkout, payments], shift: 12h}
 flags:
   - key: recommendations
     variants: {enabled: true, disabled: false}
@@ -356,6 +363,16 @@ func TestDashboardLive(t *testing.T) {
 	b.wait("incident timeline", `document.querySelector('#incident-timeline tr[data-kind="declared"]') !== null`, 20*time.Second)
 	b.wait("incident roles", `(document.querySelector('#incident-roles')?.textContent || '').includes('Commander: alice')`, 10*time.Second)
 	b.screenshot("incident")
+	// The on-call report counts the incident for the rotation of
+	// checkout, per 12-hour shift of the last 7 days (14 shifts).
+	b.route("/oncall")
+	b.wait("rotation listed", `(document.querySelector('#oncall-rotations tr[data-rotation="shop-primary"]')?.textContent || '').includes('checkout, payments')`, 20*time.Second)
+	b.wait("incident counted", `(() => {
+		const td = [...document.querySelectorAll('#oncall-rotations tr[data-rotation="shop-primary"] td')].map((td) => td.textContent);
+		const n = Number(td[6]);
+		return n >= 1 && td[7] === (n / 14).toFixed(2) + ' (12h)';
+	})()`, 20*time.Second)
+	b.screenshot("oncall")
 	b.route("/flags")
 	b.wait("flag listed", `document.querySelector('#flags tr[data-flag="recommendations"]') !== null`, 20*time.Second)
 	b.wait("flag flipped by the kill switch", `(document.querySelector('#flags tr[data-flag="recommendations"]')?.textContent || '').includes('forced by the kill switch')`, 30*time.Second)

@@ -12,6 +12,7 @@ import * as gate from './views/gate.js';
 import * as sampler from './views/sampler.js';
 import * as cardinality from './views/cardinality.js';
 import * as incidents from './views/incidents.js';
+import * as oncall from './views/oncall.js';
 import * as flags from './views/flags.js';
 
 const ROUTES = {
@@ -22,6 +23,7 @@ const ROUTES = {
   sampler: { title: 'Sampler', list: sampler.mount },
   cardinality: { title: 'Cardinality', list: cardinality.mount },
   incidents: { title: 'Incidents', list: incidents.mountList, detail: incidents.mountDetail },
+  oncall: { title: 'On-call', list: oncall.mount },
   flags: { title: 'Flags', list: flags.mount },
 };
 const DEFAULT_ROUTE = 'services';
