@@ -18,7 +18,7 @@ export function mount(root) {
     empty: 'No rotation configured (oncall.rotations in tailgate.yaml).',
     placeholder: 'Filter by rotation or service',
     filter: (r, q) => !q || r.name.toLowerCase().includes(q) || r.services.some((s) => s.includes(q)),
-    sorts: { load: by(desc((r) => r.incidents_per_shift), (r) => r.name), name: by((r) => r.name) },
+    sorts: { load: by(desc((r) => (r.overloaded ? 1 : 0)), desc((r) => r.incidents_per_shift), (r) => r.name), name: by((r) => r.name) },
     columns: [
       { title: 'Load', create(td) { td.c = chip(''); td.append(td.c); }, update(td, r) { updateChip(td.c, r.overloaded ? 'overloaded' : 'ok', r.overloaded ? 'firing' : 'resolved'); } },
       { title: 'Rotation', class: 'name', text: (r) => r.name },
