@@ -35,6 +35,7 @@ const (
 //	GET /api/v1/services                         every service, with series
 //	GET /api/v1/services/{service}               one service, its operations and error origins
 //	GET /api/v1/services/{service}/operations    its operations, with series
+//	GET /api/v1/services/{service}/events        deploys and kill-switch flips to mark on its charts
 //	GET /api/v1/services/{service}/error-origins where its errors start
 //	GET /api/v1/cardinality?service=&top=        the attribute cardinality report
 //
@@ -65,6 +66,7 @@ func (s *Server) serviceRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/services/{service}", series(func(ctx context.Context, svc string, q signals.Query, now time.Time) (any, error) {
 		return src.Service(ctx, svc, q, now)
 	}))
+	mux.HandleFunc("GET /api/v1/services/{service}/events", s.serviceEvents)
 	mux.HandleFunc("GET /api/v1/services/{service}/operations", series(func(ctx context.Context, svc string, q signals.Query, now time.Time) (any, error) {
 		return src.Operations(ctx, svc, q, now)
 	}))

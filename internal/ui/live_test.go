@@ -265,6 +265,17 @@ func TestDashboardLive(t *testing.T) {
 	}
 	res.Body.Close()
 
+	// The fix ships: its deploy marker.
+	res, err = http.Post(base+"/api/v1/deploys", "application/json",
+		strings.NewReader(`{"service": "checkout", "version": "v1.3.1", "change_class": "fix", "deployed_by": "deploy pipeline"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("deploy marker: HTTP %d", res.StatusCode)
+	}
+
 	// An incident a person declares; the kill switch has flipped the flag
 	// (checkout's budget is spent).
 	res, err = http.Post(base+"/api/v1/incidents", "application/json",
@@ -287,6 +298,12 @@ func TestDashboardLive(t *testing.T) {
 	b.wait("sparklines", `document.querySelectorAll('svg.spark path.spark-line[d^="M"]').length >= 4`, 10*time.Second)
 	b.wait("checkout's error origin", `(document.querySelector('tr[data-service="checkout"] td.origin')?.textContent || '').includes('payments')`, 30*time.Second)
 	b.screenshot("services")
+	// Checkout's page marks the deploy and the kill switch's flip of the
+	// flag that watches its SLO, on the charts and in the list under them.
+	b.route("/services/checkout")
+	b.wait("deploy on checkout's charts", `document.querySelector('#service-events li[data-kind="deploy"]')?.textContent.includes('deploy v1.3.1 (fix)') === true`, 20*time.Second)
+	b.wait("flip on checkout's charts", `document.querySelector('#service-events li[data-kind="flip"]')?.textContent.includes('flag recommendations flip to disabled by the kill switch') === true`, 30*time.Second)
+	b.screenshot("service-events")
 
 	// SLOs: every row's budget remaining is the API's, formatted.
 	b.route("/slos")

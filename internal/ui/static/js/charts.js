@@ -72,6 +72,9 @@ function isolated(vals, i0, i1) {
   return false;
 }
 
+// MARKER_COLORS colour the events drawn on charts, by kind.
+const MARKER_COLORS = { deploy: '#7c3aed', flip: '#dc2626', restore: '#16a34a' };
+
 // palette of series colours, readable on the light and the dark theme.
 export const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#65a30d', '#475569'];
 
@@ -88,6 +91,7 @@ export class TimeChart {
     this.yRange = yRange;
     this.bands = bands;
     this.u = null;
+    this.markers = [];
     this.el = document.createElement('div');
     this.el.className = 'chart';
     container.append(this.el);
@@ -103,6 +107,35 @@ export class TimeChart {
     if (!this.u) return;
     const w = this.width();
     if (Math.abs(w - this.u.width) > 2) this.u.setSize({ width: w, height: this.height });
+  }
+
+  // setMarkers draws events (deploys, flag flips) as vertical lines:
+  // [{t: Unix seconds, kind, text}]; kind picks the colour.
+  setMarkers(markers) {
+    const key = JSON.stringify(markers);
+    if (key === this.markersKey) return;
+    this.markersKey = key;
+    this.markers = markers;
+    if (this.u) this.u.setData(this.u.data, true); // rescale: a new event may widen the range
+  }
+
+  drawMarkers(u) {
+    const { ctx } = u;
+    const { top, height } = u.bbox;
+    const [min, max] = [u.scales.x.min, u.scales.x.max];
+    ctx.save();
+    ctx.lineWidth = Math.max(1, window.devicePixelRatio || 1);
+    ctx.setLineDash([4 * ctx.lineWidth, 3 * ctx.lineWidth]);
+    for (const m of this.markers) {
+      if (!(m.t >= min && m.t <= max)) continue;
+      const x = Math.round(u.valToPos(m.t, 'x', true));
+      ctx.strokeStyle = MARKER_COLORS[m.kind] || MARKER_COLORS.deploy;
+      ctx.beginPath();
+      ctx.moveTo(x, top);
+      ctx.lineTo(x, top + height);
+      ctx.stroke();
+    }
+    ctx.restore();
   }
 
   setData(xs, ...ys) {
@@ -137,7 +170,15 @@ export class TimeChart {
       legend: { live: true },
       scales: {
         // One point would make a zero-width range: show a minute around it.
-        x: { time: true, range: (u, min, max) => (min === max ? [min - 60, max + 60] : [min, max]) },
+        // An event in the minutes after the last point (a deploy a moment
+        // ago) widens the range to show its line.
+        x: {
+          time: true,
+          range: (u, min, max) => {
+            for (const m of this.markers) if (m.t > max && m.t - max < 600) max = m.t;
+            return min === max ? [min - 60, max + 60] : [min, max];
+          },
+        },
         y: this.yRange ? { range: this.yRange } : { auto: true },
       },
       axes: [
@@ -162,6 +203,7 @@ export class TimeChart {
       ],
     };
     if (this.bands) opts.bands = this.bands;
+    opts.hooks = { draw: [(u) => this.drawMarkers(u)] };
     this.el.textContent = '';
     this.u = new U(opts, data, this.el);
   }

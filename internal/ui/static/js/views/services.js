@@ -3,7 +3,7 @@
 // service with its charts, operations and error origins.
 
 import { get, enc, APIError } from '../api.js';
-import { h, setText, Table, by, desc, mapLimit, card, stat } from '../dom.js';
+import { h, setText, Table, by, desc, mapLimit, card, stat, chip } from '../dom.js';
 import { Spark, TimeChart } from '../charts.js';
 import * as fmt from '../fmt.js';
 
@@ -108,6 +108,9 @@ export function mountList(root, { app }) {
   };
 }
 
+// EVENT_CHIP colours an event's chip like its line on the charts.
+const EVENT_CHIP = { deploy: 'pending', flip: 'firing', restore: 'resolved' };
+
 export function mountDetail(root, { arg }) {
   const name = arg;
   const stats = {
@@ -141,10 +144,12 @@ export function mountDetail(root, { arg }) {
     ],
   });
   const causedEl = h('p', { class: 'muted' });
+  // The events drawn on the charts, listed too (the lines carry no text).
+  const eventsEl = h('ul', { class: 'events', id: 'service-events' });
   root.append(
     h('div', { class: 'head' }, h('a', { href: '#/services', class: 'back', text: '← Services' }), h('h1', { text: name })),
     h('div', { class: 'stats' }, Object.values(stats)),
-    card('Golden signals, last hour', chartsEl),
+    card('Golden signals, last hour', chartsEl, eventsEl),
     card('Where its errors start', originEl, originTable.el, causedEl),
     card('Operations', opsTable.el),
   );
@@ -182,6 +187,11 @@ export function mountDetail(root, { arg }) {
       const caused = (eo.caused_elsewhere || []).map((c) => `${c.service} (${fmt.num(c.requests)})`).join(', ');
       setText(causedEl, caused ? 'Failed requests of other services that started here: ' + caused + '.' : '');
       opsTable.setItems(d.operations || []);
+      const ev = await get(`api/v1/services/${enc(name)}/events`, { signal });
+      const marks = (ev.events || []).map((e) => ({ t: Date.parse(e.at) / 1000, kind: e.kind, text: e.text }));
+      for (const c of [rateChart, errChart, latChart]) c.setMarkers(marks);
+      eventsEl.replaceChildren(...(ev.events || []).map((e) =>
+        h('li', { 'data-kind': e.kind }, chip(e.kind, EVENT_CHIP[e.kind]), ` ${fmt.time(e.at)} ${e.text}`)));
     },
     destroy() {
       rateChart.destroy();

@@ -1,0 +1,97 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/tailgate-sre/tailgate/internal/flags"
+	"github.com/tailgate-sre/tailgate/internal/gate"
+	"github.com/tailgate-sre/tailgate/internal/slo"
+)
+
+// eventsGate, eventsFlags and eventsSLOs give only what GET .../events
+// reads; the embedded interfaces panic if anything else is called.
+type eventsGate struct {
+	GateService
+	deploys []gate.Deploy
+	asked   gate.DeployQuery
+}
+
+func (g *eventsGate) Deploys(_ context.Context, q gate.DeployQuery) ([]gate.Deploy, error) {
+	g.asked = q
+	return g.deploys, nil
+}
+
+type eventsFlags struct {
+	FlagService
+	views   []flags.View
+	history map[string][]flags.Change
+}
+
+func (f eventsFlags) List() []flags.View { return f.views }
+func (f eventsFlags) History(_ context.Context, key string, _ int) ([]flags.Change, error) {
+	return f.history[key], nil
+}
+
+type eventsSLOs struct{ SLOSource }
+
+func (eventsSLOs) List(time.Time) []slo.Status {
+	return []slo.Status{{Name: "checkout-availability", Service: "checkout"}, {Name: "payments-availability", Service: "payments"}}
+}
+
+// TestServiceEvents checks the marks of a service's charts: its deploys,
+// and the flips and restores of flags whose kill switch watches one of its
+// SLOs (or the service), in time order; another service's flag, other
+// actions and changes outside the range are left out.
+func TestServiceEvents(t *testing.T) {
+	srv, _ := newSignalsServer(t, signalsStore{})
+	now := signalsNow
+	g := &eventsGate{deploys: []gate.Deploy{{Service: "checkout", Version: "3.9.0", ChangeClass: gate.Feature, Time: now.Add(-20 * time.Minute), Description: "new cart"}}}
+	at := func(m int) time.Time { return now.Add(time.Duration(m) * time.Minute) }
+	fl := eventsFlags{
+		views: []flags.View{
+			{Config: flags.Config{Key: "recommendations", KillSwitch: &flags.KillSwitch{SLOs: []string{"checkout-availability"}}}},
+			{Config: flags.Config{Key: "fraud-v2", KillSwitch: &flags.KillSwitch{Service: "checkout"}}},
+			{Config: flags.Config{Key: "payments-retry", KillSwitch: &flags.KillSwitch{SLOs: []string{"payments-availability"}}}},
+			{Config: flags.Config{Key: "theme"}},
+		},
+		history: map[string][]flags.Change{
+			"recommendations": {
+				{Action: flags.ActionFlip, Source: "kill_switch", To: "disabled", At: at(-10), Reason: "checkout-availability: page"},
+				{Action: flags.ActionRestore, Actor: "alice", At: at(-2)},
+				{Action: flags.ActionPause, Actor: "bob", At: at(-1)},
+				{Action: flags.ActionFlip, Actor: "carol", To: "disabled", At: at(-90)}, // before the hour
+			},
+			"fraud-v2":       {{Action: flags.ActionFlip, Actor: "dave", To: "off", At: at(-30)}},
+			"payments-retry": {{Action: flags.ActionFlip, Source: "kill_switch", To: "off", At: at(-5)}},
+		},
+	}
+	srv.deps.Gate, srv.deps.Flags, srv.deps.SLOs = g, fl, eventsSLOs{}
+	var got struct{ Events []ServiceEvent }
+	getJSON(t, srv, "/api/v1/services/checkout/events", http.StatusOK, &got)
+	want := []ServiceEvent{
+		{At: at(-30), Kind: "flip", Text: "flag fraud-v2 flip to off by dave"},
+		{At: at(-20), Kind: "deploy", Text: "deploy 3.9.0 (feature): new cart"},
+		{At: at(-10), Kind: "flip", Text: "flag recommendations flip to disabled by the kill switch: checkout-availability: page"},
+		{At: at(-2), Kind: "restore", Text: "flag recommendations restore by alice"},
+	}
+	if len(got.Events) != len(want) {
+		t.Fatalf("events %+v, want %+v", got.Events, want)
+	}
+	for i := range want {
+		if !got.Events[i].At.Equal(want[i].At) || got.Events[i].Kind != want[i].Kind || got.Events[i].Text != want[i].Text {
+			t.Errorf("event %d = %+v, want %+v", i, got.Events[i], want[i])
+		}
+	}
+	if g.asked.Service != "checkout" || !g.asked.From.Equal(now.Add(-time.Hour)) {
+		t.Errorf("deploys asked for %+v, want checkout over the last hour", g.asked)
+	}
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/services/checkout/events?from=nonsense", nil))
+	if rec.Code != http.StatusBadRequest {
+		t.Errorf("a bad from: HTTP %d, want 400", rec.Code)
+	}
+}
