@@ -55,9 +55,13 @@ func TestCanaryEndToEnd(t *testing.T) {
 	if code, out := cli("--canary", "2.4.0"); code != exitCanary || !strings.Contains(out, "inconclusive") {
 		t.Fatalf("no traffic: exit %d\n%s", code, out)
 	}
-	// The baseline is healthy; the canary fails 30% of its requests.
-	sendVersion(t, d, "2.3.1", 3000, 3)
+	// The baseline is healthy; the canary fails 30% of its requests. The
+	// baseline serves after the canary started too: the comparison runs
+	// from the canary's first minute, and a minute boundary between the
+	// two sends must not leave the baseline without requests.
+	sendVersion(t, d, "2.3.1", 1500, 1)
 	sendVersion(t, d, "2.4.0", 300, 90)
+	sendVersion(t, d, "2.3.1", 1500, 2)
 	// The counts are taken when the request is acknowledged, which the
 	// SDK's shutdown waited for.
 	code, out := cli("--canary", "2.4.0", "--baseline", "2.3.1")
@@ -106,8 +110,11 @@ func TestCanaryEndToEnd(t *testing.T) {
 // canary failed is denied, naming the verdict; its rollback is not.
 func TestGateDeniesAFailedCanary(t *testing.T) {
 	d, api := startE2E(t, e2eConfig(t))
-	sendVersion(t, d, "2.3.1", 3000, 3)
+	// Baseline traffic on both sides of the canary's start (see
+	// TestCanaryEndToEnd).
+	sendVersion(t, d, "2.3.1", 1500, 1)
 	sendVersion(t, d, "2.4.0", 300, 90)
+	sendVersion(t, d, "2.3.1", 1500, 2)
 	gate := func(change, version string) (int, string) {
 		var out, errb bytes.Buffer
 		code := run(t.Context(), []string{"tailgate", "gate", "check", "--service", "checkout", "--change", change, "--version", version, "--server", api},
