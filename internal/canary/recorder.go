@@ -1,6 +1,7 @@
 package canary
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"time"
@@ -29,15 +30,42 @@ type RecorderConfig struct {
 	MaxVersions int
 }
 
+// VersionRow is one version's counts of one minute, as stored: each
+// instance of a fleet adds its own, and readers sum them.
+type VersionRow struct {
+	Service, Version string
+	Minute           time.Time
+	Counts
+}
+
+// Store keeps the counts of every instance, so that each instance of a
+// fleet judges a canary from all of its requests.
+type Store interface {
+	// AddCanaryCounts adds rows to this instance's counts.
+	AddCanaryCounts(ctx context.Context, rows []VersionRow) error
+	// CanaryCounts returns the counts of the minutes since since, summed
+	// per service, version and minute: this instance's own and its
+	// peers'.
+	CanaryCounts(ctx context.Context, since time.Time) (own, peers []VersionRow, err error)
+	// PruneCanaryCounts deletes every instance's counts of the minutes
+	// before cut.
+	PruneCanaryCounts(ctx context.Context, cut time.Time) error
+}
+
 // Recorder counts the entry spans of every service by version and
 // minute, for canary and post-deploy checks. It is safe for concurrent
-// use; Observe takes one lock per request.
+// use; Observe takes one lock per request. With a Store, the counts are
+// written there (Unstored, MarkStored) and the fleet's other instances'
+// counts are added to every read (SetPeers).
 type Recorder struct {
 	cfg RecorderConfig
 
 	mu        sync.Mutex
 	services  map[string]*svcCounts
 	lastPrune units.Minute
+	// peers holds the other instances' counts, by service, version and
+	// minute, as last read from the store.
+	peers map[string]map[string]map[units.Minute]Counts
 }
 
 type svcCounts struct {
@@ -53,6 +81,7 @@ type versionCounts struct {
 type minuteCounts struct {
 	m units.Minute
 	Counts
+	stored Counts // the part of Counts in the store
 }
 
 // OtherVersion collects the versions of a service beyond MaxVersions.
@@ -107,13 +136,19 @@ func (r *Recorder) Observe(req *otlp.Request, now time.Time) {
 	}
 }
 
-// version returns the counters of a resource's service and version.
-func (r *Recorder) version(service string, attrs otlp.Attrs, now time.Time) (*svcCounts, *versionCounts) {
+// service returns a service's counters.
+func (r *Recorder) service(service string) *svcCounts {
 	svc := r.services[service]
 	if svc == nil {
 		svc = &svcCounts{versions: map[string]*versionCounts{}, slow: r.cfg.Thresholds[service]}
 		r.services[service] = svc
 	}
+	return svc
+}
+
+// version returns the counters of a resource's service and version.
+func (r *Recorder) version(service string, attrs otlp.Attrs, now time.Time) (*svcCounts, *versionCounts) {
+	svc := r.service(service)
 	var ver []byte
 	if v, ok := attrs.Get(r.cfg.VersionAttribute); ok {
 		ver = v.Str()
@@ -150,11 +185,11 @@ func (vc *versionCounts) minute(m units.Minute) *minuteCounts {
 func (r *Recorder) Count(service, version string, from, to time.Time) Counts {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	svc := r.services[service]
-	if svc == nil {
-		return Counts{}
+	var c Counts
+	if svc := r.services[service]; svc != nil {
+		c = sum(svc.versions[version], from, to)
 	}
-	return sum(svc.versions[version], from, to)
+	return c.add(sumPeers(r.peers[service][version], from, to))
 }
 
 // CountOthers returns the counts of every version of service but version,
@@ -164,14 +199,43 @@ func (r *Recorder) CountOthers(service, version string, from, to time.Time) Coun
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var c Counts
-	svc := r.services[service]
-	if svc == nil {
+	if svc := r.services[service]; svc != nil {
+		for v, vc := range svc.versions {
+			if v != version {
+				c = c.add(sum(vc, from, to))
+			}
+		}
+	}
+	for v, ms := range r.peers[service] {
+		if v != version {
+			c = c.add(sumPeers(ms, from, to))
+		}
+	}
+	return c
+}
+
+func (c Counts) add(o Counts) Counts {
+	return Counts{c.Requests + o.Requests, c.Errors + o.Errors, c.Slow + o.Slow}
+}
+
+func (c Counts) sub(o Counts) Counts {
+	return Counts{c.Requests - o.Requests, c.Errors - o.Errors, c.Slow - o.Slow}
+}
+
+// sumPeers sums a version's peer counts in the minutes from from's
+// through to's.
+func sumPeers(ms map[units.Minute]Counts, from, to time.Time) Counts {
+	var c Counts
+	lo, hi := units.MinuteOf(from), units.MinuteOf(to)
+	if int(hi-lo) < len(ms) {
+		for m := lo; m <= hi; m++ {
+			c = c.add(ms[m])
+		}
 		return c
 	}
-	for v, vc := range svc.versions {
-		if v != version {
-			s := sum(vc, from, to)
-			c.Requests, c.Errors, c.Slow = c.Requests+s.Requests, c.Errors+s.Errors, c.Slow+s.Slow
+	for m, v := range ms {
+		if m >= lo && m <= hi {
+			c = c.add(v)
 		}
 	}
 	return c
@@ -182,16 +246,104 @@ func (r *Recorder) HasLatency(service string) bool {
 	return r.cfg.Thresholds[service] > 0
 }
 
-// FirstSeen returns when a version was first seen.
+// FirstSeen returns when a version was first seen, here or (to the
+// minute) by a peer.
 func (r *Recorder) FirstSeen(service, version string) (time.Time, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var first time.Time
+	ok := false
 	if svc := r.services[service]; svc != nil {
 		if vc := svc.versions[version]; vc != nil {
-			return vc.first, true
+			first, ok = vc.first, true
 		}
 	}
-	return time.Time{}, false
+	for m := range r.peers[service][version] {
+		if t := m.Time(); !ok || t.Before(first) {
+			first, ok = t, true
+		}
+	}
+	return first, ok
+}
+
+// Unstored returns the counts not in the store yet, as rows of deltas.
+// Once they are stored, MarkStored(rows) records it; until then they are
+// returned again.
+func (r *Recorder) Unstored() []VersionRow {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var rows []VersionRow
+	for sname, svc := range r.services {
+		for vname, vc := range svc.versions {
+			for i := range vc.minutes {
+				mc := &vc.minutes[i]
+				if mc.Counts != mc.stored {
+					rows = append(rows, VersionRow{Service: sname, Version: vname, Minute: mc.m.Time(), Counts: mc.Counts.sub(mc.stored)})
+				}
+			}
+		}
+	}
+	return rows
+}
+
+// MarkStored records that rows (from Unstored) are in the store.
+func (r *Recorder) MarkStored(rows []VersionRow) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, row := range rows {
+		svc := r.services[row.Service]
+		if svc == nil || svc.versions[row.Version] == nil {
+			continue // pruned meanwhile
+		}
+		vc := svc.versions[row.Version]
+		m := units.MinuteOf(row.Minute)
+		if i, found := slices.BinarySearchFunc(vc.minutes, m, func(a minuteCounts, m units.Minute) int { return int(a.m - m) }); found {
+			vc.minutes[i].stored = vc.minutes[i].stored.add(row.Counts)
+		}
+	}
+}
+
+// Seed adds this instance's stored counts (at start, before any Observe):
+// they are counted, and stored already.
+func (r *Recorder) Seed(rows []VersionRow) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, row := range rows {
+		svc := r.service(row.Service)
+		vc := svc.versions[row.Version]
+		if vc == nil {
+			vc = &versionCounts{first: row.Minute}
+			svc.versions[row.Version] = vc
+		}
+		if row.Minute.Before(vc.first) {
+			vc.first = row.Minute
+		}
+		mc := vc.minute(units.MinuteOf(row.Minute))
+		mc.Counts = mc.Counts.add(row.Counts)
+		mc.stored = mc.stored.add(row.Counts)
+	}
+}
+
+// SetPeers replaces the other instances' counts with rows.
+func (r *Recorder) SetPeers(rows []VersionRow) {
+	peers := map[string]map[string]map[units.Minute]Counts{}
+	for _, row := range rows {
+		vs := peers[row.Service]
+		if vs == nil {
+			vs = map[string]map[units.Minute]Counts{}
+			peers[row.Service] = vs
+		}
+		ms := vs[row.Version]
+		if ms == nil {
+			ms = map[units.Minute]Counts{}
+			vs[row.Version] = ms
+		}
+		m := units.MinuteOf(row.Minute)
+		ms[m] = ms[m].add(row.Counts)
+	}
+	r.mu.Lock()
+	r.peers = peers
+	r.mu.Unlock()
 }
 
 func sum(vc *versionCounts, from, to time.Time) Counts {
@@ -204,7 +356,7 @@ func sum(vc *versionCounts, from, to time.Time) Counts {
 		if m.m < lo || m.m > hi {
 			continue
 		}
-		c.Requests, c.Errors, c.Slow = c.Requests+m.Requests, c.Errors+m.Errors, c.Slow+m.Slow
+		c = c.add(m.Counts)
 	}
 	return c
 }

@@ -135,3 +135,73 @@ func BenchmarkRecorderObserve(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(req.Spans)), "ns/span")
 }
+
+// TestRecorderStoreRoundTrip checks what a Recorder gives its store and
+// takes from it: the counts not stored yet as deltas (counted meanwhile
+// ones included the next time), its own stored counts at start, and the
+// peers' counts added to every read.
+func TestRecorderStoreRoundTrip(t *testing.T) {
+	now := time.Date(2026, 12, 3, 10, 0, 30, 0, time.UTC)
+	m := now.Truncate(time.Minute)
+	r := NewRecorder(RecorderConfig{Thresholds: map[string]time.Duration{"checkout": 300 * time.Millisecond}})
+	r.Observe(request(t, now, map[string][3]int{"1.0": {100, 1, 10}, "1.1": {10, 3, 4}}), now)
+	rows := r.Unstored()
+	byVersion := map[string]Counts{}
+	for _, row := range rows {
+		if row.Service != "checkout" || !row.Minute.Equal(m) {
+			t.Errorf("row %+v, want checkout at %s", row, m)
+		}
+		byVersion[row.Version] = row.Counts
+	}
+	if byVersion["1.0"] != (Counts{100, 1, 10}) || byVersion["1.1"] != (Counts{10, 3, 4}) || len(rows) != 2 {
+		t.Fatalf("unstored %+v", rows)
+	}
+	// Counted between the read and its write: left for the next flush.
+	r.Observe(request(t, now, map[string][3]int{"1.1": {5, 1, 0}}), now)
+	r.MarkStored(rows)
+	rows = r.Unstored()
+	if len(rows) != 1 || rows[0].Version != "1.1" || rows[0].Counts != (Counts{5, 1, 0}) {
+		t.Fatalf("after the first flush, unstored %+v, want 1.1's 5 requests counted meanwhile", rows)
+	}
+	r.MarkStored(rows)
+	if rows := r.Unstored(); len(rows) != 0 {
+		t.Fatalf("after the second flush, unstored %+v", rows)
+	}
+
+	// The fleet's other instances: their counts are added to every read.
+	earlier := m.Add(-2 * time.Minute)
+	r.SetPeers([]VersionRow{
+		{Service: "checkout", Version: "1.1", Minute: earlier, Counts: Counts{20, 10, 0}},
+		{Service: "checkout", Version: "0.9", Minute: m, Counts: Counts{7, 0, 0}},
+	})
+	from, to := m.Add(-time.Hour), m.Add(time.Hour)
+	if got := r.Count("checkout", "1.1", from, to); got != (Counts{35, 14, 4}) {
+		t.Errorf("1.1 with its peers' counts: %+v, want 15+20 requests, 4+10 errors, 4 slow", got)
+	}
+	if got := r.CountOthers("checkout", "1.1", from, to); got != (Counts{107, 1, 10}) {
+		t.Errorf("all but 1.1 with the peers': %+v, want 100+7 requests", got)
+	}
+	if first, ok := r.FirstSeen("checkout", "1.1"); !ok || !first.Equal(earlier) {
+		t.Errorf("1.1 first seen %v, want %s (a peer saw it first)", first, earlier)
+	}
+	if rows := r.Unstored(); len(rows) != 0 {
+		t.Errorf("peers' counts are offered to the store: %+v", rows)
+	}
+	r.SetPeers(nil)
+	if got := r.Count("checkout", "1.1", from, to); got != (Counts{15, 4, 4}) {
+		t.Errorf("1.1 once the peers are gone: %+v", got)
+	}
+
+	// A restart: the stored counts come back, and are not stored again.
+	r2 := NewRecorder(RecorderConfig{})
+	r2.Seed([]VersionRow{{Service: "checkout", Version: "1.1", Minute: m, Counts: Counts{15, 4, 4}}})
+	if got := r2.Count("checkout", "1.1", from, to); got != (Counts{15, 4, 4}) {
+		t.Errorf("seeded counts %+v", got)
+	}
+	if rows := r2.Unstored(); len(rows) != 0 {
+		t.Errorf("seeded counts offered to the store again: %+v", rows)
+	}
+	if first, ok := r2.FirstSeen("checkout", "1.1"); !ok || !first.Equal(m) {
+		t.Errorf("seeded version first seen %v, want %s", first, m)
+	}
+}

@@ -1,6 +1,10 @@
 package daemon
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/tailgate-sre/tailgate/internal/canary"
@@ -42,4 +46,112 @@ func newCanary(specs []slo.Spec) (*canary.Recorder, *canary.Checker) {
 	}
 	rec := canary.NewRecorder(canary.RecorderConfig{Thresholds: thresholds})
 	return rec, canary.NewChecker(rec, canary.Config{}, objectives, nil)
+}
+
+// canarySyncInterval is the least time between two syncs of the canary
+// counts with the store (each reads the fleet's counts of canaryRetention).
+const canarySyncInterval = 5 * time.Second
+
+// canaryRetention is how far back the canary counts are kept, in memory
+// and in the store (the Recorder's default).
+const canaryRetention = 6 * time.Hour
+
+// canarySync keeps the canary counts in the store: every interval it
+// writes what this instance counted and reads what the fleet's other
+// instances did, so that every instance judges a canary from all of its
+// requests. At start it reads back this instance's own counts.
+type canarySync struct {
+	rec   *canary.Recorder
+	store canary.Store
+	every time.Duration
+	log   *slog.Logger
+	now   func() time.Time
+
+	stop      chan struct{}
+	done      chan struct{}
+	started   bool
+	stopOnce  sync.Once
+	lastPrune time.Time
+}
+
+func newCanarySync(rec *canary.Recorder, st canary.Store, every time.Duration, log *slog.Logger) *canarySync {
+	return &canarySync{rec: rec, store: st, every: every, log: log, now: time.Now, stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// Start loads this instance's stored counts and the fleet's, then runs
+// the loop.
+func (c *canarySync) Start(ctx context.Context) error {
+	if c == nil {
+		return nil
+	}
+	own, peers, err := c.store.CanaryCounts(ctx, c.now().Add(-canaryRetention))
+	if err != nil {
+		return fmt.Errorf("canary counts: %w", err)
+	}
+	c.rec.Seed(own)
+	c.rec.SetPeers(peers)
+	c.started = true
+	go c.loop()
+	return nil
+}
+
+func (c *canarySync) loop() {
+	defer close(c.done)
+	t := time.NewTicker(c.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := c.sync(ctx); err != nil {
+			c.log.Warn("canary counts: sync with the store failed; retrying", "err", err)
+		}
+		cancel()
+	}
+}
+
+// sync writes the counts not stored yet and reads the peers'.
+func (c *canarySync) sync(ctx context.Context) error {
+	if err := c.flush(ctx); err != nil {
+		return err
+	}
+	now := c.now()
+	_, peers, err := c.store.CanaryCounts(ctx, now.Add(-canaryRetention))
+	if err != nil {
+		return err
+	}
+	c.rec.SetPeers(peers)
+	if now.Sub(c.lastPrune) >= 10*time.Minute {
+		c.lastPrune = now
+		return c.store.PruneCanaryCounts(ctx, now.Add(-canaryRetention))
+	}
+	return nil
+}
+
+func (c *canarySync) flush(ctx context.Context) error {
+	rows := c.rec.Unstored()
+	if err := c.store.AddCanaryCounts(ctx, rows); err != nil {
+		return err
+	}
+	c.rec.MarkStored(rows)
+	return nil
+}
+
+// Shutdown stops the loop and stores what is left.
+func (c *canarySync) Shutdown(ctx context.Context) error {
+	if c == nil {
+		return nil
+	}
+	var err error
+	c.stopOnce.Do(func() {
+		close(c.stop)
+		if c.started {
+			<-c.done
+			err = c.flush(ctx)
+		}
+	})
+	return err
 }

@@ -68,6 +68,7 @@ type Daemon struct {
 	counts    *counts // nil without the write-ahead log
 	versions  *canary.Recorder
 	canary    *canary.Checker
+	canaries  *canarySync
 	authn     *auth.Authenticator
 	tls       *auth.ReloadableTLS
 
@@ -205,6 +206,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		return fail(fmt.Errorf("auth.tls: %w", err))
 	}
 	d.versions, d.canary = newCanary(specs)
+	// The fleet's canary counts lag by at most this: Argo Rollouts and
+	// Flagger ask every minute or so.
+	d.canaries = newCanarySync(d.versions, d.store, max(cfg.SLOEngine.FlushInterval.Std(), canarySyncInterval), log.With("component", "canary"))
 	if d.gate, err = gate.New(cfg.Policies, gate.Settings{
 		Logger:     log.With("component", "gate"),
 		Registerer: d.registry,
@@ -408,6 +412,7 @@ func (d *Daemon) steps() []step {
 		{"notify", d.notifiers.Start, d.notifiers.Shutdown},
 		{"slo", d.slos.Start, d.slos.Shutdown},
 		{"wal", d.countsStart, d.countsStop},
+		{"canary", d.canaries.Start, d.canaries.Shutdown},
 		{"gate", d.gate.Start, d.gate.Shutdown},
 		{"flags", d.flags.Start, d.flags.Shutdown},
 		{"incidents", d.incidents.Start, d.incidents.Shutdown},
@@ -521,7 +526,8 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	// partitions' counts are stored as they are revoked.
 	stop(ctx, "kafka", d.kafka.drain)
 	stop(ctx, "wal", d.countsStop)
-	stop(ctx, "slo", d.slos.Shutdown)            // final flush, no more alerts
+	stop(ctx, "slo", d.slos.Shutdown) // final flush, no more alerts
+	stop(ctx, "canary", d.canaries.Shutdown)
 	notifyCtx, cancelNotify := shareOf(ctx, 0.5) // network too: half of what is left
 	defer cancelNotify()
 	stop(notifyCtx, "notify", d.notifiers.Shutdown)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 
+	"github.com/tailgate-sre/tailgate/internal/canary"
 	"github.com/tailgate-sre/tailgate/internal/config"
 	"github.com/tailgate-sre/tailgate/internal/flags"
 	"github.com/tailgate-sre/tailgate/internal/gate"
@@ -27,6 +28,7 @@ type store interface {
 	flags.Store
 	incident.Store
 	wal.MarkStore
+	canary.Store
 	Close() error
 }
 

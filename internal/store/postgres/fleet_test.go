@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tailgate-sre/tailgate/internal/canary"
 	"github.com/tailgate-sre/tailgate/internal/slo"
 	"github.com/tailgate-sre/tailgate/internal/store/postgres"
 )
@@ -234,5 +235,36 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPeerCanaryCounts checks the fleet's canary counts: each instance
+// reads its own rows and the sum of the others' per service, version and
+// minute.
+func TestPeerCanaryCounts(t *testing.T) {
+	dsn := pg.Database(t)
+	a, b, c := openDB(t, dsn, "a"), openDB(t, dsn, "b"), openDB(t, dsn, "c")
+	defer a.Close()
+	defer b.Close()
+	defer c.Close()
+	ctx := t.Context()
+	m := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	row := func(req, bad uint64) []canary.VersionRow {
+		return []canary.VersionRow{{Service: "checkout", Version: "2.4.0", Minute: m, Counts: canary.Counts{Requests: req, Errors: bad}}}
+	}
+	for db, n := range map[*postgres.DB]uint64{a: 10, b: 20, c: 30} {
+		if err := db.AddCanaryCounts(ctx, row(n, n/10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	own, peers, err := a.CanaryCounts(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(own) != 1 || own[0].Requests != 10 || own[0].Errors != 1 {
+		t.Errorf("a's own counts %+v, want 10 requests, 1 error", own)
+	}
+	if len(peers) != 1 || peers[0].Requests != 50 || peers[0].Errors != 5 || !peers[0].Minute.Equal(m) {
+		t.Errorf("a's peers %+v, want b's and c's summed: 50 requests, 5 errors at %s", peers, m)
 	}
 }

@@ -222,6 +222,24 @@ var migrations = []migration{{
 			health        TEXT   NOT NULL DEFAULT ''
 		)`,
 	},
+}, {
+	version: 2,
+	name:    "canary counts",
+	stmts: []string{
+		// Per-version minute counts of the canary checks, one row per
+		// instance: each adds its own, every instance reads the sum.
+		`CREATE TABLE canary_counts (
+			service  TEXT   NOT NULL,
+			version  TEXT   NOT NULL,
+			minute   BIGINT NOT NULL, -- Unix seconds of the minute's start
+			instance TEXT   NOT NULL,
+			requests BIGINT NOT NULL,
+			errors   BIGINT NOT NULL,
+			slow     BIGINT NOT NULL,
+			PRIMARY KEY (service, version, minute, instance)
+		)`,
+		`CREATE INDEX canary_counts_minute ON canary_counts (minute)`,
+	},
 }}
 
 // migrate applies the migrations the database lacks, holding a session

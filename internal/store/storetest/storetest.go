@@ -70,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) Stores) {
 	t.Run("Flags", func(t *testing.T) { runFlags(t, open) })
 	t.Run("Incidents", func(t *testing.T) { runIncidents(t, open) })
 	t.Run("WALMarks", func(t *testing.T) { runMarks(t, open) })
+	t.Run("Canary", func(t *testing.T) { runCanary(t, open) })
 }
 
 // cancelled returns a context that is already cancelled.

@@ -1,0 +1,156 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/tailgate-sre/tailgate/internal/canary"
+	"github.com/tailgate-sre/tailgate/internal/otlp"
+)
+
+// versionRequest is n checkout entry spans of version ending at end, the
+// first bad of them failed.
+func versionRequest(t *testing.T, version string, n, bad int, end time.Time) *otlp.Request {
+	t.Helper()
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "checkout")
+	rs.Resource().Attributes().PutStr("service.version", version)
+	ss := rs.ScopeSpans().AppendEmpty()
+	for i := range n {
+		sp := ss.Spans().AppendEmpty()
+		sp.SetTraceID(pcommon.TraceID{3, byte(i >> 8), byte(i)})
+		sp.SetSpanID(pcommon.SpanID{3, byte(i >> 8), byte(i)})
+		sp.SetKind(ptrace.SpanKindServer)
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(end.Add(-10 * time.Millisecond)))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(end))
+		if i < bad {
+			sp.Status().SetCode(ptrace.StatusCodeError)
+		}
+	}
+	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req otlp.Request
+	if err := otlp.Parse(b, otlp.Limits{}, &req); err != nil {
+		t.Fatal(err)
+	}
+	return &req
+}
+
+// fleetCounts is a fleet store's canary counts, shared by instances.
+type fleetCounts struct {
+	mu   sync.Mutex
+	rows map[string][]canary.VersionRow // by instance
+}
+
+// instanceCounts is one instance's view of fleetCounts (canary.Store).
+type instanceCounts struct {
+	f        *fleetCounts
+	instance string
+}
+
+func (s instanceCounts) AddCanaryCounts(_ context.Context, rows []canary.VersionRow) error {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	s.f.rows[s.instance] = append(s.f.rows[s.instance], rows...)
+	return nil
+}
+
+func (s instanceCounts) CanaryCounts(_ context.Context, since time.Time) (own, peers []canary.VersionRow, err error) {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	for in, rows := range s.f.rows {
+		for _, r := range rows {
+			if r.Minute.Before(since.Truncate(time.Minute)) {
+				continue
+			}
+			if in == s.instance {
+				own = append(own, r)
+			} else {
+				peers = append(peers, r)
+			}
+		}
+	}
+	return own, peers, nil
+}
+
+func (s instanceCounts) PruneCanaryCounts(context.Context, time.Time) error { return nil }
+
+// TestCanarySyncAcrossInstances checks that every instance of a fleet
+// judges a canary from all of its requests: the canary's requests landed
+// on one instance, the baseline's on another, and after a sync each
+// checker sees both and fails the canary alike; a restarted instance gets
+// its own counts back.
+func TestCanarySyncAcrossInstances(t *testing.T) {
+	fleet := &fleetCounts{rows: map[string][]canary.VersionRow{}}
+	now := time.Now()
+	start := func(instance string) (*canary.Recorder, *canary.Checker, *canarySync) {
+		rec := canary.NewRecorder(canary.RecorderConfig{})
+		cs := newCanarySync(rec, instanceCounts{fleet, instance}, time.Hour, slog.New(slog.DiscardHandler))
+		if err := cs.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return rec, canary.NewChecker(rec, canary.Config{}, nil, nil), cs
+	}
+	recA, checkA, syncA := start("a")
+	recB, checkB, syncB := start("b")
+	// 1,000 baseline requests (1 failed) reach a; 200 canary requests, 60
+	// failed, reach b.
+	recA.Observe(versionRequest(t, "2.3.1", 1000, 1, now), now)
+	recB.Observe(versionRequest(t, "2.4.0", 200, 60, now), now)
+
+	check := func(c *canary.Checker) canary.CheckResult {
+		t.Helper()
+		res, err := c.Check(canary.CheckRequest{Service: "checkout", Canary: "2.4.0", Baseline: "2.3.1", Since: now.Add(-time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := check(checkA); res.Verdict.Verdict == canary.Fail {
+		t.Fatalf("a judged a canary it has no request of: %+v", res.Verdict)
+	}
+	for _, s := range []*canarySync{syncA, syncB, syncA} { // b writes before a reads
+		if err := s.sync(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, c := range map[string]*canary.Checker{"a": checkA, "b": checkB} {
+		res := check(c)
+		if res.Canary.Requests != 200 || res.Baseline.Requests != 1000 || res.Verdict.Verdict != canary.Fail {
+			t.Errorf("%s: canary %d requests, baseline %d, verdict %s; want 200, 1000, fail", name, res.Canary.Requests, res.Baseline.Requests, res.Verdict.Verdict)
+		}
+	}
+	// b stops (its last counts stored) and starts again: its own counts
+	// come back from the store, a's as peers.
+	if err := syncB.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := syncA.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	_, checkB2, syncB2 := start("b")
+	defer syncB2.Shutdown(context.Background())
+	if res := check(checkB2); res.Canary.Requests != 200 || res.Baseline.Requests != 1000 {
+		t.Errorf("restarted b: canary %d, baseline %d requests; want 200 and 1000", res.Canary.Requests, res.Baseline.Requests)
+	}
+	// Nothing was stored twice.
+	var total uint64
+	for _, rows := range fleet.rows {
+		for _, r := range rows {
+			total += r.Requests
+		}
+	}
+	if total != 1200 {
+		t.Errorf("the store holds %d requests, want 1,200", total)
+	}
+}
