@@ -3,6 +3,7 @@ module github.com/tailgate-sre/tailgate/deploy/check
 go 1.26.8
 
 require (
+	github.com/fluxcd/flagger v1.36.1
 	github.com/moby/buildkit v0.34.2
 	github.com/tailgate-sre/tailgate v0.0.0
 	helm.sh/helm/v4 v4.3.2

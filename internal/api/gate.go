@@ -151,7 +151,7 @@ type FlaggerAnswer struct {
 // flaggerHooks are the webhook types the gate answers.
 func flaggerHook(hook string) bool {
 	switch hook {
-	case "confirm-rollout", "pre-rollout", "rollout", "confirm-promotion":
+	case "confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase", "confirm-promotion":
 		return true
 	}
 	return false
@@ -160,8 +160,10 @@ func flaggerHook(hook string) bool {
 // gateFlagger answers Flagger's gating webhooks: 200 advances, 403 halts.
 // The change is named by the webhook's metadata (service, change_class,
 // version, environment), defaulting to the canary's name, feature and its
-// namespace. A canary verdict lets the rollout start (it is a canary) but
-// not promote: confirm-promotion answers 403 until the policy allows.
+// namespace. A canary verdict lets the rollout start (it is a canary) and
+// its weight steps go on (confirm-traffic-increase: Flagger's payload
+// carries no weight) but not promote: confirm-promotion answers 403 until
+// the policy allows.
 //
 // Flagger sends no custom headers, so a bearer token may come in the
 // metadata's token key; a token with only the gate:check scope limits what
@@ -169,7 +171,7 @@ func flaggerHook(hook string) bool {
 func (s *Server) gateFlagger(w http.ResponseWriter, r *http.Request) {
 	hook := r.PathValue("hook")
 	if !flaggerHook(hook) {
-		writeError(w, http.StatusNotFound, "not found", fmt.Sprintf("unknown Flagger hook %q (confirm-rollout, pre-rollout, rollout, confirm-promotion)", hook))
+		writeError(w, http.StatusNotFound, "not found", fmt.Sprintf("unknown Flagger hook %q (confirm-rollout, pre-rollout, rollout, confirm-traffic-increase, confirm-promotion)", hook))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))

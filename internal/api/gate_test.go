@@ -480,6 +480,12 @@ func TestFlaggerWebhooks(t *testing.T) {
 		{"low budget: a canary may start", 0.1, "confirm-rollout", "feature", ciToken, "", 200, "canary"},
 		{"low budget: pre-rollout checks pass", 0.1, "pre-rollout", "feature", ciToken, "", 200, "canary"},
 		{"low budget: no promotion", 0.1, "confirm-promotion", "feature", ciToken, "", 403, "canary"},
+		// Flagger asks before each weight step; its payload carries no
+		// weight, so a canary verdict lets the steps go on and
+		// confirm-promotion holds it short of promotion.
+		{"healthy: more traffic", 0.8, "confirm-traffic-increase", "feature", ciToken, "", 200, "allow"},
+		{"low budget: the canary's steps go on", 0.1, "confirm-traffic-increase", "feature", ciToken, "", 200, "canary"},
+		{"spent: traffic held", -0.1, "confirm-traffic-increase", "feature", ciToken, "", 403, "deny"},
 		{"spent: halt", -0.1, "confirm-rollout", "feature", ciToken, "", 403, "deny"},
 		{"spent: a rollback goes", -0.1, "rollout", "rollback", ciToken, "", 200, "allow"},
 		{"token in metadata", -0.1, "confirm-promotion", "fix", "", ciToken, 200, "allow"},
