@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/tailgate-sre/tailgate/internal/auth"
+	"github.com/tailgate-sre/tailgate/internal/canary"
 )
 
 // analysisTemplate is the part of an Argo Rollouts AnalysisTemplate the
@@ -172,5 +175,82 @@ func TestArgoAnalysisTemplate(t *testing.T) {
 	}](t, e.do(t, "GET", "/api/v1/gate/decisions?limit=1", "", readerToken))
 	if got := fmt.Sprint(ds.Decisions); got != "[{argo-rollouts 1.42.0 production argo-rollouts}]" {
 		t.Errorf("audit of an Argo measurement: %s", got)
+	}
+}
+
+// fixedCanary answers every canary check with one verdict.
+type fixedCanary struct {
+	verdict canary.Outcome
+	asked   canary.CheckRequest
+}
+
+func (f *fixedCanary) Check(req canary.CheckRequest) (canary.CheckResult, error) {
+	f.asked = req
+	return canary.CheckResult{Service: req.Service, CanaryVersion: req.Canary, Verdict: canary.Verdict{Verdict: f.verdict, Rule: "test"}}, nil
+}
+
+// TestArgoCanaryTemplate loads the shipped ClusterAnalysisTemplate, renders
+// its web provider request against the canary endpoint and evaluates its
+// conditions on the real answers with expr, as Argo Rollouts does: a fail
+// verdict fails the measurement (the rollout aborts), pass and
+// inconclusive keep the background analysis running.
+func TestArgoCanaryTemplate(t *testing.T) {
+	raw, err := os.ReadFile("../../deploy/argo-rollouts/canary-analysis.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tmpl analysisTemplate
+	if err := yaml.Unmarshal(raw, &tmpl); err != nil {
+		t.Fatal(err)
+	}
+	if tmpl.Kind != "ClusterAnalysisTemplate" || len(tmpl.Spec.Metrics) != 1 {
+		t.Fatalf("template: %+v", tmpl)
+	}
+	m := tmpl.Spec.Metrics[0]
+	if m.Provider.Web.JSONPath != "{$}" {
+		t.Fatalf("jsonPath %q: the test evaluates the whole body as Argo does for {$}", m.Provider.Web.JSONPath)
+	}
+	a, err := auth.New(auth.Config{Tokens: testTokens()}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := &fixedCanary{}
+	srv := httptest.NewServer(New(Deps{Canary: fc, Auth: a}))
+	defer srv.Close()
+	args := map[string]string{"service": "checkout", "canary": "1.42.0", "baseline": "", "tailgate-url": srv.URL, "tailgate-token": ciToken}
+	render := func(s string) string {
+		for k, v := range args {
+			s = strings.ReplaceAll(s, "{{args."+k+"}}", v)
+		}
+		if strings.Contains(s, "{{") {
+			t.Fatalf("unrendered placeholder in %q", s)
+		}
+		return s
+	}
+	for verdict, want := range map[canary.Outcome]string{canary.Fail: "Failed", canary.Pass: "Successful", canary.Inconclusive: "Successful"} {
+		fc.verdict = verdict
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", render(m.Provider.Web.URL), nil)
+		for _, h := range m.Provider.Web.Headers {
+			req.Header.Set(h.Key, render(h.Value))
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d: %s", verdict, resp.StatusCode, body)
+		}
+		var data any
+		if err := json.Unmarshal(body, &data); err != nil {
+			t.Fatal(err)
+		}
+		if got := argoEvaluate(t, data, m.SuccessCondition, m.FailureCondition); got != want {
+			t.Errorf("verdict %s: phase %s, want %s", verdict, got, want)
+		}
+	}
+	if fc.asked.Service != "checkout" || fc.asked.Canary != "1.42.0" || fc.asked.Baseline != "" {
+		t.Errorf("the template asked for %+v", fc.asked)
 	}
 }
