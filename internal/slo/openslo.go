@@ -299,10 +299,7 @@ func (l *loader) convertSLO(d *osloDoc) {
 		}
 		if tw.Calendar != nil {
 			base.TimeZone = tw.Calendar.TimeZone
-			if tw.Calendar.StartTime != "" {
-				l.warns = append(l.warns, Warning{Source: at("spec.timeWindow[0].calendar.startTime"), SLO: doc.Metadata.Name,
-					Msg: "calendar.startTime is not honoured: the window starts on the first of the month (or Monday) at midnight in calendar.timeZone"})
-			}
+			base.CalendarStart = tw.Calendar.StartTime
 		}
 	}
 	if err := base.Budgeting.UnmarshalText([]byte(sp.BudgetingMethod)); err != nil {

@@ -28,6 +28,11 @@ type Spec struct {
 	Calendar CalendarUnit `yaml:"calendar,omitempty"`
 	// TimeZone is the IANA zone of a calendar window (default UTC).
 	TimeZone string `yaml:"time_zone,omitempty"`
+	// CalendarStart anchors a calendar window ("2006-01-02 15:04:05" in
+	// TimeZone, as OpenSLO's calendar.startTime): a month then runs from
+	// that day of the month and time of day, a week from that weekday and
+	// time. Default: the first of the month (or Monday) at midnight.
+	CalendarStart string `yaml:"calendar_start,omitempty"`
 	// Budgeting is occurrences (default), timeslices or ratio_timeslices.
 	Budgeting BudgetingMethod `yaml:"budgeting,omitempty"`
 	// TimeSlice configures the timeslices budgeting methods.
@@ -249,6 +254,10 @@ func (s *Severity) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// CalendarStartLayout is the layout of calendar_start (OpenSLO's
+// calendar.startTime).
+const CalendarStartLayout = "2006-01-02 15:04:05"
+
 // CalendarUnit is the period of a calendar window.
 type CalendarUnit uint8
 
@@ -402,6 +411,13 @@ func ValidateSpecs(specs []Spec) (warnings []Warning, err error) {
 				fail("time_zone", "only applies to a calendar window")
 			} else if _, err := time.LoadLocation(s.TimeZone); err != nil {
 				fail("time_zone", "unknown time zone %q", s.TimeZone)
+			}
+		}
+		if s.CalendarStart != "" {
+			if s.Calendar == NoCalendar {
+				fail("calendar_start", "only applies to a calendar window")
+			} else if _, err := time.Parse(CalendarStartLayout, s.CalendarStart); err != nil {
+				fail("calendar_start", "want %q (in time_zone), got %q", CalendarStartLayout, s.CalendarStart)
 			}
 		}
 		switch s.SLI.Kind {

@@ -104,7 +104,7 @@ func TestLoadExamples(t *testing.T) {
 	want := map[string]Spec{
 		"cart-availability": {Name: "cart-availability", Service: "cart", Objective: 99.9, Window: units.Duration(30 * 24 * time.Hour),
 			SLI: SLISpec{Kind: Availability, Filter: map[string]string{"http.route": "/api/cart"}}},
-		"cart-latency": {Name: "cart-latency", Service: "cart", Objective: 99, Calendar: Month, TimeZone: "America/New_York",
+		"cart-latency": {Name: "cart-latency", Service: "cart", Objective: 99, Calendar: Month, TimeZone: "America/New_York", CalendarStart: "2025-01-01 00:00:00",
 			Budgeting: RatioTimeslices, TimeSlice: TimeSliceSpec{Window: units.Duration(time.Minute)},
 			SLI: SLISpec{Kind: Latency, Threshold: units.Duration(250 * time.Millisecond), Filter: map[string]string{"http.route": "/api/cart"}}},
 		"checkout-latency": {Name: "checkout-latency", Service: "checkout", Objective: 99, Window: units.Duration(28 * 24 * time.Hour),

@@ -254,6 +254,13 @@ func compile(s Spec) (*sloState, error) {
 			loc = l
 		}
 		st.per = period{calendar: s.Calendar, loc: loc, label: s.Calendar.String(), nominal: referenceWindow}
+		if s.CalendarStart != "" {
+			a, err := time.ParseInLocation(CalendarStartLayout, s.CalendarStart, loc)
+			if err != nil {
+				return nil, fmt.Errorf("slo %q: calendar_start: %w", s.Name, err)
+			}
+			st.per.anchor = a
+		}
 		if s.Calendar == Week {
 			st.per.nominal = 7 * 24 * time.Hour
 		}
