@@ -27,22 +27,64 @@ type analysisTemplate struct {
 			Name  string  `yaml:"name"`
 			Value *string `yaml:"value"`
 		} `yaml:"args"`
-		Metrics []struct {
-			Name             string `yaml:"name"`
-			SuccessCondition string `yaml:"successCondition"`
-			FailureCondition string `yaml:"failureCondition"`
-			Provider         struct {
-				Web struct {
-					URL     string `yaml:"url"`
-					Headers []struct {
-						Key   string `yaml:"key"`
-						Value string `yaml:"value"`
-					} `yaml:"headers"`
-					JSONPath string `yaml:"jsonPath"`
-				} `yaml:"web"`
-			} `yaml:"provider"`
-		} `yaml:"metrics"`
+		Metrics []argoMetric `yaml:"metrics"`
 	} `yaml:"spec"`
+}
+
+// argoMetric is one metric of an analysis template.
+type argoMetric struct {
+	Name             string `yaml:"name"`
+	SuccessCondition string `yaml:"successCondition"`
+	FailureCondition string `yaml:"failureCondition"`
+	Provider         struct {
+		Web struct {
+			URL     string `yaml:"url"`
+			Headers []struct {
+				Key   string `yaml:"key"`
+				Value string `yaml:"value"`
+			} `yaml:"headers"`
+			JSONPath string `yaml:"jsonPath"`
+		} `yaml:"web"`
+	} `yaml:"provider"`
+}
+
+// argoRender substitutes {{args.NAME}} as Argo does; a placeholder left
+// over fails the test.
+func argoRender(t *testing.T, args map[string]string) func(string) string {
+	return func(s string) string {
+		for k, v := range args {
+			s = strings.ReplaceAll(s, "{{args."+k+"}}", v)
+		}
+		if strings.Contains(s, "{{") {
+			t.Fatalf("unrendered placeholder in %q", s)
+		}
+		return s
+	}
+}
+
+// argoMeasure makes m's web request as Argo does and returns the decoded
+// body (the whole of it: the templates' jsonPath is {$}). Argo marks any
+// non-2xx as a measurement error, so that fails the test.
+func argoMeasure(t *testing.T, client *http.Client, m argoMetric, render func(string) string) any {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", render(m.Provider.Web.URL), nil)
+	for _, h := range m.Provider.Web.Headers {
+		req.Header.Set(h.Key, render(h.Value))
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	var data any
+	if err := json.Unmarshal(body, &data); err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 // argoEvaluate is Argo Rollouts' evaluate.EvaluateResult: both conditions
@@ -114,15 +156,7 @@ func TestArgoAnalysisTemplate(t *testing.T) {
 		}
 	}
 	args["service"], args["version"], args["tailgate-url"], args["tailgate-token"] = "checkout", "1.42.0", e.srv.URL, ciToken
-	render := func(s string) string {
-		for k, v := range args {
-			s = strings.ReplaceAll(s, "{{args."+k+"}}", v)
-		}
-		if strings.Contains(s, "{{") {
-			t.Fatalf("unrendered placeholder in %q", s)
-		}
-		return s
-	}
+	render := argoRender(t, args)
 
 	cases := []struct {
 		name   string
@@ -144,24 +178,7 @@ func TestArgoAnalysisTemplate(t *testing.T) {
 			e.states.paging["checkout"] = tc.paging
 			e.states.mu.Unlock()
 			args["change-class"] = tc.class
-			req, _ := http.NewRequestWithContext(t.Context(), "GET", render(m.Provider.Web.URL), nil)
-			for _, h := range m.Provider.Web.Headers {
-				req.Header.Set(h.Key, render(h.Value))
-			}
-			resp, err := e.srv.Client().Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			// Argo marks any non-2xx as a measurement error.
-			if resp.StatusCode != 200 {
-				t.Fatalf("status %d: %s", resp.StatusCode, body)
-			}
-			var data any
-			if err := json.Unmarshal(body, &data); err != nil {
-				t.Fatal(err)
-			}
+			data := argoMeasure(t, e.srv.Client(), m, render)
 			if got := argoEvaluate(t, data, m.SuccessCondition, m.FailureCondition); got != tc.want {
 				t.Errorf("phase %s, want %s (decision %v)", got, tc.want, data.(map[string]any)["decision"])
 			}
@@ -217,35 +234,10 @@ func TestArgoCanaryTemplate(t *testing.T) {
 	fc := &fixedCanary{}
 	srv := httptest.NewServer(New(Deps{Canary: fc, Auth: a}))
 	defer srv.Close()
-	args := map[string]string{"service": "checkout", "canary": "1.42.0", "baseline": "", "tailgate-url": srv.URL, "tailgate-token": ciToken}
-	render := func(s string) string {
-		for k, v := range args {
-			s = strings.ReplaceAll(s, "{{args."+k+"}}", v)
-		}
-		if strings.Contains(s, "{{") {
-			t.Fatalf("unrendered placeholder in %q", s)
-		}
-		return s
-	}
+	render := argoRender(t, map[string]string{"service": "checkout", "canary": "1.42.0", "baseline": "", "tailgate-url": srv.URL, "tailgate-token": ciToken})
 	for verdict, want := range map[canary.Outcome]string{canary.Fail: "Failed", canary.Pass: "Successful", canary.Inconclusive: "Successful"} {
 		fc.verdict = verdict
-		req, _ := http.NewRequestWithContext(t.Context(), "GET", render(m.Provider.Web.URL), nil)
-		for _, h := range m.Provider.Web.Headers {
-			req.Header.Set(h.Key, render(h.Value))
-		}
-		resp, err := srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s: status %d: %s", verdict, resp.StatusCode, body)
-		}
-		var data any
-		if err := json.Unmarshal(body, &data); err != nil {
-			t.Fatal(err)
-		}
+		data := argoMeasure(t, srv.Client(), m, render)
 		if got := argoEvaluate(t, data, m.SuccessCondition, m.FailureCondition); got != want {
 			t.Errorf("verdict %s: phase %s, want %s", verdict, got, want)
 		}

@@ -61,11 +61,11 @@ const canaryRetention = 6 * time.Hour
 // instances did, so that every instance judges a canary from all of its
 // requests. At start it reads back this instance's own counts.
 type canarySync struct {
-	rec   *canary.Recorder
-	store canary.Store
-	every time.Duration
-	log   *slog.Logger
-	now   func() time.Time
+	rec      *canary.Recorder
+	store    canary.Store
+	interval time.Duration
+	log      *slog.Logger
+	now      func() time.Time
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -74,8 +74,8 @@ type canarySync struct {
 	lastPrune time.Time
 }
 
-func newCanarySync(rec *canary.Recorder, st canary.Store, every time.Duration, log *slog.Logger) *canarySync {
-	return &canarySync{rec: rec, store: st, every: every, log: log, now: time.Now, stop: make(chan struct{}), done: make(chan struct{})}
+func newCanarySync(rec *canary.Recorder, st canary.Store, interval time.Duration, log *slog.Logger) *canarySync {
+	return &canarySync{rec: rec, store: st, interval: interval, log: log, now: time.Now, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // Start loads this instance's stored counts and the fleet's, then runs
@@ -97,20 +97,11 @@ func (c *canarySync) Start(ctx context.Context) error {
 
 func (c *canarySync) loop() {
 	defer close(c.done)
-	t := time.NewTicker(c.every)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	every(c.stop, c.interval, nil, func(ctx context.Context) {
 		if err := c.sync(ctx); err != nil {
 			c.log.Warn("canary counts: sync with the store failed; retrying", "err", err)
 		}
-		cancel()
-	}
+	})
 }
 
 // sync writes the counts not stored yet and reads the peers'.

@@ -7,44 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
-
 	"github.com/tailgate-sre/tailgate/internal/canary"
-	"github.com/tailgate-sre/tailgate/internal/otlp"
+	"github.com/tailgate-sre/tailgate/internal/otlptest"
 )
-
-// versionRequest is n checkout entry spans of version ending at end, the
-// first bad of them failed.
-func versionRequest(t *testing.T, version string, n, bad int, end time.Time) *otlp.Request {
-	t.Helper()
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", "checkout")
-	rs.Resource().Attributes().PutStr("service.version", version)
-	ss := rs.ScopeSpans().AppendEmpty()
-	for i := range n {
-		sp := ss.Spans().AppendEmpty()
-		sp.SetTraceID(pcommon.TraceID{3, byte(i >> 8), byte(i)})
-		sp.SetSpanID(pcommon.SpanID{3, byte(i >> 8), byte(i)})
-		sp.SetKind(ptrace.SpanKindServer)
-		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(end.Add(-10 * time.Millisecond)))
-		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(end))
-		if i < bad {
-			sp.Status().SetCode(ptrace.StatusCodeError)
-		}
-	}
-	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var req otlp.Request
-	if err := otlp.Parse(b, otlp.Limits{}, &req); err != nil {
-		t.Fatal(err)
-	}
-	return &req
-}
 
 // fleetCounts is a fleet store's canary counts, shared by instances.
 type fleetCounts struct {
@@ -105,8 +70,8 @@ func TestCanarySyncAcrossInstances(t *testing.T) {
 	recB, checkB, syncB := start("b")
 	// 1,000 baseline requests (1 failed) reach a; 200 canary requests, 60
 	// failed, reach b.
-	recA.Observe(versionRequest(t, "2.3.1", 1000, 1, now), now)
-	recB.Observe(versionRequest(t, "2.4.0", 200, 60, now), now)
+	recA.Observe(otlptest.VersionRequest(t, "checkout", "2.3.1", 1000, 1, now), now)
+	recB.Observe(otlptest.VersionRequest(t, "checkout", "2.4.0", 200, 60, now), now)
 
 	check := func(c *canary.Checker) canary.CheckResult {
 		t.Helper()

@@ -277,19 +277,27 @@ func (c *counts) Start(context.Context) error {
 
 func (c *counts) loop() {
 	defer close(c.done)
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-t.C:
-		case <-c.kick:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	every(c.stop, time.Second, c.kick, func(ctx context.Context) {
 		if err := c.shrink(ctx); err != nil {
 			c.logger.Warn("write-ahead log: shrink", "err", err)
 		}
+	})
+}
+
+// every runs fn at each tick of interval (and at each kick, if any) until
+// stop is closed, each run under a 30-second deadline.
+func every(stop <-chan struct{}, interval time.Duration, kick <-chan struct{}, fn func(ctx context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		case <-kick:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		fn(ctx)
 		cancel()
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -64,10 +65,20 @@ func PutAttrs(m pcommon.Map, attrs map[string]any) {
 // EntryRequest returns a parsed request of n SERVER spans of service, the
 // first bad of them with status ERROR: n requests for the SLI counters.
 func EntryRequest(tb testing.TB, service string, n, bad int) *otlp.Request {
+	return VersionRequest(tb, service, "", n, bad, time.Time{})
+}
+
+// VersionRequest is EntryRequest with the resource's service.version
+// (none when empty) and the spans ending at end (10ms long; no times
+// when end is zero).
+func VersionRequest(tb testing.TB, service, version string, n, bad int, end time.Time) *otlp.Request {
 	tb.Helper()
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
 	rs.Resource().Attributes().PutStr("service.name", service)
+	if version != "" {
+		rs.Resource().Attributes().PutStr("service.version", version)
+	}
 	ss := rs.ScopeSpans().AppendEmpty()
 	for i := range n {
 		sp := ss.Spans().AppendEmpty()
@@ -75,6 +86,10 @@ func EntryRequest(tb testing.TB, service string, n, bad int) *otlp.Request {
 		sp.SetSpanID(pcommon.SpanID{1, byte(i >> 8), byte(i), 1})
 		sp.SetName("GET /")
 		sp.SetKind(ptrace.SpanKindServer)
+		if !end.IsZero() {
+			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(end.Add(-10 * time.Millisecond)))
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(end))
+		}
 		if i < bad {
 			sp.Status().SetCode(ptrace.StatusCodeError)
 		}
