@@ -41,6 +41,9 @@ type Checker struct {
 	objectives map[string]float64
 	now        func() time.Time
 
+	// byService overrides cfg for some services (their policies').
+	byService map[string]Config
+
 	mu sync.Mutex
 	// failed holds the first fail verdict of each service and version: an
 	// always-valid test's fail stands, even if later counts alone would
@@ -88,7 +91,7 @@ func (c *Checker) Check(req CheckRequest) (CheckResult, error) {
 	if c.rec.HasLatency(req.Service) {
 		in.SlowCanary, in.SlowBaseline = &Side{N: cc.Requests, Bad: cc.Slow}, &Side{N: bc.Requests, Bad: bc.Slow}
 	}
-	res := CheckResult{Service: req.Service, CanaryVersion: req.Canary, BaselineVersion: baseline, Since: since.UTC(), At: now.UTC(), Verdict: Judge(in, c.cfg)}
+	res := CheckResult{Service: req.Service, CanaryVersion: req.Canary, BaselineVersion: baseline, Since: since.UTC(), At: now.UTC(), Verdict: Judge(in, c.configFor(req.Service))}
 	if res.Verdict.Verdict == Fail {
 		c.mu.Lock()
 		if _, ok := c.failed[[2]string{req.Service, req.Canary}]; !ok {
@@ -100,6 +103,20 @@ func (c *Checker) Check(req CheckRequest) (CheckResult, error) {
 		c.mu.Unlock()
 	}
 	return res, nil
+}
+
+// WithServiceConfigs makes the checker judge the named services with
+// their own configuration, the others with its default; it returns c.
+func (c *Checker) WithServiceConfigs(byService map[string]Config) *Checker {
+	c.byService = byService
+	return c
+}
+
+func (c *Checker) configFor(service string) Config {
+	if cfg, ok := c.byService[service]; ok {
+		return cfg
+	}
+	return c.cfg
 }
 
 // Failed returns the first fail verdict given for the service's version,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tailgate-sre/tailgate/internal/canary"
+	"github.com/tailgate-sre/tailgate/internal/gate"
 	"github.com/tailgate-sre/tailgate/internal/slo"
 )
 
@@ -29,7 +30,7 @@ func (g canaryGate) CanaryFailed(service, version string) (bool, string) {
 // newCanary builds the per-version counts and the canary checker: slow
 // requests are those over a service's first latency SLO's threshold, and
 // the budget rule uses its first availability SLO's objective.
-func newCanary(specs []slo.Spec) (*canary.Recorder, *canary.Checker) {
+func newCanary(specs []slo.Spec, policies []gate.PolicySpec) (*canary.Recorder, *canary.Checker) {
 	thresholds := map[string]time.Duration{}
 	objectives := map[string]float64{}
 	for _, s := range specs {
@@ -45,7 +46,20 @@ func newCanary(specs []slo.Spec) (*canary.Recorder, *canary.Checker) {
 		}
 	}
 	rec := canary.NewRecorder(canary.RecorderConfig{Thresholds: thresholds})
-	return rec, canary.NewChecker(rec, canary.Config{}, objectives, nil)
+	// The tolerances come from the policies: a service's own, else the
+	// default policy's, else the package's defaults.
+	var def canary.Config
+	byService := map[string]canary.Config{}
+	for _, p := range policies {
+		switch {
+		case p.Canary == nil:
+		case p.Service == "":
+			def = *p.Canary
+		default:
+			byService[p.Service] = *p.Canary
+		}
+	}
+	return rec, canary.NewChecker(rec, def, objectives, nil).WithServiceConfigs(byService)
 }
 
 // canarySyncInterval is the least time between two syncs of the canary

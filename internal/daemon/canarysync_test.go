@@ -3,11 +3,13 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tailgate-sre/tailgate/internal/canary"
+	"github.com/tailgate-sre/tailgate/internal/config"
 	"github.com/tailgate-sre/tailgate/internal/otlptest"
 )
 
@@ -117,5 +119,47 @@ func TestCanarySyncAcrossInstances(t *testing.T) {
 	}
 	if total != 1200 {
 		t.Errorf("the store holds %d requests, want 1,200", total)
+	}
+}
+
+// TestCanaryPolicyTolerances checks that a policy's canary block sets the
+// tolerances of its service's verdicts, and the default policy's those of
+// the others: the same worsening (0.5% to 4% errors over 2,000 requests
+// each) fails on the defaults, and passes the checkout policy, which
+// fails only beyond 3x and 5 points.
+func TestCanaryPolicyTolerances(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+policies:
+  - service: checkout
+    canary: {max_ratio: 3, max_increase: 0.05}
+  - canary: {false_positive_rate: 0.01}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	rec, checker := newCanary(nil, cfg.Policies)
+	for _, svc := range []string{"checkout", "payments"} {
+		rec.Observe(otlptest.VersionRequest(t, svc, "1.0", 2000, 10, now), now)
+		rec.Observe(otlptest.VersionRequest(t, svc, "1.1", 2000, 80, now), now)
+	}
+	verdict := func(svc string) canary.CheckResult {
+		t.Helper()
+		res, err := checker.Check(canary.CheckRequest{Service: svc, Canary: "1.1", Baseline: "1.0", Since: now.Add(-time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := verdict("payments"); res.Verdict.Verdict != canary.Fail || res.Alpha != 0.01 {
+		t.Errorf("payments (default policy): %s at alpha %v, want fail at 0.01 (%s)", res.Verdict.Verdict, res.Alpha, res.Reason)
+	}
+	if res := verdict("checkout"); res.Verdict.Verdict == canary.Fail || res.Margin < 0.04 {
+		t.Errorf("checkout (max 3x and 5 points): %s with margin %v, want no fail (%s)", res.Verdict.Verdict, res.Margin, res.Reason)
+	}
+
+	if _, err := config.Parse([]byte("policies:\n  - canary: {false_positive_rate: 0.7}\n")); err == nil ||
+		!strings.Contains(err.Error(), "policies[0].canary.false_positive_rate") {
+		t.Errorf("a bad canary block: %v, want an error naming policies[0].canary.false_positive_rate", err)
 	}
 }

@@ -205,7 +205,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	if d.tls, err = auth.NewReloadableTLS(cfg.Auth.TLS, time.Now()); err != nil {
 		return fail(fmt.Errorf("auth.tls: %w", err))
 	}
-	d.versions, d.canary = newCanary(specs)
+	d.versions, d.canary = newCanary(specs, cfg.Policies)
 	// The fleet's canary counts lag by at most this: Argo Rollouts and
 	// Flagger ask every minute or so.
 	d.canaries = newCanarySync(d.versions, d.store, max(cfg.SLOEngine.FlushInterval.Std(), canarySyncInterval), log.With("component", "canary"))

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/tailgate-sre/tailgate/internal/canary"
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
@@ -43,6 +45,11 @@ type PolicySpec struct {
 	ReleaseWindow units.Duration `yaml:"release_window,omitempty" json:"release_window,omitempty"`
 	// Business holds the inputs of the risk report's money figures.
 	Business Business `yaml:"business,omitempty" json:"business,omitempty"`
+	// Canary tunes the canary verdicts of the policy's service (of every
+	// service without a policy of its own, on the default policy): the
+	// false-positive rate under continuous checks and the worsening a
+	// canary may have before it fails (docs/canary.md).
+	Canary *canary.Config `yaml:"canary,omitempty" json:"canary,omitempty"`
 }
 
 // RuleSpec is one rule of a policy.
@@ -204,6 +211,13 @@ func (p *PolicySpec) validate(key string) []error {
 	var errs []error
 	add := func(k, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s.%s: "+format, append([]any{key, k}, args...)...))
+	}
+	if p.Canary != nil {
+		if err := p.Canary.Validate(); err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				errs = append(errs, fmt.Errorf("%s.canary.%s", key, line))
+			}
+		}
 	}
 	known := map[ChangeClass]bool{}
 	for _, c := range BuiltinClasses() {
