@@ -12,6 +12,7 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/canary"
 	"github.com/tailgate-sre/tailgate/internal/slo"
 	"github.com/tailgate-sre/tailgate/internal/store/postgres"
+	"github.com/tailgate-sre/tailgate/internal/users"
 )
 
 // TestMigrationsRaceOnce opens a fresh database from several instances at
@@ -266,5 +267,35 @@ func TestPeerCanaryCounts(t *testing.T) {
 	}
 	if len(peers) != 1 || peers[0].Requests != 50 || peers[0].Errors != 5 || !peers[0].Minute.Equal(m) {
 		t.Errorf("a's peers %+v, want b's and c's summed: 50 requests, 5 errors at %s", peers, m)
+	}
+}
+
+// TestPeerUserSketches checks that a reader gets every instance's sketch
+// of the same ten minutes, to merge.
+func TestPeerUserSketches(t *testing.T) {
+	dsn := pg.Database(t)
+	a, b := openDB(t, dsn, "a"), openDB(t, dsn, "b")
+	defer a.Close()
+	defer b.Close()
+	ctx := t.Context()
+	start := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	var ska, skb users.Sketch
+	ska[0], skb[1] = 3, 5
+	if err := a.PutUserSketches(ctx, []users.Row{{Service: "checkout", Start: start, Sketch: ska}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutUserSketches(ctx, []users.Row{{Service: "checkout", Start: start, Sketch: skb}}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := a.UserSketches(ctx, "checkout", start, start.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var merged users.Sketch
+	for i := range rows {
+		merged.Merge(&rows[i].Sketch)
+	}
+	if len(rows) != 2 || merged[0] != 3 || merged[1] != 5 {
+		t.Errorf("%d sketches, merged registers %v, want both instances'", len(rows), merged[:2])
 	}
 }

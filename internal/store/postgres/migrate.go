@@ -240,6 +240,20 @@ var migrations = []migration{{
 		)`,
 		`CREATE INDEX canary_counts_minute ON canary_counts (minute)`,
 	},
+}, {
+	version: 3,
+	name:    "user sketches",
+	stmts: []string{
+		// HyperLogLog sketches of the users of failed requests, per service
+		// and ten minutes, one per instance: readers merge them.
+		`CREATE TABLE user_sketches (
+			service   TEXT   NOT NULL,
+			start     BIGINT NOT NULL, -- Unix seconds of the ten minutes' start
+			instance  TEXT   NOT NULL,
+			registers BYTEA  NOT NULL,
+			PRIMARY KEY (service, start, instance)
+		)`,
+	},
 }}
 
 // migrate applies the migrations the database lacks, holding a session

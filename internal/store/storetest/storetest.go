@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) Stores) {
 	t.Run("Incidents", func(t *testing.T) { runIncidents(t, open) })
 	t.Run("WALMarks", func(t *testing.T) { runMarks(t, open) })
 	t.Run("Canary", func(t *testing.T) { runCanary(t, open) })
+	t.Run("Users", func(t *testing.T) { runUsers(t, open) })
 }
 
 // cancelled returns a context that is already cancelled.
