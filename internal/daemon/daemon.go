@@ -38,6 +38,7 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/sampler"
 	"github.com/tailgate-sre/tailgate/internal/signals"
 	"github.com/tailgate-sre/tailgate/internal/slo"
+	"github.com/tailgate-sre/tailgate/internal/users"
 	"github.com/tailgate-sre/tailgate/internal/wal"
 )
 
@@ -69,6 +70,8 @@ type Daemon struct {
 	versions  *canary.Recorder
 	canary    *canary.Checker
 	canaries  *canarySync
+	users     *users.Counter // nil without incidents.user_attribute
+	userSync  *usersSync
 	authn     *auth.Authenticator
 	tls       *auth.ReloadableTLS
 
@@ -226,7 +229,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		cfg.SLOEngine.EvalInterval.Std(), log.With("component", "flags"), d.registry); err != nil {
 		return fail(fmt.Errorf("flags: %w", err))
 	}
-	if d.incidents, err = newIncidents(cfg.Incidents, cfg.Oncall, d.store, specs, d.slos, d.flags.svc, d.notifiers, log.With("component", "incidents")); err != nil {
+	d.users = users.NewCounter(cfg.Incidents.UserAttribute, usersMemory)
+	d.userSync = newUsersSync(d.users, d.store, max(cfg.SLOEngine.FlushInterval.Std(), canarySyncInterval), log.With("component", "users"))
+	if d.incidents, err = newIncidents(cfg.Incidents, cfg.Oncall, d.store, specs, d.slos, d.flags.svc, d.notifiers, d.userSync.estimate, log.With("component", "incidents")); err != nil {
 		return fail(fmt.Errorf("incidents: %w", err))
 	}
 	d.pager.svc.Store(d.incidents)
@@ -289,7 +294,9 @@ func (p pipeline) Consume(ctx context.Context, req *otlp.Request) error {
 		if err := c.Count(req); err != nil {
 			return err
 		}
-		p.d.versions.Observe(req, time.Now())
+		now := time.Now()
+		p.d.versions.Observe(req, now)
+		p.d.users.Observe(req, now)
 		return nil
 	}
 	if err := p.d.sampler.Consume(ctx, req); err != nil {
@@ -299,6 +306,7 @@ func (p pipeline) Consume(ctx context.Context, req *otlp.Request) error {
 	p.d.slos.Observe(req, now)
 	p.d.signals.Observe(req, now)
 	p.d.versions.Observe(req, now)
+	p.d.users.Observe(req, now)
 	return nil
 }
 
@@ -413,6 +421,7 @@ func (d *Daemon) steps() []step {
 		{"slo", d.slos.Start, d.slos.Shutdown},
 		{"wal", d.countsStart, d.countsStop},
 		{"canary", d.canaries.Start, d.canaries.Shutdown},
+		{"users", d.userSync.Start, d.userSync.Shutdown},
 		{"gate", d.gate.Start, d.gate.Shutdown},
 		{"flags", d.flags.Start, d.flags.Shutdown},
 		{"incidents", d.incidents.Start, d.incidents.Shutdown},
@@ -528,6 +537,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	stop(ctx, "wal", d.countsStop)
 	stop(ctx, "slo", d.slos.Shutdown) // final flush, no more alerts
 	stop(ctx, "canary", d.canaries.Shutdown)
+	stop(ctx, "users", d.userSync.Shutdown)
 	notifyCtx, cancelNotify := shareOf(ctx, 0.5) // network too: half of what is left
 	defer cancelNotify()
 	stop(notifyCtx, "notify", d.notifiers.Shutdown)

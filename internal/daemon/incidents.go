@@ -40,11 +40,12 @@ type incidentStore interface {
 }
 
 func newIncidents(cfg incident.Config, oncall incident.OncallConfig, store incidentStore, specs []slo.Spec, engine *slo.Engine, fl *flags.Service,
-	n incident.Notifier, log *slog.Logger) (*incident.Service, error) {
+	n incident.Notifier, usersAffected incident.UsersEstimate, log *slog.Logger) (*incident.Service, error) {
 	return incident.NewService(cfg, incident.Settings{
 		Logger: log, Store: store, SLOs: specs, Buckets: store, Alerts: store, Oncall: oncall, States: gateStates{engine}, Gate: store, Notifier: n,
 		Flags:   flagChanges(fl),
 		Origins: errorOrigins(store),
+		Users:   usersAffected,
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/slo"
 	"github.com/tailgate-sre/tailgate/internal/store/postgres"
 	"github.com/tailgate-sre/tailgate/internal/store/sqlite"
+	"github.com/tailgate-sre/tailgate/internal/users"
 	"github.com/tailgate-sre/tailgate/internal/wal"
 )
 
@@ -29,6 +30,7 @@ type store interface {
 	incident.Store
 	wal.MarkStore
 	canary.Store
+	users.Store
 	Close() error
 }
 

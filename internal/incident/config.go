@@ -15,9 +15,9 @@ type Config struct {
 	// JoinWindow: a page within this long of an open incident's
 	// declaration joins it instead of declaring another. Default 15m.
 	JoinWindow units.Duration `yaml:"join_window"`
-	// UserAttribute names the span attribute that identifies a user
-	// (e.g. user.id), for the post-mortem's users affected. Not counted
-	// yet; reserved.
+	// UserAttribute names the span attribute (else resource attribute)
+	// that identifies a user (e.g. user.id): the post-mortem estimates the
+	// distinct users of the failed requests by it. Empty: not counted.
 	UserAttribute string `yaml:"user_attribute"`
 }
 

@@ -51,6 +51,12 @@ type Report struct {
 	Detection time.Duration
 	// NeedsReview says one SLO's consumption was over 20% of its budget.
 	NeedsReview bool
+	// Users are the estimated distinct users of each involved service's
+	// failed requests from Start to End; nil when users are not counted
+	// (incidents.user_attribute unset).
+	Users map[string]uint64 `json:"users_affected,omitempty"`
+	// UserAttribute is the attribute they were counted by.
+	UserAttribute string `json:"user_attribute,omitempty"`
 }
 
 // Report computes the post-mortem's numbers.
@@ -99,6 +105,21 @@ func (s *Service) Report(ctx context.Context, id string) (Report, error) {
 		r.Impacts = append(r.Impacts, im)
 	}
 	r.Detection = v.DeclaredAt.Sub(r.Start)
+	if s.set.Users != nil {
+		for _, svc := range v.Services {
+			n, ok, err := s.set.Users(ctx, svc, r.Start, r.End)
+			if err != nil {
+				return r, fmt.Errorf("estimate users affected: %w", err)
+			}
+			if !ok {
+				break
+			}
+			if r.Users == nil {
+				r.Users, r.UserAttribute = map[string]uint64{}, s.cfg.UserAttribute
+			}
+			r.Users[svc] = n
+		}
+	}
 	return r, nil
 }
 
@@ -192,7 +213,7 @@ func (s *Service) Postmortem(ctx context.Context, id string, w io.Writer) error 
 	}
 	p("")
 	p("Failed requests are counted from the same per-minute counts as the error budgets, whole minutes from the first bad minute through the resolution.")
-	p("Users affected: not counted (a per-user count of failed requests is not implemented yet).")
+	p("%s", usersSentence(r, v.Services))
 	p("")
 	if r.NeedsReview {
 		p("**Review rule (SRE Workbook):** this incident consumed more than 20%% of an error budget, so it needs a post-mortem and a review.")
@@ -289,4 +310,19 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// usersSentence states the users affected per involved service, or why
+// they are not counted.
+func usersSentence(r Report, services []string) string {
+	if r.Users == nil {
+		return "Users affected: not counted (set incidents.user_attribute, e.g. user.id, to estimate them from the failed requests)."
+	}
+	parts := make([]string, 0, len(services))
+	for _, svc := range services {
+		if n, ok := r.Users[svc]; ok {
+			parts = append(parts, fmt.Sprintf("%s %d", svc, n))
+		}
+	}
+	return fmt.Sprintf("Users affected (distinct %s of the failed requests, estimated within about 3%%): %s.", r.UserAttribute, strings.Join(parts, ", "))
 }

@@ -56,8 +56,16 @@ type Settings struct {
 	Flags    FlagChanges
 	Origins  Origins
 	Notifier Notifier
-	Now      func() time.Time
+	// Users estimates the distinct users of a service's failed requests
+	// from through to; ok false when no user attribute is counted. nil:
+	// users are not counted.
+	Users UsersEstimate
+	Now   func() time.Time
 }
+
+// UsersEstimate estimates the distinct users of a service's failed
+// requests over a time range.
+type UsersEstimate func(ctx context.Context, service string, from, to time.Time) (n uint64, ok bool, err error)
 
 // Service runs incidents.
 type Service struct {

@@ -215,6 +215,7 @@ func TestIncidentFromPagesToPostmortem(t *testing.T) {
 		"[joined, tailgate] payments joins the incident",
 		"[status_update, carol] Checkout is failing for some users; payments rolled back.",
 		"[state, bob] state: resolved",
+		"Users affected: not counted (set incidents.user_attribute",
 	} {
 		if !strings.Contains(md.String(), s) {
 			t.Errorf("post-mortem lacks %q:\n%s", s, md.String())

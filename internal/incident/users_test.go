@@ -1,0 +1,118 @@
+package incident_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/tailgate-sre/tailgate/internal/incident"
+	"github.com/tailgate-sre/tailgate/internal/otlp"
+	"github.com/tailgate-sre/tailgate/internal/store/sqlite"
+	"github.com/tailgate-sre/tailgate/internal/users"
+)
+
+// userRequest is one entry span of service per user (user.id u<from+i>),
+// ending at end, failed or not.
+func userRequest(t *testing.T, service string, from, n int, failed bool, end time.Time) *otlp.Request {
+	t.Helper()
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", service)
+	ss := rs.ScopeSpans().AppendEmpty()
+	for i := range n {
+		sp := ss.Spans().AppendEmpty()
+		sp.SetTraceID(pcommon.TraceID{7, byte(i >> 8), byte(i)})
+		sp.SetSpanID(pcommon.SpanID{7, byte(i >> 8), byte(i)})
+		sp.SetKind(ptrace.SpanKindServer)
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(end.Add(-time.Millisecond)))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(end))
+		sp.Attributes().PutStr("user.id", fmt.Sprint("u", from+i))
+		if failed {
+			sp.Status().SetCode(ptrace.StatusCodeError)
+		}
+	}
+	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req otlp.Request
+	if err := otlp.Parse(b, otlp.Limits{}, &req); err != nil {
+		t.Fatal(err)
+	}
+	return &req
+}
+
+// TestPostmortemUsersAffected checks the post-mortem's users affected:
+// the distinct user.id of the service's failed requests during the
+// incident, merged from two instances' sketches (one stored, one in
+// memory): users u0..u99 failed on one instance and u50..u149 on the
+// other, 150 in all. The users of requests that did not fail, of failures
+// before the incident and of another service are not counted.
+func TestPostmortemUsersAffected(t *testing.T) {
+	ctx := t.Context()
+	db, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	clk := &clock{t: t0}
+	cfg := incident.DefaultConfig()
+	cfg.UserAttribute = "user.id"
+	here, there := users.NewCounter("user.id", 24*time.Hour), users.NewCounter("user.id", 24*time.Hour)
+	failing := t0.Add(3 * time.Minute)
+	there.Observe(userRequest(t, "frontend", 0, 100, true, failing), failing)
+	here.Observe(userRequest(t, "frontend", 50, 100, true, failing), failing)
+	here.Observe(userRequest(t, "frontend", 1000, 500, false, failing), failing)
+	here.Observe(userRequest(t, "payments", 0, 40, true, failing), failing)
+	early := t0.Add(-3 * time.Hour)
+	here.Observe(userRequest(t, "frontend", 5000, 30, true, early), early)
+	if err := db.PutUserSketches(ctx, there.Unstored()); err != nil {
+		t.Fatal(err)
+	}
+
+	svc, err := incident.NewService(cfg, incident.Settings{Store: db, SLOs: specs(), Buckets: db, Gate: db, Now: clk.Now,
+		Users: func(ctx context.Context, service string, from, to time.Time) (uint64, bool, error) {
+			return here.Estimate(ctx, db, service, from, to)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc, err := svc.Declare(ctx, incident.DeclareRequest{Service: "frontend", Title: "frontend errors"}, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.set(t0.Add(20 * time.Minute))
+	rep, err := svc.Report(ctx, inc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.UserAttribute != "user.id" || off(rep.Users["frontend"], 150) || len(rep.Users) != 1 {
+		t.Errorf("users affected %v by %q, want frontend about 150 by user.id", rep.Users, rep.UserAttribute)
+	}
+	var md bytes.Buffer
+	if err := svc.Postmortem(ctx, inc.ID, &md); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`Users affected \(distinct user\.id of the failed requests, estimated within about 3%\): frontend (\d+)\.`).FindStringSubmatch(md.String())
+	if m == nil {
+		t.Fatalf("post-mortem lacks the users affected:\n%s", md.String())
+	}
+	if n, _ := strconv.Atoi(m[1]); uint64(n) != rep.Users["frontend"] {
+		t.Errorf("post-mortem says %s users, the report %d", m[1], rep.Users["frontend"])
+	}
+}
+
+// off reports whether got is further from want than four standard errors
+// of the sketch (1.04/sqrt(1024), 3.25%).
+func off(got uint64, want int) bool {
+	return math.Abs(float64(got)-float64(want)) > 4*0.0325*float64(want)
+}
