@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tailgate-sre/tailgate/internal/flags"
+	"github.com/tailgate-sre/tailgate/internal/gate"
 	"github.com/tailgate-sre/tailgate/internal/slo"
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
@@ -57,7 +59,15 @@ type Report struct {
 	Users map[string]uint64 `json:"users_affected,omitempty"`
 	// UserAttribute is the attribute they were counted by.
 	UserAttribute string `json:"user_attribute,omitempty"`
+	// Trigger is the last change before the first bad minute, within
+	// triggerLookback: a deploy of an involved service or a flag flip or
+	// restore; empty when there was none.
+	Trigger string `json:"trigger,omitempty"`
 }
+
+// triggerLookback is how far before the first bad minute a change is
+// named as the incident's likely trigger.
+const triggerLookback = time.Hour
 
 // Report computes the post-mortem's numbers.
 func (s *Service) Report(ctx context.Context, id string) (Report, error) {
@@ -105,6 +115,11 @@ func (s *Service) Report(ctx context.Context, id string) (Report, error) {
 		r.Impacts = append(r.Impacts, im)
 	}
 	r.Detection = v.DeclaredAt.Sub(r.Start)
+	trigger, err := s.trigger(ctx, v.Services, r.Start)
+	if err != nil {
+		return r, fmt.Errorf("find the trigger: %w", err)
+	}
+	r.Trigger = trigger
 	if s.set.Users != nil {
 		for _, svc := range v.Services {
 			n, ok, err := s.set.Users(ctx, svc, r.Start, r.End)
@@ -237,7 +252,11 @@ func (s *Service) Postmortem(ctx context.Context, id string, w io.Writer) error 
 	p("")
 	p("## Trigger")
 	p("")
-	p("%s", todo)
+	if r.Trigger != "" {
+		p("Likely: %s. %s", r.Trigger, "Confirm or correct it.")
+	} else {
+		p("%s No deploy of the involved services or flag change in the hour before the first bad minute.", todo)
+	}
 	p("")
 	p("## Resolution")
 	p("")
@@ -325,4 +344,46 @@ func usersSentence(r Report, services []string) string {
 		}
 	}
 	return fmt.Sprintf("Users affected (distinct %s of the failed requests, estimated within about 3%%): %s.", r.UserAttribute, strings.Join(parts, ", "))
+}
+
+// trigger names the last change before start, within triggerLookback: a
+// deploy of one of services (not a rollback) or a flag flip or restore.
+func (s *Service) trigger(ctx context.Context, services []string, start time.Time) (string, error) {
+	from := start.Add(-triggerLookback)
+	var at time.Time
+	var what string
+	if g := s.set.Gate; g != nil {
+		for _, svc := range services {
+			ds, err := g.Deploys(ctx, gate.DeployQuery{Service: svc, From: from, To: start.Add(time.Minute), Limit: gate.MaxLimit})
+			if err != nil {
+				return "", err
+			}
+			for _, d := range ds {
+				if d.ChangeClass == gate.Rollback || d.Time.After(start) || !d.Time.After(at) {
+					continue
+				}
+				at = d.Time
+				what = fmt.Sprintf("the deploy of %s %s (%s) at %s, %s before the first bad minute", d.Service, d.Version, d.ChangeClass,
+					d.Time.UTC().Format("15:04:05"), units.HumanDuration(start.Sub(d.Time)))
+				if d.Description != "" {
+					what += ": " + d.Description
+				}
+			}
+		}
+	}
+	if s.set.Flags != nil {
+		cs, err := s.set.Flags(ctx, from, start.Add(time.Minute))
+		if err != nil {
+			return "", err
+		}
+		for _, c := range cs {
+			if c.Action != flags.ActionFlip && c.Action != flags.ActionRestore || c.At.After(start) || !c.At.After(at) || c.Source == "kill_switch" {
+				continue
+			}
+			at = c.At
+			what = fmt.Sprintf("flag %s %s by %s at %s, %s before the first bad minute", c.Key, c.Action, c.Actor,
+				c.At.UTC().Format("15:04:05"), units.HumanDuration(start.Sub(c.At)))
+		}
+	}
+	return what, nil
 }

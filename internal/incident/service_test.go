@@ -216,6 +216,8 @@ func TestIncidentFromPagesToPostmortem(t *testing.T) {
 		"[status_update, carol] Checkout is failing for some users; payments rolled back.",
 		"[state, bob] state: resolved",
 		"Users affected: not counted (set incidents.user_attribute",
+		// The rollback and the kill switch's flip are consequences.
+		"No deploy of the involved services or flag change in the hour before the first bad minute.",
 	} {
 		if !strings.Contains(md.String(), s) {
 			t.Errorf("post-mortem lacks %q:\n%s", s, md.String())

@@ -7,6 +7,7 @@ import (
 	"math"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,8 +15,11 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
+	"github.com/tailgate-sre/tailgate/internal/flags"
+	"github.com/tailgate-sre/tailgate/internal/gate"
 	"github.com/tailgate-sre/tailgate/internal/incident"
 	"github.com/tailgate-sre/tailgate/internal/otlp"
+	"github.com/tailgate-sre/tailgate/internal/slo"
 	"github.com/tailgate-sre/tailgate/internal/store/sqlite"
 	"github.com/tailgate-sre/tailgate/internal/users"
 )
@@ -115,4 +119,54 @@ func TestPostmortemUsersAffected(t *testing.T) {
 // of the sketch (1.04/sqrt(1024), 3.25%).
 func off(got uint64, want int) bool {
 	return math.Abs(float64(got)-float64(want)) > 4*0.0325*float64(want)
+}
+
+// TestPostmortemTrigger checks the trigger the draft names: the last
+// change before the first bad minute (10:01), within the hour: a deploy
+// of an involved service or a person's flag change; rollbacks and
+// kill-switch flips are consequences, not triggers.
+func TestPostmortemTrigger(t *testing.T) {
+	ctx := t.Context()
+	flips := []flags.Change{
+		{Key: "new-checkout", Action: flags.ActionFlip, Actor: "alice", At: t0.Add(-20 * time.Minute), To: "on"},
+		{Key: "recommendations", Action: flags.ActionFlip, Actor: "kill-switch", Source: "kill_switch", At: t0.Add(30 * time.Second), To: "off"},
+	}
+	r := newRig(t, flips)
+	var bs []slo.Bucket
+	for i, good := range []uint64{1000, 900, 800} {
+		bs = append(bs, slo.Bucket{SLO: "frontend-availability", Minute: t0.Add(time.Duration(i) * time.Minute), Good: good, Total: 1000})
+	}
+	if err := r.db.AddSLIBuckets(ctx, bs); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []gate.Deploy{
+		{ID: "dep_1", Service: "frontend", Version: "5.1.0", ChangeClass: gate.Feature, Time: t0.Add(-40 * time.Minute)},
+		{ID: "dep_2", Service: "frontend", Version: "5.2.0", ChangeClass: gate.Feature, Time: t0.Add(-time.Minute), Description: "new cart"},
+		{ID: "dep_3", Service: "frontend", Version: "5.1.0", ChangeClass: gate.Rollback, Time: t0.Add(30 * time.Second)},
+		{ID: "dep_4", Service: "search", Version: "1.0.0", ChangeClass: gate.Feature, Time: t0.Add(-10 * time.Second)},
+	} {
+		if err := r.db.AddDeploy(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.clk.set(t0.Add(2 * time.Minute))
+	inc, err := r.svc.Declare(ctx, incident.DeclareRequest{Service: "frontend", Title: "frontend errors"}, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.svc.Report(ctx, inc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "the deploy of frontend 5.2.0 (feature) at 09:59:00, 2m before the first bad minute: new cart"
+	if rep.Trigger != want {
+		t.Errorf("trigger %q, want %q", rep.Trigger, want)
+	}
+	var md bytes.Buffer
+	if err := r.svc.Postmortem(ctx, inc.ID, &md); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "## Trigger\n\nLikely: "+want+".") {
+		t.Errorf("post-mortem's trigger section:\n%s", md.String())
+	}
 }
