@@ -7,6 +7,7 @@ package daemon
 import (
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -71,7 +72,7 @@ type Daemon struct {
 	canary    *canary.Checker
 	canaries  *canarySync
 	users     *users.Counter // nil without incidents.user_attribute
-	userSync  *usersSync
+	incData   *incidentData
 	authn     *auth.Authenticator
 	tls       *auth.ReloadableTLS
 
@@ -230,8 +231,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		return fail(fmt.Errorf("flags: %w", err))
 	}
 	d.users = users.NewCounter(cfg.Incidents.UserAttribute, usersMemory)
-	d.userSync = newUsersSync(d.users, d.store, max(cfg.SLOEngine.FlushInterval.Std(), canarySyncInterval), log.With("component", "users"))
-	if d.incidents, err = newIncidents(cfg.Incidents, cfg.Oncall, d.store, specs, d.slos, d.flags.svc, d.notifiers, d.userSync.estimate, log.With("component", "incidents")); err != nil {
+	d.incData = &incidentData{users: d.users, evidence: &incident.Evidence{}, store: d.store,
+		interval: max(cfg.SLOEngine.FlushInterval.Std(), canarySyncInterval), log: log.With("component", "incidents"),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	var usersAffected incident.UsersEstimate
+	if d.users != nil {
+		usersAffected = d.incData.estimate
+	}
+	if d.incidents, err = newIncidents(cfg.Incidents, cfg.Oncall, d.store, specs, d.slos, d.flags.svc, d.notifiers, usersAffected, log.With("component", "incidents")); err != nil {
 		return fail(fmt.Errorf("incidents: %w", err))
 	}
 	d.pager.svc.Store(d.incidents)
@@ -421,7 +428,7 @@ func (d *Daemon) steps() []step {
 		{"slo", d.slos.Start, d.slos.Shutdown},
 		{"wal", d.countsStart, d.countsStop},
 		{"canary", d.canaries.Start, d.canaries.Shutdown},
-		{"users", d.userSync.Start, d.userSync.Shutdown},
+		{"incident data", d.incData.Start, d.incData.Shutdown},
 		{"gate", d.gate.Start, d.gate.Shutdown},
 		{"flags", d.flags.Start, d.flags.Shutdown},
 		{"incidents", d.incidents.Start, d.incidents.Shutdown},
@@ -537,7 +544,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	stop(ctx, "wal", d.countsStop)
 	stop(ctx, "slo", d.slos.Shutdown) // final flush, no more alerts
 	stop(ctx, "canary", d.canaries.Shutdown)
-	stop(ctx, "users", d.userSync.Shutdown)
+	stop(ctx, "incident data", d.incData.Shutdown)
 	notifyCtx, cancelNotify := shareOf(ctx, 0.5) // network too: half of what is left
 	defer cancelNotify()
 	stop(notifyCtx, "notify", d.notifiers.Shutdown)
@@ -627,9 +634,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // onDecision runs on a sampler shard for every decided trace; error traces,
 // complete in the buffer, go to the error-origin analysis.
-func (d *Daemon) onDecision(t *sampler.Trace, _ sampler.Decision) {
+func (d *Daemon) onDecision(t *sampler.Trace, dec sampler.Decision) {
 	if !t.HasError() {
 		return
+	}
+	if dec == sampler.Keep {
+		// Evidence for post-mortems: the service of its first failed
+		// entry span.
+		for i := range t.Len() {
+			if ts := t.Span(i); ts.Bad() && ts.Kind().IsEntry() {
+				id := t.ID()
+				d.incData.evidence.Record(ts.ServiceName(), hex.EncodeToString(id[:]), time.Now())
+				break
+			}
+		}
 	}
 	spans := make([]signals.TraceSpan, 0, t.Len())
 	var raw []byte // NewTraceSpan copies what it keeps, so one buffer serves

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -200,6 +201,39 @@ func TestServeKeepsWhatMatters(t *testing.T) {
 			}
 		}
 		t.Fatalf("waiting for %d kept spans, got %d: %v; incomplete: %v", wantSpans, sink.SpanCount(), err, missing)
+	}
+
+	// The kept error traces are evidence for post-mortems: a few per
+	// service and minute reach the store, each one the test sent as an
+	// error trace of payments.
+	if err := d.incData.flush(t.Context(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	evidence, err := d.store.FailedTraces(t.Context(), []string{"payments", "checkout", "frontend"}, time.Now().Add(-time.Hour), time.Now(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errorIDs := map[string]bool{}
+	for _, s := range sent {
+		if s.kind == "error" {
+			id := pcommonID(s.id)
+			errorIDs[hex.EncodeToString(id[:])] = true
+		}
+	}
+	perMinute := map[time.Time]int{}
+	for _, e := range evidence {
+		perMinute[e.Minute]++
+		if e.Service != "payments" || !errorIDs[e.TraceID] {
+			t.Errorf("evidence %+v: not an error trace of payments the test sent", e)
+		}
+	}
+	if len(evidence) == 0 {
+		t.Error("no kept error trace recorded as evidence")
+	}
+	for m, n := range perMinute {
+		if n > 5 {
+			t.Errorf("%d traces recorded for the minute %s, want at most 5", n, m)
+		}
 	}
 
 	// A late span follows its trace's decision: one for a kept OK trace,

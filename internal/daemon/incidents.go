@@ -37,15 +37,17 @@ type incidentStore interface {
 	slo.BucketStore
 	slo.AlertStore
 	signals.Store
+	incident.EvidenceStore
 }
 
 func newIncidents(cfg incident.Config, oncall incident.OncallConfig, store incidentStore, specs []slo.Spec, engine *slo.Engine, fl *flags.Service,
 	n incident.Notifier, usersAffected incident.UsersEstimate, log *slog.Logger) (*incident.Service, error) {
 	return incident.NewService(cfg, incident.Settings{
 		Logger: log, Store: store, SLOs: specs, Buckets: store, Alerts: store, Oncall: oncall, States: gateStates{engine}, Gate: store, Notifier: n,
-		Flags:   flagChanges(fl),
-		Origins: errorOrigins(store),
-		Users:   usersAffected,
+		Flags:    flagChanges(fl),
+		Origins:  errorOrigins(store),
+		Users:    usersAffected,
+		Evidence: store,
 	})
 }
 

@@ -31,6 +31,7 @@ type store interface {
 	wal.MarkStore
 	canary.Store
 	users.Store
+	incident.EvidenceStore
 	Close() error
 }
 

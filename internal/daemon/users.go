@@ -6,22 +6,29 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tailgate-sre/tailgate/internal/incident"
 	"github.com/tailgate-sre/tailgate/internal/users"
 )
 
 // usersMemory is how long this instance keeps its user sketches in
-// memory; usersStored how long the store keeps every instance's.
+// memory; retained how long the store keeps every instance's sketches and
+// failed traces.
 const (
 	usersMemory = 24 * time.Hour
-	usersStored = 30 * 24 * time.Hour
+	retained    = 30 * 24 * time.Hour
 )
 
-// usersSync writes this instance's sketches of the users of failed
-// requests to the store every interval; the post-mortem merges every
-// instance's (users.Counter.Estimate).
-type usersSync struct {
-	c        *users.Counter
-	store    users.Store
+// incidentData writes what this instance gathers for post-mortems to the
+// store every interval: the sketches of the users of failed requests
+// (merged with every instance's by users.Counter.Estimate) and a few kept
+// failed traces per service and minute (the evidence).
+type incidentData struct {
+	users    *users.Counter // nil without incidents.user_attribute
+	evidence *incident.Evidence
+	store    interface {
+		users.Store
+		incident.EvidenceStore
+	}
 	interval time.Duration
 	log      *slog.Logger
 
@@ -32,49 +39,43 @@ type usersSync struct {
 	lastPrune time.Time
 }
 
-// newUsersSync returns nil when no user attribute is counted.
-func newUsersSync(c *users.Counter, st users.Store, interval time.Duration, log *slog.Logger) *usersSync {
-	if c == nil {
-		return nil
-	}
-	return &usersSync{c: c, store: st, interval: interval, log: log, stop: make(chan struct{}), done: make(chan struct{})}
-}
-
-func (u *usersSync) Start(context.Context) error {
-	if u == nil {
-		return nil
-	}
+func (u *incidentData) Start(context.Context) error {
 	u.started = true
 	go func() {
 		defer close(u.done)
 		every(u.stop, u.interval, nil, func(ctx context.Context) {
 			if err := u.flush(ctx, time.Now()); err != nil {
-				u.log.Warn("user sketches: writing to the store failed; retrying", "err", err)
+				u.log.Warn("incident data: writing to the store failed; retrying", "err", err)
 			}
 		})
 	}()
 	return nil
 }
 
-func (u *usersSync) flush(ctx context.Context, now time.Time) error {
-	rows := u.c.Unstored()
-	if err := u.store.PutUserSketches(ctx, rows); err != nil {
-		u.c.Unmark(rows)
+func (u *incidentData) flush(ctx context.Context, now time.Time) error {
+	if err := u.evidence.Flush(ctx, u.store); err != nil {
 		return err
 	}
-	u.c.Prune(now)
+	if u.users != nil {
+		rows := u.users.Unstored()
+		if err := u.store.PutUserSketches(ctx, rows); err != nil {
+			u.users.Unmark(rows)
+			return err
+		}
+		u.users.Prune(now)
+	}
 	if now.Sub(u.lastPrune) >= time.Hour {
 		u.lastPrune = now
-		return u.store.PruneUserSketches(ctx, now.Add(-usersStored))
+		if err := u.store.PruneUserSketches(ctx, now.Add(-retained)); err != nil {
+			return err
+		}
+		return u.store.PruneFailedTraces(ctx, now.Add(-retained))
 	}
 	return nil
 }
 
 // Shutdown stops the loop and writes what is left.
-func (u *usersSync) Shutdown(ctx context.Context) error {
-	if u == nil {
-		return nil
-	}
+func (u *incidentData) Shutdown(ctx context.Context) error {
 	var err error
 	u.stopOnce.Do(func() {
 		close(u.stop)
@@ -87,9 +88,6 @@ func (u *usersSync) Shutdown(ctx context.Context) error {
 }
 
 // estimate is the incidents' users.Counter.Estimate over the store.
-func (u *usersSync) estimate(ctx context.Context, service string, from, to time.Time) (uint64, bool, error) {
-	if u == nil {
-		return 0, false, nil
-	}
-	return u.c.Estimate(ctx, u.store, service, from, to)
+func (u *incidentData) estimate(ctx context.Context, service string, from, to time.Time) (uint64, bool, error) {
+	return u.users.Estimate(ctx, u.store, service, from, to)
 }

@@ -39,7 +39,7 @@ func TestUsersAffectedThroughTheDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	n, ok, err := d.userSync.estimate(t.Context(), "payments", now.Add(-time.Hour), now)
+	n, ok, err := d.incData.estimate(t.Context(), "payments", now.Add(-time.Hour), now)
 	if err != nil || !ok {
 		t.Fatal(ok, err)
 	}
@@ -47,7 +47,7 @@ func TestUsersAffectedThroughTheDaemon(t *testing.T) {
 	if math.Abs(float64(n)-20) > math.Max(1, 4*0.0325*20) {
 		t.Errorf("users affected %d, want 20", n)
 	}
-	if err := d.userSync.flush(t.Context(), now); err != nil {
+	if err := d.incData.flush(t.Context(), now); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := d.store.UserSketches(t.Context(), "payments", now.Add(-time.Hour), now)

@@ -63,7 +63,13 @@ type Report struct {
 	// triggerLookback: a deploy of an involved service or a flag flip or
 	// restore; empty when there was none.
 	Trigger string `json:"trigger,omitempty"`
+	// Evidence are kept traces with failed requests of the involved
+	// services from Start to End, oldest first, at most evidenceLimit.
+	Evidence []FailedTrace `json:"evidence,omitempty"`
 }
+
+// evidenceLimit bounds the traces a post-mortem lists.
+const evidenceLimit = 10
 
 // triggerLookback is how far before the first bad minute a change is
 // named as the incident's likely trigger.
@@ -120,6 +126,11 @@ func (s *Service) Report(ctx context.Context, id string) (Report, error) {
 		return r, fmt.Errorf("find the trigger: %w", err)
 	}
 	r.Trigger = trigger
+	if s.set.Evidence != nil {
+		if r.Evidence, err = s.set.Evidence.FailedTraces(ctx, v.Services, r.Start, r.End, evidenceLimit); err != nil {
+			return r, fmt.Errorf("read the failed traces: %w", err)
+		}
+	}
 	if s.set.Users != nil {
 		for _, svc := range v.Services {
 			n, ok, err := s.set.Users(ctx, svc, r.Start, r.End)
@@ -273,6 +284,18 @@ func (s *Service) Postmortem(ctx context.Context, id string, w io.Writer) error 
 	p("- What went well: %s", todo)
 	p("- What went wrong: %s", todo)
 	p("- Where we got lucky: %s", todo)
+	p("")
+	p("## Evidence")
+	p("")
+	if len(r.Evidence) == 0 {
+		p("No kept trace with a failed request of the involved services was recorded in that time.")
+	} else {
+		p("Kept traces with failed requests (look them up in the trace backend):")
+		p("")
+		for _, e := range r.Evidence {
+			p("- `%s` %s, %s", e.TraceID, e.Service, e.Minute.UTC().Format("15:04"))
+		}
+	}
 	p("")
 	p("## Timeline")
 	p("")

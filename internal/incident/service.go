@@ -56,6 +56,9 @@ type Settings struct {
 	Flags    FlagChanges
 	Origins  Origins
 	Notifier Notifier
+	// Evidence keeps kept failed traces, listed in post-mortems; nil
+	// leaves them out.
+	Evidence EvidenceStore
 	// Users estimates the distinct users of a service's failed requests
 	// from through to; ok false when no user attribute is counted. nil:
 	// users are not counted.

@@ -83,7 +83,18 @@ func TestPostmortemUsersAffected(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	svc, err := incident.NewService(cfg, incident.Settings{Store: db, SLOs: specs(), Buckets: db, Gate: db, Now: clk.Now,
+	// Seven kept failed traces of frontend in one minute: five are
+	// recorded; one of payments, not involved, is not listed.
+	var ev incident.Evidence
+	for i := range 7 {
+		ev.Record("frontend", fmt.Sprintf("%032x", i), failing)
+	}
+	ev.Record("payments", fmt.Sprintf("%032x", 99), failing)
+	if err := ev.Flush(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+
+	svc, err := incident.NewService(cfg, incident.Settings{Store: db, SLOs: specs(), Buckets: db, Gate: db, Now: clk.Now, Evidence: db,
 		Users: func(ctx context.Context, service string, from, to time.Time) (uint64, bool, error) {
 			return here.Estimate(ctx, db, service, from, to)
 		}})
@@ -112,6 +123,10 @@ func TestPostmortemUsersAffected(t *testing.T) {
 	}
 	if n, _ := strconv.Atoi(m[1]); uint64(n) != rep.Users["frontend"] {
 		t.Errorf("post-mortem says %s users, the report %d", m[1], rep.Users["frontend"])
+	}
+	evidence := regexp.MustCompile("(?m)^- `([0-9a-f]{32})` frontend, 10:03$").FindAllStringSubmatch(md.String(), -1)
+	if len(evidence) != 5 || evidence[0][1] != fmt.Sprintf("%032x", 0) || strings.Contains(md.String(), fmt.Sprintf("%032x", 99)) {
+		t.Errorf("evidence %v, want the first five of frontend's traces and none of payments:\n%s", evidence, md.String())
 	}
 }
 

@@ -60,6 +60,7 @@ var importTables = []importTable{
 	{name: "wal_marks", cols: []string{"instance", "consumer", "pos", "closed_before"}},
 	{name: "canary_counts", cols: []string{"service", "version", "minute", "requests", "errors", "slow"}, perInstance: true},
 	{name: "user_sketches", cols: []string{"service", "start", "registers"}, perInstance: true},
+	{name: "failed_traces", cols: []string{"service", "minute", "trace_id"}},
 }
 
 // boolAt converts SQLite's 0/1 integer at column i to a boolean.

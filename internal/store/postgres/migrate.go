@@ -254,6 +254,19 @@ var migrations = []migration{{
 			PRIMARY KEY (service, start, instance)
 		)`,
 	},
+}, {
+	version: 4,
+	name:    "failed traces",
+	stmts: []string{
+		// Kept traces with failed requests, a few per service and minute
+		// from each instance: a post-mortem's evidence.
+		`CREATE TABLE failed_traces (
+			service  TEXT   NOT NULL,
+			minute   BIGINT NOT NULL, -- Unix seconds of the minute's start
+			trace_id TEXT   NOT NULL,
+			PRIMARY KEY (service, minute, trace_id)
+		)`,
+	},
 }}
 
 // migrate applies the migrations the database lacks, holding a session

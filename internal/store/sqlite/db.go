@@ -98,7 +98,7 @@ func (s *DB) Close() error {
 // schemas lists each domain's DDL, applied in order at Open. Every statement
 // must be idempotent (CREATE ... IF NOT EXISTS).
 func schemas() [][]string {
-	return [][]string{sloSchema, signalsSchema, gateSchema, auditSchema, flagsSchema, incidentSchema, walSchema, canarySchema, usersSchema}
+	return [][]string{sloSchema, signalsSchema, gateSchema, auditSchema, flagsSchema, incidentSchema, walSchema, canarySchema, usersSchema, evidenceSchema}
 }
 
 func (s *DB) migrate(ctx context.Context) error {

@@ -72,6 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) Stores) {
 	t.Run("WALMarks", func(t *testing.T) { runMarks(t, open) })
 	t.Run("Canary", func(t *testing.T) { runCanary(t, open) })
 	t.Run("Users", func(t *testing.T) { runUsers(t, open) })
+	t.Run("Evidence", func(t *testing.T) { runEvidence(t, open) })
 }
 
 // cancelled returns a context that is already cancelled.
