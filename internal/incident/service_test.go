@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/tailgate-sre/tailgate/internal/flags"
 	"github.com/tailgate-sre/tailgate/internal/gate"
@@ -38,6 +43,9 @@ func (e *events) NotifyEvent(ev notify.Event) {
 }
 
 var t0 = time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+
+// update rewrites the golden files.
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 func specs() []slo.Spec {
 	day30 := units.Duration(30 * 24 * time.Hour)
@@ -223,6 +231,22 @@ func TestIncidentFromPagesToPostmortem(t *testing.T) {
 			t.Errorf("post-mortem lacks %q:\n%s", s, md.String())
 		}
 	}
+	// The whole draft, against its golden file (go test -run
+	// TestIncidentFromPagesToPostmortem -update writes it; read the diff).
+	golden := filepath.Join("testdata", "postmortem.golden.md")
+	if *update {
+		if err := os.WriteFile(golden, md.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantMD, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(wantMD), md.String()); diff != "" {
+		t.Errorf("post-mortem differs from %s (-want +got):\n%s", golden, diff)
+	}
+
 	// The Comms lead's update and the declaration reached the notifiers.
 	r.ev.mu.Lock()
 	var kinds []string
