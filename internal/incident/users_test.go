@@ -13,12 +13,12 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/tailgate-sre/tailgate/internal/flags"
 	"github.com/tailgate-sre/tailgate/internal/gate"
 	"github.com/tailgate-sre/tailgate/internal/incident"
 	"github.com/tailgate-sre/tailgate/internal/otlp"
+	"github.com/tailgate-sre/tailgate/internal/otlptest"
 	"github.com/tailgate-sre/tailgate/internal/slo"
 	"github.com/tailgate-sre/tailgate/internal/store/sqlite"
 	"github.com/tailgate-sre/tailgate/internal/users"
@@ -27,32 +27,14 @@ import (
 // userRequest is one entry span of service per user (user.id u<from+i>),
 // ending at end, failed or not.
 func userRequest(t *testing.T, service string, from, n int, failed bool, end time.Time) *otlp.Request {
-	t.Helper()
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", service)
-	ss := rs.ScopeSpans().AppendEmpty()
-	for i := range n {
-		sp := ss.Spans().AppendEmpty()
-		sp.SetTraceID(pcommon.TraceID{7, byte(i >> 8), byte(i)})
-		sp.SetSpanID(pcommon.SpanID{7, byte(i >> 8), byte(i)})
-		sp.SetKind(ptrace.SpanKindServer)
+	return otlptest.SpanRequest(t, map[string]string{"service.name": service}, n, func(i int, sp ptrace.Span) {
 		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(end.Add(-time.Millisecond)))
 		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(end))
 		sp.Attributes().PutStr("user.id", fmt.Sprint("u", from+i))
 		if failed {
 			sp.Status().SetCode(ptrace.StatusCodeError)
 		}
-	}
-	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var req otlp.Request
-	if err := otlp.Parse(b, otlp.Limits{}, &req); err != nil {
-		t.Fatal(err)
-	}
-	return &req
+	})
 }
 
 // TestPostmortemUsersAffected checks the post-mortem's users affected:

@@ -62,36 +62,25 @@ func PutAttrs(m pcommon.Map, attrs map[string]any) {
 	}
 }
 
-// EntryRequest returns a parsed request of n SERVER spans of service, the
-// first bad of them with status ERROR: n requests for the SLI counters.
-func EntryRequest(tb testing.TB, service string, n, bad int) *otlp.Request {
-	return VersionRequest(tb, service, "", n, bad, time.Time{})
-}
-
-// VersionRequest is EntryRequest with the resource's service.version
-// (none when empty) and the spans ending at end (10ms long; no times
-// when end is zero).
-func VersionRequest(tb testing.TB, service, version string, n, bad int, end time.Time) *otlp.Request {
+// SpanRequest returns a parsed request of n SERVER spans of one resource
+// (its attributes, service.name among them), with distinct trace and span
+// IDs, each shaped by each (attributes, status, times) when it is not nil.
+func SpanRequest(tb testing.TB, resource map[string]string, n int, each func(i int, sp ptrace.Span)) *otlp.Request {
 	tb.Helper()
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", service)
-	if version != "" {
-		rs.Resource().Attributes().PutStr("service.version", version)
+	for k, v := range resource {
+		rs.Resource().Attributes().PutStr(k, v)
 	}
 	ss := rs.ScopeSpans().AppendEmpty()
 	for i := range n {
 		sp := ss.Spans().AppendEmpty()
-		sp.SetTraceID(pcommon.TraceID{1, byte(i >> 8), byte(i), 1})
-		sp.SetSpanID(pcommon.SpanID{1, byte(i >> 8), byte(i), 1})
+		sp.SetTraceID(pcommon.TraceID{2, byte(i >> 16), byte(i >> 8), byte(i), 2})
+		sp.SetSpanID(pcommon.SpanID{2, byte(i >> 16), byte(i >> 8), byte(i), 2})
 		sp.SetName("GET /")
 		sp.SetKind(ptrace.SpanKindServer)
-		if !end.IsZero() {
-			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(end.Add(-10 * time.Millisecond)))
-			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(end))
-		}
-		if i < bad {
-			sp.Status().SetCode(ptrace.StatusCodeError)
+		if each != nil {
+			each(i, sp)
 		}
 	}
 	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
@@ -103,4 +92,32 @@ func VersionRequest(tb testing.TB, service, version string, n, bad int, end time
 		tb.Fatal(err)
 	}
 	return &req
+}
+
+// EntryRequest returns a parsed request of n SERVER spans of service, the
+// first bad of them with status ERROR: n requests for the SLI counters.
+func EntryRequest(tb testing.TB, service string, n, bad int) *otlp.Request {
+	return VersionRequest(tb, service, "", n, bad, time.Time{})
+}
+
+// VersionRequest is EntryRequest with the resource's service.version
+// (none when empty) and the spans ending at end (10ms long; no times
+// when end is zero).
+func VersionRequest(tb testing.TB, service, version string, n, bad int, end time.Time) *otlp.Request {
+	tb.Helper()
+	res := map[string]string{"service.name": service}
+	if version != "" {
+		res["service.version"] = version
+	}
+	return SpanRequest(tb, res, n, func(i int, sp ptrace.Span) {
+		sp.SetTraceID(pcommon.TraceID{1, byte(i >> 8), byte(i), 1})
+		sp.SetSpanID(pcommon.SpanID{1, byte(i >> 8), byte(i), 1})
+		if !end.IsZero() {
+			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(end.Add(-10 * time.Millisecond)))
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(end))
+		}
+		if i < bad {
+			sp.Status().SetCode(ptrace.StatusCodeError)
+		}
+	})
 }

@@ -9,9 +9,9 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/tailgate-sre/tailgate/internal/otlp"
+	"github.com/tailgate-sre/tailgate/internal/otlptest"
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
@@ -51,22 +51,14 @@ func TestSketchEstimates(t *testing.T) {
 }
 
 // request builds n entry spans of service ending at end, the first bad
-// failed, span i carrying user.id user-(i%users) on the span (on the
-// resource when onResource).
+// failed, span i carrying user.id i%users on the span (one user,
+// resource-user, on the resource when onResource).
 func request(t *testing.T, service string, n, bad, users int, end time.Time, onResource bool) *otlp.Request {
-	t.Helper()
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", service)
+	res := map[string]string{"service.name": service}
 	if onResource {
-		rs.Resource().Attributes().PutStr("user.id", "resource-user")
+		res["user.id"] = "resource-user"
 	}
-	ss := rs.ScopeSpans().AppendEmpty()
-	for i := range n {
-		sp := ss.Spans().AppendEmpty()
-		sp.SetTraceID(pcommon.TraceID{5, byte(i >> 8), byte(i)})
-		sp.SetSpanID(pcommon.SpanID{5, byte(i >> 8), byte(i)})
-		sp.SetKind(ptrace.SpanKindServer)
+	return otlptest.SpanRequest(t, res, n, func(i int, sp ptrace.Span) {
 		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(end.Add(-time.Millisecond)))
 		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(end))
 		if !onResource {
@@ -75,16 +67,7 @@ func request(t *testing.T, service string, n, bad, users int, end time.Time, onR
 		if i < bad {
 			sp.Status().SetCode(ptrace.StatusCodeError)
 		}
-	}
-	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var req otlp.Request
-	if err := otlp.Parse(b, otlp.Limits{}, &req); err != nil {
-		t.Fatal(err)
-	}
-	return &req
+	})
 }
 
 // memStore is a fleet store's sketches: each instance's last write.
