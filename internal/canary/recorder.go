@@ -20,6 +20,11 @@ type RecorderConfig struct {
 	// VersionAttribute is the resource attribute naming a span's version;
 	// default service.version.
 	VersionAttribute string
+	// VersionAttributes overrides VersionAttribute per service: an Argo
+	// Rollout's pod-template hash as the k8sattributes processor exposes
+	// it, or k8s.deployment.name for Flagger (canary <target>, baseline
+	// <target>-primary).
+	VersionAttributes map[string]string
 	// Thresholds maps a service to its latency SLO's threshold: requests
 	// over it are slow. Services without one count no slow requests.
 	Thresholds map[string]time.Duration
@@ -150,7 +155,11 @@ func (r *Recorder) service(service string) *svcCounts {
 func (r *Recorder) version(service string, attrs otlp.Attrs, now time.Time) (*svcCounts, *versionCounts) {
 	svc := r.service(service)
 	var ver []byte
-	if v, ok := attrs.Get(r.cfg.VersionAttribute); ok {
+	key := r.cfg.VersionAttribute
+	if k := r.cfg.VersionAttributes[service]; k != "" {
+		key = k
+	}
+	if v, ok := attrs.Get(key); ok {
 		ver = v.Str()
 	}
 	vc := svc.versions[string(ver)]

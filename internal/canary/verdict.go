@@ -33,6 +33,12 @@ type Config struct {
 	// Tau is the mixture's scale, the effect size the test is tuned for;
 	// default 0.01.
 	Tau float64 `yaml:"-" json:"-"`
+	// VersionAttribute is the resource attribute that tells the service's
+	// versions apart (default service.version): e.g.
+	// k8s.pod.labels.rollouts-pod-template-hash for Argo Rollouts,
+	// k8s.deployment.name for Flagger. Read by the per-version counts, not
+	// by the verdict.
+	VersionAttribute string `yaml:"version_attribute,omitempty" json:"version_attribute,omitempty"`
 }
 
 func (c Config) withDefaults() Config {

@@ -45,11 +45,11 @@ func newCanary(specs []slo.Spec, policies []gate.PolicySpec) (*canary.Recorder, 
 			}
 		}
 	}
-	rec := canary.NewRecorder(canary.RecorderConfig{Thresholds: thresholds})
-	// The tolerances come from the policies: a service's own, else the
-	// default policy's, else the package's defaults.
+	// The tolerances and the version attribute come from the policies: a
+	// service's own, else the default policy's, else the defaults.
 	var def canary.Config
 	byService := map[string]canary.Config{}
+	attrs := map[string]string{}
 	for _, p := range policies {
 		switch {
 		case p.Canary == nil:
@@ -57,8 +57,10 @@ func newCanary(specs []slo.Spec, policies []gate.PolicySpec) (*canary.Recorder, 
 			def = *p.Canary
 		default:
 			byService[p.Service] = *p.Canary
+			attrs[p.Service] = p.Canary.VersionAttribute
 		}
 	}
+	rec := canary.NewRecorder(canary.RecorderConfig{Thresholds: thresholds, VersionAttribute: def.VersionAttribute, VersionAttributes: attrs})
 	return rec, canary.NewChecker(rec, def, objectives, nil).WithServiceConfigs(byService)
 }
 

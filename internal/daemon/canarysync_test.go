@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
 	"github.com/tailgate-sre/tailgate/internal/canary"
 	"github.com/tailgate-sre/tailgate/internal/config"
 	"github.com/tailgate-sre/tailgate/internal/otlptest"
@@ -132,6 +135,8 @@ func TestCanaryPolicyTolerances(t *testing.T) {
 policies:
   - service: checkout
     canary: {max_ratio: 3, max_increase: 0.05}
+  - service: cart
+    canary: {version_attribute: k8s.deployment.name}   # Flagger: the workloads
   - canary: {false_positive_rate: 0.01}
 `))
 	if err != nil {
@@ -156,6 +161,29 @@ policies:
 	}
 	if res := verdict("checkout"); res.Verdict.Verdict == canary.Fail || res.Margin < 0.04 {
 		t.Errorf("checkout (max 3x and 5 points): %s with margin %v, want no fail (%s)", res.Verdict.Verdict, res.Margin, res.Reason)
+	}
+
+	// cart tells its versions apart by workload, as Flagger's canary and
+	// primary Deployments; service.version is ignored there.
+	for _, w := range []struct {
+		deployment string
+		n, bad     int
+	}{{"cart", 300, 90}, {"cart-primary", 2000, 2}} {
+		rec.Observe(otlptest.SpanRequest(t, map[string]string{"service.name": "cart", "k8s.deployment.name": w.deployment, "service.version": "9.9"},
+			w.n, func(i int, sp ptrace.Span) {
+				sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now.Add(-time.Millisecond)))
+				sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now))
+				if i < w.bad {
+					sp.Status().SetCode(ptrace.StatusCodeError)
+				}
+			}), now)
+	}
+	res, err := checker.Check(canary.CheckRequest{Service: "cart", Canary: "cart", Baseline: "cart-primary", Since: now.Add(-time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Canary.Requests != 300 || res.Baseline.Requests != 2000 || res.Verdict.Verdict != canary.Fail {
+		t.Errorf("cart by workload: canary %d, baseline %d requests, %s; want 300, 2000, fail", res.Canary.Requests, res.Baseline.Requests, res.Verdict.Verdict)
 	}
 
 	if _, err := config.Parse([]byte("policies:\n  - canary: {false_positive_rate: 0.7}\n")); err == nil ||
