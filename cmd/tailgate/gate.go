@@ -344,7 +344,7 @@ func overrideRevokeCommand() *command {
 }
 
 func gateDeployCommand() *command {
-	var service, version, env, change, by, at, desc *string
+	var service, version, env, change, by, at, desc, rollback *string
 	return &command{
 		name:     "deploy",
 		summary:  "record a deploy marker",
@@ -358,12 +358,14 @@ func gateDeployCommand() *command {
 			by = fs.String("deployed-by", os.Getenv("TAILGATE_REQUESTED_BY"), "who deployed")
 			at = fs.String("time", "", "when, RFC 3339 (default now)")
 			desc = fs.String("description", "", "free text")
+			rollback = fs.String("rollback-command", "", "the command that undoes this deploy (a regression verdict names it)")
 		},
 		run: func(ctx context.Context, inv *invocation) error {
 			if err := required(inv.fs, "service", "version"); err != nil {
 				return err
 			}
-			d := gate.Deploy{Service: *service, Version: *version, Environment: *env, ChangeClass: gate.ChangeClass(*change), DeployedBy: *by, Description: *desc}
+			d := gate.Deploy{Service: *service, Version: *version, Environment: *env, ChangeClass: gate.ChangeClass(*change), DeployedBy: *by,
+				Description: *desc, RollbackCommand: *rollback}
 			if *at != "" {
 				t, err := parseTime("time", *at)
 				if err != nil {

@@ -8,11 +8,13 @@ import (
 
 	"github.com/tailgate-sre/tailgate/internal/auth"
 	"github.com/tailgate-sre/tailgate/internal/canary"
+	"github.com/tailgate-sre/tailgate/internal/gate"
 )
 
 // CanaryService judges canaries; *canary.Checker implements it.
 type CanaryService interface {
 	Check(req canary.CheckRequest) (canary.CheckResult, error)
+	Regression(m canary.Marker) canary.Regression
 }
 
 var _ CanaryService = (*canary.Checker)(nil)
@@ -26,6 +28,50 @@ func (s *Server) canaryRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/canary/check", s.authorize(auth.ScopeGateCheck, s.canaryCheck))
 	mux.HandleFunc("GET /api/v1/canary/argo", s.authorize(auth.ScopeGateCheck, s.canaryArgo))
 	mux.HandleFunc("POST /api/v1/canary/flagger/{hook}", s.canaryFlagger) // authorizes itself, like the gate's
+	if s.deps.Gate != nil {
+		mux.HandleFunc("GET /api/v1/deploys/regression", s.authorize(auth.ScopeGateCheck, s.deployRegression))
+	}
+}
+
+// RegressionAnswer is GET /api/v1/deploys/regression's answer: the deploy
+// judged and the verdict.
+type RegressionAnswer struct {
+	Deploy     gate.Deploy       `json:"deploy"`
+	Regression canary.Regression `json:"regression"`
+}
+
+// deployRegression answers GET /api/v1/deploys/regression?service=S[&id=ID]:
+// the service after its deploy marker (the latest one that is not a
+// rollback, or the one named) against itself before it.
+func (s *Server) deployRegression(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	svc, id := q.Get("service"), q.Get("id")
+	if svc == "" {
+		writeError(w, http.StatusBadRequest, "invalid request", "service: required")
+		return
+	}
+	ds, err := s.deps.Gate.Deploys(r.Context(), gate.DeployQuery{Service: svc, Limit: gate.MaxLimit})
+	if err != nil {
+		s.gateError(w, r, err)
+		return
+	}
+	var d *gate.Deploy
+	for i := len(ds) - 1; i >= 0; i-- {
+		if id == "" && ds[i].ChangeClass != gate.Rollback || id != "" && ds[i].ID == id {
+			d = &ds[i]
+			break
+		}
+	}
+	if d == nil {
+		what := "no deploy marker of " + svc + " (other than rollbacks)"
+		if id != "" {
+			what = "no deploy marker " + id + " of " + svc
+		}
+		writeError(w, http.StatusNotFound, "not found", what+": record one with tailgate gate deploy")
+		return
+	}
+	reg := s.deps.Canary.Regression(canary.Marker{Service: d.Service, At: d.Time, RollbackCommand: d.RollbackCommand})
+	writeJSON(w, http.StatusOK, RegressionAnswer{Deploy: *d, Regression: reg})
 }
 
 func (s *Server) canaryAnswer(w http.ResponseWriter, req canary.CheckRequest, status func(canary.CheckResult) int) {

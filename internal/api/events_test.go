@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tailgate-sre/tailgate/internal/canary"
 	"github.com/tailgate-sre/tailgate/internal/flags"
 	"github.com/tailgate-sre/tailgate/internal/gate"
 	"github.com/tailgate-sre/tailgate/internal/slo"
@@ -93,5 +94,41 @@ func TestServiceEvents(t *testing.T) {
 	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/services/checkout/events?from=nonsense", nil))
 	if rec.Code != http.StatusBadRequest {
 		t.Errorf("a bad from: HTTP %d, want 400", rec.Code)
+	}
+}
+
+// TestDeployRegression checks GET /api/v1/deploys/regression: it judges
+// the latest deploy marker of the service that is not a rollback (or the
+// one named), hands on its rollback command, and says what is wrong with a
+// request it cannot answer.
+func TestDeployRegression(t *testing.T) {
+	now := signalsNow
+	g := &eventsGate{deploys: []gate.Deploy{
+		{ID: "dep_1", Service: "checkout", Version: "3.9.0", ChangeClass: gate.Feature, Time: now.Add(-20 * time.Minute), RollbackCommand: "kubectl rollout undo deployment/checkout"},
+		{ID: "dep_2", Service: "checkout", Version: "3.8.0", ChangeClass: gate.Rollback, Time: now.Add(-5 * time.Minute)},
+	}}
+	fc := &fixedCanary{verdict: canary.Regressed}
+	srv := New(Deps{Gate: g, Canary: fc, Now: func() time.Time { return now }})
+	var got RegressionAnswer
+	getJSON(t, srv, "/api/v1/deploys/regression?service=checkout", http.StatusOK, &got)
+	if got.Deploy.ID != "dep_1" || got.Regression.Verdict != canary.Regressed || got.Regression.RollbackCommand != "kubectl rollout undo deployment/checkout" {
+		t.Errorf("answer %+v, want dep_1 regressed with its rollback command", got)
+	}
+	if g.asked.Service != "checkout" {
+		t.Errorf("deploys asked for %+v", g.asked)
+	}
+	getJSON(t, srv, "/api/v1/deploys/regression?service=checkout&id=dep_2", http.StatusOK, &got)
+	if got.Deploy.ID != "dep_2" {
+		t.Errorf("named deploy: %s, want dep_2", got.Deploy.ID)
+	}
+	for path, status := range map[string]int{
+		"/api/v1/deploys/regression":                          http.StatusBadRequest,
+		"/api/v1/deploys/regression?service=checkout&id=nope": http.StatusNotFound,
+	} {
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if rec.Code != status {
+			t.Errorf("GET %s: %d, want %d (%s)", path, rec.Code, status, rec.Body)
+		}
 	}
 }

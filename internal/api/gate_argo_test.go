@@ -201,6 +201,10 @@ type fixedCanary struct {
 	asked   canary.CheckRequest
 }
 
+func (f *fixedCanary) Regression(m canary.Marker) canary.Regression {
+	return canary.Regression{Verdict: f.verdict, RollbackCommand: m.RollbackCommand}
+}
+
 func (f *fixedCanary) Check(req canary.CheckRequest) (canary.CheckResult, error) {
 	f.asked = req
 	return canary.CheckResult{Service: req.Service, CanaryVersion: req.Canary, Verdict: canary.Verdict{Verdict: f.verdict, Rule: "test"}}, nil

@@ -130,3 +130,34 @@ func (c *Checker) Failed(service, version string) (CheckResult, bool) {
 	r, ok := c.failed[[2]string{service, version}]
 	return r, ok
 }
+
+// Regression judges the deploy of m with the per-version counts of every
+// version of the service (this instance's and, with a store, the
+// fleet's): the minutes after the deploy against the window before it
+// (m.Before, default 30 minutes), the deploy's own minute on neither side.
+// The comparison is of the service as a whole, not per operation.
+func (c *Checker) Regression(m Marker) Regression {
+	now := c.now()
+	at := m.At.Truncate(time.Minute)
+	before := c.rec.CountAll(m.Service, at.Add(-m.before()), at.Add(-time.Minute))
+	after := c.rec.CountAll(m.Service, at.Add(time.Minute), now)
+	if before.Requests == 0 {
+		reason := fmt.Sprintf("no request of %s in the %s before the deploy: nothing to compare with", m.Service, m.before())
+		return Regression{Verdict: Inconclusive, Detail: Verdict{Verdict: Inconclusive, Rule: "no_baseline_traffic", Reason: reason, RequestsNeeded: -1}}
+	}
+	var thresholds []time.Duration
+	if t := c.rec.Threshold(m.Service); t > 0 {
+		thresholds = []time.Duration{t}
+		m.LatencyThreshold = t
+	}
+	if m.Objective == 0 {
+		m.Objective = c.objectives[m.Service]
+	}
+	ops := func(x Counts) map[string]OpCounts {
+		if x.Requests == 0 {
+			return map[string]OpCounts{}
+		}
+		return map[string]OpCounts{"": {Requests: x.Requests, Bad: x.Errors, Slow: [MaxThresholds]uint64{x.Slow}}}
+	}
+	return m.Judge(ops(before), ops(after), thresholds, c.configFor(m.Service))
+}

@@ -250,6 +250,16 @@ func sumPeers(ms map[units.Minute]Counts, from, to time.Time) Counts {
 	return c
 }
 
+// CountAll returns the counts of every version of service in the minutes
+// from from's through to's.
+func (r *Recorder) CountAll(service string, from, to time.Time) Counts {
+	return r.CountOthers(service, "\x00", from, to) // no version is named NUL
+}
+
+// Threshold returns the latency threshold a service's slow requests are
+// counted over, 0 when none.
+func (r *Recorder) Threshold(service string) time.Duration { return r.cfg.Thresholds[service] }
+
 // HasLatency reports whether a service's slow requests are counted.
 func (r *Recorder) HasLatency(service string) bool {
 	return r.cfg.Thresholds[service] > 0

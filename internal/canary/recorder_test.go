@@ -205,3 +205,32 @@ func TestRecorderStoreRoundTrip(t *testing.T) {
 		t.Errorf("seeded version first seen %v, want %s", first, m)
 	}
 }
+
+// TestCheckerRegression checks the post-deploy verdict from the
+// per-version counts of all versions: the minutes after the deploy against
+// the 30 before it, the deploy's minute on neither side.
+func TestCheckerRegression(t *testing.T) {
+	deploy := time.Date(2026, 12, 3, 10, 30, 20, 0, time.UTC)
+	r := NewRecorder(RecorderConfig{})
+	// Before: 2,000 requests, 0.25% failed (20 minutes earlier); the
+	// deploy's own minute holds 500 failures that count on neither side.
+	r.Observe(request(t, deploy.Add(-20*time.Minute), map[string][3]int{"1.0": {2000, 5, 0}}), deploy.Add(-20*time.Minute))
+	r.Observe(request(t, deploy, map[string][3]int{"1.0": {500, 500, 0}}), deploy)
+	now := deploy.Add(10 * time.Minute)
+	c := NewChecker(r, Config{}, nil, func() time.Time { return now })
+	m := Marker{Service: "checkout", At: deploy, RollbackCommand: "kubectl rollout undo deployment/checkout -n shop"}
+	if g := c.Regression(m); g.Verdict != Inconclusive || g.Detail.Rule != "no_canary_traffic" {
+		t.Errorf("no request since the deploy: %s (%s: %s), want inconclusive", g.Verdict, g.Detail.Rule, g.Detail.Reason)
+	}
+	// After: 600 requests, 6% failed, in two versions.
+	r.Observe(request(t, deploy.Add(3*time.Minute), map[string][3]int{"1.1": {400, 24, 0}, "1.0": {200, 12, 0}}), deploy.Add(3*time.Minute))
+	g := c.Regression(m)
+	if g.Verdict != Regressed || g.RollbackCommand != m.RollbackCommand || g.Detail.Canary.Requests != 600 || g.Detail.Baseline.Requests != 2000 {
+		t.Errorf("6%% after 0.25%%: %s (%s), rollback %q, %d after and %d before; want regressed with the command, 600 and 2000",
+			g.Verdict, g.Detail.Reason, g.RollbackCommand, g.Detail.Canary.Requests, g.Detail.Baseline.Requests)
+	}
+	// A service with nothing before its deploy cannot be judged.
+	if g := c.Regression(Marker{Service: "payments", At: deploy}); g.Verdict != Inconclusive || g.Detail.Rule != "no_baseline_traffic" {
+		t.Errorf("nothing before: %s (%s)", g.Verdict, g.Detail.Rule)
+	}
+}

@@ -387,7 +387,7 @@ func (g *Gate) RecordDeploy(ctx context.Context, d Deploy) (Deploy, error) {
 		name, v  string
 		required bool
 	}{{"service", d.Service, true}, {"version", d.Version, true}, {"environment", d.Environment, false},
-		{"deployed_by", d.DeployedBy, false}, {"description", d.Description, false}} {
+		{"deployed_by", d.DeployedBy, false}, {"description", d.Description, false}, {"rollback_command", d.RollbackCommand, false}} {
 		if err := checkField(f.name, f.v, f.required); err != nil {
 			return Deploy{}, err
 		}

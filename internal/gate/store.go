@@ -87,6 +87,9 @@ type Deploy struct {
 	Time        time.Time   `json:"time"`
 	DeployedBy  string      `json:"deployed_by,omitempty"`
 	Description string      `json:"description,omitempty"`
+	// RollbackCommand undoes this deploy, e.g. kubectl rollout undo
+	// deployment/NAME -n NS: a regression verdict hands it on.
+	RollbackCommand string `json:"rollback_command,omitempty"`
 	// Principal is the authenticated identity that recorded it.
 	Principal string `json:"principal,omitempty"`
 }

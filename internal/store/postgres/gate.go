@@ -235,9 +235,9 @@ func (s *DB) Overrides(ctx context.Context, q gate.OverrideQuery) ([]gate.Overri
 // AddDeploy implements gate.Store.
 func (s *DB) AddDeploy(ctx context.Context, d gate.Deploy) error {
 	_, err := s.pool.Exec(ctx,
-		`INSERT INTO gate_deploys (id, service, version, environment, change_class, at, deployed_by, description, principal)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		d.ID, d.Service, d.Version, d.Environment, string(d.ChangeClass), nanos(d.Time), d.DeployedBy, d.Description, d.Principal)
+		`INSERT INTO gate_deploys (id, service, version, environment, change_class, at, deployed_by, description, principal, rollback_command)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		d.ID, d.Service, d.Version, d.Environment, string(d.ChangeClass), nanos(d.Time), d.DeployedBy, d.Description, d.Principal, d.RollbackCommand)
 	if err != nil {
 		return fmt.Errorf("insert deploy: %w", err)
 	}
@@ -250,7 +250,7 @@ func (s *DB) Deploys(ctx context.Context, q gate.DeployQuery) ([]gate.Deploy, er
 	where := f.where()
 	lim := f.next(gate.EffectiveLimit(q.Limit))
 	rows, err := s.pool.Query(ctx,
-		`SELECT id, service, version, environment, change_class, at, deployed_by, description, principal FROM (
+		`SELECT id, service, version, environment, change_class, at, deployed_by, description, principal, rollback_command FROM (
 		   SELECT * FROM gate_deploys`+where+` ORDER BY at DESC, seq DESC LIMIT `+lim+`
 		 ) newest ORDER BY at, seq`, f.args...)
 	if err != nil {
@@ -262,7 +262,7 @@ func (s *DB) Deploys(ctx context.Context, q gate.DeployQuery) ([]gate.Deploy, er
 		var d gate.Deploy
 		var class string
 		var at int64
-		if err := rows.Scan(&d.ID, &d.Service, &d.Version, &d.Environment, &class, &at, &d.DeployedBy, &d.Description, &d.Principal); err != nil {
+		if err := rows.Scan(&d.ID, &d.Service, &d.Version, &d.Environment, &class, &at, &d.DeployedBy, &d.Description, &d.Principal, &d.RollbackCommand); err != nil {
 			return nil, fmt.Errorf("read deploy: %w", err)
 		}
 		d.ChangeClass, d.Time = gate.ChangeClass(class), fromNanos(at)

@@ -50,7 +50,7 @@ var importTables = []importTable{
 	{name: "gate_overrides", cols: []string{"id", "service", "change_classes", "reason", "approved_by", "created_by",
 		"created_at", "expires_at", "revoked_at", "revoked_by"}},
 	{name: "gate_deploys", cols: []string{"id", "service", "version", "environment", "change_class", "at", "deployed_by",
-		"description", "principal"}},
+		"description", "principal", "rollback_command"}},
 	{name: "audit_log", cols: []string{"seq", "kind", "actor", "at", "payload", "prev_hash", "hash"}},
 	{name: "flag_states", cols: []string{"key", "forced_variant", "forced_by", "paused", "version", "since"}, convert: boolAt(3)},
 	{name: "flag_history", cols: []string{"id", "key", "at", "record"}, serial: "id"},

@@ -267,6 +267,12 @@ var migrations = []migration{{
 			PRIMARY KEY (service, minute, trace_id)
 		)`,
 	},
+}, {
+	version: 5,
+	name:    "deploy rollback commands",
+	stmts: []string{
+		`ALTER TABLE gate_deploys ADD COLUMN rollback_command TEXT NOT NULL DEFAULT ''`,
+	},
 }}
 
 // migrate applies the migrations the database lacks, holding a session

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/tailgate-sre/tailgate/internal/gate"
 )
 
 // TestCorrectionsMigration opens a store whose slo_corrections table
@@ -66,5 +68,46 @@ func TestCorrectionsMigration(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].DeletedBy != "bob" || !got[0].DeletedAt.Equal(at) {
 		t.Errorf("after reopening: %+v, want deleted by bob at %s", got, at)
+	}
+}
+
+// TestDeploysMigration opens a store whose gate_deploys table predates
+// rollback commands: Open adds the column, the old marker reads back with
+// none, and a new one keeps its command.
+func TestDeploysMigration(t *testing.T) {
+	dir := t.TempDir()
+	old, err := sql.Open("sqlite", "file:"+filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`CREATE TABLE gate_deploys (
+			id TEXT PRIMARY KEY, service TEXT NOT NULL, version TEXT NOT NULL, environment TEXT NOT NULL,
+			change_class TEXT NOT NULL, at INTEGER NOT NULL, deployed_by TEXT NOT NULL, description TEXT NOT NULL, principal TEXT NOT NULL
+		)`,
+		`INSERT INTO gate_deploys VALUES ('dep_old', 'checkout', 'v1', '', 'feature', 1700000000000000000, 'ci', '', '')`,
+	} {
+		if _, err := old.ExecContext(t.Context(), stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.AddDeploy(t.Context(), gate.Deploy{ID: "dep_new", Service: "checkout", Version: "v2", Time: time.Unix(1800000000, 0),
+		RollbackCommand: "kubectl rollout undo deployment/checkout"}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := db.Deploys(t.Context(), gate.DeployQuery{Service: "checkout"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 2 || ds[0].ID != "dep_old" || ds[0].RollbackCommand != "" || ds[1].RollbackCommand != "kubectl rollout undo deployment/checkout" {
+		t.Errorf("deploys after the migration: %+v", ds)
 	}
 }

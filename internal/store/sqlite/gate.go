@@ -265,9 +265,9 @@ func (s *DB) Overrides(ctx context.Context, q gate.OverrideQuery) ([]gate.Overri
 // AddDeploy implements gate.Store.
 func (s *DB) AddDeploy(ctx context.Context, d gate.Deploy) error {
 	_, err := s.db.ExecContext(ctx,
-		`INSERT INTO gate_deploys (id, service, version, environment, change_class, at, deployed_by, description, principal)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		d.ID, d.Service, d.Version, d.Environment, string(d.ChangeClass), d.Time.UnixNano(), d.DeployedBy, d.Description, d.Principal)
+		`INSERT INTO gate_deploys (id, service, version, environment, change_class, at, deployed_by, description, principal, rollback_command)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.ID, d.Service, d.Version, d.Environment, string(d.ChangeClass), d.Time.UnixNano(), d.DeployedBy, d.Description, d.Principal, d.RollbackCommand)
 	if err != nil {
 		return fmt.Errorf("insert deploy: %w", err)
 	}
@@ -279,7 +279,7 @@ func (s *DB) Deploys(ctx context.Context, q gate.DeployQuery) ([]gate.Deploy, er
 	where, args := timeFilter("at", q.Service, q.From, q.To)
 	args = append(args, gate.EffectiveLimit(q.Limit))
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT id, service, version, environment, change_class, at, deployed_by, description, principal FROM (
+		`SELECT id, service, version, environment, change_class, at, deployed_by, description, principal, rollback_command FROM (
 		   SELECT rowid AS r, * FROM gate_deploys`+where+` ORDER BY at DESC, rowid DESC LIMIT ?
 		 ) ORDER BY at, r`, args...)
 	if err != nil {
@@ -291,7 +291,7 @@ func (s *DB) Deploys(ctx context.Context, q gate.DeployQuery) ([]gate.Deploy, er
 		var d gate.Deploy
 		var class string
 		var at int64
-		if err := rows.Scan(&d.ID, &d.Service, &d.Version, &d.Environment, &class, &at, &d.DeployedBy, &d.Description, &d.Principal); err != nil {
+		if err := rows.Scan(&d.ID, &d.Service, &d.Version, &d.Environment, &class, &at, &d.DeployedBy, &d.Description, &d.Principal, &d.RollbackCommand); err != nil {
 			return nil, fmt.Errorf("read deploy: %w", err)
 		}
 		d.ChangeClass, d.Time = gate.ChangeClass(class), time.Unix(0, at).UTC()

@@ -77,6 +77,8 @@ var sloAddedColumns = []addedColumn{
 	// applies).
 	{"slo_corrections", "deleted_by", "TEXT NOT NULL DEFAULT ''"},
 	{"slo_corrections", "deleted_at", "TEXT NOT NULL DEFAULT ''"},
+	// The command that undoes a deploy.
+	{"gate_deploys", "rollback_command", "TEXT NOT NULL DEFAULT ''"},
 }
 
 // addColumns adds the columns a table lacks. SQLite has no ADD COLUMN IF

@@ -204,7 +204,7 @@ func testDeploys(t *testing.T, s gate.Store) {
 		t.Fatalf("empty store returned %v", got)
 	}
 	d1 := gate.Deploy{ID: "p1", Service: "checkout", Version: "v1", Environment: "prod", ChangeClass: gate.Feature,
-		Time: base, DeployedBy: "ci", Description: "first", Principal: "token:ci"}
+		Time: base, DeployedBy: "ci", Description: "first", Principal: "token:ci", RollbackCommand: "kubectl rollout undo deployment/checkout -n shop"}
 	d2 := gate.Deploy{ID: "p2", Service: "checkout", Version: "v2", Time: base.Add(2 * time.Minute)}
 	d3 := gate.Deploy{ID: "p3", Service: "search", Version: "v9", ChangeClass: gate.Rollback, Time: base.Add(time.Minute)}
 	for _, d := range []gate.Deploy{d2, d1, d3} {
