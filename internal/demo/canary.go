@@ -10,7 +10,7 @@ import (
 
 // canaryAt is how far into the recovery the hotfix's canary starts: after
 // the rollback has stopped the bleeding.
-const canaryAt = 0.15
+const canaryAt = 0.1
 
 // canaryCheckEvery is how often the demo asks tailgate for the canary's
 // verdict, as Argo Rollouts' background analysis would.

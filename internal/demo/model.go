@@ -172,7 +172,7 @@ func DefaultModel() Model {
 			StatementTimeout: time.Second,
 		},
 		Hotfix: PaymentsRelease{
-			Version: "2.4.1", QueryMedian: 140 * time.Millisecond, QuerySpread: 0.3,
+			Version: "2.4.1", QueryMedian: 160 * time.Millisecond, QuerySpread: 0.3,
 			StatementTimeout: time.Second,
 		},
 		CanaryShare:        0.25,
