@@ -3,12 +3,15 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/tailgate-sre/tailgate/internal/auth"
 	"github.com/tailgate-sre/tailgate/internal/canary"
 	"github.com/tailgate-sre/tailgate/internal/gate"
+	"github.com/tailgate-sre/tailgate/internal/signals"
 )
 
 // CanaryService judges canaries; *canary.Checker implements it.
@@ -38,6 +41,12 @@ func (s *Server) canaryRoutes(mux *http.ServeMux) {
 type RegressionAnswer struct {
 	Deploy     gate.Deploy       `json:"deploy"`
 	Regression canary.Regression `json:"regression"`
+	// Origin says where the failed requests since the deploy started: in
+	// the service's own code or in a dependency (from the kept error
+	// traces); ErrorOrigins has the detail. Empty without failed requests
+	// analysed.
+	Origin       string                `json:"origin,omitempty"`
+	ErrorOrigins *signals.ErrorOrigins `json:"error_origins,omitempty"`
 }
 
 // deployRegression answers GET /api/v1/deploys/regression?service=S[&id=ID]:
@@ -71,7 +80,34 @@ func (s *Server) deployRegression(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reg := s.deps.Canary.Regression(canary.Marker{Service: d.Service, At: d.Time, RollbackCommand: d.RollbackCommand})
-	writeJSON(w, http.StatusOK, RegressionAnswer{Deploy: *d, Regression: reg})
+	ans := RegressionAnswer{Deploy: *d, Regression: reg}
+	if src := s.deps.Services; src != nil {
+		// Best effort: the verdict stands without it.
+		now := s.deps.Now()
+		from := d.Time.Truncate(time.Minute).Add(time.Minute)
+		if from.Before(now) {
+			if eo, err := src.ErrorOrigins(r.Context(), svc, signals.Query{From: from, To: now}, now); err == nil && eo.FailedRequests > 0 {
+				ans.ErrorOrigins, ans.Origin = &eo, originSentence(eo)
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, ans)
+}
+
+// originSentence says whether most failed requests of eo started in the
+// service itself or in a dependency, and which.
+func originSentence(eo signals.ErrorOrigins) string {
+	if eo.OriginatedHere >= eo.Propagated {
+		return fmt.Sprintf("own code: %.0f of %.0f failed requests since the deploy start in %s itself", eo.OriginatedHere, eo.FailedRequests, eo.Service)
+	}
+	where := "a dependency"
+	for _, o := range eo.Origins {
+		if o.Service != eo.Service || o.Dependency {
+			where = fmt.Sprintf("a dependency: %s %s (%s)", o.Service, o.Operation, o.Reason)
+			break
+		}
+	}
+	return fmt.Sprintf("%s: %.0f of %.0f failed requests since the deploy start there, %.0f in %s itself", where, eo.Propagated, eo.FailedRequests, eo.OriginatedHere, eo.Service)
 }
 
 func (s *Server) canaryAnswer(w http.ResponseWriter, req canary.CheckRequest, status func(canary.CheckResult) int) {

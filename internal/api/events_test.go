@@ -10,6 +10,7 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/canary"
 	"github.com/tailgate-sre/tailgate/internal/flags"
 	"github.com/tailgate-sre/tailgate/internal/gate"
+	"github.com/tailgate-sre/tailgate/internal/signals"
 	"github.com/tailgate-sre/tailgate/internal/slo"
 )
 
@@ -130,5 +131,43 @@ func TestDeployRegression(t *testing.T) {
 		if rec.Code != status {
 			t.Errorf("GET %s: %d, want %d (%s)", path, rec.Code, status, rec.Body)
 		}
+	}
+}
+
+// originsSource answers error origins only.
+type originsSource struct {
+	ServiceSource
+	eo    signals.ErrorOrigins
+	asked signals.Query
+}
+
+func (o *originsSource) ErrorOrigins(_ context.Context, _ string, q signals.Query, _ time.Time) (signals.ErrorOrigins, error) {
+	o.asked = q
+	return o.eo, nil
+}
+
+// TestDeployRegressionOrigin checks the regression answer's origin: from
+// the error origins of the minutes after the deploy, whether the failed
+// requests started in the service's own code or in a dependency.
+func TestDeployRegressionOrigin(t *testing.T) {
+	now := signalsNow
+	deployed := now.Add(-20*time.Minute + 10*time.Second)
+	g := &eventsGate{deploys: []gate.Deploy{{ID: "dep_1", Service: "checkout", Version: "3.9.0", Time: deployed}}}
+	src := &originsSource{eo: signals.ErrorOrigins{Service: "checkout", FailedRequests: 120, OriginatedHere: 20, Propagated: 100,
+		Origins: []signals.Origin{{Service: "payments", Operation: "POST /charge", Reason: "5xx", Requests: 100}, {Service: "checkout", Operation: "POST /api/checkout", Reason: "error", Requests: 20}}}}
+	srv := New(Deps{Gate: g, Canary: &fixedCanary{verdict: canary.Regressed}, Services: src, Now: func() time.Time { return now }})
+	var got RegressionAnswer
+	getJSON(t, srv, "/api/v1/deploys/regression?service=checkout", http.StatusOK, &got)
+	want := "a dependency: payments POST /charge (5xx): 100 of 120 failed requests since the deploy start there, 20 in checkout itself"
+	if got.Origin != want || got.ErrorOrigins == nil {
+		t.Errorf("origin %q, want %q", got.Origin, want)
+	}
+	if !src.asked.From.Equal(deployed.Truncate(time.Minute).Add(time.Minute)) || !src.asked.To.Equal(now) {
+		t.Errorf("origins asked for %+v, want the minutes after the deploy's", src.asked)
+	}
+	src.eo.OriginatedHere, src.eo.Propagated = 90, 30
+	getJSON(t, srv, "/api/v1/deploys/regression?service=checkout", http.StatusOK, &got)
+	if want := "own code: 90 of 120 failed requests since the deploy start in checkout itself"; got.Origin != want {
+		t.Errorf("origin %q, want %q", got.Origin, want)
 	}
 }
