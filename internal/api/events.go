@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tailgate-sre/tailgate/internal/canary"
 	"github.com/tailgate-sre/tailgate/internal/flags"
 	"github.com/tailgate-sre/tailgate/internal/gate"
 )
@@ -20,6 +21,9 @@ type ServiceEvent struct {
 	// Kind is deploy, flip or restore.
 	Kind string `json:"kind"`
 	Text string `json:"text"`
+	// Verdict is a deploy's post-deploy regression verdict (regressed,
+	// clean or inconclusive; none for a rollback).
+	Verdict string `json:"verdict,omitempty"`
 }
 
 // maxServiceEvents bounds each source of GET .../events.
@@ -59,7 +63,11 @@ func (s *Server) serviceEvents(w http.ResponseWriter, r *http.Request) {
 			if d.Description != "" {
 				text += ": " + d.Description
 			}
-			events = append(events, ServiceEvent{At: d.Time, Kind: "deploy", Text: text})
+			e := ServiceEvent{At: d.Time, Kind: "deploy", Text: text}
+			if s.deps.Canary != nil && d.ChangeClass != gate.Rollback {
+				e.Verdict = string(s.deps.Canary.Regression(canary.Marker{Service: d.Service, At: d.Time, RollbackCommand: d.RollbackCommand}).Verdict)
+			}
+			events = append(events, e)
 		}
 	}
 	if s.deps.Flags != nil {

@@ -91,6 +91,14 @@ func TestServiceEvents(t *testing.T) {
 	if g.asked.Service != "checkout" || !g.asked.From.Equal(now.Add(-time.Hour)) {
 		t.Errorf("deploys asked for %+v, want checkout over the last hour", g.asked)
 	}
+	// With canary counts, a deploy carries its regression verdict.
+	srv.deps.Canary = &fixedCanary{verdict: canary.Regressed}
+	getJSON(t, srv, "/api/v1/services/checkout/events", http.StatusOK, &got)
+	for _, e := range got.Events {
+		if want := map[string]string{"deploy": "regressed"}[e.Kind]; e.Verdict != want {
+			t.Errorf("%s event verdict %q, want %q", e.Kind, e.Verdict, want)
+		}
+	}
 	rec := httptest.NewRecorder()
 	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/services/checkout/events?from=nonsense", nil))
 	if rec.Code != http.StatusBadRequest {

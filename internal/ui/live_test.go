@@ -302,6 +302,7 @@ func TestDashboardLive(t *testing.T) {
 	// flag that watches its SLO, on the charts and in the list under them.
 	b.route("/services/checkout")
 	b.wait("deploy on checkout's charts", `document.querySelector('#service-events li[data-kind="deploy"]')?.textContent.includes('deploy v1.3.1 (fix)') === true`, 20*time.Second)
+	b.wait("the deploy's regression verdict", `['regressed', 'clean', 'inconclusive'].includes(document.querySelector('#service-events li[data-kind="deploy"]')?.dataset.verdict)`, 20*time.Second)
 	b.wait("flip on checkout's charts", `document.querySelector('#service-events li[data-kind="flip"]')?.textContent.includes('flag recommendations flip to disabled by the kill switch') === true`, 30*time.Second)
 	b.screenshot("service-events")
 

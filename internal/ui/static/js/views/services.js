@@ -110,6 +110,8 @@ export function mountList(root, { app }) {
 
 // EVENT_CHIP colours an event's chip like its line on the charts.
 const EVENT_CHIP = { deploy: 'pending', flip: 'firing', restore: 'resolved' };
+// VERDICT_CHIP colours a deploy's regression verdict.
+const VERDICT_CHIP = { regressed: 'firing', clean: 'resolved', inconclusive: 'pending' };
 
 export function mountDetail(root, { arg }) {
   const name = arg;
@@ -191,7 +193,8 @@ export function mountDetail(root, { arg }) {
       const marks = (ev.events || []).map((e) => ({ t: Date.parse(e.at) / 1000, kind: e.kind, text: e.text }));
       for (const c of [rateChart, errChart, latChart]) c.setMarkers(marks);
       eventsEl.replaceChildren(...(ev.events || []).map((e) =>
-        h('li', { 'data-kind': e.kind }, chip(e.kind, EVENT_CHIP[e.kind]), ` ${fmt.time(e.at)} ${e.text}`)));
+        h('li', { 'data-kind': e.kind, 'data-verdict': e.verdict || '' }, chip(e.kind, EVENT_CHIP[e.kind]), ` ${fmt.time(e.at)} ${e.text}`,
+          e.verdict ? chip(e.verdict, VERDICT_CHIP[e.verdict]) : null)));
     },
     destroy() {
       rateChart.destroy();
