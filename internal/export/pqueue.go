@@ -968,7 +968,6 @@ func (q *pqueue) abort() {
 // drain loses nothing: what waits stays in the files.
 func (q *pqueue) drain() int { return 0 }
 
-// spans returns the spans not yet acknowledged.
 // oldest implements spanQueue: a request restored from before a restart
 // has the zero time.
 func (q *pqueue) oldest() (time.Time, bool) {
@@ -981,6 +980,7 @@ func (q *pqueue) oldest() (time.Time, bool) {
 	return q.flying.oldest(at, q.head < len(q.waiting))
 }
 
+// spans returns the spans not yet acknowledged.
 func (q *pqueue) spans() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
