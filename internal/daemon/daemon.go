@@ -301,9 +301,7 @@ func (p pipeline) Consume(ctx context.Context, req *otlp.Request) error {
 		if err := c.Count(req); err != nil {
 			return err
 		}
-		now := time.Now()
-		p.d.versions.Observe(req, now)
-		p.d.users.Observe(req, now)
+		p.d.observeVersionsUsers(req, time.Now())
 		return nil
 	}
 	if err := p.d.sampler.Consume(ctx, req); err != nil {
@@ -312,9 +310,16 @@ func (p pipeline) Consume(ctx context.Context, req *otlp.Request) error {
 	now := time.Now()
 	p.d.slos.Observe(req, now)
 	p.d.signals.Observe(req, now)
-	p.d.versions.Observe(req, now)
-	p.d.users.Observe(req, now)
+	p.d.observeVersionsUsers(req, now)
 	return nil
+}
+
+// observeVersionsUsers feeds the observers that every intake path (OTLP
+// with or without the WAL, Kafka) shares: the deploy version tracker and
+// the users-affected sketches.
+func (d *Daemon) observeVersionsUsers(req *otlp.Request, now time.Time) {
+	d.versions.Observe(req, now)
+	d.users.Observe(req, now)
 }
 
 func (d *Daemon) countsStart(ctx context.Context) error {

@@ -78,8 +78,7 @@ func newKafkaSource(d *Daemon, cfg *kafka.Config, decisionWait time.Duration, ma
 		sample: func(ctx context.Context, req *otlp.Request) error { return d.sampler.Consume(ctx, req) },
 		count: func(req *otlp.Request, now time.Time, at func()) {
 			d.counts.CountSource(req, now, at)
-			d.versions.Observe(req, now)
-			d.users.Observe(req, now)
+			d.observeVersionsUsers(req, now)
 		},
 		oldest: func() (time.Time, bool) { return d.exporter.Oldest() },
 		flush:  func(ctx context.Context) error { return d.slos.Flush(ctx) },
