@@ -7,9 +7,28 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/tailgate-sre/tailgate/internal/units"
 )
+
+// MaxThresholds bounds the latency thresholds an OpCounts holds.
+const MaxThresholds = 2
+
+// OpCounts are one operation's (or one side's) entry spans.
+type OpCounts struct {
+	Requests uint64 `json:"requests"`
+	// Bad failed per DESIGN.md (status ERROR, HTTP 5xx, gRPC server fault).
+	Bad uint64 `json:"bad"`
+	// Slow counts the requests over each latency threshold, in the order
+	// given with the counts.
+	Slow [MaxThresholds]uint64 `json:"slow"`
+}
+
+func (c *OpCounts) add(o OpCounts) {
+	c.Requests += o.Requests
+	c.Bad += o.Bad
+	for i := range c.Slow {
+		c.Slow[i] += o.Slow[i]
+	}
+}
 
 // Analysis names a canary to judge: a service, its canary version and the
 // baseline version it is compared with.
@@ -31,15 +50,6 @@ type Analysis struct {
 	// baseline, weighted by the canary's traffic, so that a canary serving
 	// a different mix of operations is not judged on the mix.
 	PerOperation bool `json:"per_operation,omitempty"`
-}
-
-// Check judges an analysis from the Tracker's counts of its minutes up
-// to now's.
-func (r *Tracker) Check(a Analysis, now time.Time, cfg Config) Verdict {
-	from, to := units.MinuteOf(a.Since), units.MinuteOf(now)
-	canary := r.Operations(a.Service, func(v string) bool { return v == a.Canary }, from, to)
-	baseline := r.Operations(a.Service, a.isBaseline, from, to)
-	return a.Judge(canary, baseline, r.Thresholds(a.Service), cfg)
 }
 
 // isBaseline reports whether version v is on the baseline's side.
@@ -214,17 +224,6 @@ func worstOperations(before, after map[string]OpCounts, n int) []OperationStats 
 		return strings.Compare(x.Operation, y.Operation)
 	})
 	return out[:min(len(out), n)]
-}
-
-// Regression judges the deploy of m with the Tracker's counts up to
-// now's minute. The minute of the deploy itself is on neither side: it
-// mixes both.
-func (r *Tracker) Regression(m Marker, now time.Time, cfg Config) Regression {
-	at := units.MinuteOf(m.At)
-	all := func(string) bool { return true }
-	prev := r.Operations(m.Service, all, units.MinuteOf(m.At.Add(-m.before())), at-1)
-	next := r.Operations(m.Service, all, at+1, units.MinuteOf(now))
-	return m.Judge(prev, next, r.Thresholds(m.Service), cfg)
 }
 
 func (m Marker) before() time.Duration {

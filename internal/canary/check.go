@@ -30,6 +30,11 @@ type CheckResult struct {
 	BaselineVersion string    `json:"baseline_version"`
 	Since           time.Time `json:"since"`
 	At              time.Time `json:"at"`
+	// PerOperation says the baseline was reweighted to the canary's mix
+	// of operations (Config.PerOperation); CanaryOnlyOperations are the
+	// operations the baseline did not serve, left out of both sides then.
+	PerOperation         bool     `json:"per_operation,omitempty"`
+	CanaryOnlyOperations []string `json:"canary_only_operations,omitempty"`
 	Verdict
 }
 
@@ -78,20 +83,19 @@ func (c *Checker) Check(req CheckRequest) (CheckResult, error) {
 			since = now.Add(-time.Hour)
 		}
 	}
-	cc := c.rec.Count(req.Service, req.Canary, since, now)
-	var bc Counts
+	cfg := c.configFor(req.Service)
+	a := Analysis{Service: req.Service, Canary: req.Canary, Baseline: req.Baseline, Since: since,
+		Objective: c.objectives[req.Service], LatencyThreshold: c.rec.Threshold(req.Service), PerOperation: cfg.PerOperation}
+	canary := c.rec.Operations(req.Service, func(v string) bool { return v == a.Canary }, since, now)
+	base := c.rec.Operations(req.Service, a.isBaseline, since, now)
 	baseline := req.Baseline
 	if baseline == "" {
-		bc = c.rec.CountOthers(req.Service, req.Canary, since, now)
 		baseline = "every other version"
-	} else {
-		bc = c.rec.Count(req.Service, req.Baseline, since, now)
 	}
-	in := Input{Canary: Side{N: cc.Requests, Bad: cc.Errors}, Baseline: Side{N: bc.Requests, Bad: bc.Errors}, Objective: c.objectives[req.Service]}
-	if c.rec.HasLatency(req.Service) {
-		in.SlowCanary, in.SlowBaseline = &Side{N: cc.Requests, Bad: cc.Slow}, &Side{N: bc.Requests, Bad: bc.Slow}
-	}
-	res := CheckResult{Service: req.Service, CanaryVersion: req.Canary, BaselineVersion: baseline, Since: since.UTC(), At: now.UTC(), Verdict: Judge(in, c.configFor(req.Service))}
+	in, only := compareInput(canary, base, thresholdIndex(c.thresholds(req.Service), a.LatencyThreshold), a.PerOperation)
+	in.Objective = a.Objective
+	res := CheckResult{Service: req.Service, CanaryVersion: req.Canary, BaselineVersion: baseline, Since: since.UTC(), At: now.UTC(),
+		PerOperation: a.PerOperation, CanaryOnlyOperations: only, Verdict: Judge(in, cfg)}
 	if res.Verdict.Verdict == Fail {
 		c.mu.Lock()
 		if _, ok := c.failed[[2]string{req.Service, req.Canary}]; !ok {
@@ -131,33 +135,33 @@ func (c *Checker) Failed(service, version string) (CheckResult, bool) {
 	return r, ok
 }
 
-// Regression judges the deploy of m with the per-version counts of every
-// version of the service (this instance's and, with a store, the
-// fleet's): the minutes after the deploy against the window before it
-// (m.Before, default 30 minutes), the deploy's own minute on neither side.
-// The comparison is of the service as a whole, not per operation.
+// thresholds returns the latency thresholds a service's Slow counts
+// follow: its latency SLO's, if any.
+func (c *Checker) thresholds(service string) []time.Duration {
+	if t := c.rec.Threshold(service); t > 0 {
+		return []time.Duration{t}
+	}
+	return nil
+}
+
+// Regression judges the deploy of m with the counts of every version of
+// the service (this instance's and, with a store, the fleet's): the
+// minutes after the deploy against the window before it (m.Before,
+// default 30 minutes), the deploy's own minute on neither side, operation
+// by operation and weighted by the traffic after (Marker.Judge).
 func (c *Checker) Regression(m Marker) Regression {
 	now := c.now()
 	at := m.At.Truncate(time.Minute)
-	before := c.rec.CountAll(m.Service, at.Add(-m.before()), at.Add(-time.Minute))
-	after := c.rec.CountAll(m.Service, at.Add(time.Minute), now)
-	if before.Requests == 0 {
+	all := func(string) bool { return true }
+	before := c.rec.Operations(m.Service, all, at.Add(-m.before()), at.Add(-time.Minute))
+	after := c.rec.Operations(m.Service, all, at.Add(time.Minute), now)
+	if len(before) == 0 {
 		reason := fmt.Sprintf("no request of %s in the %s before the deploy: nothing to compare with", m.Service, m.before())
 		return Regression{Verdict: Inconclusive, Detail: Verdict{Verdict: Inconclusive, Rule: "no_baseline_traffic", Reason: reason, RequestsNeeded: -1}}
 	}
-	var thresholds []time.Duration
-	if t := c.rec.Threshold(m.Service); t > 0 {
-		thresholds = []time.Duration{t}
-		m.LatencyThreshold = t
-	}
+	m.LatencyThreshold = c.rec.Threshold(m.Service)
 	if m.Objective == 0 {
 		m.Objective = c.objectives[m.Service]
 	}
-	ops := func(x Counts) map[string]OpCounts {
-		if x.Requests == 0 {
-			return map[string]OpCounts{}
-		}
-		return map[string]OpCounts{"": {Requests: x.Requests, Bad: x.Errors, Slow: [MaxThresholds]uint64{x.Slow}}}
-	}
-	return m.Judge(ops(before), ops(after), thresholds, c.configFor(m.Service))
+	return m.Judge(before, after, c.thresholds(m.Service), c.configFor(m.Service))
 }

@@ -28,15 +28,12 @@
 //
 // # The counts
 //
-// A Recorder counts entry spans per service, version and minute, and a
-// Checker judges a canary from them (the daemon's API, CLI and gate use
-// these). A Tracker counts per service, version, operation and minute
-// for the services under analysis (Observe, from each ingested
-// request); Tracker.Check judges an Analysis (canary against baseline)
-// and Tracker.Regression a deploy Marker (after against before). The
-// same judgements take counts from any source (Analysis.Judge,
-// Marker.Judge), such as a fleet's rows summed in the store. docs/canary.md
-// describes the statistics at length.
+// A Recorder counts entry spans per service, version, operation and
+// minute, and a Checker judges a canary (Check) or a deploy (Regression)
+// from them: the daemon's API, CLI and gate use these. The same
+// judgements take counts from any source (Analysis.Judge, Marker.Judge),
+// such as a fleet's rows summed in the store. docs/canary.md describes
+// the statistics at length.
 //
 // The test's false-positive rate under continuous monitoring is measured
 // by TestAAFalsePositives (1,000 identical canaries checked every 100

@@ -1,6 +1,7 @@
 package canary
 
 import (
+	"bytes"
 	"context"
 	"slices"
 	"sync"
@@ -10,15 +11,31 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
-// Counts are one version's requests over a time range.
+// Counts are requests over a time range (of one version, operation or
+// minute).
 type Counts struct {
 	Requests, Errors, Slow uint64
 }
 
+// DefaultVersionAttribute is the attribute that names a span's version
+// unless configured otherwise.
+const DefaultVersionAttribute = "service.version"
+
+// OtherVersion collects the versions of a service beyond MaxVersions.
+const OtherVersion = "other"
+
+// NoVersion is the version of a span without the version attribute.
+const NoVersion = "(none)"
+
+// OtherOperation names the operations of a version beyond MaxOperations,
+// and is also the operation of a span without name or route.
+const OtherOperation = "(other)"
+
 // RecorderConfig configures a Recorder.
 type RecorderConfig struct {
-	// VersionAttribute is the resource attribute naming a span's version;
-	// default service.version.
+	// VersionAttribute is the resource attribute naming a span's version
+	// (a span attribute when the resource lacks it); default
+	// service.version.
 	VersionAttribute string
 	// VersionAttributes overrides VersionAttribute per service: an Argo
 	// Rollout's pod-template hash as the k8sattributes processor exposes
@@ -31,15 +48,18 @@ type RecorderConfig struct {
 	// Retention is how long per-minute counts are kept; default 6h.
 	Retention time.Duration
 	// MaxVersions bounds the versions kept per service; more are counted
-	// under "other". Default 64.
+	// under OtherVersion. Default 64.
 	MaxVersions int
+	// MaxOperations bounds the operations (http.route, else span name)
+	// kept per version; more are counted under OtherOperation. Default 32.
+	MaxOperations int
 }
 
-// VersionRow is one version's counts of one minute, as stored: each
-// instance of a fleet adds its own, and readers sum them.
+// VersionRow is one operation's counts of one version and minute, as
+// stored: each instance of a fleet adds its own, and readers sum them.
 type VersionRow struct {
-	Service, Version string
-	Minute           time.Time
+	Service, Version, Operation string
+	Minute                      time.Time
 	Counts
 }
 
@@ -49,37 +69,42 @@ type Store interface {
 	// AddCanaryCounts adds rows to this instance's counts.
 	AddCanaryCounts(ctx context.Context, rows []VersionRow) error
 	// CanaryCounts returns the counts of the minutes since since, summed
-	// per service, version and minute: this instance's own and its
-	// peers'.
+	// per service, version, operation and minute: this instance's own and
+	// its peers'.
 	CanaryCounts(ctx context.Context, since time.Time) (own, peers []VersionRow, err error)
 	// PruneCanaryCounts deletes every instance's counts of the minutes
 	// before cut.
 	PruneCanaryCounts(ctx context.Context, cut time.Time) error
 }
 
-// Recorder counts the entry spans of every service by version and
-// minute, for canary and post-deploy checks. It is safe for concurrent
-// use; Observe takes one lock per request. With a Store, the counts are
-// written there (Unstored, MarkStored) and the fleet's other instances'
-// counts are added to every read (SetPeers).
+// Recorder counts the entry spans of every service by version, operation
+// and minute, for canary and post-deploy checks. It is safe for
+// concurrent use; Observe takes one lock per request. With a Store, the
+// counts are written there (Unstored, MarkStored) and the fleet's other
+// instances' counts are added to every read (SetPeers).
 type Recorder struct {
 	cfg RecorderConfig
 
 	mu        sync.Mutex
 	services  map[string]*svcCounts
 	lastPrune units.Minute
-	// peers holds the other instances' counts, by service, version and
-	// minute, as last read from the store.
-	peers map[string]map[string]map[units.Minute]Counts
+	// peers holds the other instances' counts, by service, version,
+	// operation and minute, as last read from the store.
+	peers map[string]map[string]map[string]map[units.Minute]Counts
 }
 
 type svcCounts struct {
-	versions map[string]*versionCounts
-	slow     time.Duration // 0: no latency SLO
+	versions   map[string]*versionCounts
+	slow       time.Duration // 0: no latency SLO
+	versionKey string
 }
 
 type versionCounts struct {
-	first   time.Time
+	first time.Time
+	ops   map[string]*opCounts
+}
+
+type opCounts struct {
 	minutes []minuteCounts // oldest first
 }
 
@@ -89,13 +114,10 @@ type minuteCounts struct {
 	stored Counts // the part of Counts in the store
 }
 
-// OtherVersion collects the versions of a service beyond MaxVersions.
-const OtherVersion = "other"
-
 // NewRecorder returns an empty recorder.
 func NewRecorder(cfg RecorderConfig) *Recorder {
 	if cfg.VersionAttribute == "" {
-		cfg.VersionAttribute = "service.version"
+		cfg.VersionAttribute = DefaultVersionAttribute
 	}
 	if cfg.Retention <= 0 {
 		cfg.Retention = 6 * time.Hour
@@ -103,11 +125,15 @@ func NewRecorder(cfg RecorderConfig) *Recorder {
 	if cfg.MaxVersions <= 0 {
 		cfg.MaxVersions = 64
 	}
+	if cfg.MaxOperations <= 0 {
+		cfg.MaxOperations = 32
+	}
 	return &Recorder{cfg: cfg, services: map[string]*svcCounts{}}
 }
 
-// Observe counts the entry spans of req at now (in the minute they end
-// in, clamped to now's minute as the SLIs count).
+// Observe counts the entry spans of req at now, each under its version
+// and operation (http.route, else the span name), in the minute it ends
+// in (clamped to now's minute as the SLIs count).
 func (r *Recorder) Observe(req *otlp.Request, now time.Time) {
 	clock := units.NewEventClock(now, time.Minute)
 	r.mu.Lock()
@@ -116,9 +142,16 @@ func (r *Recorder) Observe(req *otlp.Request, now time.Time) {
 		r.lastPrune = cm
 		r.pruneLocked(now)
 	}
-	var res = int32(-1)
-	var vc *versionCounts
-	var svc *svcCounts
+	var (
+		res    = int32(-1)
+		svc    *svcCounts
+		resVer *versionCounts // nil when the resource names no version
+		// The operations met lately: a request's spans mostly repeat a
+		// few, and byte compares are cheaper than the map.
+		recent [8]recentOp
+		next   int
+		buf    [32]byte
+	)
 	for i := range req.Spans {
 		sp := &req.Spans[i]
 		if !sp.Kind.IsEntry() {
@@ -127,10 +160,35 @@ func (r *Recorder) Observe(req *otlp.Request, now time.Time) {
 		if ri := req.Scopes[sp.Scope].Resource; ri != res {
 			res = ri
 			rs := &req.Resources[ri]
-			svc, vc = r.version(rs.ServiceName, req.ResourceAttrs(rs), now)
+			svc = r.service(rs.ServiceName)
+			resVer = nil
+			if v, ok := req.ResourceAttrs(rs).Get(svc.versionKey); ok {
+				resVer = r.version(svc, versionText(v, buf[:0]), now)
+			}
+		}
+		vc := resVer
+		if vc == nil {
+			v, _ := req.SpanAttrs(sp).Get(svc.versionKey)
+			vc = r.version(svc, versionText(v, buf[:0]), now)
+		}
+		name := sp.Route()
+		if name == nil {
+			name = sp.Name()
+		}
+		var oc *opCounts
+		for j := range recent {
+			if e := &recent[j]; e.ver == vc && bytes.Equal(e.name, name) {
+				oc = e.op
+				break
+			}
+		}
+		if oc == nil {
+			oc = r.operation(vc, name)
+			recent[next] = recentOp{ver: vc, name: name, op: oc}
+			next = (next + 1) % len(recent)
 		}
 		m, _ := clock.Minute(sp.EndUnixNano)
-		mc := vc.minute(m)
+		mc := oc.minute(m)
 		mc.Requests++
 		if sp.Bad() {
 			mc.Errors++
@@ -141,85 +199,184 @@ func (r *Recorder) Observe(req *otlp.Request, now time.Time) {
 	}
 }
 
+// recentOp is an entry of Observe's cache of operations.
+type recentOp struct {
+	ver  *versionCounts
+	name []byte
+	op   *opCounts
+}
+
+// versionText returns a version attribute's value as text: a string's
+// bytes, or the text of another kind (an integer build number).
+func versionText(v otlp.Value, buf []byte) []byte {
+	if v.Kind == otlp.ValueString || v.Kind == otlp.ValueEmpty {
+		return v.Str()
+	}
+	return v.AppendText(buf)
+}
+
 // service returns a service's counters.
 func (r *Recorder) service(service string) *svcCounts {
 	svc := r.services[service]
 	if svc == nil {
-		svc = &svcCounts{versions: map[string]*versionCounts{}, slow: r.cfg.Thresholds[service]}
+		key := r.cfg.VersionAttribute
+		if k := r.cfg.VersionAttributes[service]; k != "" {
+			key = k
+		}
+		svc = &svcCounts{versions: map[string]*versionCounts{}, slow: r.cfg.Thresholds[service], versionKey: key}
 		r.services[service] = svc
 	}
 	return svc
 }
 
-// version returns the counters of a resource's service and version.
-func (r *Recorder) version(service string, attrs otlp.Attrs, now time.Time) (*svcCounts, *versionCounts) {
-	svc := r.service(service)
-	var ver []byte
-	key := r.cfg.VersionAttribute
-	if k := r.cfg.VersionAttributes[service]; k != "" {
-		key = k
+// version returns the counters of a service's version named b.
+func (r *Recorder) version(svc *svcCounts, b []byte, now time.Time) *versionCounts {
+	if len(b) == 0 {
+		b = []byte(NoVersion)
 	}
-	if v, ok := attrs.Get(key); ok {
-		ver = v.Str()
+	if vc := svc.versions[string(b)]; vc != nil {
+		return vc
 	}
-	vc := svc.versions[string(ver)]
+	name := string(b)
+	if len(svc.versions) >= r.cfg.MaxVersions {
+		name = OtherVersion
+	}
+	vc := svc.versions[name]
 	if vc == nil {
-		name := string(ver)
-		if len(svc.versions) >= r.cfg.MaxVersions {
-			name = OtherVersion
-		}
-		if vc = svc.versions[name]; vc == nil {
-			vc = &versionCounts{first: now}
-			svc.versions[name] = vc
-		}
+		vc = &versionCounts{first: now, ops: map[string]*opCounts{}}
+		svc.versions[name] = vc
 	}
-	return svc, vc
+	return vc
+}
+
+// operation returns the counters of a version's operation named b.
+func (r *Recorder) operation(vc *versionCounts, b []byte) *opCounts {
+	if len(b) == 0 {
+		b = []byte(OtherOperation)
+	}
+	if oc := vc.ops[string(b)]; oc != nil {
+		return oc
+	}
+	name := string(b)
+	if len(vc.ops) >= r.cfg.MaxOperations {
+		name = OtherOperation
+	}
+	oc := vc.ops[name]
+	if oc == nil {
+		oc = &opCounts{}
+		vc.ops[name] = oc
+	}
+	return oc
 }
 
 // minute returns the counts of minute m, kept in order.
-func (vc *versionCounts) minute(m units.Minute) *minuteCounts {
-	n := len(vc.minutes)
-	if n > 0 && vc.minutes[n-1].m == m {
-		return &vc.minutes[n-1]
+func (oc *opCounts) minute(m units.Minute) *minuteCounts {
+	n := len(oc.minutes)
+	if n > 0 && oc.minutes[n-1].m == m {
+		return &oc.minutes[n-1]
 	}
-	i, found := slices.BinarySearchFunc(vc.minutes, m, func(a minuteCounts, m units.Minute) int { return int(a.m - m) })
+	i, found := slices.BinarySearchFunc(oc.minutes, m, func(a minuteCounts, m units.Minute) int { return int(a.m - m) })
 	if !found {
-		vc.minutes = slices.Insert(vc.minutes, i, minuteCounts{m: m})
+		oc.minutes = slices.Insert(oc.minutes, i, minuteCounts{m: m})
 	}
-	return &vc.minutes[i]
+	return &oc.minutes[i]
+}
+
+// each calls f with every minute's counts, this instance's and the
+// peers', of the service's versions that match, in the minutes from
+// from's through to's. The caller holds r.mu.
+func (r *Recorder) each(service string, match func(version string) bool, from, to time.Time, f func(op string, m units.Minute, c Counts)) {
+	lo, hi := units.MinuteOf(from), units.MinuteOf(to)
+	if svc := r.services[service]; svc != nil {
+		for v, vc := range svc.versions {
+			if !match(v) {
+				continue
+			}
+			for op, oc := range vc.ops {
+				i, _ := slices.BinarySearchFunc(oc.minutes, lo, func(a minuteCounts, m units.Minute) int { return int(a.m - m) })
+				for ; i < len(oc.minutes) && oc.minutes[i].m <= hi; i++ {
+					f(op, oc.minutes[i].m, oc.minutes[i].Counts)
+				}
+			}
+		}
+	}
+	for v, ops := range r.peers[service] {
+		if !match(v) {
+			continue
+		}
+		for op, ms := range ops {
+			if int(hi-lo) < len(ms) {
+				for m := lo; m <= hi; m++ {
+					if c, ok := ms[m]; ok {
+						f(op, m, c)
+					}
+				}
+				continue
+			}
+			for m, c := range ms {
+				if m >= lo && m <= hi {
+					f(op, m, c)
+				}
+			}
+		}
+	}
+}
+
+// Operations returns the counts per operation of the service's versions
+// that match, in the minutes from from's through to's, with the peers'.
+// Slow requests are in OpCounts.Slow[0].
+func (r *Recorder) Operations(service string, match func(version string) bool, from, to time.Time) map[string]OpCounts {
+	out := map[string]OpCounts{}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.each(service, match, from, to, func(op string, _ units.Minute, c Counts) {
+		x := out[op]
+		x.add(OpCounts{Requests: c.Requests, Bad: c.Errors, Slow: [MaxThresholds]uint64{c.Slow}})
+		out[op] = x
+	})
+	return out
+}
+
+// MinuteCounts are the counts of one minute.
+type MinuteCounts struct {
+	Minute time.Time `json:"minute"`
+	Counts
+}
+
+// Minutes returns the counts per minute of the service's versions that
+// match, summed over operations, in the minutes from from's through to's,
+// oldest first; minutes without requests are left out.
+func (r *Recorder) Minutes(service string, match func(version string) bool, from, to time.Time) []MinuteCounts {
+	by := map[units.Minute]Counts{}
+	r.mu.Lock()
+	r.each(service, match, from, to, func(_ string, m units.Minute, c Counts) { by[m] = by[m].add(c) })
+	r.mu.Unlock()
+	out := make([]MinuteCounts, 0, len(by))
+	for m, c := range by {
+		out = append(out, MinuteCounts{Minute: m.Time(), Counts: c})
+	}
+	slices.SortFunc(out, func(a, b MinuteCounts) int { return a.Minute.Compare(b.Minute) })
+	return out
 }
 
 // Count returns a version's counts in the minutes from from's through
 // to's.
 func (r *Recorder) Count(service, version string, from, to time.Time) Counts {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var c Counts
-	if svc := r.services[service]; svc != nil {
-		c = sum(svc.versions[version], from, to)
-	}
-	return c.add(sumPeers(r.peers[service][version], from, to))
+	return r.sum(service, func(v string) bool { return v == version }, from, to)
 }
 
 // CountOthers returns the counts of every version of service but version,
 // in the minutes from from's through to's: the baseline when none is
 // named.
 func (r *Recorder) CountOthers(service, version string, from, to time.Time) Counts {
+	return r.sum(service, func(v string) bool { return v != version }, from, to)
+}
+
+func (r *Recorder) sum(service string, match func(string) bool, from, to time.Time) Counts {
+	var c Counts
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var c Counts
-	if svc := r.services[service]; svc != nil {
-		for v, vc := range svc.versions {
-			if v != version {
-				c = c.add(sum(vc, from, to))
-			}
-		}
-	}
-	for v, ms := range r.peers[service] {
-		if v != version {
-			c = c.add(sumPeers(ms, from, to))
-		}
-	}
+	r.each(service, match, from, to, func(_ string, _ units.Minute, x Counts) { c = c.add(x) })
 	return c
 }
 
@@ -229,31 +386,6 @@ func (c Counts) add(o Counts) Counts {
 
 func (c Counts) sub(o Counts) Counts {
 	return Counts{c.Requests - o.Requests, c.Errors - o.Errors, c.Slow - o.Slow}
-}
-
-// sumPeers sums a version's peer counts in the minutes from from's
-// through to's.
-func sumPeers(ms map[units.Minute]Counts, from, to time.Time) Counts {
-	var c Counts
-	lo, hi := units.MinuteOf(from), units.MinuteOf(to)
-	if int(hi-lo) < len(ms) {
-		for m := lo; m <= hi; m++ {
-			c = c.add(ms[m])
-		}
-		return c
-	}
-	for m, v := range ms {
-		if m >= lo && m <= hi {
-			c = c.add(v)
-		}
-	}
-	return c
-}
-
-// CountAll returns the counts of every version of service in the minutes
-// from from's through to's.
-func (r *Recorder) CountAll(service string, from, to time.Time) Counts {
-	return r.CountOthers(service, "\x00", from, to) // no version is named NUL
 }
 
 // Threshold returns the latency threshold a service's slow requests are
@@ -277,9 +409,11 @@ func (r *Recorder) FirstSeen(service, version string) (time.Time, bool) {
 			first, ok = vc.first, true
 		}
 	}
-	for m := range r.peers[service][version] {
-		if t := m.Time(); !ok || t.Before(first) {
-			first, ok = t, true
+	for _, ms := range r.peers[service][version] {
+		for m := range ms {
+			if t := m.Time(); !ok || t.Before(first) {
+				first, ok = t, true
+			}
 		}
 	}
 	return first, ok
@@ -294,10 +428,12 @@ func (r *Recorder) Unstored() []VersionRow {
 	var rows []VersionRow
 	for sname, svc := range r.services {
 		for vname, vc := range svc.versions {
-			for i := range vc.minutes {
-				mc := &vc.minutes[i]
-				if mc.Counts != mc.stored {
-					rows = append(rows, VersionRow{Service: sname, Version: vname, Minute: mc.m.Time(), Counts: mc.Counts.sub(mc.stored)})
+			for op, oc := range vc.ops {
+				for i := range oc.minutes {
+					mc := &oc.minutes[i]
+					if mc.Counts != mc.stored {
+						rows = append(rows, VersionRow{Service: sname, Version: vname, Operation: op, Minute: mc.m.Time(), Counts: mc.Counts.sub(mc.stored)})
+					}
 				}
 			}
 		}
@@ -311,13 +447,13 @@ func (r *Recorder) MarkStored(rows []VersionRow) {
 	defer r.mu.Unlock()
 	for _, row := range rows {
 		svc := r.services[row.Service]
-		if svc == nil || svc.versions[row.Version] == nil {
+		if svc == nil || svc.versions[row.Version] == nil || svc.versions[row.Version].ops[row.Operation] == nil {
 			continue // pruned meanwhile
 		}
-		vc := svc.versions[row.Version]
+		oc := svc.versions[row.Version].ops[row.Operation]
 		m := units.MinuteOf(row.Minute)
-		if i, found := slices.BinarySearchFunc(vc.minutes, m, func(a minuteCounts, m units.Minute) int { return int(a.m - m) }); found {
-			vc.minutes[i].stored = vc.minutes[i].stored.add(row.Counts)
+		if i, found := slices.BinarySearchFunc(oc.minutes, m, func(a minuteCounts, m units.Minute) int { return int(a.m - m) }); found {
+			oc.minutes[i].stored = oc.minutes[i].stored.add(row.Counts)
 		}
 	}
 }
@@ -331,13 +467,18 @@ func (r *Recorder) Seed(rows []VersionRow) {
 		svc := r.service(row.Service)
 		vc := svc.versions[row.Version]
 		if vc == nil {
-			vc = &versionCounts{first: row.Minute}
+			vc = &versionCounts{first: row.Minute, ops: map[string]*opCounts{}}
 			svc.versions[row.Version] = vc
 		}
 		if row.Minute.Before(vc.first) {
 			vc.first = row.Minute
 		}
-		mc := vc.minute(units.MinuteOf(row.Minute))
+		oc := vc.ops[row.Operation]
+		if oc == nil {
+			oc = &opCounts{}
+			vc.ops[row.Operation] = oc
+		}
+		mc := oc.minute(units.MinuteOf(row.Minute))
 		mc.Counts = mc.Counts.add(row.Counts)
 		mc.stored = mc.stored.add(row.Counts)
 	}
@@ -345,17 +486,22 @@ func (r *Recorder) Seed(rows []VersionRow) {
 
 // SetPeers replaces the other instances' counts with rows.
 func (r *Recorder) SetPeers(rows []VersionRow) {
-	peers := map[string]map[string]map[units.Minute]Counts{}
+	peers := map[string]map[string]map[string]map[units.Minute]Counts{}
 	for _, row := range rows {
 		vs := peers[row.Service]
 		if vs == nil {
-			vs = map[string]map[units.Minute]Counts{}
+			vs = map[string]map[string]map[units.Minute]Counts{}
 			peers[row.Service] = vs
 		}
-		ms := vs[row.Version]
+		ops := vs[row.Version]
+		if ops == nil {
+			ops = map[string]map[units.Minute]Counts{}
+			vs[row.Version] = ops
+		}
+		ms := ops[row.Operation]
 		if ms == nil {
 			ms = map[units.Minute]Counts{}
-			vs[row.Version] = ms
+			ops[row.Operation] = ms
 		}
 		m := units.MinuteOf(row.Minute)
 		ms[m] = ms[m].add(row.Counts)
@@ -363,21 +509,6 @@ func (r *Recorder) SetPeers(rows []VersionRow) {
 	r.mu.Lock()
 	r.peers = peers
 	r.mu.Unlock()
-}
-
-func sum(vc *versionCounts, from, to time.Time) Counts {
-	var c Counts
-	if vc == nil {
-		return c
-	}
-	lo, hi := units.MinuteOf(from), units.MinuteOf(to)
-	for _, m := range vc.minutes {
-		if m.m < lo || m.m > hi {
-			continue
-		}
-		c = c.add(m.Counts)
-	}
-	return c
 }
 
 // Prune drops minutes older than the retention; Observe does it every
@@ -392,12 +523,17 @@ func (r *Recorder) pruneLocked(now time.Time) {
 	cut := units.MinuteOf(now.Add(-r.cfg.Retention))
 	for _, svc := range r.services {
 		for v, vc := range svc.versions {
-			i := 0
-			for i < len(vc.minutes) && vc.minutes[i].m < cut {
-				i++
+			for op, oc := range vc.ops {
+				i := 0
+				for i < len(oc.minutes) && oc.minutes[i].m < cut {
+					i++
+				}
+				oc.minutes = slices.Delete(oc.minutes, 0, i)
+				if len(oc.minutes) == 0 {
+					delete(vc.ops, op)
+				}
 			}
-			vc.minutes = slices.Delete(vc.minutes, 0, i)
-			if len(vc.minutes) == 0 && vc.first.Before(now.Add(-r.cfg.Retention)) {
+			if len(vc.ops) == 0 && vc.first.Before(now.Add(-r.cfg.Retention)) {
 				delete(svc.versions, v)
 			}
 		}

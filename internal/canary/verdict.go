@@ -33,6 +33,11 @@ type Config struct {
 	// Tau is the mixture's scale, the effect size the test is tuned for;
 	// default 0.01.
 	Tau float64 `yaml:"-" json:"-"`
+	// PerOperation compares each operation of the canary with the same
+	// operation of the baseline, the baseline weighted to the canary's
+	// mix, so that a canary serving a different mix of operations is not
+	// judged on the mix. Post-deploy regressions are always compared so.
+	PerOperation bool `yaml:"per_operation" json:"per_operation,omitempty"`
 	// VersionAttribute is the resource attribute that tells the service's
 	// versions apart (default service.version): e.g.
 	// k8s.pod.labels.rollouts-pod-template-hash for Argo Rollouts,

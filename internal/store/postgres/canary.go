@@ -21,20 +21,20 @@ func (s *DB) AddCanaryCounts(ctx context.Context, rows []canary.VersionRow) erro
 		return nil
 	}
 	type key struct {
-		svc, ver string
-		minute   int64
+		svc, ver, op string
+		minute       int64
 	}
 	idx := make(map[key]int, len(rows))
 	var (
-		svcs, vers        []string
+		svcs, vers, ops   []string
 		minutes           []int64
 		reqs, errs, slows []int64
 	)
 	for _, r := range rows {
 		if r.Requests > math.MaxInt64 || r.Errors > math.MaxInt64 || r.Slow > math.MaxInt64 {
-			return fmt.Errorf("canary counts of %s %s at %s: count out of range", r.Service, r.Version, r.Minute.Format(time.RFC3339))
+			return fmt.Errorf("canary counts of %s %s %q at %s: count out of range", r.Service, r.Version, r.Operation, r.Minute.Format(time.RFC3339))
 		}
-		k := key{r.Service, r.Version, r.Minute.Unix()}
+		k := key{r.Service, r.Version, r.Operation, r.Minute.Unix()}
 		if i, ok := idx[k]; ok {
 			reqs[i] += int64(r.Requests)
 			errs[i] += int64(r.Errors)
@@ -42,17 +42,18 @@ func (s *DB) AddCanaryCounts(ctx context.Context, rows []canary.VersionRow) erro
 			continue
 		}
 		idx[k] = len(svcs)
-		svcs, vers, minutes = append(svcs, k.svc), append(vers, k.ver), append(minutes, k.minute)
+		svcs, vers, ops, minutes = append(svcs, k.svc), append(vers, k.ver), append(ops, k.op), append(minutes, k.minute)
 		reqs, errs, slows = append(reqs, int64(r.Requests)), append(errs, int64(r.Errors)), append(slows, int64(r.Slow))
 	}
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO canary_counts (service, version, minute, instance, requests, errors, slow)
-			SELECT c.service, c.version, c.minute, $7, c.requests, c.errors, c.slow
-			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS c(service, version, minute, requests, errors, slow)
-			ON CONFLICT (service, version, minute, instance) DO UPDATE
+		_, err := tx.Exec(ctx, `INSERT INTO canary_counts (service, version, operation, minute, instance, requests, errors, slow)
+			SELECT c.service, c.version, c.operation, c.minute, $8, c.requests, c.errors, c.slow
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
+				AS c(service, version, operation, minute, requests, errors, slow)
+			ON CONFLICT (service, version, operation, minute, instance) DO UPDATE
 			SET requests = canary_counts.requests + excluded.requests, errors = canary_counts.errors + excluded.errors,
 				slow = canary_counts.slow + excluded.slow`,
-			svcs, vers, minutes, reqs, errs, slows, s.instance)
+			svcs, vers, ops, minutes, reqs, errs, slows, s.instance)
 		return err
 	})
 	if err != nil {
@@ -64,8 +65,8 @@ func (s *DB) AddCanaryCounts(ctx context.Context, rows []canary.VersionRow) erro
 // CanaryCounts implements canary.Store: this instance's rows and the sum
 // of the other instances'.
 func (s *DB) CanaryCounts(ctx context.Context, since time.Time) (own, peers []canary.VersionRow, err error) {
-	rows, err := s.pool.Query(ctx, `SELECT service, version, minute, instance = $2, SUM(requests), SUM(errors), SUM(slow)
-		FROM canary_counts WHERE minute >= $1 GROUP BY service, version, minute, instance = $2`,
+	rows, err := s.pool.Query(ctx, `SELECT service, version, operation, minute, instance = $2, SUM(requests), SUM(errors), SUM(slow)
+		FROM canary_counts WHERE minute >= $1 GROUP BY service, version, operation, minute, instance = $2`,
 		since.Truncate(time.Minute).Unix(), s.instance)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read canary counts from %s: %w", s.where, err)
@@ -75,7 +76,7 @@ func (s *DB) CanaryCounts(ctx context.Context, since time.Time) (own, peers []ca
 		var r canary.VersionRow
 		var m, req, bad, slow int64
 		var mine bool
-		if err := rows.Scan(&r.Service, &r.Version, &m, &mine, &req, &bad, &slow); err != nil {
+		if err := rows.Scan(&r.Service, &r.Version, &r.Operation, &m, &mine, &req, &bad, &slow); err != nil {
 			return nil, nil, fmt.Errorf("read canary counts from %s: %w", s.where, err)
 		}
 		r.Minute = time.Unix(m, 0).UTC()

@@ -58,7 +58,7 @@ var importTables = []importTable{
 	{name: "incidents", cols: []string{"seq", "id", "state", "declared_at", "version", "record"}},
 	{name: "incident_entries", cols: []string{"n", "incident", "at", "record"}, serial: "n"},
 	{name: "wal_marks", cols: []string{"instance", "consumer", "pos", "closed_before"}},
-	{name: "canary_counts", cols: []string{"service", "version", "minute", "requests", "errors", "slow"}, perInstance: true},
+	{name: "canary_counts", cols: []string{"service", "version", "operation", "minute", "requests", "errors", "slow"}, perInstance: true},
 	{name: "user_sketches", cols: []string{"service", "start", "registers"}, perInstance: true},
 	{name: "failed_traces", cols: []string{"service", "minute", "trace_id"}},
 }

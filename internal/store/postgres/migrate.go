@@ -273,6 +273,17 @@ var migrations = []migration{{
 	stmts: []string{
 		`ALTER TABLE gate_deploys ADD COLUMN rollback_command TEXT NOT NULL DEFAULT ''`,
 	},
+}, {
+	version: 6,
+	name:    "canary counts per operation",
+	stmts: []string{
+		// The canary counts are kept per operation too, so that a canary
+		// and a deploy are compared operation by operation; older rows
+		// are operation ''.
+		`ALTER TABLE canary_counts ADD COLUMN operation TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE canary_counts DROP CONSTRAINT canary_counts_pkey`,
+		`ALTER TABLE canary_counts ADD PRIMARY KEY (service, version, operation, minute, instance)`,
+	},
 }}
 
 // migrate applies the migrations the database lacks, holding a session

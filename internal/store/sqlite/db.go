@@ -112,5 +112,8 @@ func (s *DB) migrate(ctx context.Context) error {
 	if err := s.addColumns(ctx, sloAddedColumns); err != nil {
 		return fmt.Errorf("apply schema to %q: %w", s.path, err)
 	}
+	if err := s.upgradeCanaryCounts(ctx); err != nil {
+		return fmt.Errorf("apply schema to %q: %w", s.path, err)
+	}
 	return nil
 }

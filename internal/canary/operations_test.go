@@ -13,7 +13,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/tailgate-sre/tailgate/internal/otlp"
-	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
 // span describes a span to encode.
@@ -88,9 +87,14 @@ func encode(tb testing.TB, spans ...span) *otlp.Request {
 	return req
 }
 
-func TestTrackerCounts(t *testing.T) {
-	r := NewTracker(TrackerConfig{})
-	r.Track("checkout", 200*time.Millisecond, time.Second)
+// at returns the time range of minute m of t0 (minute 0 is t0's).
+func at(m int) (time.Time, time.Time) {
+	t := t0.Add(time.Duration(m) * time.Minute)
+	return t, t
+}
+
+func TestRecorderOperations(t *testing.T) {
+	r := NewRecorder(RecorderConfig{Thresholds: map[string]time.Duration{"checkout": 200 * time.Millisecond}})
 	now := t0.Add(40 * time.Second)
 	req := encode(t,
 		span{service: "checkout", version: "v2", name: "GET /cart", route: "/cart", http: 500, dur: 50 * time.Millisecond},
@@ -100,85 +104,80 @@ func TestTrackerCounts(t *testing.T) {
 		span{service: "checkout", version: "v2", name: "call", kind: ptrace.SpanKindClient, err: true},                      // not an entry span
 		span{service: "checkout", version: "v1", name: "GET /cart", route: "/cart", err: true, dur: 250 * time.Millisecond},
 		span{service: "checkout", name: "GET /cart", route: "/cart"},                       // no version
-		span{service: "search", version: "v9", name: "GET /", err: true},                   // not tracked
+		span{service: "search", version: "v9", name: "GET /", err: true},                   // another service
 		span{service: "checkout", version: "v1", name: "q", kind: ptrace.SpanKindConsumer}, // consumer: entry
 	)
 	r.Observe(req, now)
-	m := units.MinuteOf(t0)
+	from, to := at(0)
 	only := func(v string) func(string) bool { return func(x string) bool { return x == v } }
-	got := r.Operations("checkout", only("v2"), m, m)
+	got := r.Operations("checkout", only("v2"), from, to)
 	want := map[string]OpCounts{
 		"/cart": {Requests: 2, Bad: 1, Slow: [2]uint64{1, 0}},
-		"Pay":   {Requests: 2, Bad: 1, Slow: [2]uint64{1, 1}},
+		"Pay":   {Requests: 2, Bad: 1, Slow: [2]uint64{1, 0}},
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("v2: %v, want %v", got, want)
 	}
-	got = r.Operations("checkout", only("v1"), m, m)
+	got = r.Operations("checkout", only("v1"), from, to)
 	want = map[string]OpCounts{"/cart": {Requests: 1, Bad: 1, Slow: [2]uint64{1, 0}}, "q": {Requests: 1}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("v1: %v, want %v", got, want)
 	}
-	if got := r.Operations("checkout", only(NoVersion), m, m)["/cart"].Requests; got != 1 {
+	if got := r.Operations("checkout", only(NoVersion), from, to)["/cart"].Requests; got != 1 {
 		t.Errorf("spans without a version: %d, want 1", got)
 	}
-	if r.Operations("search", only("v9"), m, m) != nil {
-		t.Error("an untracked service was counted")
+	if got := r.Operations("search", only("v9"), from, to)["GET /"]; got.Requests != 1 || got.Bad != 1 {
+		t.Errorf("search: %+v, want its one failed request", got)
 	}
-	vs := r.Versions("checkout")
-	slices.Sort(vs)
-	if !slices.Equal(vs, []string{NoVersion, "v1", "v2"}) {
-		t.Errorf("versions %v", vs)
-	}
-	// The minute before holds nothing; the rows are the same counts.
-	if got := r.Operations("checkout", only("v2"), m-1, m-1); len(got) != 0 {
+	// The minute before holds nothing; the rows to store are the same
+	// counts, one per version, operation and minute.
+	if got := r.Operations("checkout", only("v2"), from.Add(-time.Minute), to.Add(-time.Minute)); len(got) != 0 {
 		t.Errorf("minute before: %v", got)
 	}
 	var total uint64
-	for _, row := range r.Rows(m-5, m) {
-		if row.Minute != m {
-			t.Errorf("row in minute %d, want %d", row.Minute, m)
+	rows := r.Unstored()
+	for _, row := range rows {
+		if !row.Minute.Equal(t0) {
+			t.Errorf("row in minute %s, want %s", row.Minute, t0)
 		}
 		total += row.Requests
 	}
-	if total != 7 {
-		t.Errorf("rows hold %d requests, want 7", total)
+	if total != 8 || len(rows) != 6 {
+		t.Errorf("%d rows hold %d requests, want 6 rows (v2 /cart, v2 Pay, v1 /cart, v1 q, (none) /cart, search) and 8", len(rows), total)
 	}
 }
 
-func TestTrackerSpanVersionAndMinutes(t *testing.T) {
-	r := NewTracker(TrackerConfig{VersionAttributes: map[string]string{"pay": "app.version"}})
-	r.Track("pay")
+func TestRecorderSpanVersionAndMinutes(t *testing.T) {
+	r := NewRecorder(RecorderConfig{VersionAttributes: map[string]string{"pay": "app.version"}})
 	// The attribute is on the spans: each span names its own version.
 	r.Observe(encode(t,
-		span{service: "pay", spanVersion: "a", name: "x"},
-		span{service: "pay", spanVersion: "b", name: "x", err: true},
+		span{service: "pay", spanVersion: "a", name: "x", end: t0.Add(45 * time.Second)},
+		span{service: "pay", spanVersion: "b", name: "x", err: true, end: t0.Add(45 * time.Second)},
 		span{service: "pay", spanVersion: "b", name: "x", end: t0.Add(90 * time.Second)},
 		// Ended an hour ago: beyond the lateness, counted in now's minute.
 		span{service: "pay", spanVersion: "b", name: "x", end: t0.Add(-time.Hour)},
 	), t0.Add(100*time.Second))
-	m := units.MinuteOf(t0)
 	b := func(v string) bool { return v == "b" }
-	if got := r.Operations("pay", b, m, m)["x"]; got.Requests != 1 || got.Bad != 1 {
+	if got := r.Operations("pay", b, t0, t0)["x"]; got.Requests != 1 || got.Bad != 1 {
 		t.Errorf("b in minute 0: %+v, want 1 request, 1 bad", got)
 	}
-	if got := r.Operations("pay", b, m+1, m+1)["x"]; got.Requests != 2 || got.Bad != 0 {
+	m1 := t0.Add(time.Minute)
+	if got := r.Operations("pay", b, m1, m1)["x"]; got.Requests != 2 || got.Bad != 0 {
 		t.Errorf("b in minute 1: %+v, want 2 requests (one clamped late)", got)
 	}
-	if got := r.Operations("pay", func(v string) bool { return v == "a" }, m, m+1)["x"].Requests; got != 1 {
+	if got := r.Operations("pay", func(v string) bool { return v == "a" }, t0, m1)["x"].Requests; got != 1 {
 		t.Errorf("a: %d requests, want 1", got)
 	}
 }
 
-func TestTrackerMaxOperations(t *testing.T) {
-	r := NewTracker(TrackerConfig{MaxOperations: 2})
-	r.Track("s")
+func TestRecorderMaxOperations(t *testing.T) {
+	r := NewRecorder(RecorderConfig{MaxOperations: 2})
 	var spans []span
 	for i := range 5 {
 		spans = append(spans, span{service: "s", version: "v", name: fmt.Sprintf("op%d", i)})
 	}
 	r.Observe(encode(t, spans...), t0.Add(40*time.Second))
-	got := r.Operations("s", func(string) bool { return true }, units.MinuteOf(t0), units.MinuteOf(t0))
+	got := r.Operations("s", func(string) bool { return true }, t0, t0)
 	if len(got) != 3 || got[OtherOperation].Requests != 3 {
 		t.Errorf("%v: want op0, op1 and 3 requests under %s", got, OtherOperation)
 	}
@@ -186,7 +185,7 @@ func TestTrackerMaxOperations(t *testing.T) {
 
 // observeMinute feeds n requests of a version and operation, bad of them
 // failed, in the minute starting at at.
-func observeMinute(tb testing.TB, r *Tracker, service, version, op string, n, bad int, at time.Time) {
+func observeMinute(tb testing.TB, r *Recorder, service, version, op string, n, bad int, at time.Time) {
 	tb.Helper()
 	spans := make([]span, n)
 	for i := range spans {
@@ -195,16 +194,30 @@ func observeMinute(tb testing.TB, r *Tracker, service, version, op string, n, ba
 	r.Observe(encode(tb, spans...), at.Add(40*time.Second))
 }
 
+// clockAt is a settable clock.
+type clockAt struct{ t time.Time }
+
+func (c *clockAt) now() time.Time { return c.t }
+
 func TestCheck(t *testing.T) {
-	r := NewTracker(TrackerConfig{})
-	r.Track("checkout")
-	a := Analysis{Service: "checkout", Canary: "v2", Since: t0}
-	if v := r.Check(a, t0.Add(time.Minute), Config{}); v.Verdict != Inconclusive || v.Rule != "no_canary_traffic" {
-		t.Errorf("no data: %s by %s", v.Verdict, v.Rule)
+	r := NewRecorder(RecorderConfig{})
+	clock := &clockAt{t0.Add(time.Minute)}
+	c := NewChecker(r, Config{}, nil, clock.now)
+	req := CheckRequest{Service: "checkout", Canary: "v2", Since: t0}
+	check := func() CheckResult {
+		t.Helper()
+		res, err := c.Check(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if v := check(); v.Verdict.Verdict != Inconclusive || v.Rule != "no_canary_traffic" {
+		t.Errorf("no data: %s by %s", v.Verdict.Verdict, v.Rule)
 	}
 	observeMinute(t, r, "checkout", "v2", "GET /", 100, 0, t0)
-	if v := r.Check(a, t0.Add(time.Minute), Config{}); v.Verdict != Inconclusive || v.Rule != "no_baseline_traffic" || !strings.Contains(v.Reason, "baseline") {
-		t.Errorf("no baseline: %s by %s (%s)", v.Verdict, v.Rule, v.Reason)
+	if v := check(); v.Verdict.Verdict != Inconclusive || v.Rule != "no_baseline_traffic" || !strings.Contains(v.Reason, "baseline") {
+		t.Errorf("no baseline: %s by %s (%s)", v.Verdict.Verdict, v.Rule, v.Reason)
 	}
 	// Three minutes: the canary fails 20% (60 of 300), the baseline
 	// 0.5% (15 of 3,000). One side each in a minute.
@@ -213,18 +226,19 @@ func TestCheck(t *testing.T) {
 		observeMinute(t, r, "checkout", "v2", "GET /", 100, 20, at)
 		observeMinute(t, r, "checkout", "v1", "GET /", 1000, 5, at)
 	}
-	v := r.Check(a, t0.Add(4*time.Minute), Config{})
-	if v.Verdict != Fail || v.Rule != "error_ratio" {
-		t.Fatalf("bad canary: %s by %s (%s)", v.Verdict, v.Rule, v.Reason)
+	clock.t = t0.Add(4 * time.Minute)
+	v := check()
+	if v.Verdict.Verdict != Fail || v.Rule != "error_ratio" {
+		t.Fatalf("bad canary: %s by %s (%s)", v.Verdict.Verdict, v.Rule, v.Reason)
 	}
 	// 400 canary requests (100 good first), 60 bad; 3,000 of the baseline.
 	if v.Canary.Requests != 400 || v.Canary.Errors != 60 || v.Baseline.Requests != 3000 || v.Baseline.Errors != 15 {
 		t.Errorf("counts %+v %+v", v.Canary, v.Baseline)
 	}
-	// An analysis begun later sees only its minutes; a named baseline
-	// that never ran has no traffic.
-	a.Since, a.Baseline = t0.Add(3*time.Minute), "v0"
-	if v := r.Check(a, t0.Add(4*time.Minute), Config{}); v.Canary.Requests != 100 || v.Rule != "no_baseline_traffic" {
+	// A check begun later sees only its minutes; a named baseline that
+	// never ran has no traffic.
+	req.Since, req.Baseline = t0.Add(3*time.Minute), "v0"
+	if v := check(); v.Canary.Requests != 100 || v.Rule != "no_baseline_traffic" {
 		t.Errorf("since minute 3 against v0: %d canary requests, rule %s", v.Canary.Requests, v.Rule)
 	}
 }
@@ -250,15 +264,53 @@ func TestPerOperation(t *testing.T) {
 	}
 }
 
+// TestCheckPerOperation is TestPerOperation through spans and a Checker:
+// the policy's per_operation decides whether the canary's mix counts
+// against it, and an operation only the canary serves is named and left
+// out.
+func TestCheckPerOperation(t *testing.T) {
+	r := NewRecorder(RecorderConfig{})
+	// Per minute, for 5 minutes: the canary 800 /search (16 failed) and
+	// 200 /home; the baseline 4,000 /search (80 failed) and 36,000 /home
+	// (36 failed); the canary also serves 10 /new, all failed.
+	for i := range 5 {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		observeMinute(t, r, "shop", "v2", "/search", 800, 16, at)
+		observeMinute(t, r, "shop", "v2", "/home", 200, 0, at)
+		observeMinute(t, r, "shop", "v2", "/new", 10, 10, at)
+		observeMinute(t, r, "shop", "v1", "/search", 4000, 80, at)
+		observeMinute(t, r, "shop", "v1", "/home", 36000, 36, at)
+	}
+	now := func() time.Time { return t0.Add(5 * time.Minute) }
+	req := CheckRequest{Service: "shop", Canary: "v2", Since: t0}
+	agg, err := NewChecker(r, Config{}, nil, now).Check(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if agg.Verdict.Verdict != Fail || agg.PerOperation || agg.Canary.Requests != 5050 {
+		t.Errorf("aggregate: %s by %s on %d canary requests; want the mix (and /new) to fail it on all 5,050", agg.Verdict.Verdict, agg.Rule, agg.Canary.Requests)
+	}
+	per, err := NewChecker(r, Config{PerOperation: true}, nil, now).Check(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// /new is left out: 5,000 canary requests on /search and /home.
+	if per.Verdict.Verdict == Fail || !per.PerOperation || per.Canary.Requests != 5000 || !slices.Equal(per.CanaryOnlyOperations, []string{"/new"}) {
+		t.Errorf("per operation: %s by %s (%s) on %d canary requests, canary-only %v; want not failed on 5,000, /new named",
+			per.Verdict.Verdict, per.Rule, per.Reason, per.Canary.Requests, per.CanaryOnlyOperations)
+	}
+}
+
 func TestRegression(t *testing.T) {
-	r := NewTracker(TrackerConfig{})
-	r.Track("payments")
+	r := NewRecorder(RecorderConfig{})
 	deploy := t0.Add(30 * time.Minute)
 	for i := range 30 {
 		observeMinute(t, r, "payments", "v1", "/charge", 300, 1, t0.Add(time.Duration(i)*time.Minute))
 	}
+	clock := &clockAt{deploy.Add(time.Minute)}
+	c := NewChecker(r, Config{}, nil, clock.now)
 	m := Marker{Service: "payments", At: deploy, RollbackCommand: "kubectl rollout undo deployment/payments -n shop"}
-	if g := r.Regression(m, deploy.Add(time.Minute), Config{}); g.Verdict != Inconclusive || g.RollbackCommand != "" {
+	if g := c.Regression(m); g.Verdict != Inconclusive || g.RollbackCommand != "" {
 		t.Errorf("right after the deploy: %s (%s)", g.Verdict, g.Detail.Reason)
 	}
 	// After: 5% on /charge, and a new operation.
@@ -267,7 +319,8 @@ func TestRegression(t *testing.T) {
 		observeMinute(t, r, "payments", "v2", "/charge", 300, 15, at)
 		observeMinute(t, r, "payments", "v2", "/refund", 10, 10, at)
 	}
-	g := r.Regression(m, deploy.Add(6*time.Minute), Config{})
+	clock.t = deploy.Add(6 * time.Minute)
+	g := c.Regression(m)
 	if g.Verdict != Regressed || g.RollbackCommand != m.RollbackCommand {
 		t.Fatalf("5%% after 0.33%%: %s by %s (%s), rollback %q", g.Verdict, g.Detail.Rule, g.Detail.Reason, g.RollbackCommand)
 	}
@@ -280,16 +333,23 @@ func TestRegression(t *testing.T) {
 	}
 }
 
-// BenchmarkTrackerObserve is the cost per span with 50 canary analyses and 200
-// deploy markers active: 250 tracked services, each with two latency
-// thresholds. A request carries 100 entry spans of 4 services, two
-// versions each, over 5 operations.
-func BenchmarkTrackerObserve(b *testing.B) {
-	r := NewTracker(TrackerConfig{})
+// BenchmarkRecorderObserveFleet is the cost per span with counts of 250
+// services present (say 50 under canary analysis and 200 with deploy
+// markers: the Recorder counts every service, so the analyses and markers
+// add no work at ingest). A request carries 100 entry spans of 4 services,
+// two versions each, over 5 operations.
+func BenchmarkRecorderObserveFleet(b *testing.B) {
+	thresholds := map[string]time.Duration{}
 	for i := range 250 {
-		r.Track(fmt.Sprintf("svc-%d", i), 200*time.Millisecond, time.Second)
+		thresholds[fmt.Sprintf("svc-%d", i)] = 200 * time.Millisecond
 	}
+	r := NewRecorder(RecorderConfig{Thresholds: thresholds})
 	var spans []span
+	for i := range 250 {
+		spans = append(spans, span{service: fmt.Sprintf("svc-%d", i), version: "v0", name: "warm"})
+	}
+	r.Observe(encode(b, spans...), t0.Add(40*time.Second))
+	spans = spans[:0]
 	for i := range 100 {
 		spans = append(spans, span{
 			service: fmt.Sprintf("svc-%d", i/25*60),
@@ -307,28 +367,32 @@ func BenchmarkTrackerObserve(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(spans)), "ns/span")
 }
 
-func BenchmarkTrackerCheck(b *testing.B) {
-	r := NewTracker(TrackerConfig{})
-	r.Track("s", 200*time.Millisecond)
+// BenchmarkCheck is one verdict from 30 minutes of counts of a canary and
+// its baseline, per operation, with a latency threshold.
+func BenchmarkCheck(b *testing.B) {
+	r := NewRecorder(RecorderConfig{Thresholds: map[string]time.Duration{"s": 200 * time.Millisecond}})
 	for i := range 30 {
 		at := t0.Add(time.Duration(i) * time.Minute)
-		observeMinute(b, r, "s", "v2", "GET /", 20, 1, at)
-		observeMinute(b, r, "s", "v1", "GET /", 400, 2, at)
+		for op := range 5 {
+			observeMinute(b, r, "s", "v2", fmt.Sprintf("op%d", op), 20, 1, at)
+			observeMinute(b, r, "s", "v1", fmt.Sprintf("op%d", op), 400, 2, at)
+		}
 	}
-	a := Analysis{Service: "s", Canary: "v2", Since: t0, Objective: 99.5, LatencyThreshold: 200 * time.Millisecond}
-	now := t0.Add(31 * time.Minute)
+	c := NewChecker(r, Config{PerOperation: true}, map[string]float64{"s": 99.5}, func() time.Time { return t0.Add(31 * time.Minute) })
+	req := CheckRequest{Service: "s", Canary: "v2", Since: t0}
 	b.ReportAllocs()
 	for b.Loop() {
-		r.Check(a, now, Config{})
+		if _, err := c.Check(req); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
-// TestObserveConcurrent counts from several goroutines while services
-// are tracked and versions and operations added: nothing is lost (run
-// with -race).
+// TestObserveConcurrent counts from several goroutines while versions and
+// operations are added and the counts read: nothing is lost (run with
+// -race).
 func TestObserveConcurrent(t *testing.T) {
-	r := NewTracker(TrackerConfig{})
-	r.Track("s")
+	r := NewRecorder(RecorderConfig{})
 	var spans []span
 	for i := range 10 {
 		spans = append(spans, span{service: "s", version: fmt.Sprintf("v%d", i%3), name: fmt.Sprintf("op%d", i%4), err: i == 0})
@@ -342,15 +406,15 @@ func TestObserveConcurrent(t *testing.T) {
 			for range 100 {
 				r.Observe(req, now)
 			}
-			r.Track(fmt.Sprintf("other-%d", g))
+			r.Observe(encode(t, span{service: fmt.Sprintf("other-%d", g), version: "v", name: "x"}), now)
+			_ = r.Unstored()
 		}()
 	}
 	for range 4 {
 		<-done
 	}
-	m := units.MinuteOf(t0)
 	var total OpCounts
-	for _, c := range r.Operations("s", func(string) bool { return true }, m, m) {
+	for _, c := range r.Operations("s", func(string) bool { return true }, t0, t0) {
 		total.add(c)
 	}
 	if total.Requests != 4000 || total.Bad != 400 {
@@ -358,9 +422,9 @@ func TestObserveConcurrent(t *testing.T) {
 	}
 }
 
-// TestTrackerIntVersion: a version attribute that is an integer (a build
+// TestRecorderIntVersion: a version attribute that is an integer (a build
 // number) counts under its text.
-func TestTrackerIntVersion(t *testing.T) {
+func TestRecorderIntVersion(t *testing.T) {
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
 	rs.Resource().Attributes().PutStr("service.name", "s")
@@ -380,20 +444,18 @@ func TestTrackerIntVersion(t *testing.T) {
 	if err := otlp.Parse(b, otlp.Limits{}, req); err != nil {
 		t.Fatal(err)
 	}
-	r := NewTracker(TrackerConfig{})
-	r.Track("s")
+	r := NewRecorder(RecorderConfig{})
 	r.Observe(req, t0.Add(2*time.Second))
-	if vs := r.Versions("s"); !slices.Equal(vs, []string{"1234"}) {
-		t.Errorf("versions %q, want 1234", vs)
+	if got := r.Count("s", "1234", t0, t0); got.Requests != 1 {
+		t.Errorf("version 1234: %+v, want its one request", got)
 	}
 }
 
-// TestTrackerManyOperations: more operations in one resource than
-// Observe remembers between spans, met twice each; every count lands in
-// its own operation.
-func TestTrackerManyOperations(t *testing.T) {
-	r := NewTracker(TrackerConfig{})
-	r.Track("s")
+// TestRecorderManyOperations: operations met in turn, twice each; every
+// count lands in its own operation (the last-operation cache must not
+// mix them up).
+func TestRecorderManyOperations(t *testing.T) {
+	r := NewRecorder(RecorderConfig{})
 	var spans []span
 	for round := range 2 {
 		for i := range 12 {
@@ -401,7 +463,7 @@ func TestTrackerManyOperations(t *testing.T) {
 		}
 	}
 	r.Observe(encode(t, spans...), t0.Add(40*time.Second))
-	got := r.Operations("s", func(string) bool { return true }, units.MinuteOf(t0), units.MinuteOf(t0))
+	got := r.Operations("s", func(string) bool { return true }, t0, t0)
 	if len(got) != 12 {
 		t.Fatalf("%d operations, want 12", len(got))
 	}
