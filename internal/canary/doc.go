@@ -13,13 +13,19 @@
 //
 //	Λ = sqrt(V/(V+τ²)) · exp(τ²·θ̂² / (2V(V+τ²)))
 //
-// where V = p̃_c(1−p̃_c)/n_c + p̃_b(1−p̃_b)/n_b with p̃ = (x+½)/(n+1),
-// the canary's p̃ taken at least as large as the baseline's so that a
-// small canary without failures by chance does not look precise.
+// where V = max(p̃_c(1−p̃_c), p̃_b(1−p̃_b))/n_c + p̃_b(1−p̃_b)/n_b with
+// p̃ = (x+½)/(n+1): the canary's variance is at least the baseline's, so
+// that a small canary that by chance failed no request (or every one)
+// does not look precise.
 // Λ is a nonnegative supermartingale under θ = 0, so rejecting when
 // Λ ≥ 1/α is wrong with probability at most α however often it is
-// checked (Ville's inequality). The same mixture gives an always-valid
-// confidence sequence for θ: a canary fails when its lower end is above
+// checked (Ville's inequality). Two such tests run side by side, with
+// τ = 0.01 (most powerful for regressions of about a point) and 10τ (for
+// a canary that fails or slows most of its requests, which the first
+// would take hundreds of requests to tell), each at level α/2: by the
+// union bound the pair is wrong with probability at most α. Each mixture
+// gives an always-valid confidence sequence for θ, and the narrower of
+// the two is the test's: a canary fails when its lower end is above
 // the margin (Config.MaxRatio, Config.MaxIncrease; 0 by default), which
 // for any true difference within the margin happens with probability at
 // most α; it passes when the upper end is below the tolerance, and is

@@ -39,10 +39,44 @@ type TestResult struct {
 	NotWorse bool
 }
 
-// mixture is τ², the variance of the normal mixture over θ. It is chosen
-// for differences of rates around a percent: the test is most powerful
-// for effects of about τ.
+// defaultTau is τ, the scale of the normal mixture over θ. It is chosen
+// for differences of rates around a percent: a mixture is most powerful
+// for effects of about its τ.
 const defaultTau = 0.01
+
+// wideTau is the scale of the second mixture, as a multiple of τ: tuned
+// for differences of tens of points (a canary that fails or slows most of
+// its requests), which the τ mixture alone takes hundreds of requests to
+// tell, this one a few dozen.
+const wideTau = 10
+
+// mixtures is how many mixtures the test runs, each at level α/mixtures:
+// by the union bound the chance that any of them ever rejects a true
+// difference is at most α.
+const mixtures = 2
+
+// mixture returns the half width of a mixture's confidence sequence at level
+// a for an estimate of variance v, and logLR the log of its likelihood
+// ratio for the difference d.
+func mixture(v, tau, a, d float64) (halfWidth, logLR float64) {
+	t2 := tau * tau
+	halfWidth = math.Sqrt(v * (v + t2) / t2 * (2*math.Log(1/a) + math.Log((v+t2)/v)))
+	logLR = 0.5*math.Log(v/(v+t2)) + t2*d*d/(2*v*(v+t2))
+	return halfWidth, logLR
+}
+
+// bounds returns the half width of the test's confidence sequence, the
+// narrower of its two mixtures' at level α/2 each, and the log likelihood
+// ratio of d as compared with log(1/α): the larger of the two mixtures',
+// less log 2.
+func bounds(v, tau, alpha, d float64) (half, logLR float64) {
+	half, logLR = math.Inf(1), math.Inf(-1)
+	for _, t := range [mixtures]float64{tau, wideTau * tau} {
+		h, l := mixture(v, t, alpha/mixtures, d)
+		half, logLR = min(half, h), max(logLR, l-math.Log(mixtures))
+	}
+	return half, logLR
+}
 
 // compare runs the two-sample test for canary against baseline at level
 // alpha: worse when the difference is above margin, not worse when it is
@@ -50,16 +84,16 @@ const defaultTau = 0.01
 // chance that Lower ever exceeds margin is at most α, since the
 // confidence sequence would then have excluded θ.
 func compare(c, b Side, alpha, tau, margin, tol float64) TestResult {
-	// The canary's variance is taken at the larger of the two rates: a
-	// small canary that saw no failure by chance must not look precise.
-	pb := b.rate()
-	pc := max(c.rate(), pb)
-	v := pc*(1-pc)/(float64(c.N)+1) + pb*(1-pb)/(float64(b.N)+1)
+	// The canary's variance is the larger of its own rate's and the
+	// baseline's: a small canary that saw no failure by chance must not
+	// look precise, nor one that by chance failed nearly every request
+	// where the baseline fails most (p(1−p) shrinks towards 1 as towards
+	// 0).
+	pb, pc := b.rate(), c.rate()
+	v := max(pc*(1-pc), pb*(1-pb))/(float64(c.N)+1) + pb*(1-pb)/(float64(b.N)+1)
 	diff := c.Ratio() - b.Ratio()
-	t2 := tau * tau
-	logLR := 0.5*math.Log(v/(v+t2)) + t2*diff*diff/(2*v*(v+t2))
 	// The confidence sequence is the set of θ0 the test would not reject.
-	half := math.Sqrt(v * (v + t2) / t2 * (2*math.Log(1/alpha) + math.Log((v+t2)/v)))
+	half, logLR := bounds(v, tau, alpha, diff)
 	// The difference of two ratios lies in [-baseline, 1-baseline]: the
 	// interval is cut to it (which changes neither decision, margin being
 	// at least 0 and tol below 1).
@@ -74,8 +108,7 @@ func compare(c, b Side, alpha, tau, margin, tol float64) TestResult {
 func rateBounds(s Side, alpha, tau float64) (lo, hi float64) {
 	p := s.rate()
 	v := p * (1 - p) / (float64(s.N) + 1)
-	t2 := tau * tau
-	half := math.Sqrt(v * (v + t2) / t2 * (2*math.Log(1/alpha) + math.Log((v+t2)/v)))
+	half, _ := bounds(v, tau, alpha, 0)
 	return max(0, s.Ratio()-half), min(1, s.Ratio()+half)
 }
 

@@ -47,6 +47,40 @@ func TestBinomialSampler(t *testing.T) {
 	}
 }
 
+// TestAAEveryRequest: canaries identical to their baseline at high
+// ratios (a latency SLI's share over the threshold can be large), checked
+// after every single canary request up to 1,000, where the normal
+// approximation is at its weakest: the share ever failed must stay at
+// most the configured 5%, for a canary of 50%, 10% and 1% of traffic.
+func TestAAEveryRequest(t *testing.T) {
+	const canaries, limit = 400, 1000
+	r := rand.New(rand.NewPCG(3, 5))
+	cfg := Config{}.withDefaults()
+	for _, per := range []uint64{1, 9, 99} {
+		for _, p := range []float64{0.3, 0.5, 0.7, 0.9} {
+			failed := 0
+			for range canaries {
+				var c, b Side
+				for c.N < limit {
+					c.N++
+					c.Bad += binomial(r, 1, p)
+					b.N += per
+					b.Bad += binomial(r, per, p)
+					if Judge(Input{Canary: c, Baseline: b}, cfg).Verdict == Fail {
+						failed++
+						break
+					}
+				}
+			}
+			rate := float64(failed) / canaries
+			t.Logf("A/A at %.0f%%, %d baseline requests per canary request, checked after every request: %d of %d failed (%.1f%%)", 100*p, per, failed, canaries, 100*rate)
+			if rate > cfg.Alpha {
+				t.Errorf("A/A at %.0f%% with %d:1: %.1f%% of identical canaries failed, over the configured %.0f%%", 100*p, per, 100*rate, 100*cfg.Alpha)
+			}
+		}
+	}
+}
+
 // TestAAFalsePositives: 1,000 canaries identical to their baseline (0.5%
 // errors; 1% of traffic, so the baseline has 99 requests per canary
 // request), each checked after every 100 canary requests up to 20,000.
