@@ -70,10 +70,11 @@ func TestDemo(t *testing.T) {
 		`\* ALERT page-1h FIRING on checkout-availability \(page\)`,
 		`\* phase recovery: payments rolled back to 2\.3\.1`,
 		`\* GATE checkout feature: ALLOW \(override\)`,
-		`\* canary: payments 2\.4\.1 \(a hotfix\) takes 25% of charges`,
-		`\* canary payments 2\.4\.1 FAILED after \d+ canary requests \(\d+s\): .*; rolled back to 2\.3\.1`,
+		`\* canary: payments 2\.4\.1 \(a hotfix\) takes 1% of charges`,
+		`\* canary: payments 2\.4\.1 steps up to 10% of charges \(verdict so far: `,
+		`\* canary payments 2\.4\.1 FAILED at 10% after \d+ canary requests \(\d+s\): .*; rolled back to 2\.3\.1`,
 		`\* GATE payments 2\.4\.1 feature: deny \(canary-failed\)`,
-		`canary +payments 2\.4\.1 \(25% of charges\) vs 2\.3\.1: FAIL after`,
+		`canary +payments 2\.4\.1 \(1% then 10% of charges\) vs 2\.3\.1: FAIL at 10% after \d+ canary requests and \d+s`,
 		`dashboard +http://127\.0\.0\.1:\d+/`,
 	} {
 		if !regexp.MustCompile(re).MatchString(text) {

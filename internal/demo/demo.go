@@ -288,7 +288,7 @@ func (r *run) play(ctx context.Context, em *Emitter) *Summary {
 	t := &Traffic{
 		Model: o.Model, Schedule: o.Schedule, RPS: o.RPS, Ledger: r.ledger, Emitter: em,
 		Rand:   rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)),
-		Canary: r.can.live.Load,
+		Canary: r.can.share,
 	}
 	wait := func(ctx context.Context) bool { return r.clock.wait(ctx) }
 	sending := true // virtual clock: the loop sends the traffic
@@ -349,8 +349,11 @@ func (r *run) play(ctx context.Context, em *Emitter) *Summary {
 		if r.phase == Recovery && r.frac >= canaryAt && r.can.rec == nil {
 			r.startCanary(ctx)
 		}
-		if r.can.live.Load() && r.now().Sub(r.can.lastCheck) >= canaryCheckEvery {
+		if r.can.live() && r.now().Sub(r.can.lastCheck) >= canaryCheckEvery {
 			r.checkCanary(ctx)
+		}
+		if r.can.live() && r.can.step+1 < len(o.Model.CanarySteps) && r.now().Sub(r.can.stepStarted) >= time.Duration(canaryStep*float64(o.Schedule.Recovery)) {
+			r.stepCanary(ctx)
 		}
 	}
 }

@@ -135,11 +135,11 @@ type Model struct {
 	// refuses no charge, but its charge query is still slow, and
 	// tailgate's latency test rolls it back.
 	Hotfix PaymentsRelease
-	// CanaryShare is the share of charges a live canary serves: more than
-	// a production canary's 1-10%, so that the demo's minutes reach a
-	// verdict. Its slow charges burn payments' latency budget at about 2x,
-	// under every alert tier.
-	CanaryShare float64
+	// CanarySteps are the shares of charges a live canary serves, step by
+	// step, as an Argo Rollout's setWeight steps: 1% and then 10%. At the
+	// last step its slow charges burn payments' latency budget at about
+	// 1.2x, under every alert tier.
+	CanarySteps []float64
 	// DeclineRate is the share of charges the card processor declines
 	// (402: a client error, good for availability, but an error span on
 	// the caller's side, so an error trace).
@@ -175,7 +175,7 @@ func DefaultModel() Model {
 			Version: "2.4.1", QueryMedian: 160 * time.Millisecond, QuerySpread: 0.3,
 			StatementTimeout: time.Second,
 		},
-		CanaryShare:        0.25,
+		CanarySteps:        []float64{0.01, 0.10},
 		DeclineRate:        0.015,
 		NotFoundRate:       0.01,
 		InventoryFlakeRate: 0.003,
@@ -191,13 +191,13 @@ func (m *Model) Release(p Phase) PaymentsRelease {
 }
 
 // Request plans one frontend request in phase p, drawing from rng.
-func (m *Model) Request(p Phase, rng *rand.Rand) *Request { return m.RequestCanary(p, rng, false) }
+func (m *Model) Request(p Phase, rng *rand.Rand) *Request { return m.RequestCanary(p, rng, 0) }
 
-// RequestCanary plans one frontend request in phase p; while canary is
-// live, CanaryShare of the charges go to the Hotfix release.
-func (m *Model) RequestCanary(p Phase, rng *rand.Rand, canary bool) *Request {
+// RequestCanary plans one frontend request in phase p, a canary taking
+// share of the charges (0: none) to the Hotfix release.
+func (m *Model) RequestCanary(p Phase, rng *rand.Rand, share float64) *Request {
 	g := gen{m: m, rng: rng, pay: m.Release(p)}
-	if canary && rng.Float64() < m.CanaryShare {
+	if share > 0 && rng.Float64() < share {
 		g.pay = m.Hotfix
 	}
 	var root *Span

@@ -3,6 +3,7 @@ package demo
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -288,8 +289,8 @@ func TestModelHasDatabaseAndHTTPAttributes(t *testing.T) {
 	}
 }
 
-// TestModelCanary checks the recovery's canary: the hotfix serves
-// CanaryShare of the charges, refuses none, and answers most of them over
+// TestModelCanary checks the recovery's canary at its last (largest)
+// step: the hotfix serves that share of the charges, refuses none, and answers most of them over
 // payments' latency threshold (150ms) where the stable release answers
 // few; the slow charges burn payments' latency budget (90%) under every
 // alert tier (3x), and checkout's budgets not at all, so that the canary
@@ -298,9 +299,13 @@ func TestModelCanary(t *testing.T) {
 	m := DefaultModel()
 	rng := rand.New(rand.NewPCG(5, 6))
 	const threshold = 150 * time.Millisecond
+	if !slices.Equal(m.CanarySteps, []float64{0.01, 0.10}) {
+		t.Fatalf("canary steps %v, want 1%% then 10%%", m.CanarySteps)
+	}
+	last := m.CanarySteps[len(m.CanarySteps)-1]
 	var charges, slow, hotfix, hotfixSlow, stable, stableSlow, bad, checkouts, checkoutSlow int
 	for range 40000 {
-		r := m.RequestCanary(Recovery, rng, true)
+		r := m.RequestCanary(Recovery, rng, last)
 		checkStructure(t, r)
 		r.Root.Walk(func(s *Span) {
 			if s.Kind != trace.SpanKindServer {
@@ -338,7 +343,7 @@ func TestModelCanary(t *testing.T) {
 			}
 		})
 	}
-	within(t, "canary share of charges", share(hotfix, charges), m.CanaryShare, 0.01)
+	within(t, "canary share of charges", share(hotfix, charges), last, 0.01)
 	if bad != 0 {
 		t.Errorf("%d failed payments or checkout spans with the canary live, want none", bad)
 	}
@@ -353,7 +358,7 @@ func TestModelCanary(t *testing.T) {
 	}
 	// Without a live canary nothing goes to the hotfix.
 	for range 2000 {
-		m.RequestCanary(Recovery, rng, false).Root.Walk(func(s *Span) {
+		m.RequestCanary(Recovery, rng, 0).Root.Walk(func(s *Span) {
 			if s.Service == Payments && s.Version == m.Hotfix.Version {
 				t.Fatal("a charge went to the hotfix without a live canary")
 			}

@@ -414,8 +414,8 @@ func (s *Summary) WriteText(w io.Writer) {
 	if c := s.Canary; c != nil {
 		switch {
 		case c.RolledBack:
-			p("  canary               payments %s (%.0f%% of charges) vs %s: FAIL after %s canary requests and %s (%s): %s; rolled back",
-				c.Version, 100*c.Share, c.Baseline, count(int(c.Requests)), short(c.Took()), c.Rule, c.Reason)
+			p("  canary               payments %s (%s of charges) vs %s: FAIL at %s after %s canary requests and %s (%s): %s; rolled back",
+				c.Version, c.Shares(), c.Baseline, percent(c.Share), count(int(c.Requests)), short(c.Took()), c.Rule, c.Reason)
 		case c.Verdict != "":
 			p("  canary               payments %s vs %s: %s after %d checks (%s): %s; not rolled back", c.Version, c.Baseline, c.Verdict, c.Checks, c.Rule, c.Reason)
 		default:

@@ -88,8 +88,9 @@ type Traffic struct {
 	Rand     *rand.Rand
 	Emitter  spanEmitter
 	Ledger   *Ledger
-	// Canary, when set, reports whether the payments canary is live.
-	Canary func() bool
+	// Canary, when set, returns the share of charges the payments canary
+	// serves now (0 when none is live).
+	Canary func() float64
 
 	sent int // requests sent (or skipped after a stall) so far
 }
@@ -128,7 +129,11 @@ func (t *Traffic) Send(ctx context.Context, start, now time.Time) bool {
 			return false
 		}
 		phase, _ := t.Schedule.At(time.Duration(float64(t.sent) * float64(time.Second) / t.RPS))
-		r := t.Model.RequestCanary(phase, t.Rand, t.Canary != nil && t.Canary())
+		share := 0.0
+		if t.Canary != nil {
+			share = t.Canary()
+		}
+		r := t.Model.RequestCanary(phase, t.Rand, share)
 		t.Ledger.Add(t.Emitter.Emit(ctx, r, now), phase, r)
 	}
 	return el < total && ctx.Err() == nil
