@@ -18,6 +18,10 @@ import (
 type CanaryService interface {
 	Check(req canary.CheckRequest) (canary.CheckResult, error)
 	Regression(m canary.Marker) canary.Regression
+	// Series is Check with the test minute by minute, for the dashboard.
+	Series(req canary.CheckRequest) (canary.SeriesResult, error)
+	// Versions lists the services serving more than one version lately.
+	Versions(window time.Duration) []canary.ServiceVersions
 }
 
 var _ CanaryService = (*canary.Checker)(nil)
@@ -31,9 +35,77 @@ func (s *Server) canaryRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/canary/check", s.authorize(auth.ScopeGateCheck, s.canaryCheck))
 	mux.HandleFunc("GET /api/v1/canary/argo", s.authorize(auth.ScopeGateCheck, s.canaryArgo))
 	mux.HandleFunc("POST /api/v1/canary/flagger/{hook}", s.canaryFlagger) // authorizes itself, like the gate's
+	mux.HandleFunc("GET /api/v1/canary/versions", s.authorize(auth.ScopeRead, s.canaryVersions))
+	mux.HandleFunc("GET /api/v1/canary/series", s.authorize(auth.ScopeRead, s.canarySeries))
 	if s.deps.Gate != nil {
 		mux.HandleFunc("GET /api/v1/deploys/regression", s.authorize(auth.ScopeGateCheck, s.deployRegression))
 	}
+}
+
+// canaryVersionsWindow is how far back GET /api/v1/canary/versions looks
+// for versions serving side by side.
+const canaryVersionsWindow = time.Hour
+
+// CanaryVersions is GET /api/v1/canary/versions's answer.
+type CanaryVersions struct {
+	// Window is how far back versions were counted.
+	Window   string                   `json:"window"`
+	Services []canary.ServiceVersions `json:"services"`
+	// Canaries are every version of those services but the busiest, each
+	// judged against the busiest.
+	Canaries []CanaryRow `json:"canaries"`
+}
+
+// CanaryRow is one version judged as a canary against its service's
+// busiest version.
+type CanaryRow struct {
+	Service   string         `json:"service"`
+	Canary    string         `json:"canary"`
+	Baseline  string         `json:"baseline"`
+	Requests  uint64         `json:"requests"`
+	FirstSeen time.Time      `json:"first_seen"`
+	Verdict   canary.Outcome `json:"verdict"`
+	Rule      string         `json:"rule"`
+	Reason    string         `json:"reason"`
+}
+
+// canaryVersions answers GET /api/v1/canary/versions: the services with
+// more than one version serving in the last hour, busiest version first,
+// and each other version's verdict against the busiest (the dashboard's
+// list of canaries).
+func (s *Server) canaryVersions(w http.ResponseWriter, _ *http.Request) {
+	ans := CanaryVersions{Window: canaryVersionsWindow.String(), Services: s.deps.Canary.Versions(canaryVersionsWindow), Canaries: []CanaryRow{}}
+	if ans.Services == nil {
+		ans.Services = []canary.ServiceVersions{}
+	}
+	for _, sv := range ans.Services {
+		base := sv.Versions[0].Version
+		for _, v := range sv.Versions[1:] {
+			row := CanaryRow{Service: sv.Service, Canary: v.Version, Baseline: base, Requests: v.Requests, FirstSeen: v.FirstSeen}
+			if res, err := s.deps.Canary.Check(canary.CheckRequest{Service: sv.Service, Canary: v.Version, Baseline: base}); err == nil {
+				row.Verdict, row.Rule, row.Reason = res.Verdict.Verdict, res.Rule, res.Reason
+			}
+			ans.Canaries = append(ans.Canaries, row)
+		}
+	}
+	writeJSON(w, http.StatusOK, ans)
+}
+
+// canarySeries answers GET /api/v1/canary/series?service=S&canary=V
+// [&baseline=B]: the verdict now and the test minute by minute since the
+// canary was first seen.
+func (s *Server) canarySeries(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	res, err := s.deps.Canary.Series(canary.CheckRequest{Service: q.Get("service"), Canary: q.Get("canary"), Baseline: q.Get("baseline")})
+	if errors.Is(err, canary.ErrInvalid) {
+		writeError(w, http.StatusBadRequest, "invalid request", err.Error())
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal error", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 // RegressionAnswer is GET /api/v1/deploys/regression's answer: the deploy

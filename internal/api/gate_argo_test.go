@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/expr-lang/expr"
 	"github.com/goccy/go-yaml"
@@ -204,6 +205,13 @@ type fixedCanary struct {
 func (f *fixedCanary) Regression(m canary.Marker) canary.Regression {
 	return canary.Regression{Verdict: f.verdict, RollbackCommand: m.RollbackCommand}
 }
+
+func (f *fixedCanary) Series(req canary.CheckRequest) (canary.SeriesResult, error) {
+	res, err := f.Check(req)
+	return canary.SeriesResult{CheckResult: res}, err
+}
+
+func (f *fixedCanary) Versions(time.Duration) []canary.ServiceVersions { return nil }
 
 func (f *fixedCanary) Check(req canary.CheckRequest) (canary.CheckResult, error) {
 	f.asked = req

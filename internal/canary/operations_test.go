@@ -168,6 +168,11 @@ func TestRecorderSpanVersionAndMinutes(t *testing.T) {
 	if got := r.Operations("pay", func(v string) bool { return v == "a" }, t0, m1)["x"].Requests; got != 1 {
 		t.Errorf("a: %d requests, want 1", got)
 	}
+	// a arrived in minute 1 but its span ended in minute 0: a check from
+	// its first minute must count it.
+	if first, ok := r.FirstSeen("pay", "a"); !ok || !first.Equal(t0) {
+		t.Errorf("a first seen %v, want %s, the minute its span ended in", first, t0)
+	}
 }
 
 func TestRecorderMaxOperations(t *testing.T) {

@@ -14,7 +14,9 @@ import (
 // Counts are requests over a time range (of one version, operation or
 // minute).
 type Counts struct {
-	Requests, Errors, Slow uint64
+	Requests uint64 `json:"requests"`
+	Errors   uint64 `json:"errors"`
+	Slow     uint64 `json:"slow"`
 }
 
 // DefaultVersionAttribute is the attribute that names a span's version
@@ -100,7 +102,9 @@ type svcCounts struct {
 }
 
 type versionCounts struct {
-	first time.Time
+	// first is the first minute a request of the version was counted in
+	// (the minute its span ended in, which may precede its arrival).
+	first units.Minute
 	ops   map[string]*opCounts
 }
 
@@ -188,6 +192,9 @@ func (r *Recorder) Observe(req *otlp.Request, now time.Time) {
 			next = (next + 1) % len(recent)
 		}
 		m, _ := clock.Minute(sp.EndUnixNano)
+		if m < vc.first {
+			vc.first = m
+		}
 		mc := oc.minute(m)
 		mc.Requests++
 		if sp.Bad() {
@@ -243,7 +250,7 @@ func (r *Recorder) version(svc *svcCounts, b []byte, now time.Time) *versionCoun
 	}
 	vc := svc.versions[name]
 	if vc == nil {
-		vc = &versionCounts{first: now, ops: map[string]*opCounts{}}
+		vc = &versionCounts{first: units.MinuteOf(now), ops: map[string]*opCounts{}}
 		svc.versions[name] = vc
 	}
 	return vc
@@ -282,10 +289,10 @@ func (oc *opCounts) minute(m units.Minute) *minuteCounts {
 	return &oc.minutes[i]
 }
 
-// each calls f with every minute's counts, this instance's and the
+// each calls f with every version's, operation's and minute's counts, this instance's and the
 // peers', of the service's versions that match, in the minutes from
 // from's through to's. The caller holds r.mu.
-func (r *Recorder) each(service string, match func(version string) bool, from, to time.Time, f func(op string, m units.Minute, c Counts)) {
+func (r *Recorder) each(service string, match func(version string) bool, from, to time.Time, f func(version, op string, m units.Minute, c Counts)) {
 	lo, hi := units.MinuteOf(from), units.MinuteOf(to)
 	if svc := r.services[service]; svc != nil {
 		for v, vc := range svc.versions {
@@ -295,7 +302,7 @@ func (r *Recorder) each(service string, match func(version string) bool, from, t
 			for op, oc := range vc.ops {
 				i, _ := slices.BinarySearchFunc(oc.minutes, lo, func(a minuteCounts, m units.Minute) int { return int(a.m - m) })
 				for ; i < len(oc.minutes) && oc.minutes[i].m <= hi; i++ {
-					f(op, oc.minutes[i].m, oc.minutes[i].Counts)
+					f(v, op, oc.minutes[i].m, oc.minutes[i].Counts)
 				}
 			}
 		}
@@ -308,14 +315,14 @@ func (r *Recorder) each(service string, match func(version string) bool, from, t
 			if int(hi-lo) < len(ms) {
 				for m := lo; m <= hi; m++ {
 					if c, ok := ms[m]; ok {
-						f(op, m, c)
+						f(v, op, m, c)
 					}
 				}
 				continue
 			}
 			for m, c := range ms {
 				if m >= lo && m <= hi {
-					f(op, m, c)
+					f(v, op, m, c)
 				}
 			}
 		}
@@ -329,7 +336,7 @@ func (r *Recorder) Operations(service string, match func(version string) bool, f
 	out := map[string]OpCounts{}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.each(service, match, from, to, func(op string, _ units.Minute, c Counts) {
+	r.each(service, match, from, to, func(_, op string, _ units.Minute, c Counts) {
 		x := out[op]
 		x.add(OpCounts{Requests: c.Requests, Bad: c.Errors, Slow: [MaxThresholds]uint64{c.Slow}})
 		out[op] = x
@@ -349,7 +356,7 @@ type MinuteCounts struct {
 func (r *Recorder) Minutes(service string, match func(version string) bool, from, to time.Time) []MinuteCounts {
 	by := map[units.Minute]Counts{}
 	r.mu.Lock()
-	r.each(service, match, from, to, func(_ string, m units.Minute, c Counts) { by[m] = by[m].add(c) })
+	r.each(service, match, from, to, func(_, _ string, m units.Minute, c Counts) { by[m] = by[m].add(c) })
 	r.mu.Unlock()
 	out := make([]MinuteCounts, 0, len(by))
 	for m, c := range by {
@@ -376,7 +383,7 @@ func (r *Recorder) sum(service string, match func(string) bool, from, to time.Ti
 	var c Counts
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.each(service, match, from, to, func(_ string, _ units.Minute, x Counts) { c = c.add(x) })
+	r.each(service, match, from, to, func(_, _ string, _ units.Minute, x Counts) { c = c.add(x) })
 	return c
 }
 
@@ -397,8 +404,8 @@ func (r *Recorder) HasLatency(service string) bool {
 	return r.cfg.Thresholds[service] > 0
 }
 
-// FirstSeen returns when a version was first seen, here or (to the
-// minute) by a peer.
+// FirstSeen returns the start of the first minute a version's requests
+// were counted in (by the end of their spans), here or by a peer.
 func (r *Recorder) FirstSeen(service, version string) (time.Time, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -406,7 +413,7 @@ func (r *Recorder) FirstSeen(service, version string) (time.Time, bool) {
 	ok := false
 	if svc := r.services[service]; svc != nil {
 		if vc := svc.versions[version]; vc != nil {
-			first, ok = vc.first, true
+			first, ok = vc.first.Time(), true
 		}
 	}
 	for _, ms := range r.peers[service][version] {
@@ -467,11 +474,11 @@ func (r *Recorder) Seed(rows []VersionRow) {
 		svc := r.service(row.Service)
 		vc := svc.versions[row.Version]
 		if vc == nil {
-			vc = &versionCounts{first: row.Minute, ops: map[string]*opCounts{}}
+			vc = &versionCounts{first: units.MinuteOf(row.Minute), ops: map[string]*opCounts{}}
 			svc.versions[row.Version] = vc
 		}
-		if row.Minute.Before(vc.first) {
-			vc.first = row.Minute
+		if m := units.MinuteOf(row.Minute); m < vc.first {
+			vc.first = m
 		}
 		oc := vc.ops[row.Operation]
 		if oc == nil {
@@ -533,7 +540,7 @@ func (r *Recorder) pruneLocked(now time.Time) {
 					delete(vc.ops, op)
 				}
 			}
-			if len(vc.ops) == 0 && vc.first.Before(now.Add(-r.cfg.Retention)) {
+			if len(vc.ops) == 0 && vc.first < cut {
 				delete(svc.versions, v)
 			}
 		}

@@ -156,6 +156,11 @@ type TestStats struct {
 	Upper     float64 `json:"upper"`
 	LogLR     float64 `json:"log_likelihood_ratio"`
 	Threshold float64 `json:"threshold"`
+	// Margin and Tolerance are this test's decision boundaries: the
+	// canary fails once Lower is above Margin and passes once Upper is
+	// below Tolerance (both follow the baseline's ratio).
+	Margin    float64 `json:"margin"`
+	Tolerance float64 `json:"tolerance"`
 }
 
 // BudgetStats is the canary's burn rate, with an always-valid interval.
@@ -175,8 +180,8 @@ func sideStats(s Side, slow *Side) SideStats {
 	return st
 }
 
-func testStats(r TestResult, alpha float64) TestStats {
-	return TestStats{Diff: r.Diff, Lower: r.Lower, Upper: r.Upper, LogLR: r.LogLR, Threshold: math.Log(1 / alpha)}
+func testStats(r TestResult, alpha, margin, tol float64) TestStats {
+	return TestStats{Diff: r.Diff, Lower: r.Lower, Upper: r.Upper, LogLR: r.LogLR, Threshold: math.Log(1 / alpha), Margin: margin, Tolerance: tol}
 }
 
 // Judge computes the verdict.
@@ -198,12 +203,12 @@ func Judge(in Input, cfg Config) Verdict {
 	v := Verdict{Alpha: cfg.Alpha, Canary: sideStats(in.Canary, in.SlowCanary), Baseline: sideStats(in.Baseline, in.SlowBaseline)}
 	v.Tolerance, v.Margin = tol(in.Baseline), margin(in.Baseline)
 	errT := compare(in.Canary, in.Baseline, cfg.Alpha, cfg.Tau, margin(in.Baseline), tol(in.Baseline))
-	v.ErrorRatio = testStats(errT, cfg.Alpha)
+	v.ErrorRatio = testStats(errT, cfg.Alpha, margin(in.Baseline), tol(in.Baseline))
 	var slowT *TestResult
 	if in.SlowCanary != nil && in.SlowBaseline != nil {
 		r := compare(*in.SlowCanary, *in.SlowBaseline, cfg.Alpha, cfg.Tau, margin(*in.SlowBaseline), tol(*in.SlowBaseline))
 		slowT = &r
-		ts := testStats(r, cfg.Alpha)
+		ts := testStats(r, cfg.Alpha, margin(*in.SlowBaseline), tol(*in.SlowBaseline))
 		v.Latency = &ts
 	}
 	var budgetLo float64

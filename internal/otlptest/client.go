@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -24,8 +25,9 @@ import (
 // that exports to an OTLP receiver at addr (host:port) over gRPC, or over
 // HTTP when useHTTP is set. It blocks instead of dropping spans when its
 // queue is full, so a test's client never loses what the test counts on.
-// Shut it down (which flushes) before reading what arrived.
-func Provider(tb testing.TB, addr, service string, useHTTP bool) *sdktrace.TracerProvider {
+// Shut it down (which flushes) before reading what arrived. attrs are
+// added to the resource (e.g. service.version).
+func Provider(tb testing.TB, addr, service string, useHTTP bool, attrs ...attribute.KeyValue) *sdktrace.TracerProvider {
 	tb.Helper()
 	var exp sdktrace.SpanExporter
 	var err error
@@ -37,7 +39,7 @@ func Provider(tb testing.TB, addr, service string, useHTTP bool) *sdktrace.Trace
 	if err != nil {
 		tb.Fatal(err)
 	}
-	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(service))
+	res := resource.NewWithAttributes(semconv.SchemaURL, append([]attribute.KeyValue{semconv.ServiceName(service)}, attrs...)...)
 	return sdktrace.NewTracerProvider(sdktrace.WithResource(res),
 		sdktrace.WithBatcher(exp, sdktrace.WithMaxExportBatchSize(512), sdktrace.WithBlocking()))
 }

@@ -188,6 +188,13 @@ func (b *browser) screenshot(name string) []byte {
 	if err := os.WriteFile(p, png, 0o644); err != nil {
 		b.t.Fatal(err)
 	}
+	if dir := os.Getenv("TAILGATE_SCREENSHOT_DIR"); dir != "" {
+		// Kept after the test, to look at.
+		p = filepath.Join(dir, name+".png")
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			b.t.Fatal(err)
+		}
+	}
 	b.t.Logf("screenshot: %s", p)
 	return png
 }

@@ -98,17 +98,17 @@ type shop struct {
 func newShop(t *testing.T, d *daemon.Daemon) *shop {
 	t.Helper()
 	s := &shop{t: t}
-	tracer := func(service string, useHTTP bool) trace.Tracer {
+	tracer := func(service string, useHTTP bool, attrs ...attribute.KeyValue) trace.Tracer {
 		addr := d.GRPCAddr()
 		if useHTTP {
 			addr = d.HTTPAddr()
 		}
-		tp := otlptest.Provider(t, addr, service, useHTTP)
+		tp := otlptest.Provider(t, addr, service, useHTTP, attrs...)
 		s.providers = append(s.providers, tp)
 		return tp.Tracer("shop")
 	}
 	// Leaf services first, so that flush sends callers' spans last.
-	s.payments = tracer("payments", false)
+	s.payments = tracer("payments", false, attribute.String("service.version", "2.3.1"))
 	s.inventory = tracer("inventory", true)
 	s.checkout = tracer("checkout", true)
 	s.front = tracer("frontend", false)
@@ -159,6 +159,29 @@ func (s *shop) order(start time.Time, failing bool) {
 	cs.End(end(18 + payDur))
 	fc.End(end(19 + payDur))
 	fr.End(end(20 + payDur))
+}
+
+// canaryCharges sends n payments POST /charge server spans of a version,
+// bad of them failed, ending now, through the OpenTelemetry SDK.
+func canaryCharges(t *testing.T, d *daemon.Daemon, version string, n, bad int) {
+	t.Helper()
+	tp := otlptest.Provider(t, d.GRPCAddr(), "payments", false, attribute.String("service.version", version))
+	tr := tp.Tracer("shop")
+	now := time.Now()
+	for i := range n {
+		_, sp := tr.Start(t.Context(), "POST /charge", trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(now.Add(-40*time.Millisecond)),
+			trace.WithAttributes(attribute.String("http.route", "/charge")))
+		if i < bad {
+			sp.SetStatus(codes.Error, "charge failed")
+			sp.SetAttributes(attribute.Int("http.response.status_code", 500))
+		} else {
+			sp.SetAttributes(attribute.Int("http.response.status_code", 200))
+		}
+		sp.End(trace.WithTimestamp(now))
+	}
+	if err := tp.Shutdown(t.Context()); err != nil {
+		t.Fatalf("SDK export to tailgate failed: %v", err)
+	}
 }
 
 // flush sends everything buffered in the SDKs.
@@ -223,6 +246,11 @@ func TestDashboardLive(t *testing.T) {
 		s.order(now.Add(-2*time.Minute+time.Duration(i)*300*time.Millisecond), i%10 == 0)
 	}
 	s.close()
+	// A payments canary, 2.4.1, fails 30 of its 40 charges beside the
+	// stable 2.3.1's 200 good ones, all ending now (the failure's orders
+	// give 2.3.1 the minute before too, where the canary's charts begin).
+	canaryCharges(t, d, "2.4.1", 40, 30)
+	canaryCharges(t, d, "2.3.1", 200, 0)
 
 	// The budget of checkout is spent: 30 bad of 900 against 2% allowed.
 	deadline := time.Now().Add(30 * time.Second)
@@ -305,6 +333,19 @@ func TestDashboardLive(t *testing.T) {
 	b.wait("the deploy's regression verdict", `['regressed', 'clean', 'inconclusive'].includes(document.querySelector('#service-events li[data-kind="deploy"]')?.dataset.verdict)`, 20*time.Second)
 	b.wait("flip on checkout's charts", `document.querySelector('#service-events li[data-kind="flip"]')?.textContent.includes('flag recommendations flip to disabled by the kill switch') === true`, 30*time.Second)
 	b.screenshot("service-events")
+
+	// The canary is listed with its verdict, and its page charts both
+	// versions and the test against its boundaries.
+	b.route("/canary")
+	b.wait("payments canary listed as failed", `document.querySelector('#canary-table tr[data-canary="payments/2.4.1"][data-verdict="fail"] .chip-firing') !== null`, 20*time.Second)
+	b.screenshot("canaries")
+	b.route("/canary/payments/2.4.1?baseline=2.3.1")
+	b.wait("canary verdict", `document.querySelector('#canary-verdict')?.dataset.verdict === 'fail'`, 20*time.Second)
+	b.wait("canary charts", `document.querySelectorAll('#canary-charts .chart:not([hidden]) canvas').length >= 2`, 20*time.Second)
+	if got := evalAs[string](b, `document.querySelector('.view h1')?.textContent || ''`); got != "payments 2.4.1 vs 2.3.1" {
+		t.Errorf("canary page title %q, want payments 2.4.1 vs 2.3.1", got)
+	}
+	b.screenshot("canary")
 
 	// SLOs: every row's budget remaining is the API's, formatted.
 	b.route("/slos")

@@ -14,12 +14,14 @@ import * as cardinality from './views/cardinality.js';
 import * as incidents from './views/incidents.js';
 import * as oncall from './views/oncall.js';
 import * as flags from './views/flags.js';
+import * as canary from './views/canary.js';
 
 const ROUTES = {
   services: { title: 'Services', list: services.mountList, detail: services.mountDetail },
   slos: { title: 'SLOs', list: slos.mountList, detail: slos.mountDetail },
   alerts: { title: 'Alerts', list: alerts.mount },
   gate: { title: 'Gate', list: gate.mount },
+  canary: { title: 'Canaries', list: canary.mountList, detail: canary.mountDetail },
   sampler: { title: 'Sampler', list: sampler.mount },
   cardinality: { title: 'Cardinality', list: cardinality.mount },
   incidents: { title: 'Incidents', list: incidents.mountList, detail: incidents.mountDetail },
