@@ -151,19 +151,73 @@ func (s *Server) deployRegression(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found", what+": record one with tailgate gate deploy")
 		return
 	}
-	reg := s.deps.Canary.Regression(canary.Marker{Service: d.Service, At: d.Time, RollbackCommand: d.RollbackCommand})
+	marker := canary.Marker{Service: d.Service, At: d.Time, RollbackCommand: d.RollbackCommand}
+	reg := s.deps.Canary.Regression(marker)
 	ans := RegressionAnswer{Deploy: *d, Regression: reg}
 	if src := s.deps.Services; src != nil {
 		// Best effort: the verdict stands without it.
 		now := s.deps.Now()
-		from := d.Time.Truncate(time.Minute).Add(time.Minute)
+		at := d.Time.Truncate(time.Minute)
+		from := at.Add(time.Minute)
 		if from.Before(now) {
 			if eo, err := src.ErrorOrigins(r.Context(), svc, signals.Query{From: from, To: now}, now); err == nil && eo.FailedRequests > 0 {
 				ans.ErrorOrigins, ans.Origin = &eo, originSentence(eo)
+				// The same window before the deploy as the verdict's, for
+				// what is new since.
+				if reg.RequestsBefore > 0 {
+					prev, err := src.ErrorOrigins(r.Context(), svc, signals.Query{From: at.Add(-marker.BeforeWindow()), To: at}, now)
+					if err == nil {
+						ans.Origin = newOriginSentence(prev, eo, float64(reg.RequestsAfter)/float64(reg.RequestsBefore))
+					}
+				}
 			}
 		}
 	}
 	writeJSON(w, http.StatusOK, ans)
+}
+
+// newOriginSentence says where the failed requests beyond those expected
+// at the rate before the deploy started: the origin with the most more
+// than its own count before predicts (scaled by the traffic after over
+// before), and whether the service's own errors changed, e.g. "new
+// failures originate in a dependency, payments POST /charge (5xx): 95 of
+// the 100 failed requests beyond the rate before the deploy; checkout's
+// own errors are unchanged (20, 18 expected)".
+func newOriginSentence(before, after signals.ErrorOrigins, scale float64) string {
+	expected := scale * before.FailedRequests
+	excess := after.FailedRequests - expected
+	if excess < 1 {
+		return fmt.Sprintf("no new failures: %.0f failed requests since the deploy, %.0f expected at the rate before it", after.FailedRequests, expected)
+	}
+	type key struct {
+		service, operation, reason string
+		dependency                 bool
+	}
+	prior := map[key]float64{}
+	for _, o := range before.Origins {
+		prior[key{o.Service, o.Operation, o.Reason, o.Dependency}] += scale * o.Requests
+	}
+	var best *signals.Origin
+	bestNew := 0.0
+	for i, o := range after.Origins {
+		if n := o.Requests - prior[key{o.Service, o.Operation, o.Reason, o.Dependency}]; best == nil || n > bestNew {
+			best, bestNew = &after.Origins[i], n
+		}
+	}
+	ownExpected := scale * before.OriginatedHere
+	own := fmt.Sprintf("%s's own errors are unchanged (%.0f, %.0f expected)", after.Service, after.OriginatedHere, ownExpected)
+	if grew := after.OriginatedHere - ownExpected; grew > max(2, 0.1*excess) {
+		own = fmt.Sprintf("%s's own errors grew by %.0f (%.0f, %.0f expected)", after.Service, grew, after.OriginatedHere, ownExpected)
+	}
+	if best == nil || bestNew < 1 {
+		return fmt.Sprintf("%.0f failed requests beyond the rate before the deploy, from no single origin; %s", excess, own)
+	}
+	if best.Service != after.Service || best.Dependency {
+		return fmt.Sprintf("new failures originate in a dependency, %s %s (%s): %.0f of the %.0f failed requests beyond the rate before the deploy; %s",
+			best.Service, best.Operation, best.Reason, min(bestNew, excess), excess, own)
+	}
+	return fmt.Sprintf("new failures originate in %s's own code, %s (%s): %.0f of the %.0f failed requests beyond the rate before the deploy (%.0f, %.0f expected)",
+		after.Service, best.Operation, best.Reason, min(bestNew, excess), excess, after.OriginatedHere, ownExpected)
 }
 
 // originSentence says whether most failed requests of eo started in the

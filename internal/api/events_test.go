@@ -147,9 +147,17 @@ type originsSource struct {
 	ServiceSource
 	eo    signals.ErrorOrigins
 	asked signals.Query
+	// before, when set, answers for the window ending at deployed.
+	before      *signals.ErrorOrigins
+	deployed    time.Time
+	askedBefore signals.Query
 }
 
 func (o *originsSource) ErrorOrigins(_ context.Context, _ string, q signals.Query, _ time.Time) (signals.ErrorOrigins, error) {
+	if o.before != nil && !q.To.After(o.deployed) {
+		o.askedBefore = q
+		return *o.before, nil
+	}
 	o.asked = q
 	return o.eo, nil
 }
@@ -177,5 +185,57 @@ func TestDeployRegressionOrigin(t *testing.T) {
 	getJSON(t, srv, "/api/v1/deploys/regression?service=checkout", http.StatusOK, &got)
 	if want := "own code: 90 of 120 failed requests since the deploy start in checkout itself"; got.Origin != want {
 		t.Errorf("origin %q, want %q", got.Origin, want)
+	}
+}
+
+// TestDeployRegressionNewOrigin checks the origin of the failures that
+// are new since the deploy: each origin's count after against its count
+// before, scaled by the traffic (the 30 minutes before had 2,000
+// requests, the minutes after 1,000: half the before counts are
+// expected).
+func TestDeployRegressionNewOrigin(t *testing.T) {
+	now := signalsNow
+	deployed := now.Add(-20*time.Minute + 10*time.Second)
+	at := deployed.Truncate(time.Minute)
+	g := &eventsGate{deploys: []gate.Deploy{{ID: "dep_1", Service: "checkout", Version: "3.9.0", Time: deployed}}}
+	// Before: 40 failed, all in checkout's own code (POST /api/checkout).
+	before := signals.ErrorOrigins{Service: "checkout", FailedRequests: 40, OriginatedHere: 40,
+		Origins: []signals.Origin{{Service: "checkout", Operation: "POST /api/checkout", Reason: "error", Requests: 40}}}
+	// After: 120 failed, 100 from payments, 20 in checkout (20 expected).
+	after := signals.ErrorOrigins{Service: "checkout", FailedRequests: 120, OriginatedHere: 20, Propagated: 100,
+		Origins: []signals.Origin{{Service: "payments", Operation: "POST /charge", Reason: "5xx", Requests: 100}, {Service: "checkout", Operation: "POST /api/checkout", Reason: "error", Requests: 20}}}
+	src := &originsSource{eo: after, before: &before, deployed: at}
+	fc := &fixedCanary{verdict: canary.Regressed, before: 2000, after: 1000}
+	srv := New(Deps{Gate: g, Canary: fc, Services: src, Now: func() time.Time { return now }})
+	var got RegressionAnswer
+	getJSON(t, srv, "/api/v1/deploys/regression?service=checkout", http.StatusOK, &got)
+	// By hand: 120 − 40·½ = 100 beyond; payments 100 − 0, checkout 20 − 20.
+	want := "new failures originate in a dependency, payments POST /charge (5xx): 100 of the 100 failed requests beyond the rate before the deploy; checkout's own errors are unchanged (20, 20 expected)"
+	if got.Origin != want {
+		t.Errorf("origin %q,\nwant %q", got.Origin, want)
+	}
+	if !src.askedBefore.From.Equal(at.Add(-30*time.Minute)) || !src.askedBefore.To.Equal(at) {
+		t.Errorf("origins before asked for %+v, want the 30 minutes before the deploy's minute", src.askedBefore)
+	}
+	// Checkout's own code fails more, payments as before.
+	after.OriginatedHere, after.Origins[1].Requests = 80, 80
+	after.Propagated, after.Origins[0].Requests = 10, 10
+	after.FailedRequests = 90
+	before.Propagated, before.FailedRequests = 20, 60
+	before.Origins = append(before.Origins, signals.Origin{Service: "payments", Operation: "POST /charge", Reason: "5xx", Requests: 20})
+	src.eo, src.before = after, &before
+	getJSON(t, srv, "/api/v1/deploys/regression?service=checkout", http.StatusOK, &got)
+	// 90 − 60·½ = 60 beyond; checkout 80 − 20 = 60, payments 10 − 10 = 0.
+	want = "new failures originate in checkout's own code, POST /api/checkout (error): 60 of the 60 failed requests beyond the rate before the deploy (80, 20 expected)"
+	if got.Origin != want {
+		t.Errorf("origin %q,\nwant %q", got.Origin, want)
+	}
+	// As many failures as before predicts: nothing new.
+	after = before
+	after.FailedRequests, after.OriginatedHere, after.Propagated = 30, 20, 10
+	src.eo = after
+	getJSON(t, srv, "/api/v1/deploys/regression?service=checkout", http.StatusOK, &got)
+	if want := "no new failures: 30 failed requests since the deploy, 30 expected at the rate before it"; got.Origin != want {
+		t.Errorf("origin %q,\nwant %q", got.Origin, want)
 	}
 }

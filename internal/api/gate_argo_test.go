@@ -198,12 +198,13 @@ func TestArgoAnalysisTemplate(t *testing.T) {
 
 // fixedCanary answers every canary check with one verdict.
 type fixedCanary struct {
-	verdict canary.Outcome
-	asked   canary.CheckRequest
+	verdict       canary.Outcome
+	asked         canary.CheckRequest
+	before, after uint64 // requests of a regression's sides
 }
 
 func (f *fixedCanary) Regression(m canary.Marker) canary.Regression {
-	return canary.Regression{Verdict: f.verdict, RollbackCommand: m.RollbackCommand}
+	return canary.Regression{Verdict: f.verdict, RollbackCommand: m.RollbackCommand, RequestsBefore: f.before, RequestsAfter: f.after}
 }
 
 func (f *fixedCanary) Series(req canary.CheckRequest) (canary.SeriesResult, error) {

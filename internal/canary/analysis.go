@@ -180,6 +180,10 @@ type Regression struct {
 	Detail  Verdict `json:"detail"`
 	// RollbackCommand is the marker's, on regressed only.
 	RollbackCommand string `json:"rollback_command,omitempty"`
+	// RequestsBefore and RequestsAfter are the service's requests in the
+	// window before the deploy and since it (every operation).
+	RequestsBefore uint64 `json:"requests_before"`
+	RequestsAfter  uint64 `json:"requests_after"`
 	// NewOperations served after the deploy and not in the window before
 	// are left out of the comparison.
 	NewOperations []string `json:"new_operations,omitempty"`
@@ -226,6 +230,10 @@ func worstOperations(before, after map[string]OpCounts, n int) []OperationStats 
 	return out[:min(len(out), n)]
 }
 
+// BeforeWindow is the window before the deploy its counts are compared
+// with: Before, default 30 minutes.
+func (m Marker) BeforeWindow() time.Duration { return m.before() }
+
 func (m Marker) before() time.Duration {
 	if m.Before <= 0 {
 		return 30 * time.Minute
@@ -240,6 +248,12 @@ func (m Marker) Judge(before, after map[string]OpCounts, thresholds []time.Durat
 	in.Objective = m.Objective
 	v := Judge(in, cfg)
 	reg := Regression{Detail: v, NewOperations: newOps, Operations: worstOperations(before, after, 5)}
+	for _, x := range before {
+		reg.RequestsBefore += x.Requests
+	}
+	for _, x := range after {
+		reg.RequestsAfter += x.Requests
+	}
 	switch v.Verdict {
 	case Fail:
 		reg.Verdict, reg.RollbackCommand = Regressed, m.RollbackCommand
