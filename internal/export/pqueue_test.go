@@ -558,41 +558,6 @@ func TestPQueueFull(t *testing.T) {
 	})
 }
 
-func TestHasErrorSpan(t *testing.T) {
-	multi := func() []byte {
-		td := ptrace.NewTraces()
-		for _, code := range []ptrace.StatusCode{ptrace.StatusCodeOk, ptrace.StatusCodeUnset, ptrace.StatusCodeError} {
-			sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
-			sp.SetName("x")
-			sp.Status().SetCode(code)
-			sp.Status().SetMessage("m")
-		}
-		b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}()
-	tests := []struct {
-		name string
-		req  []byte
-		want bool
-	}{
-		{"ok", traceRequest(t, ptrace.StatusCodeOk, 1, 2), false},
-		{"unset", traceRequest(t, ptrace.StatusCodeUnset, 1), false},
-		{"error", traceRequest(t, ptrace.StatusCodeError, 1), true},
-		{"error in the third resource", multi, true},
-		{"two requests concatenated", append(traceRequest(t, ptrace.StatusCodeOk, 1), traceRequest(t, ptrace.StatusCodeError, 2)...), true},
-		{"empty", nil, false},
-		{"garbage", []byte{0xff, 0xff, 0xff}, false},
-	}
-	for _, tc := range tests {
-		if got := hasErrorSpan(tc.req); got != tc.want {
-			t.Errorf("%s: hasErrorSpan = %v, want %v", tc.name, got, tc.want)
-		}
-	}
-}
-
 // TestPersistentExporterOutlastsRetryBudget: a backend down for longer
 // than retry.max_elapsed does not fail the batch; it is retried until the
 // backend takes it, and only then leaves the queue.
