@@ -105,6 +105,12 @@ func writeCanary(w io.Writer, r canary.CheckResult) {
 		fmt.Fprintf(w, "  over the latency threshold: canary %.2f%%, baseline %.2f%%, interval [%+.2f, %+.2f]\n",
 			100**v.Canary.SlowRatio, 100**v.Baseline.SlowRatio, 100*l.Lower, 100*l.Upper)
 	}
+	if q := r.LatencyQuantiles; q != nil {
+		ms := func(x canary.Quantiles) string {
+			return fmt.Sprintf("p50 %s, p90 %s, p99 %s", latency(x.P50), latency(x.P90), latency(x.P99))
+		}
+		fmt.Fprintf(w, "  latency   canary %s; baseline %s (%s)\n", ms(q.Canary), ms(q.Baseline), q.Scope)
+	}
 	if b := v.Budget; b != nil {
 		fmt.Fprintf(w, "  the canary's own burn rate %.1fx [%.1f, %.1f] against %g%%\n", b.BurnRate, b.Lower, b.Upper, b.Objective)
 	}

@@ -65,7 +65,8 @@ func TestCanaryEndToEnd(t *testing.T) {
 	// The counts are taken when the request is acknowledged, which the
 	// SDK's shutdown waited for.
 	code, out := cli("--canary", "2.4.0", "--baseline", "2.3.1")
-	if code != exitFail || !strings.Contains(out, "fail: canary 2.4.0 of checkout against 2.3.1") || !strings.Contains(out, "canary    300 requests, 90 errors (30.00%)") {
+	if code != exitFail || !strings.Contains(out, "fail: canary 2.4.0 of checkout against 2.3.1") || !strings.Contains(out, "canary    300 requests, 90 errors (30.00%)") ||
+		!strings.Contains(out, "latency   canary p50 ") || !strings.Contains(out, "(this instance's requests)") {
 		t.Fatalf("bad canary: exit %d\n%s", code, out)
 	}
 	// The baseline judged against the canary's version is no worse: not a

@@ -32,6 +32,10 @@ func budgetBar(frac *float64, width int) string {
 // secondsDuration converts an API's float seconds to a duration.
 func secondsDuration(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
+// latency formats a latency in seconds to a tenth of a millisecond:
+// "12.5ms", "1.5s".
+func latency(s float64) string { return secondsDuration(s).Round(100 * time.Microsecond).String() }
+
 // percent writes a fraction as a percentage with decimals places, "-" for
 // nil: 0.75 → "75.0%".
 func percent(p *float64, decimals int) string {

@@ -35,6 +35,9 @@ type CheckResult struct {
 	// operations the baseline did not serve, left out of both sides then.
 	PerOperation         bool     `json:"per_operation,omitempty"`
 	CanaryOnlyOperations []string `json:"canary_only_operations,omitempty"`
+	// LatencyQuantiles are both sides' p50, p90 and p99 over the same
+	// minutes, from this instance's requests; nil until both have some.
+	LatencyQuantiles *LatencyQuantiles `json:"latency_quantiles,omitempty"`
 	Verdict
 }
 
@@ -96,6 +99,11 @@ func (c *Checker) Check(req CheckRequest) (CheckResult, error) {
 	in.Objective = a.Objective
 	res := CheckResult{Service: req.Service, CanaryVersion: req.Canary, BaselineVersion: baseline, Since: since.UTC(), At: now.UTC(),
 		PerOperation: a.PerOperation, CanaryOnlyOperations: only, Verdict: Judge(in, cfg)}
+	cq, okc := c.rec.Quantiles(req.Service, func(v string) bool { return v == a.Canary }, since, now)
+	bq, okb := c.rec.Quantiles(req.Service, a.isBaseline, since, now)
+	if okc && okb {
+		res.LatencyQuantiles = &LatencyQuantiles{Canary: cq, Baseline: bq, Scope: "this instance's requests"}
+	}
 	if res.Verdict.Verdict == Fail {
 		c.mu.Lock()
 		if _, ok := c.failed[[2]string{req.Service, req.Canary}]; !ok {

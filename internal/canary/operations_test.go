@@ -482,3 +482,54 @@ func TestRecorderManyOperations(t *testing.T) {
 		}
 	}
 }
+
+func TestLatencyBuckets(t *testing.T) {
+	// Every duration falls in the bucket whose bounds hold it, and the
+	// bucket's middle is within 12% of it.
+	for us := int64(4); us < 1<<24; us = us*21/20 + 1 {
+		d := time.Duration(us) * time.Microsecond
+		b := latencyBucket(d)
+		if lo, hi := bucketLow(b), bucketLow(b+1); d < lo || (b < latencyBuckets-1 && d >= hi) {
+			t.Fatalf("%s in bucket %d of [%s, %s)", d, b, lo, hi)
+		}
+		if mid := bucketMid(b); math.Abs(float64(mid-d))/float64(d) > 0.12 {
+			t.Fatalf("%s stands as %s (bucket %d)", d, mid, b)
+		}
+	}
+	if b := latencyBucket(time.Hour); b != latencyBuckets-1 {
+		t.Errorf("an hour in bucket %d, want the last", b)
+	}
+	if b := latencyBucket(time.Microsecond); b != 0 {
+		t.Errorf("1µs in bucket %d, want 0", b)
+	}
+}
+
+// TestCheckQuantiles: a canary whose requests last 1 to 1,000 ms evenly
+// against a baseline at 10 ms: the verdict's quantiles, by hand p50 500,
+// p90 900, p99 990 ms, within the buckets' 12%.
+func TestCheckQuantiles(t *testing.T) {
+	r := NewRecorder(RecorderConfig{})
+	var spans []span
+	for i := 1; i <= 1000; i++ {
+		spans = append(spans, span{service: "s", version: "v2", name: "x", dur: time.Duration(i) * time.Millisecond})
+	}
+	for range 200 {
+		spans = append(spans, span{service: "s", version: "v1", name: "x", dur: 10 * time.Millisecond})
+	}
+	r.Observe(encode(t, spans...), t0.Add(40*time.Second))
+	res, err := NewChecker(r, Config{}, nil, func() time.Time { return t0.Add(50 * time.Second) }).Check(CheckRequest{Service: "s", Canary: "v2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := res.LatencyQuantiles
+	if q == nil {
+		t.Fatal("no latency quantiles")
+	}
+	near := func(got, want float64) bool { return math.Abs(got-want)/want <= 0.12 }
+	if c := q.Canary; c.Requests != 1000 || !near(c.P50, 0.5) || !near(c.P90, 0.9) || !near(c.P99, 0.99) {
+		t.Errorf("canary quantiles %+v, want 1,000 requests, p50 0.5 s, p90 0.9 s, p99 0.99 s", c)
+	}
+	if b := q.Baseline; b.Requests != 200 || !near(b.P50, 0.01) || !near(b.P99, 0.01) {
+		t.Errorf("baseline quantiles %+v, want 200 requests at 10 ms", b)
+	}
+}

@@ -106,6 +106,9 @@ type versionCounts struct {
 	// (the minute its span ended in, which may precede its arrival).
 	first units.Minute
 	ops   map[string]*opCounts
+	// latency holds this instance's requests by duration, per minute,
+	// oldest first: it explains a verdict (Quantiles) and is not stored.
+	latency []*latencyHist
 }
 
 type opCounts struct {
@@ -155,6 +158,9 @@ func (r *Recorder) Observe(req *otlp.Request, now time.Time) {
 		recent [8]recentOp
 		next   int
 		buf    [32]byte
+		// The histogram of the last span's version and minute.
+		lh    *latencyHist
+		lhVer *versionCounts
 	)
 	for i := range req.Spans {
 		sp := &req.Spans[i]
@@ -196,11 +202,16 @@ func (r *Recorder) Observe(req *otlp.Request, now time.Time) {
 			vc.first = m
 		}
 		mc := oc.minute(m)
+		d := sp.Duration()
+		if lh == nil || lhVer != vc || lh.m != m {
+			lh, lhVer = vc.hist(m), vc
+		}
+		lh.n[latencyBucket(d)]++
 		mc.Requests++
 		if sp.Bad() {
 			mc.Errors++
 		}
-		if svc.slow > 0 && sp.Duration() > svc.slow {
+		if svc.slow > 0 && d > svc.slow {
 			mc.Slow++
 		}
 	}
@@ -540,6 +551,11 @@ func (r *Recorder) pruneLocked(now time.Time) {
 					delete(vc.ops, op)
 				}
 			}
+			j := 0
+			for j < len(vc.latency) && vc.latency[j].m < cut {
+				j++
+			}
+			vc.latency = slices.Delete(vc.latency, 0, j)
 			if len(vc.ops) == 0 && vc.first < cut {
 				delete(svc.versions, v)
 			}

@@ -345,6 +345,9 @@ func TestDashboardLive(t *testing.T) {
 	if got := evalAs[string](b, `document.querySelector('.view h1')?.textContent || ''`); got != "payments 2.4.1 vs 2.3.1" {
 		t.Errorf("canary page title %q, want payments 2.4.1 vs 2.3.1", got)
 	}
+	if got := evalAs[string](b, `[...document.querySelectorAll('.stat')].find((e) => e.textContent.includes('p50 · p99'))?.querySelector('.stat-sub')?.textContent || ''`); !strings.HasPrefix(got, "baseline ") {
+		t.Errorf("canary page latency stat %q, want the baseline's quantiles", got)
+	}
 	b.screenshot("canary")
 
 	// SLOs: every row's budget remaining is the API's, formatted.

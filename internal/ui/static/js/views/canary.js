@@ -71,6 +71,7 @@ export function mountDetail(root, { arg }) {
     base: stat('Baseline', 'Requests of the baseline over the same minutes'),
     errors: stat('Error ratio', 'Canary against baseline'),
     slow: stat('Over the latency threshold', 'Canary against baseline'),
+    lat: stat('Latency p50 · p99', 'Canary, then baseline, from this instance\'s requests'),
     needed: stat('Requests still needed', 'Canary requests the test needs at the current rates (-1: none decides)'),
   };
   const chartsEl = h('div', { class: 'charts', id: 'canary-charts' });
@@ -131,6 +132,9 @@ export function mountDetail(root, { arg }) {
       setText(stats.errors.sub, `difference ${pts(s.error_ratio.lower)} to ${pts(s.error_ratio.upper)}`);
       setText(stats.slow.value, s.latency ? `${fmt.errPct(s.canary.slow_ratio)} vs ${fmt.errPct(s.baseline.slow_ratio)}` : fmt.NONE);
       setText(stats.slow.sub, s.latency ? `difference ${pts(s.latency.lower)} to ${pts(s.latency.upper)}` : 'no latency SLO');
+      const lq = s.latency_quantiles;
+      setText(stats.lat.value, lq ? `${fmt.dur(lq.canary.p50_seconds)} · ${fmt.dur(lq.canary.p99_seconds)}` : fmt.NONE);
+      setText(stats.lat.sub, lq ? `baseline ${fmt.dur(lq.baseline.p50_seconds)} · ${fmt.dur(lq.baseline.p99_seconds)}` : '');
       setText(stats.needed.value, s.verdict === 'inconclusive' ? fmt.num(s.requests_needed) : fmt.NONE);
       const p = s.points || [];
       const xs = p.map((x) => Date.parse(x.minute) / 1000);
