@@ -64,4 +64,3 @@ func TestHasErrorSpan(t *testing.T) {
 		}
 	}
 }
-
