@@ -97,12 +97,7 @@ func (s *Server) canaryVersions(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) canarySeries(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	res, err := s.deps.Canary.Series(canary.CheckRequest{Service: q.Get("service"), Canary: q.Get("canary"), Baseline: q.Get("baseline")})
-	if errors.Is(err, canary.ErrInvalid) {
-		writeError(w, http.StatusBadRequest, "invalid request", err.Error())
-		return
-	}
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal error", err.Error())
+	if canaryError(w, err) {
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
@@ -238,15 +233,24 @@ func originSentence(eo signals.ErrorOrigins) string {
 
 func (s *Server) canaryAnswer(w http.ResponseWriter, req canary.CheckRequest, status func(canary.CheckResult) int) {
 	res, err := s.deps.Canary.Check(req)
-	if errors.Is(err, canary.ErrInvalid) {
-		writeError(w, http.StatusBadRequest, "invalid request", err.Error())
-		return
-	}
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal error", err.Error())
+	if canaryError(w, err) {
 		return
 	}
 	writeJSON(w, status(res), res)
+}
+
+// canaryError answers a failed canary check, if err is one: 400 for a
+// request that names no service or canary, else 500.
+func canaryError(w http.ResponseWriter, err error) bool {
+	switch {
+	case errors.Is(err, canary.ErrInvalid):
+		writeError(w, http.StatusBadRequest, "invalid request", err.Error())
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "internal error", err.Error())
+	default:
+		return false
+	}
+	return true
 }
 
 func ok200(canary.CheckResult) int { return http.StatusOK }

@@ -249,42 +249,35 @@ func (r *Recorder) service(service string) *svcCounts {
 
 // version returns the counters of a service's version named b.
 func (r *Recorder) version(svc *svcCounts, b []byte, now time.Time) *versionCounts {
-	if len(b) == 0 {
-		b = []byte(NoVersion)
-	}
-	if vc := svc.versions[string(b)]; vc != nil {
-		return vc
-	}
-	name := string(b)
-	if len(svc.versions) >= r.cfg.MaxVersions {
-		name = OtherVersion
-	}
-	vc := svc.versions[name]
-	if vc == nil {
-		vc = &versionCounts{first: units.MinuteOf(now), ops: map[string]*opCounts{}}
-		svc.versions[name] = vc
-	}
-	return vc
+	return bounded(svc.versions, b, NoVersion, r.cfg.MaxVersions, OtherVersion, func() *versionCounts {
+		return &versionCounts{first: units.MinuteOf(now), ops: map[string]*opCounts{}}
+	})
 }
 
 // operation returns the counters of a version's operation named b.
 func (r *Recorder) operation(vc *versionCounts, b []byte) *opCounts {
+	return bounded(vc.ops, b, OtherOperation, r.cfg.MaxOperations, OtherOperation, func() *opCounts { return &opCounts{} })
+}
+
+// bounded returns m's entry named b (empty when b is), adding a new one
+// when fewer than limit exist, else the overflow entry.
+func bounded[T any](m map[string]*T, b []byte, empty string, limit int, overflow string, add func() *T) *T {
 	if len(b) == 0 {
-		b = []byte(OtherOperation)
+		b = []byte(empty)
 	}
-	if oc := vc.ops[string(b)]; oc != nil {
-		return oc
+	if x := m[string(b)]; x != nil {
+		return x
 	}
 	name := string(b)
-	if len(vc.ops) >= r.cfg.MaxOperations {
-		name = OtherOperation
+	if len(m) >= limit {
+		name = overflow
 	}
-	oc := vc.ops[name]
-	if oc == nil {
-		oc = &opCounts{}
-		vc.ops[name] = oc
+	x := m[name]
+	if x == nil {
+		x = add()
+		m[name] = x
 	}
-	return oc
+	return x
 }
 
 // minute returns the counts of minute m, kept in order.
