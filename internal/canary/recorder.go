@@ -498,6 +498,38 @@ func (r *Recorder) Seed(rows []VersionRow) {
 // SetPeers replaces the other instances' counts with rows.
 func (r *Recorder) SetPeers(rows []VersionRow) {
 	peers := map[string]map[string]map[string]map[units.Minute]Counts{}
+	addPeerRows(peers, rows)
+	r.mu.Lock()
+	r.peers = peers
+	r.mu.Unlock()
+}
+
+// MergePeers replaces the other instances' counts of the minutes from
+// from's on with rows (read from the store since from), and keeps their
+// older minutes: a sync can read the last minutes only.
+func (r *Recorder) MergePeers(rows []VersionRow, from time.Time) {
+	cut := units.MinuteOf(from)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.peers == nil {
+		r.peers = map[string]map[string]map[string]map[units.Minute]Counts{}
+	}
+	for _, vs := range r.peers {
+		for _, ops := range vs {
+			for _, ms := range ops {
+				for m := range ms {
+					if m >= cut {
+						delete(ms, m)
+					}
+				}
+			}
+		}
+	}
+	addPeerRows(r.peers, rows)
+}
+
+// addPeerRows adds rows to peers.
+func addPeerRows(peers map[string]map[string]map[string]map[units.Minute]Counts, rows []VersionRow) {
 	for _, row := range rows {
 		vs := peers[row.Service]
 		if vs == nil {
@@ -517,9 +549,6 @@ func (r *Recorder) SetPeers(rows []VersionRow) {
 		m := units.MinuteOf(row.Minute)
 		ms[m] = ms[m].add(row.Counts)
 	}
-	r.mu.Lock()
-	r.peers = peers
-	r.mu.Unlock()
 }
 
 // Prune drops minutes older than the retention; Observe does it every
@@ -532,6 +561,26 @@ func (r *Recorder) Prune(now time.Time) {
 
 func (r *Recorder) pruneLocked(now time.Time) {
 	cut := units.MinuteOf(now.Add(-r.cfg.Retention))
+	for svc, vs := range r.peers {
+		for v, ops := range vs {
+			for op, ms := range ops {
+				for m := range ms {
+					if m < cut {
+						delete(ms, m)
+					}
+				}
+				if len(ms) == 0 {
+					delete(ops, op)
+				}
+			}
+			if len(ops) == 0 {
+				delete(vs, v)
+			}
+		}
+		if len(vs) == 0 {
+			delete(r.peers, svc)
+		}
+	}
 	for _, svc := range r.services {
 		for v, vc := range svc.versions {
 			for op, oc := range vc.ops {

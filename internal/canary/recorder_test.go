@@ -234,3 +234,31 @@ func TestCheckerRegression(t *testing.T) {
 		t.Errorf("nothing before: %s (%s)", g.Verdict, g.Detail.Rule)
 	}
 }
+
+// TestMergePeers: a sync that reads the last minutes only replaces the
+// peers' counts of those minutes and keeps the older ones; pruning drops
+// peers' minutes past the retention.
+func TestMergePeers(t *testing.T) {
+	m := time.Date(2026, 12, 3, 10, 30, 0, 0, time.UTC)
+	r := NewRecorder(RecorderConfig{Retention: time.Hour})
+	row := func(at time.Time, n uint64) VersionRow {
+		return VersionRow{Service: "checkout", Version: "1.1", Operation: "/pay", Minute: at, Counts: Counts{Requests: n}}
+	}
+	r.SetPeers([]VersionRow{row(m.Add(-30*time.Minute), 10), row(m.Add(-2*time.Minute), 5)})
+	// The last 5 minutes again: minute −2 grew to 7, minute −1 is new.
+	r.MergePeers([]VersionRow{row(m.Add(-2*time.Minute), 7), row(m.Add(-time.Minute), 3)}, m.Add(-5*time.Minute))
+	for _, tc := range []struct {
+		at   time.Duration
+		want uint64
+	}{{-30 * time.Minute, 10}, {-2 * time.Minute, 7}, {-time.Minute, 3}} {
+		at := m.Add(tc.at)
+		if got := r.Count("checkout", "1.1", at, at).Requests; got != tc.want {
+			t.Errorf("minute %s: %d requests, want %d", tc.at, got, tc.want)
+		}
+	}
+	// 40 minutes on, the retention (an hour) has passed minute −30.
+	r.Prune(m.Add(40 * time.Minute))
+	if got := r.Count("checkout", "1.1", m.Add(-time.Hour), m).Requests; got != 10 {
+		t.Errorf("after pruning: %d requests, want 10 (minutes −2 and −1)", got)
+	}
+}

@@ -65,8 +65,17 @@ func newCanary(specs []slo.Spec, policies []gate.PolicySpec) (*canary.Recorder, 
 }
 
 // canarySyncInterval is the least time between two syncs of the canary
-// counts with the store (each reads the fleet's counts of canaryRetention).
+// counts with the store.
 const canarySyncInterval = 5 * time.Second
+
+// canaryRecent is how far back a sync reads the fleet's counts: the
+// minutes peers may still be adding to. Every canaryFullRead a sync reads
+// all of canaryRetention instead, for what a peer stored late (after its
+// store was unreachable for a while).
+const (
+	canaryRecent   = 15 * time.Minute
+	canaryFullRead = 5 * time.Minute
+)
 
 // canaryRetention is how far back the canary counts are kept, in memory
 // and in the store (the Recorder's default).
@@ -74,7 +83,8 @@ const canaryRetention = 6 * time.Hour
 
 // canarySync keeps the canary counts in the store: every interval it
 // writes what this instance counted and reads what the fleet's other
-// instances did, so that every instance judges a canary from all of its
+// instances did in the last canaryRecent (all of canaryRetention every
+// canaryFullRead), so that every instance judges a canary from all of its
 // requests. At start it reads back this instance's own counts.
 type canarySync struct {
 	rec      *canary.Recorder
@@ -88,6 +98,7 @@ type canarySync struct {
 	started   bool
 	stopOnce  sync.Once
 	lastPrune time.Time
+	lastFull  time.Time // the last read of all of canaryRetention
 }
 
 func newCanarySync(rec *canary.Recorder, st canary.Store, interval time.Duration, log *slog.Logger) *canarySync {
@@ -106,6 +117,7 @@ func (c *canarySync) Start(ctx context.Context) error {
 	}
 	c.rec.Seed(own)
 	c.rec.SetPeers(peers)
+	c.lastFull = c.now()
 	c.started = true
 	go c.loop()
 	return nil
@@ -126,11 +138,21 @@ func (c *canarySync) sync(ctx context.Context) error {
 		return err
 	}
 	now := c.now()
-	_, peers, err := c.store.CanaryCounts(ctx, now.Add(-canaryRetention))
+	full := now.Sub(c.lastFull) >= canaryFullRead
+	since := now.Add(-canaryRecent)
+	if full {
+		since = now.Add(-canaryRetention)
+	}
+	_, peers, err := c.store.CanaryCounts(ctx, since)
 	if err != nil {
 		return err
 	}
-	c.rec.SetPeers(peers)
+	if full {
+		c.lastFull = now
+		c.rec.SetPeers(peers)
+	} else {
+		c.rec.MergePeers(peers, since)
+	}
 	if now.Sub(c.lastPrune) >= 10*time.Minute {
 		c.lastPrune = now
 		return c.store.PruneCanaryCounts(ctx, now.Add(-canaryRetention))
