@@ -23,6 +23,11 @@ type bloom struct {
 	count    int   // IDs added
 	capacity int   // IDs it was sized for
 	newest   int64 // unix nanos of the latest add (or of creation)
+
+	// A snapshot copy (snapshotCopy) has no words but the non-zero ones,
+	// at the word indices sparseIdx; it is only encoded, never probed.
+	sparseIdx   []uint32
+	sparseWords []uint64
 }
 
 // bloomSize returns the bits per ID and probes per ID of a blocked Bloom
@@ -137,11 +142,60 @@ func (b *bloom) has(id *otlp.TraceID) bool {
 	return true
 }
 
-// clone returns a copy of b.
-func (b *bloom) clone() *bloom {
+// snapshotCopy returns a copy of b for a snapshot to encode: its non-zero
+// words only. A filter is sized for a full TTL of dropped traces and
+// mostly zero after a short run, so this costs a scan of b, not a copy of
+// its size (a full clone, tens of megabytes allocated and copied at every
+// snapshot, was a tenth of the daemon's CPU under load).
+func (b *bloom) snapshotCopy() *bloom {
 	c := *b
-	c.words = append([]uint64(nil), b.words...)
+	c.words = nil
+	n := 0
+	for _, w := range b.words {
+		if w != 0 {
+			n++
+		}
+	}
+	c.sparseIdx, c.sparseWords = make([]uint32, 0, n), make([]uint64, 0, n)
+	for i, w := range b.words {
+		if w != 0 {
+			c.sparseIdx = append(c.sparseIdx, uint32(i))
+			c.sparseWords = append(c.sparseWords, w)
+		}
+	}
 	return &c
+}
+
+// nonzero returns how many of b's words are not zero.
+func (b *bloom) nonzero() int {
+	if b.words == nil {
+		return len(b.sparseWords)
+	}
+	n := 0
+	for _, w := range b.words {
+		if w != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// eachNonzero calls f with the index and value of each non-zero word, in
+// order, until f returns false.
+func (b *bloom) eachNonzero(f func(i int, w uint64) bool) {
+	if b.words == nil {
+		for j, i := range b.sparseIdx {
+			if !f(int(i), b.sparseWords[j]) {
+				return
+			}
+		}
+		return
+	}
+	for i, w := range b.words {
+		if w != 0 && !f(i, w) {
+			return
+		}
+	}
 }
 
 func (b *bloom) full() bool { return b.count >= b.capacity }

@@ -312,27 +312,23 @@ func encodeSnapshot(w *bufio.Writer, snap *cacheSnapshot) error {
 		b = binary.AppendUvarint(b, uint64(f.count))
 		b = binary.AppendUvarint(b, uint64(f.capacity))
 		b = binary.LittleEndian.AppendUint64(b, uint64(f.newest))
-		nonzero := 0
-		for _, word := range f.words {
-			if word != 0 {
-				nonzero++
-			}
-		}
-		b = binary.AppendUvarint(b, uint64(nonzero))
+		b = binary.AppendUvarint(b, uint64(f.nonzero()))
 		next := 0
-		for i, word := range f.words {
-			if word == 0 {
-				continue
-			}
+		var err error
+		f.eachNonzero(func(i int, word uint64) bool {
 			b = binary.AppendUvarint(b, uint64(i-next))
 			b = binary.LittleEndian.AppendUint64(b, word)
 			next = i + 1
 			if len(b) > 1<<16 {
-				if _, err := w.Write(b); err != nil {
-					return err
+				if _, err = w.Write(b); err != nil {
+					return false
 				}
 				b = b[:0]
 			}
+			return true
+		})
+		if err != nil {
+			return err
 		}
 	}
 	_, err := w.Write(b)

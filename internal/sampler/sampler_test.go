@@ -1,6 +1,7 @@
 package sampler
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -435,5 +436,47 @@ func TestCacheFileSparseFilters(t *testing.T) {
 				t.Fatalf("filter %d lost trace %s", i, id)
 			}
 		}
+	}
+}
+
+// TestSnapshotCopy: a filter's snapshot copy (its non-zero words only)
+// encodes to the same file as the filter, and IDs the filter takes after
+// the copy do not reach it.
+func TestSnapshotCopy(t *testing.T) {
+	var shape bloomShape
+	shape.bitsPerID, shape.k = bloomSize(0.001)
+	f := newBloom(1_000_000, shape, 1)
+	for i := range 500 {
+		id := traceID(uint64(i)+1, mix64(uint64(i)))
+		f.add(&id, 5)
+	}
+	c := f.snapshotCopy()
+	dir := t.TempDir()
+	write := func(name string, b *bloom) []byte {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := writeCacheFile(path, &cacheSnapshot{savedAt: 7, filters: []*bloom{b}}); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	want := write("filter.bin", f)
+	if got := write("copy.bin", c); !bytes.Equal(got, want) {
+		t.Errorf("the copy's file (%d bytes) differs from the filter's (%d bytes)", len(got), len(want))
+	}
+	if c.words != nil || len(c.sparseWords) != f.nonzero() || len(c.sparseWords) == 0 {
+		t.Errorf("copy holds %d words densely and %d sparsely, want only the filter's %d non-zero ones", len(c.words), len(c.sparseWords), f.nonzero())
+	}
+	before := len(c.sparseWords)
+	for i := range 500 {
+		id := traceID(uint64(i)+1000, mix64(uint64(i)+1000))
+		f.add(&id, 6)
+	}
+	if len(c.sparseWords) != before || c.count != 500 {
+		t.Errorf("the copy changed with the filter: %d words, count %d", len(c.sparseWords), c.count)
 	}
 }

@@ -662,7 +662,7 @@ func (sh *shard) onTick(now int64) {
 
 // snapshotPart returns the shard's kept IDs younger than the TTL and its
 // dropped-ID filters; clone copies the filters (the shard goes on using
-// its own).
+// its own) as snapshot copies, which can only be encoded.
 func (sh *shard) snapshotPart(now int64, clone bool) ([]savedKept, []*bloom) {
 	s := sh.s
 	ttl := int64(s.cfg.DecisionCache.TTL)
@@ -679,7 +679,7 @@ func (sh *shard) snapshotPart(now int64, clone bool) ([]savedKept, []*bloom) {
 	for _, f := range []*bloom{c.cur, c.prev} {
 		if f != nil && f.count > 0 {
 			if clone {
-				f = f.clone()
+				f = f.snapshotCopy()
 			}
 			filters = append(filters, f)
 		}
