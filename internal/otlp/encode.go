@@ -37,6 +37,7 @@ type Encoder struct {
 	ext       []byte   // encoded extension attributes for the current call
 	states    [][]byte // merged trace_state per span, nil when unchanged
 	stateBufs []byte
+	spans     [][]byte // AppendRequestFunc's spans of one scope
 }
 
 // AppendResourceSpans appends to dst one resource_spans entry (field 1 of

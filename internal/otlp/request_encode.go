@@ -12,7 +12,12 @@ func (e *Encoder) AppendRequest(dst []byte, req *Request) []byte {
 // AppendRequestFunc is AppendRequest of the spans keep reports true for
 // (all when keep is nil). Scopes left without spans are left out.
 func (e *Encoder) AppendRequestFunc(dst []byte, req *Request, keep func(*Span) bool) []byte {
-	var spans [][]byte
+	spans := e.spans
+	defer func() {
+		// Kept for the next call, without holding this request's bytes.
+		clear(spans[:cap(spans)])
+		e.spans = spans[:0]
+	}()
 	for i := 0; i < len(req.Spans); {
 		scope := req.Spans[i].Scope
 		spans = spans[:0]

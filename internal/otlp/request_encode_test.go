@@ -85,3 +85,36 @@ func TestAppendRequestRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendRequestFuncNoAllocs: re-encoding a request into a buffer with
+// room allocates nothing once the encoder has served one request (the
+// write-ahead log encodes every request's entry spans this way).
+func TestAppendRequestFuncNoAllocs(t *testing.T) {
+	td := ptrace.NewTraces()
+	for r := range 3 {
+		ss := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty()
+		for k := range 50 {
+			sp := ss.Spans().AppendEmpty()
+			sp.SetName("op")
+			sp.SetTraceID([16]byte{byte(r + 1), byte(k + 1)})
+			sp.SetSpanID([8]byte{byte(r + 1), byte(k + 1)})
+			sp.SetKind(ptrace.SpanKindServer)
+		}
+	}
+	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req Request
+	if err := Parse(body, Limits{}, &req); err != nil {
+		t.Fatal(err)
+	}
+	var e Encoder
+	buf := e.AppendRequestFunc(nil, &req, nil)
+	if allocs := testing.AllocsPerRun(100, func() { buf = e.AppendRequestFunc(buf[:0], &req, nil) }); allocs != 0 {
+		t.Errorf("%.1f allocations per request, want 0", allocs)
+	}
+	if len(buf) < len(body)/2 {
+		t.Errorf("encoded %d bytes of a %d-byte request", len(buf), len(body))
+	}
+}
