@@ -1,8 +1,8 @@
 package otlp
 
 import (
+	"bytes"
 	"math"
-	"strings"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -38,6 +38,7 @@ type Encoder struct {
 	states    [][]byte // merged trace_state per span, nil when unchanged
 	stateBufs []byte
 	spans     [][]byte // AppendRequestFunc's spans of one scope
+	ends      []int    // where each span's merged trace_state ends in stateBufs
 }
 
 // AppendResourceSpans appends to dst one resource_spans entry (field 1 of
@@ -58,13 +59,13 @@ func (e *Encoder) AppendResourceSpans(dst []byte, g *Group, spans [][]byte, ext 
 	if ext != nil && ext.Threshold != "" {
 		// Merge into one buffer first, then slice it, so appends that move
 		// the buffer cannot leave stale slices behind.
-		ends := make([]int, 0, len(spans))
+		e.ends = e.ends[:0]
 		for _, raw := range spans {
 			e.stateBufs = appendMergedTraceState(e.stateBufs, lastString(raw, fieldSpanTraceState), ext.Threshold)
-			ends = append(ends, len(e.stateBufs))
+			e.ends = append(e.ends, len(e.stateBufs))
 		}
 		start := 0
-		for _, end := range ends {
+		for _, end := range e.ends {
 			e.states = append(e.states, e.stateBufs[start:end:end])
 			start = end
 		}
@@ -174,28 +175,29 @@ func AppendPartialSuccess(dst []byte, rejected int64, message string) []byte {
 }
 
 func appendStringAttr(dst []byte, key, value string) []byte {
-	var any []byte
-	any = protowire.AppendTag(any, fieldAnyString, protowire.BytesType)
-	any = protowire.AppendString(any, value)
-	return appendKV(dst, key, any)
+	dst = appendKVHeader(dst, key, protowire.SizeTag(fieldAnyString)+protowire.SizeBytes(len(value)))
+	dst = protowire.AppendTag(dst, fieldAnyString, protowire.BytesType)
+	return protowire.AppendString(dst, value)
 }
 
 func appendDoubleAttr(dst []byte, key string, value float64) []byte {
-	var any []byte
-	any = protowire.AppendTag(any, fieldAnyDouble, protowire.Fixed64Type)
-	any = protowire.AppendFixed64(any, math.Float64bits(value))
-	return appendKV(dst, key, any)
+	dst = appendKVHeader(dst, key, protowire.SizeTag(fieldAnyDouble)+protowire.SizeFixed64())
+	dst = protowire.AppendTag(dst, fieldAnyDouble, protowire.Fixed64Type)
+	return protowire.AppendFixed64(dst, math.Float64bits(value))
 }
 
-func appendKV(dst []byte, key string, anyValue []byte) []byte {
+// appendKVHeader appends a span attribute's KeyValue up to its AnyValue,
+// whose encoding of anyLen bytes the caller appends: no value is built
+// apart and copied.
+func appendKVHeader(dst []byte, key string, anyLen int) []byte {
 	size := protowire.SizeTag(fieldKVKey) + protowire.SizeBytes(len(key)) +
-		protowire.SizeTag(fieldKVValue) + protowire.SizeBytes(len(anyValue))
+		protowire.SizeTag(fieldKVValue) + protowire.SizeBytes(anyLen)
 	dst = protowire.AppendTag(dst, fieldSpanAttributes, protowire.BytesType)
 	dst = protowire.AppendVarint(dst, uint64(size))
 	dst = protowire.AppendTag(dst, fieldKVKey, protowire.BytesType)
 	dst = protowire.AppendString(dst, key)
 	dst = protowire.AppendTag(dst, fieldKVValue, protowire.BytesType)
-	return protowire.AppendBytes(dst, anyValue)
+	return protowire.AppendVarint(dst, uint64(anyLen))
 }
 
 // lastString returns the last value of a string field of a message.
@@ -221,27 +223,42 @@ func MergeTraceState(ts, th string) string {
 func appendMergedTraceState(dst, ts []byte, th string) []byte {
 	dst = append(dst, "ot=th:"...)
 	dst = append(dst, th...)
-	var rest []string
-	for _, member := range strings.Split(string(ts), ",") {
-		member = strings.TrimSpace(member)
-		if member == "" {
-			continue
-		}
-		if v, ok := strings.CutPrefix(member, "ot="); ok {
-			for _, sub := range strings.Split(v, ";") {
-				if sub == "" || strings.HasPrefix(sub, "th:") {
-					continue
-				}
-				dst = append(dst, ';')
-				dst = append(dst, sub...)
+	// Two passes over the members, without splitting them apart: the ot
+	// member's other sub-keys first, then the other members in order.
+	for pass := range 2 {
+		for rest := ts; len(rest) > 0; {
+			var member []byte
+			member, rest = cutByte(rest, ',')
+			member = bytes.TrimSpace(member)
+			if len(member) == 0 {
+				continue
 			}
-			continue
+			v, isOT := bytes.CutPrefix(member, []byte("ot="))
+			switch {
+			case pass == 0 && isOT:
+				for len(v) > 0 {
+					var sub []byte
+					sub, v = cutByte(v, ';')
+					if len(sub) == 0 || bytes.HasPrefix(sub, []byte("th:")) {
+						continue
+					}
+					dst = append(dst, ';')
+					dst = append(dst, sub...)
+				}
+			case pass == 1 && !isOT:
+				dst = append(dst, ',')
+				dst = append(dst, member...)
+			}
 		}
-		rest = append(rest, member)
-	}
-	for _, m := range rest {
-		dst = append(dst, ',')
-		dst = append(dst, m...)
 	}
 	return dst
+}
+
+// cutByte returns b before and after the first sep (all of b and nil
+// without one).
+func cutByte(b []byte, sep byte) (before, after []byte) {
+	if i := bytes.IndexByte(b, sep); i >= 0 {
+		return b[:i], b[i+1:]
+	}
+	return b, nil
 }

@@ -315,6 +315,10 @@ func TestMergeTraceState(t *testing.T) {
 		{"vendor=x", "8", "ot=th:8,vendor=x"},
 		{"a=1,ot=th:c;rv:abcdef01234567,b=2", "8", "ot=th:8;rv:abcdef01234567,a=1,b=2"},
 		{"ot=rv:00000000000001", "0", "ot=th:0;rv:00000000000001"},
+		// Blank members and sub-keys are dropped, spaces around members
+		// trimmed, and an ot member anywhere moves to the front.
+		{" a=1 , ,ot=;th:c;;rv:ab ", "4", "ot=th:4;rv:ab,a=1"},
+		{"ot=th:c", "4", "ot=th:4"},
 	}
 	for _, tt := range tests {
 		if got := MergeTraceState(tt.in, tt.th); got != tt.want {

@@ -118,3 +118,37 @@ func TestAppendRequestFuncNoAllocs(t *testing.T) {
 		t.Errorf("encoded %d bytes of a %d-byte request", len(buf), len(body))
 	}
 }
+
+// TestAppendResourceSpansNoAllocs: encoding kept spans with the sampling
+// attributes and a merged tracestate (every kept trace's export)
+// allocates nothing once the encoder has served one call.
+func TestAppendResourceSpansNoAllocs(t *testing.T) {
+	td := ptrace.NewTraces()
+	ss := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty()
+	for k := range 10 {
+		sp := ss.Spans().AppendEmpty()
+		sp.SetName("op")
+		sp.SetTraceID([16]byte{1, byte(k + 1)})
+		sp.SetSpanID([8]byte{1, byte(k + 1)})
+		sp.TraceState().FromRaw("vendor=x,ot=rv:00000000000001")
+	}
+	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req Request
+	if err := Parse(body, Limits{}, &req); err != nil {
+		t.Fatal(err)
+	}
+	spans := make([][]byte, len(req.Spans))
+	for i := range req.Spans {
+		spans[i] = req.Spans[i].Raw
+	}
+	g := Group{Resource: req.Resources[0].Raw, Scope: req.Scopes[0].Raw}
+	ext := Extension{Rate: 20, Rule: "rest", Threshold: "f333333333333"}
+	var e Encoder
+	buf := e.AppendResourceSpans(nil, &g, spans, &ext)
+	if allocs := testing.AllocsPerRun(100, func() { buf = e.AppendResourceSpans(buf[:0], &g, spans, &ext) }); allocs != 0 {
+		t.Errorf("%.1f allocations per call, want 0", allocs)
+	}
+}
