@@ -41,6 +41,7 @@ var renamed = map[string][]string{
 	"tailgate_signals_series_overflow_total":   {"tailgate_signals_overflow_requests_total"},
 	"tailgate_signals_operations_folded_total": {"tailgate_signals_other_operation_requests_total"},
 	"tailgate_signals_services_folded_total":   {"tailgate_signals_other_service_requests_total"},
+	"tailgate_kafka_backpressure_total":        {"tailgate_kafka_backpressure_records_total"},
 }
 
 // renamingPage is the page whose table lists the renamed metrics.
@@ -238,6 +239,20 @@ func TestServiceLabelPatterns(t *testing.T) {
 		}
 		if stale != tt.stale {
 			t.Errorf("%q: stale = %v, want %v", tt.text, stale, tt.stale)
+		}
+	}
+}
+
+// TestCountersNameTheirUnit: the counters issue 9 renamed for want of a
+// unit (backpressure, stress relief) say what they count (requests,
+// records, episodes, traces), so that a name like
+// tailgate_x_backpressure_total does not come back with the next intake.
+func TestCountersNameTheirUnit(t *testing.T) {
+	for n, path := range registered(t) {
+		for _, bare := range []string{"_backpressure_total", "_stress_relief_total"} {
+			if strings.HasSuffix(n, bare) {
+				t.Errorf("%s (registered in %s) ends in %s: name the unit it counts before _total", n, path, bare)
+			}
 		}
 	}
 }

@@ -226,7 +226,7 @@ func New(cfg Config, set Settings) (*Intake, error) {
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "tailgate_kafka_commit_failures_total", Help: "Offset commits that failed (retried at the next interval)."}),
 		spansRejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "tailgate_kafka_spans_rejected_total",
 			Help: "Spans of Kafka records left out for invalid content or over ingest's per-span limits (the record's other spans are taken)."}),
-		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "tailgate_kafka_backpressure_total", Help: "Times a record was refused by the pipeline (backpressure) and offered again."}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "tailgate_kafka_backpressure_records_total", Help: "Times a record was refused by the pipeline (backpressure) and offered again."}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tailgate_kafka_records_rejected_total",
 			Help: "Kafka records skipped because they are not OTLP trace requests, by reason."}, []string{"reason"}),
 		paused:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "tailgate_kafka_paused_partitions", Help: "Partitions whose fetching waits for the pipeline (backpressure)."}),
