@@ -9,90 +9,27 @@ import (
 	"time"
 )
 
-// MaxThresholds bounds the latency thresholds an OpCounts holds.
-const MaxThresholds = 2
-
-// OpCounts are one operation's (or one side's) entry spans.
-type OpCounts struct {
-	Requests uint64 `json:"requests"`
-	// Bad failed per DESIGN.md (status ERROR, HTTP 5xx, gRPC server fault).
-	Bad uint64 `json:"bad"`
-	// Slow counts the requests over each latency threshold, in the order
-	// given with the counts.
-	Slow [MaxThresholds]uint64 `json:"slow"`
+// versionMatch returns whether a version is the canary's (baseline
+// false) or on the baseline's side: the named baseline, or every version
+// but the canary's when baseline is "".
+func versionMatch(canary, baseline string) (isCanary, isBaseline func(string) bool) {
+	return func(v string) bool { return v == canary },
+		func(v string) bool { return v != canary && (baseline == "" || v == baseline) }
 }
 
-func (c *OpCounts) add(o OpCounts) {
-	c.Requests += o.Requests
-	c.Bad += o.Bad
-	for i := range c.Slow {
-		c.Slow[i] += o.Slow[i]
-	}
-}
-
-// Analysis names a canary to judge: a service, its canary version and the
-// baseline version it is compared with.
-type Analysis struct {
-	Service string `json:"service"`
-	Canary  string `json:"canary"`
-	// Baseline is the baseline version; "" compares with every other
-	// version of the service.
-	Baseline string `json:"baseline,omitempty"`
-	// Since is when the analysis began; counts before it are ignored.
-	Since time.Time `json:"since"`
-	// Objective is the availability SLO's objective in percent, for the
-	// budget rule; 0 leaves it out.
-	Objective float64 `json:"objective,omitempty"`
-	// LatencyThreshold is the latency SLO's threshold, one of those the
-	// service is tracked with; 0 leaves latency out.
-	LatencyThreshold time.Duration `json:"latency_threshold,omitempty"`
-	// PerOperation compares each operation with the same operation of the
-	// baseline, weighted by the canary's traffic, so that a canary serving
-	// a different mix of operations is not judged on the mix.
-	PerOperation bool `json:"per_operation,omitempty"`
-}
-
-// isBaseline reports whether version v is on the baseline's side.
-func (a Analysis) isBaseline(v string) bool {
-	return v != a.Canary && (a.Baseline == "" || v == a.Baseline)
-}
-
-// Judge judges the analysis from counts per operation of the canary and
-// of the baseline (e.g. summed from the store's minute rows of a fleet),
-// whose Slow counts follow thresholds.
-func (a Analysis) Judge(canary, baseline map[string]OpCounts, thresholds []time.Duration, cfg Config) Verdict {
-	in, _ := compareInput(canary, baseline, thresholdIndex(thresholds, a.LatencyThreshold), a.PerOperation)
-	in.Objective = a.Objective
-	return Judge(in, cfg)
-}
-
-// thresholdIndex returns the index of t among thresholds, -1 when t is 0
-// or not among them.
-func thresholdIndex(thresholds []time.Duration, t time.Duration) int {
-	if t <= 0 {
-		return -1
-	}
-	return slices.Index(thresholds, t)
-}
-
-// compareInput builds the test's input from per-operation counts. With
-// weighted, the baseline is reweighted to the treated side's mix of
-// operations (see reweight); operations only the treated side served are
-// left out of both sides and returned.
-func compareInput(treated, base map[string]OpCounts, slow int, weighted bool) (Input, []string) {
+// compareInput builds the test's input from per-operation counts, with
+// the slow requests' test when slow. With weighted, the baseline is
+// reweighted to the treated side's mix of operations (see reweight);
+// operations only the treated side served are left out of both sides and
+// returned.
+func compareInput(treated, base map[string]Counts, slow, weighted bool) (Input, []string) {
 	var in Input
 	if !weighted {
-		var c, b OpCounts
-		for _, x := range treated {
-			c.add(x)
-		}
-		for _, x := range base {
-			b.add(x)
-		}
-		in.Canary, in.Baseline = Side{N: c.Requests, Bad: c.Bad}, Side{N: b.Requests, Bad: b.Bad}
-		if slow >= 0 {
-			in.SlowCanary = &Side{N: c.Requests, Bad: c.Slow[slow]}
-			in.SlowBaseline = &Side{N: b.Requests, Bad: b.Slow[slow]}
+		c, b := sumOps(treated), sumOps(base)
+		in.Canary, in.Baseline = Side{N: c.Requests, Bad: c.Errors}, Side{N: b.Requests, Bad: b.Errors}
+		if slow {
+			in.SlowCanary = &Side{N: c.Requests, Bad: c.Slow}
+			in.SlowBaseline = &Side{N: b.Requests, Bad: b.Slow}
 		}
 		return in, nil
 	}
@@ -107,9 +44,9 @@ func compareInput(treated, base map[string]OpCounts, slow int, weighted bool) (I
 	}
 	slices.Sort(shared)
 	slices.Sort(onlyTreated)
-	in.Canary, in.Baseline = reweight(treated, base, shared, func(c OpCounts) uint64 { return c.Bad })
-	if slow >= 0 {
-		c, b := reweight(treated, base, shared, func(c OpCounts) uint64 { return c.Slow[slow] })
+	in.Canary, in.Baseline = reweight(treated, base, shared, func(c Counts) uint64 { return c.Errors })
+	if slow {
+		c, b := reweight(treated, base, shared, func(c Counts) uint64 { return c.Slow })
 		in.SlowCanary, in.SlowBaseline = &c, &b
 	}
 	return in, onlyTreated
@@ -122,7 +59,7 @@ func compareInput(treated, base map[string]OpCounts, slow int, weighted bool) (I
 // weighted estimate, p(1−p)/Σ w_op²·p_op(1−p_op)/n_op, so that the test
 // sees the baseline's real precision (fewer requests of an operation the
 // canary serves much more of weigh less).
-func reweight(treated, base map[string]OpCounts, shared []string, bad func(OpCounts) uint64) (Side, Side) {
+func reweight(treated, base map[string]Counts, shared []string, bad func(Counts) uint64) (Side, Side) {
 	var c Side
 	for _, op := range shared {
 		c.N += treated[op].Requests
@@ -206,17 +143,17 @@ type OperationStats struct {
 
 // worstOperations returns the operations served on both sides with the
 // largest excess of failed requests after, at most n, positive only.
-func worstOperations(before, after map[string]OpCounts, n int) []OperationStats {
+func worstOperations(before, after map[string]Counts, n int) []OperationStats {
 	var out []OperationStats
 	for op, a := range after {
 		b := before[op]
 		if b.Requests == 0 || a.Requests == 0 {
 			continue
 		}
-		pb := float64(b.Bad) / float64(b.Requests)
-		x := OperationStats{Operation: op, Requests: a.Requests, Errors: a.Bad,
-			ErrorRatio: float64(a.Bad) / float64(a.Requests), BeforeRatio: pb,
-			Excess: float64(a.Bad) - float64(a.Requests)*pb}
+		pb := float64(b.Errors) / float64(b.Requests)
+		x := OperationStats{Operation: op, Requests: a.Requests, Errors: a.Errors,
+			ErrorRatio: float64(a.Errors) / float64(a.Requests), BeforeRatio: pb,
+			Excess: float64(a.Errors) - float64(a.Requests)*pb}
 		if x.Excess > 0 {
 			out = append(out, x)
 		}
@@ -242,9 +179,10 @@ func (m Marker) before() time.Duration {
 }
 
 // Judge judges the deploy from counts per operation before and after it
-// (all versions), whose Slow counts follow thresholds.
-func (m Marker) Judge(before, after map[string]OpCounts, thresholds []time.Duration, cfg Config) Regression {
-	in, newOps := compareInput(after, before, thresholdIndex(thresholds, m.LatencyThreshold), true)
+// (all versions); their Slow counts are over m.LatencyThreshold, and
+// judged when it is set.
+func (m Marker) Judge(before, after map[string]Counts, cfg Config) Regression {
+	in, newOps := compareInput(after, before, m.LatencyThreshold > 0, true)
 	in.Objective = m.Objective
 	v := Judge(in, cfg)
 	reg := Regression{Detail: v, NewOperations: newOps, Operations: worstOperations(before, after, 5)}

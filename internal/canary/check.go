@@ -87,20 +87,18 @@ func (c *Checker) Check(req CheckRequest) (CheckResult, error) {
 		}
 	}
 	cfg := c.configFor(req.Service)
-	a := Analysis{Service: req.Service, Canary: req.Canary, Baseline: req.Baseline, Since: since,
-		Objective: c.objectives[req.Service], LatencyThreshold: c.rec.Threshold(req.Service), PerOperation: cfg.PerOperation}
-	canary := c.rec.Operations(req.Service, func(v string) bool { return v == a.Canary }, since, now)
-	base := c.rec.Operations(req.Service, a.isBaseline, since, now)
+	isCanary, isBaseline := versionMatch(req.Canary, req.Baseline)
 	baseline := req.Baseline
 	if baseline == "" {
 		baseline = "every other version"
 	}
-	in, only := compareInput(canary, base, thresholdIndex(c.thresholds(req.Service), a.LatencyThreshold), a.PerOperation)
-	in.Objective = a.Objective
+	in, only := compareInput(c.rec.Operations(req.Service, isCanary, since, now), c.rec.Operations(req.Service, isBaseline, since, now),
+		c.rec.Threshold(req.Service) > 0, cfg.PerOperation)
+	in.Objective = c.objectives[req.Service]
 	res := CheckResult{Service: req.Service, CanaryVersion: req.Canary, BaselineVersion: baseline, Since: since.UTC(), At: now.UTC(),
-		PerOperation: a.PerOperation, CanaryOnlyOperations: only, Verdict: Judge(in, cfg)}
-	cq, okc := c.rec.Quantiles(req.Service, func(v string) bool { return v == a.Canary }, since, now)
-	bq, okb := c.rec.Quantiles(req.Service, a.isBaseline, since, now)
+		PerOperation: cfg.PerOperation, CanaryOnlyOperations: only, Verdict: Judge(in, cfg)}
+	cq, okc := c.rec.Quantiles(req.Service, isCanary, since, now)
+	bq, okb := c.rec.Quantiles(req.Service, isBaseline, since, now)
 	if okc && okb {
 		res.LatencyQuantiles = &LatencyQuantiles{Canary: cq, Baseline: bq, Scope: "this instance's requests"}
 	}
@@ -143,15 +141,6 @@ func (c *Checker) Failed(service, version string) (CheckResult, bool) {
 	return r, ok
 }
 
-// thresholds returns the latency thresholds a service's Slow counts
-// follow: its latency SLO's, if any.
-func (c *Checker) thresholds(service string) []time.Duration {
-	if t := c.rec.Threshold(service); t > 0 {
-		return []time.Duration{t}
-	}
-	return nil
-}
-
 // Regression judges the deploy of m with the counts of every version of
 // the service (this instance's and, with a store, the fleet's): the
 // minutes after the deploy against the window before it (m.Before,
@@ -171,5 +160,5 @@ func (c *Checker) Regression(m Marker) Regression {
 	if m.Objective == 0 {
 		m.Objective = c.objectives[m.Service]
 	}
-	return m.Judge(before, after, c.thresholds(m.Service), c.configFor(m.Service))
+	return m.Judge(before, after, c.configFor(m.Service))
 }

@@ -37,7 +37,7 @@
 // A Recorder counts entry spans per service, version, operation and
 // minute, and a Checker judges a canary (Check) or a deploy (Regression)
 // from them: the daemon's API, CLI and gate use these. The same
-// judgements take counts from any source (Analysis.Judge, Marker.Judge),
+// judgements take counts from any source (Judge on an Input, Marker.Judge),
 // such as a fleet's rows summed in the store. docs/canary.md describes
 // the statistics at length.
 //

@@ -111,22 +111,22 @@ func TestRecorderOperations(t *testing.T) {
 	from, to := at(0)
 	only := func(v string) func(string) bool { return func(x string) bool { return x == v } }
 	got := r.Operations("checkout", only("v2"), from, to)
-	want := map[string]OpCounts{
-		"/cart": {Requests: 2, Bad: 1, Slow: [2]uint64{1, 0}},
-		"Pay":   {Requests: 2, Bad: 1, Slow: [2]uint64{1, 0}},
+	want := map[string]Counts{
+		"/cart": {Requests: 2, Errors: 1, Slow: 1},
+		"Pay":   {Requests: 2, Errors: 1, Slow: 1},
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("v2: %v, want %v", got, want)
 	}
 	got = r.Operations("checkout", only("v1"), from, to)
-	want = map[string]OpCounts{"/cart": {Requests: 1, Bad: 1, Slow: [2]uint64{1, 0}}, "q": {Requests: 1}}
+	want = map[string]Counts{"/cart": {Requests: 1, Errors: 1, Slow: 1}, "q": {Requests: 1}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("v1: %v, want %v", got, want)
 	}
 	if got := r.Operations("checkout", only(NoVersion), from, to)["/cart"].Requests; got != 1 {
 		t.Errorf("spans without a version: %d, want 1", got)
 	}
-	if got := r.Operations("search", only("v9"), from, to)["GET /"]; got.Requests != 1 || got.Bad != 1 {
+	if got := r.Operations("search", only("v9"), from, to)["GET /"]; got.Requests != 1 || got.Errors != 1 {
 		t.Errorf("search: %+v, want its one failed request", got)
 	}
 	// The minute before holds nothing; the rows to store are the same
@@ -158,11 +158,11 @@ func TestRecorderSpanVersionAndMinutes(t *testing.T) {
 		span{service: "pay", spanVersion: "b", name: "x", end: t0.Add(-time.Hour)},
 	), t0.Add(100*time.Second))
 	b := func(v string) bool { return v == "b" }
-	if got := r.Operations("pay", b, t0, t0)["x"]; got.Requests != 1 || got.Bad != 1 {
+	if got := r.Operations("pay", b, t0, t0)["x"]; got.Requests != 1 || got.Errors != 1 {
 		t.Errorf("b in minute 0: %+v, want 1 request, 1 bad", got)
 	}
 	m1 := t0.Add(time.Minute)
-	if got := r.Operations("pay", b, m1, m1)["x"]; got.Requests != 2 || got.Bad != 0 {
+	if got := r.Operations("pay", b, m1, m1)["x"]; got.Requests != 2 || got.Errors != 0 {
 		t.Errorf("b in minute 1: %+v, want 2 requests (one clamped late)", got)
 	}
 	if got := r.Operations("pay", func(v string) bool { return v == "a" }, t0, m1)["x"].Requests; got != 1 {
@@ -253,13 +253,13 @@ func TestCheck(t *testing.T) {
 // Judged on the aggregate the canary looks worse; per operation it is
 // the same.
 func TestPerOperation(t *testing.T) {
-	canary := map[string]OpCounts{"/search": {Requests: 4000, Bad: 80}, "/home": {Requests: 1000, Bad: 1}}
-	base := map[string]OpCounts{"/search": {Requests: 20000, Bad: 400}, "/home": {Requests: 180000, Bad: 180}}
-	agg, _ := compareInput(canary, base, -1, false)
+	canary := map[string]Counts{"/search": {Requests: 4000, Errors: 80}, "/home": {Requests: 1000, Errors: 1}}
+	base := map[string]Counts{"/search": {Requests: 20000, Errors: 400}, "/home": {Requests: 180000, Errors: 180}}
+	agg, _ := compareInput(canary, base, false, false)
 	if v := Judge(agg, Config{}); v.Verdict != Fail {
 		t.Errorf("aggregate: %s by %s; want the mix to fail it", v.Verdict, v.Rule)
 	}
-	in, _ := compareInput(canary, base, -1, true)
+	in, _ := compareInput(canary, base, false, true)
 	// By hand: weights 0.8 and 0.2: 0.8·0.02 + 0.2·0.001 = 0.0162.
 	if got := in.Baseline.Ratio(); got < 0.0160 || got > 0.0164 {
 		t.Errorf("reweighted baseline ratio %.4f, want 0.0162", got)
@@ -418,12 +418,9 @@ func TestObserveConcurrent(t *testing.T) {
 	for range 4 {
 		<-done
 	}
-	var total OpCounts
-	for _, c := range r.Operations("s", func(string) bool { return true }, t0, t0) {
-		total.add(c)
-	}
-	if total.Requests != 4000 || total.Bad != 400 {
-		t.Errorf("%d requests, %d bad; want 4000 and 400", total.Requests, total.Bad)
+	total := sumOps(r.Operations("s", func(string) bool { return true }, t0, t0))
+	if total.Requests != 4000 || total.Errors != 400 {
+		t.Errorf("%d requests, %d bad; want 4000 and 400", total.Requests, total.Errors)
 	}
 }
 
@@ -451,7 +448,7 @@ func TestRecorderIntVersion(t *testing.T) {
 	}
 	r := NewRecorder(RecorderConfig{})
 	r.Observe(req, t0.Add(2*time.Second))
-	if got := r.Count("s", "1234", t0, t0); got.Requests != 1 {
+	if got := count(r, "s", "1234", t0, t0); got.Requests != 1 {
 		t.Errorf("version 1234: %+v, want its one request", got)
 	}
 }
@@ -477,7 +474,7 @@ func TestRecorderManyOperations(t *testing.T) {
 		if op == "op11" {
 			wantBad = 1
 		}
-		if c.Requests != 2 || c.Bad != wantBad {
+		if c.Requests != 2 || c.Errors != wantBad {
 			t.Errorf("%s: %+v, want 2 requests, %d bad", op, c, wantBad)
 		}
 	}

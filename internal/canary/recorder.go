@@ -335,60 +335,14 @@ func (r *Recorder) each(service string, match func(version string) bool, from, t
 
 // Operations returns the counts per operation of the service's versions
 // that match, in the minutes from from's through to's, with the peers'.
-// Slow requests are in OpCounts.Slow[0].
-func (r *Recorder) Operations(service string, match func(version string) bool, from, to time.Time) map[string]OpCounts {
-	out := map[string]OpCounts{}
+func (r *Recorder) Operations(service string, match func(version string) bool, from, to time.Time) map[string]Counts {
+	out := map[string]Counts{}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.each(service, match, from, to, func(_, op string, _ units.Minute, c Counts) {
-		x := out[op]
-		x.add(OpCounts{Requests: c.Requests, Bad: c.Errors, Slow: [MaxThresholds]uint64{c.Slow}})
-		out[op] = x
+		out[op] = out[op].add(c)
 	})
 	return out
-}
-
-// MinuteCounts are the counts of one minute.
-type MinuteCounts struct {
-	Minute time.Time `json:"minute"`
-	Counts
-}
-
-// Minutes returns the counts per minute of the service's versions that
-// match, summed over operations, in the minutes from from's through to's,
-// oldest first; minutes without requests are left out.
-func (r *Recorder) Minutes(service string, match func(version string) bool, from, to time.Time) []MinuteCounts {
-	by := map[units.Minute]Counts{}
-	r.mu.Lock()
-	r.each(service, match, from, to, func(_, _ string, m units.Minute, c Counts) { by[m] = by[m].add(c) })
-	r.mu.Unlock()
-	out := make([]MinuteCounts, 0, len(by))
-	for m, c := range by {
-		out = append(out, MinuteCounts{Minute: m.Time(), Counts: c})
-	}
-	slices.SortFunc(out, func(a, b MinuteCounts) int { return a.Minute.Compare(b.Minute) })
-	return out
-}
-
-// Count returns a version's counts in the minutes from from's through
-// to's.
-func (r *Recorder) Count(service, version string, from, to time.Time) Counts {
-	return r.sum(service, func(v string) bool { return v == version }, from, to)
-}
-
-// CountOthers returns the counts of every version of service but version,
-// in the minutes from from's through to's: the baseline when none is
-// named.
-func (r *Recorder) CountOthers(service, version string, from, to time.Time) Counts {
-	return r.sum(service, func(v string) bool { return v != version }, from, to)
-}
-
-func (r *Recorder) sum(service string, match func(string) bool, from, to time.Time) Counts {
-	var c Counts
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.each(service, match, from, to, func(_, _ string, _ units.Minute, x Counts) { c = c.add(x) })
-	return c
 }
 
 func (c Counts) add(o Counts) Counts {
@@ -402,11 +356,6 @@ func (c Counts) sub(o Counts) Counts {
 // Threshold returns the latency threshold a service's slow requests are
 // counted over, 0 when none.
 func (r *Recorder) Threshold(service string) time.Duration { return r.cfg.Thresholds[service] }
-
-// HasLatency reports whether a service's slow requests are counted.
-func (r *Recorder) HasLatency(service string) bool {
-	return r.cfg.Thresholds[service] > 0
-}
 
 // FirstSeen returns the start of the first minute a version's requests
 // were counted in (by the end of their spans), here or by a peer.

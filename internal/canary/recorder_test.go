@@ -59,17 +59,17 @@ func TestRecorderCountsByVersion(t *testing.T) {
 	r.Observe(request(t, now, map[string][3]int{"1.0": {100, 1, 10}, "1.1": {10, 3, 4}}), now)
 	r.Observe(request(t, now.Add(time.Minute), map[string][3]int{"1.0": {50, 0, 5}, "0.9": {5, 0, 0}}), now.Add(time.Minute))
 	from, to := now.Add(-time.Hour), now.Add(time.Hour)
-	if got := r.Count("checkout", "1.1", from, to); got != (Counts{Requests: 10, Errors: 3, Slow: 4}) {
+	if got := count(r, "checkout", "1.1", from, to); got != (Counts{Requests: 10, Errors: 3, Slow: 4}) {
 		t.Errorf("1.1: %+v", got)
 	}
-	if got := r.Count("checkout", "1.0", from, to); got != (Counts{Requests: 150, Errors: 1, Slow: 15}) {
+	if got := count(r, "checkout", "1.0", from, to); got != (Counts{Requests: 150, Errors: 1, Slow: 15}) {
 		t.Errorf("1.0: %+v", got)
 	}
-	if got := r.CountOthers("checkout", "1.1", from, to); got != (Counts{Requests: 155, Errors: 1, Slow: 15}) {
+	if got := countOthers(r, "checkout", "1.1", from, to); got != (Counts{Requests: 155, Errors: 1, Slow: 15}) {
 		t.Errorf("all but 1.1: %+v", got)
 	}
 	// Only the second minute.
-	if got := r.Count("checkout", "1.0", now.Add(time.Minute), to); got != (Counts{Requests: 50, Slow: 5}) {
+	if got := count(r, "checkout", "1.0", now.Add(time.Minute), to); got != (Counts{Requests: 50, Slow: 5}) {
 		t.Errorf("1.0 from the second minute: %+v", got)
 	}
 	res, err := NewChecker(r, Config{}, map[string]float64{"checkout": 99}, func() time.Time { return now.Add(2 * time.Minute) }).
@@ -175,10 +175,10 @@ func TestRecorderStoreRoundTrip(t *testing.T) {
 		{Service: "checkout", Version: "0.9", Minute: m, Counts: Counts{7, 0, 0}},
 	})
 	from, to := m.Add(-time.Hour), m.Add(time.Hour)
-	if got := r.Count("checkout", "1.1", from, to); got != (Counts{35, 14, 4}) {
+	if got := count(r, "checkout", "1.1", from, to); got != (Counts{35, 14, 4}) {
 		t.Errorf("1.1 with its peers' counts: %+v, want 15+20 requests, 4+10 errors, 4 slow", got)
 	}
-	if got := r.CountOthers("checkout", "1.1", from, to); got != (Counts{107, 1, 10}) {
+	if got := countOthers(r, "checkout", "1.1", from, to); got != (Counts{107, 1, 10}) {
 		t.Errorf("all but 1.1 with the peers': %+v, want 100+7 requests", got)
 	}
 	if first, ok := r.FirstSeen("checkout", "1.1"); !ok || !first.Equal(earlier) {
@@ -188,14 +188,14 @@ func TestRecorderStoreRoundTrip(t *testing.T) {
 		t.Errorf("peers' counts are offered to the store: %+v", rows)
 	}
 	r.SetPeers(nil)
-	if got := r.Count("checkout", "1.1", from, to); got != (Counts{15, 4, 4}) {
+	if got := count(r, "checkout", "1.1", from, to); got != (Counts{15, 4, 4}) {
 		t.Errorf("1.1 once the peers are gone: %+v", got)
 	}
 
 	// A restart: the stored counts come back, and are not stored again.
 	r2 := NewRecorder(RecorderConfig{})
 	r2.Seed([]VersionRow{{Service: "checkout", Version: "1.1", Minute: m, Counts: Counts{15, 4, 4}}})
-	if got := r2.Count("checkout", "1.1", from, to); got != (Counts{15, 4, 4}) {
+	if got := count(r2, "checkout", "1.1", from, to); got != (Counts{15, 4, 4}) {
 		t.Errorf("seeded counts %+v", got)
 	}
 	if rows := r2.Unstored(); len(rows) != 0 {
@@ -252,13 +252,27 @@ func TestMergePeers(t *testing.T) {
 		want uint64
 	}{{-30 * time.Minute, 10}, {-2 * time.Minute, 7}, {-time.Minute, 3}} {
 		at := m.Add(tc.at)
-		if got := r.Count("checkout", "1.1", at, at).Requests; got != tc.want {
+		if got := count(r, "checkout", "1.1", at, at).Requests; got != tc.want {
 			t.Errorf("minute %s: %d requests, want %d", tc.at, got, tc.want)
 		}
 	}
 	// 40 minutes on, the retention (an hour) has passed minute −30.
 	r.Prune(m.Add(40 * time.Minute))
-	if got := r.Count("checkout", "1.1", m.Add(-time.Hour), m).Requests; got != 10 {
+	if got := count(r, "checkout", "1.1", m.Add(-time.Hour), m).Requests; got != 10 {
 		t.Errorf("after pruning: %d requests, want 10 (minutes −2 and −1)", got)
 	}
+}
+
+// count returns a version's counts in the minutes from from's through
+// to's, summed over operations.
+func count(r *Recorder, service, version string, from, to time.Time) Counts {
+	isCanary, _ := versionMatch(version, "")
+	return sumOps(r.Operations(service, isCanary, from, to))
+}
+
+// countOthers returns the counts of every version of service but
+// version: the baseline when none is named.
+func countOthers(r *Recorder, service, version string, from, to time.Time) Counts {
+	_, isBaseline := versionMatch(version, "")
+	return sumOps(r.Operations(service, isBaseline, from, to))
 }

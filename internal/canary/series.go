@@ -46,18 +46,18 @@ func (c *Checker) Series(req CheckRequest) (SeriesResult, error) {
 	}
 	req.Service, req.Canary, req.Baseline = res.Service, res.CanaryVersion, strings.TrimSpace(req.Baseline)
 	cfg := c.configFor(req.Service)
-	a := Analysis{Service: req.Service, Canary: req.Canary, Baseline: req.Baseline}
+	isCanary, isBaseline := versionMatch(req.Canary, req.Baseline)
 	from, to := units.MinuteOf(res.Since), units.MinuteOf(res.At)
 	if to-from > 360 {
 		from = to - 360
 	}
-	canary := c.rec.OperationMinutes(req.Service, func(v string) bool { return v == a.Canary }, from.Time(), to.Time())
-	base := c.rec.OperationMinutes(req.Service, a.isBaseline, from.Time(), to.Time())
-	slow := thresholdIndex(c.thresholds(req.Service), c.rec.Threshold(req.Service))
-	cumC, cumB := map[string]OpCounts{}, map[string]OpCounts{}
+	canary := c.rec.OperationMinutes(req.Service, isCanary, from.Time(), to.Time())
+	base := c.rec.OperationMinutes(req.Service, isBaseline, from.Time(), to.Time())
+	slow := c.rec.Threshold(req.Service) > 0
+	cumC, cumB := map[string]Counts{}, map[string]Counts{}
 	out := SeriesResult{CheckResult: res, Points: []SeriesPoint{}}
 	before := (from - 1).Time()
-	if b := total(c.rec.Operations(req.Service, a.isBaseline, before, before)); b.Requests > 0 {
+	if b := sumOps(c.rec.Operations(req.Service, isBaseline, before, before)); b.Requests > 0 {
 		out.Points = append(out.Points, SeriesPoint{Minute: before, Baseline: b})
 	}
 	for m := from; m <= to; m++ {
@@ -65,7 +65,7 @@ func (c *Checker) Series(req CheckRequest) (SeriesResult, error) {
 		if len(cm) == 0 && len(bm) == 0 {
 			continue
 		}
-		p := SeriesPoint{Minute: m.Time(), Canary: total(cm), Baseline: total(bm)}
+		p := SeriesPoint{Minute: m.Time(), Canary: sumOps(cm), Baseline: sumOps(bm)}
 		addOps(cumC, cm)
 		addOps(cumB, bm)
 		in, _ := compareInput(cumC, cumB, slow, cfg.PerOperation)
@@ -77,38 +77,35 @@ func (c *Checker) Series(req CheckRequest) (SeriesResult, error) {
 	return out, nil
 }
 
-func addOps(to, from map[string]OpCounts) {
+func addOps(to, from map[string]Counts) {
 	for op, x := range from {
-		y := to[op]
-		y.add(x)
-		to[op] = y
+		to[op] = to[op].add(x)
 	}
 }
 
-func total(ops map[string]OpCounts) Counts {
+// sumOps returns the sum of counts per operation.
+func sumOps(ops map[string]Counts) Counts {
 	var c Counts
 	for _, x := range ops {
-		c = c.add(Counts{x.Requests, x.Bad, x.Slow[0]})
+		c = c.add(x)
 	}
 	return c
 }
 
 // OperationMinutes returns the counts per minute and operation of the
 // service's versions that match, in the minutes from from's through to's,
-// with the peers'. Slow requests are in OpCounts.Slow[0].
-func (r *Recorder) OperationMinutes(service string, match func(version string) bool, from, to time.Time) map[units.Minute]map[string]OpCounts {
-	out := map[units.Minute]map[string]OpCounts{}
+// with the peers'.
+func (r *Recorder) OperationMinutes(service string, match func(version string) bool, from, to time.Time) map[units.Minute]map[string]Counts {
+	out := map[units.Minute]map[string]Counts{}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.each(service, match, from, to, func(_, op string, m units.Minute, c Counts) {
 		ops := out[m]
 		if ops == nil {
-			ops = map[string]OpCounts{}
+			ops = map[string]Counts{}
 			out[m] = ops
 		}
-		x := ops[op]
-		x.add(OpCounts{Requests: c.Requests, Bad: c.Errors, Slow: [MaxThresholds]uint64{c.Slow}})
-		ops[op] = x
+		ops[op] = ops[op].add(c)
 	})
 	return out
 }
