@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/tailgate-sre/tailgate/internal/canary"
@@ -93,16 +92,13 @@ type canarySync struct {
 	log      *slog.Logger
 	now      func() time.Time
 
-	stop      chan struct{}
-	done      chan struct{}
-	started   bool
-	stopOnce  sync.Once
+	bg        background
 	lastPrune time.Time
 	lastFull  time.Time // the last read of all of canaryRetention
 }
 
 func newCanarySync(rec *canary.Recorder, st canary.Store, interval time.Duration, log *slog.Logger) *canarySync {
-	return &canarySync{rec: rec, store: st, interval: interval, log: log, now: time.Now, stop: make(chan struct{}), done: make(chan struct{})}
+	return &canarySync{rec: rec, store: st, interval: interval, log: log, now: time.Now}
 }
 
 // Start loads this instance's stored counts and the fleet's, then runs
@@ -118,18 +114,12 @@ func (c *canarySync) Start(ctx context.Context) error {
 	c.rec.Seed(own)
 	c.rec.SetPeers(peers)
 	c.lastFull = c.now()
-	c.started = true
-	go c.loop()
-	return nil
-}
-
-func (c *canarySync) loop() {
-	defer close(c.done)
-	every(c.stop, c.interval, nil, func(ctx context.Context) {
+	c.bg.start(c.interval, nil, func(ctx context.Context) {
 		if err := c.sync(ctx); err != nil {
 			c.log.Warn("canary counts: sync with the store failed; retrying", "err", err)
 		}
 	})
+	return nil
 }
 
 // sync writes the counts not stored yet and reads the peers'.
@@ -174,13 +164,5 @@ func (c *canarySync) Shutdown(ctx context.Context) error {
 	if c == nil {
 		return nil
 	}
-	var err error
-	c.stopOnce.Do(func() {
-		close(c.stop)
-		if c.started {
-			<-c.done
-			err = c.flush(ctx)
-		}
-	})
-	return err
+	return c.bg.shutdown(func() error { return c.flush(ctx) })
 }

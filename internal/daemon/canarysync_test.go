@@ -191,3 +191,39 @@ policies:
 		t.Errorf("a bad canary block: %v, want an error naming policies[0].canary.false_positive_rate", err)
 	}
 }
+
+// TestBackground: the loop runs until shutdown, which waits for it and
+// runs the final step once; a loop never started runs neither, and start
+// after shutdown starts nothing.
+func TestBackground(t *testing.T) {
+	var b background
+	ran := make(chan struct{}, 1)
+	kick := make(chan struct{})
+	b.start(time.Hour, kick, func(context.Context) {
+		select {
+		case ran <- struct{}{}:
+		default:
+		}
+	})
+	kick <- struct{}{}
+	<-ran
+	finals := 0
+	final := func() error { finals++; return nil }
+	if err := b.shutdown(final); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.shutdown(final); err != nil || finals != 1 {
+		t.Errorf("two shutdowns ran the final step %d times, want once (err %v)", finals, err)
+	}
+	b.start(time.Hour, kick, func(context.Context) { t.Error("a loop started after shutdown") })
+	select {
+	case kick <- struct{}{}:
+		t.Error("a kick was taken after shutdown")
+	default:
+	}
+
+	var never background
+	if err := never.shutdown(func() error { t.Error("final step of a loop never started"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+}

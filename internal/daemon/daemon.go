@@ -232,8 +232,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	}
 	d.users = users.NewCounter(cfg.Incidents.UserAttribute, usersMemory)
 	d.incData = &incidentData{users: d.users, evidence: &incident.Evidence{}, store: d.store,
-		interval: max(cfg.SLOEngine.FlushInterval.Std(), canarySyncInterval), log: log.With("component", "incidents"),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		interval: max(cfg.SLOEngine.FlushInterval.Std(), canarySyncInterval), log: log.With("component", "incidents")}
 	var usersAffected incident.UsersEstimate
 	if d.users != nil {
 		usersAffected = d.incData.estimate

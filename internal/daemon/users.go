@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/tailgate-sre/tailgate/internal/incident"
@@ -32,23 +31,16 @@ type incidentData struct {
 	interval time.Duration
 	log      *slog.Logger
 
-	stop      chan struct{}
-	done      chan struct{}
-	started   bool
-	stopOnce  sync.Once
+	bg        background
 	lastPrune time.Time
 }
 
 func (u *incidentData) Start(context.Context) error {
-	u.started = true
-	go func() {
-		defer close(u.done)
-		every(u.stop, u.interval, nil, func(ctx context.Context) {
-			if err := u.flush(ctx, time.Now()); err != nil {
-				u.log.Warn("incident data: writing to the store failed; retrying", "err", err)
-			}
-		})
-	}()
+	u.bg.start(u.interval, nil, func(ctx context.Context) {
+		if err := u.flush(ctx, time.Now()); err != nil {
+			u.log.Warn("incident data: writing to the store failed; retrying", "err", err)
+		}
+	})
 	return nil
 }
 
@@ -76,15 +68,7 @@ func (u *incidentData) flush(ctx context.Context, now time.Time) error {
 
 // Shutdown stops the loop and writes what is left.
 func (u *incidentData) Shutdown(ctx context.Context) error {
-	var err error
-	u.stopOnce.Do(func() {
-		close(u.stop)
-		if u.started {
-			<-u.done
-			err = u.flush(ctx, time.Now())
-		}
-	})
-	return err
+	return u.bg.shutdown(func() error { return u.flush(ctx, time.Now()) })
 }
 
 // estimate is the incidents' users.Counter.Estimate over the store.

@@ -43,11 +43,7 @@ type counts struct {
 	pool sync.Pool    // *encodeBuf
 
 	full, replayed prometheus.Counter
-	startOnce      sync.Once
-	stopOnce       sync.Once
-	started        bool
-	stop           chan struct{}
-	done           chan struct{}
+	bg             background
 	kick           chan struct{} // a full log asks the loop to shrink it now
 }
 
@@ -93,7 +89,7 @@ func openCounts(cfg config.Config, instance string, marks wal.MarkStore, reg pro
 		return nil, err
 	}
 	c := &counts{log: l, instance: instance, logger: log, marks: marks, maxBytes: int64(cfg.Storage.WAL.MaxBytes),
-		stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1),
+		kick: make(chan struct{}, 1),
 		full: prometheus.NewCounter(prometheus.CounterOpts{Name: "tailgate_wal_full_refusals_total",
 			Help: "Requests refused (pushed back) because the write-ahead log held storage.wal.max_bytes."}),
 		replayed: prometheus.NewCounter(prometheus.CounterOpts{Name: "tailgate_wal_replayed_records_total",
@@ -271,17 +267,54 @@ func (c *counts) Kick() {
 // consumers stored, and past a quarter of max_bytes has the golden signals
 // store their open minutes so their mark catches up.
 func (c *counts) Start(context.Context) error {
-	c.startOnce.Do(func() { c.started = true; go c.loop() })
-	return nil
-}
-
-func (c *counts) loop() {
-	defer close(c.done)
-	every(c.stop, time.Second, c.kick, func(ctx context.Context) {
+	c.bg.start(time.Second, c.kick, func(ctx context.Context) {
 		if err := c.shrink(ctx); err != nil {
 			c.logger.Warn("write-ahead log: shrink", "err", err)
 		}
 	})
+	return nil
+}
+
+// background runs a component's periodic work on a goroutine of its own.
+// Its zero value is ready; start after shutdown starts nothing.
+type background struct {
+	mu               sync.Mutex
+	stop, done       chan struct{}
+	started, stopped bool
+}
+
+// start runs fn every interval (and at each kick, if any), unless the loop
+// runs already or was shut down.
+func (b *background) start(interval time.Duration, kick <-chan struct{}, fn func(ctx context.Context)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.started || b.stopped {
+		return
+	}
+	b.started = true
+	b.stop, b.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(b.done)
+		every(b.stop, interval, kick, fn)
+	}()
+}
+
+// shutdown stops the loop and waits for it, then runs final (if not nil)
+// when the loop ever ran; only its first call does anything.
+func (b *background) shutdown(final func() error) error {
+	b.mu.Lock()
+	started := b.started && !b.stopped
+	b.stopped = true
+	b.mu.Unlock()
+	if !started {
+		return nil
+	}
+	close(b.stop)
+	<-b.done
+	if final == nil {
+		return nil
+	}
+	return final()
 }
 
 // every runs fn at each tick of interval (and at each kick, if any) until
@@ -319,14 +352,7 @@ func (c *counts) shrink(ctx context.Context) error {
 // Shutdown stops the loop. Close, after the consumers' last flush, trims
 // and closes the log and marks the shutdown clean.
 func (c *counts) Shutdown(context.Context) error {
-	c.stopOnce.Do(func() {
-		close(c.stop)
-		c.startOnce.Do(func() {}) // no loop may start after this
-		if c.started {
-			<-c.done
-		}
-	})
-	return nil
+	return c.bg.shutdown(nil)
 }
 
 // Close trims what the final flushes stored, closes the log and marks a
