@@ -33,19 +33,8 @@ const maxServiceEvents = 200
 // (default the last hour), oldest first.
 func (s *Server) serviceEvents(w http.ResponseWriter, r *http.Request) {
 	svc, now := r.PathValue("service"), s.deps.Now()
-	from, to := now.Add(-time.Hour), now
-	for name, t := range map[string]*time.Time{"from": &from, "to": &to} {
-		if q := r.URL.Query().Get(name); q != "" {
-			v, err := timeParam(q, now)
-			if err != nil {
-				writeError(w, http.StatusBadRequest, "invalid request", name+": "+err.Error())
-				return
-			}
-			*t = v
-		}
-	}
-	if !from.Before(to) {
-		writeError(w, http.StatusBadRequest, "invalid request", "from must be before to")
+	from, to, ok := rangeParams(w, r, now, time.Hour)
+	if !ok {
 		return
 	}
 	events := []ServiceEvent{}

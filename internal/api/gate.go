@@ -243,6 +243,31 @@ func (s *Server) flaggerDecide(w http.ResponseWriter, r *http.Request, hook stri
 	writeJSON(w, status, ans)
 }
 
+// rangeParams reads ?from= and ?to= (each a time or a duration back from
+// now; defaults now−def and now), answering 400 and false when either is
+// bad or from is not before to.
+func rangeParams(w http.ResponseWriter, r *http.Request, now time.Time, def time.Duration) (from, to time.Time, ok bool) {
+	from, to = now.Add(-def), now
+	for _, p := range []struct {
+		name string
+		t    *time.Time
+	}{{"from", &from}, {"to", &to}} {
+		if q := r.URL.Query().Get(p.name); q != "" {
+			v, err := timeParam(q, now)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "invalid request", p.name+": "+err.Error())
+				return from, to, false
+			}
+			*p.t = v
+		}
+	}
+	if !from.Before(to) {
+		writeError(w, http.StatusBadRequest, "invalid request", "from must be before to")
+		return from, to, false
+	}
+	return from, to, true
+}
+
 // timeParam reads a time query parameter: RFC 3339, or a duration meaning
 // that long before now ("24h", "7d").
 func timeParam(q string, now time.Time) (time.Time, error) {

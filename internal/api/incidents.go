@@ -51,22 +51,8 @@ func (s *Server) incidentRoutes(mux *http.ServeMux) {
 // a time or a duration back from now) to ?to= (default now).
 func (s *Server) oncallReport(w http.ResponseWriter, r *http.Request) {
 	now := s.deps.Now()
-	from, to := now.Add(-7*24*time.Hour), now
-	var err error
-	if q := r.URL.Query().Get("from"); q != "" {
-		if from, err = timeParam(q, now); err != nil {
-			writeError(w, http.StatusBadRequest, "invalid request", "from: "+err.Error())
-			return
-		}
-	}
-	if q := r.URL.Query().Get("to"); q != "" {
-		if to, err = timeParam(q, now); err != nil {
-			writeError(w, http.StatusBadRequest, "invalid request", "to: "+err.Error())
-			return
-		}
-	}
-	if !from.Before(to) {
-		writeError(w, http.StatusBadRequest, "invalid request", "from must be before to")
+	from, to, ok := rangeParams(w, r, now, 7*24*time.Hour)
+	if !ok {
 		return
 	}
 	rep, err := s.deps.Incidents.Oncall(r.Context(), from, to)

@@ -63,7 +63,11 @@ func (c Config) withDefaults() Config {
 }
 
 // Validate checks the configuration.
-func (c Config) Validate() error {
+func (c Config) Validate() error { return errors.Join(c.Problems()...) }
+
+// Problems lists what is wrong with the configuration, one error per
+// setting.
+func (c Config) Problems() []error {
 	var errs []error
 	if c.Alpha < 0 || c.Alpha >= 0.5 {
 		errs = append(errs, fmt.Errorf("false_positive_rate: must be in (0, 0.5), got %v", c.Alpha))
@@ -80,7 +84,7 @@ func (c Config) Validate() error {
 	if c.Tolerance < 0 || c.Tolerance >= 1 {
 		errs = append(errs, fmt.Errorf("tolerance: must be in [0, 1), got %v", c.Tolerance))
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // Input is what a verdict is computed from.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/tailgate-sre/tailgate/internal/canary"
@@ -213,10 +212,8 @@ func (p *PolicySpec) validate(key string) []error {
 		errs = append(errs, fmt.Errorf("%s.%s: "+format, append([]any{key, k}, args...)...))
 	}
 	if p.Canary != nil {
-		if err := p.Canary.Validate(); err != nil {
-			for _, line := range strings.Split(err.Error(), "\n") {
-				errs = append(errs, fmt.Errorf("%s.canary.%s", key, line))
-			}
+		for _, err := range p.Canary.Problems() {
+			errs = append(errs, fmt.Errorf("%s.canary.%w", key, err))
 		}
 	}
 	known := map[ChangeClass]bool{}

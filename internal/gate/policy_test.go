@@ -2,6 +2,7 @@ package gate
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/tailgate-sre/tailgate/internal/canary"
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
 
@@ -544,4 +546,21 @@ func FuzzParseRatio(f *testing.F) {
 			t.Errorf("round trip of %q: %v -> %q -> %v, %v", s, r, r.String(), back, err)
 		}
 	})
+}
+
+// TestValidatePolicyCanary: each bad setting of a policy's canary block is
+// its own error, named with the policy's key.
+func TestValidatePolicyCanary(t *testing.T) {
+	err := ValidatePolicies([]PolicySpec{{Service: "checkout", Canary: &canary.Config{MaxIncrease: 2, BurnRate: -1}}})
+	if err == nil {
+		t.Fatal("no error for max_increase 2 and burn_rate -1")
+	}
+	var lines []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		lines = append(lines, e.Error())
+	}
+	want := []string{"policies[0].canary.max_increase: must be in [0, 1), got 2", "policies[0].canary.burn_rate: must not be negative, got -1"}
+	if !slices.Equal(lines, want) {
+		t.Errorf("errors %q, want %q", lines, want)
+	}
 }
