@@ -210,9 +210,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		return fail(fmt.Errorf("auth.tls: %w", err))
 	}
 	d.versions, d.canary = newCanary(specs, cfg.Policies)
-	// The fleet's canary counts lag by at most this: Argo Rollouts and
-	// Flagger ask every minute or so.
-	d.canaries = newCanarySync(d.versions, d.store, max(cfg.SLOEngine.FlushInterval.Std(), canarySyncInterval), log.With("component", "canary"))
+	// The fleet's canary counts (and incident data) lag by at most this:
+	// Argo Rollouts and Flagger ask every minute or so.
+	syncEvery := max(cfg.SLOEngine.FlushInterval.Std(), canarySyncInterval)
+	d.canaries = newCanarySync(d.versions, d.store, syncEvery, log.With("component", "canary"))
 	if d.gate, err = gate.New(cfg.Policies, gate.Settings{
 		Logger:     log.With("component", "gate"),
 		Registerer: d.registry,
@@ -232,7 +233,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	}
 	d.users = users.NewCounter(cfg.Incidents.UserAttribute, usersMemory)
 	d.incData = &incidentData{users: d.users, evidence: &incident.Evidence{}, store: d.store,
-		interval: max(cfg.SLOEngine.FlushInterval.Std(), canarySyncInterval), log: log.With("component", "incidents")}
+		interval: syncEvery, log: log.With("component", "incidents")}
 	var usersAffected incident.UsersEstimate
 	if d.users != nil {
 		usersAffected = d.incData.estimate

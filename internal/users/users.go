@@ -253,6 +253,3 @@ func (c *Counter) Estimate(ctx context.Context, st Store, service string, from, 
 	c.mu.Unlock()
 	return all.Estimate(), true, nil
 }
-
-// Attribute returns the attribute counted.
-func (c *Counter) Attribute() string { return c.attr }
