@@ -150,19 +150,13 @@ func (b *bloom) has(id *otlp.TraceID) bool {
 func (b *bloom) snapshotCopy() *bloom {
 	c := *b
 	c.words = nil
-	n := 0
-	for _, w := range b.words {
-		if w != 0 {
-			n++
-		}
-	}
+	n := b.nonzero()
 	c.sparseIdx, c.sparseWords = make([]uint32, 0, n), make([]uint64, 0, n)
-	for i, w := range b.words {
-		if w != 0 {
-			c.sparseIdx = append(c.sparseIdx, uint32(i))
-			c.sparseWords = append(c.sparseWords, w)
-		}
-	}
+	b.eachNonzero(func(i int, w uint64) bool {
+		c.sparseIdx = append(c.sparseIdx, uint32(i))
+		c.sparseWords = append(c.sparseWords, w)
+		return true
+	})
 	return &c
 }
 
