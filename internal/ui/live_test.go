@@ -339,6 +339,10 @@ func TestDashboardLive(t *testing.T) {
 	b.route("/canary")
 	b.wait("payments canary listed as failed", `document.querySelector('#canary-table tr[data-canary="payments/2.4.1"][data-verdict="fail"] .chip-firing') !== null`, 20*time.Second)
 	b.screenshot("canaries")
+	// The same canary against a version that served nothing, then against
+	// 2.3.1: a new query on the same path must mount the page again.
+	b.route("/canary/payments/2.4.1?baseline=0.0.0-none")
+	b.wait("canary against a silent baseline", `document.querySelector('.view h1')?.textContent === 'payments 2.4.1 vs 0.0.0-none' && document.querySelector('#canary-verdict')?.dataset.verdict === 'inconclusive'`, 20*time.Second)
 	b.route("/canary/payments/2.4.1?baseline=2.3.1")
 	b.wait("canary verdict", `document.querySelector('#canary-verdict')?.dataset.verdict === 'fail'`, 20*time.Second)
 	b.wait("canary charts", `document.querySelectorAll('#canary-charts .chart:not([hidden]) canvas').length >= 2`, 20*time.Second)

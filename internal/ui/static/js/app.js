@@ -82,17 +82,21 @@ class App {
 
   parseHash() {
     const raw = location.hash.replace(/^#\/?/, '');
-    const [path] = raw.split('?');
+    const q = raw.indexOf('?');
+    const path = q < 0 ? raw : raw.slice(0, q);
+    const search = q < 0 ? '' : raw.slice(q + 1);
     const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
     let name = parts[0] || DEFAULT_ROUTE;
     if (!ROUTES[name]) name = DEFAULT_ROUTE;
     const arg = parts.length > 1 ? parts.slice(1).join('/') : null;
-    return { name, arg };
+    return { name, arg, search };
   }
 
   route() {
-    const { name, arg } = this.parseHash();
-    const key = name + '/' + (arg || '');
+    const { name, arg, search } = this.parseHash();
+    // The query is part of the page: the same path with another query
+    // (a canary against another baseline) mounts the view again.
+    const key = name + '/' + (arg || '') + '?' + search;
     if (key === this.routeKey && this.view) return;
     this.routeKey = key;
     if (this.view && this.view.destroy) this.view.destroy();
@@ -100,7 +104,7 @@ class App {
     $('view').replaceChildren(root);
     const r = ROUTES[name];
     const mount = arg && r.detail ? r.detail : r.list;
-    this.view = mount(root, { arg, app: this });
+    this.view = mount(root, { arg, query: new URLSearchParams(search), app: this });
     this.viewName = name;
     for (const a of $('nav').children) setClass(a, a.dataset.route === name ? 'active' : '');
     document.title = (arg ? arg + ' · ' : '') + r.title + ' · tailgate';

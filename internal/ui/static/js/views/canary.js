@@ -58,11 +58,11 @@ const pick = (pts, f) => pts.map((p) => { const v = f(p); return typeof v === 'n
 
 const ratio = (c, f) => (c.requests > 0 ? c[f] / c.requests : null);
 
-export function mountDetail(root, { arg }) {
+export function mountDetail(root, { arg, query }) {
   const slash = arg.indexOf('/');
   const service = slash < 0 ? arg : arg.slice(0, slash);
   const version = slash < 0 ? '' : arg.slice(slash + 1);
-  const baseline = new URLSearchParams(location.hash.split('?')[1] || '').get('baseline') || '';
+  const baseline = query.get('baseline') || '';
   const title = h('h1', { text: `${service} ${version}` });
   const verdictChip = chip('…', 'pending');
   const verdictEl = h('div', { class: 'banner', id: 'canary-verdict' }, verdictChip, h('span'));
