@@ -105,7 +105,9 @@ func spawnLoad(tb testing.TB, cfg LoadConfig) LoadResult {
 
 // figures are one iteration's results.
 type figures struct {
-	spansPerCPUSec  float64 // accepted spans / process CPU seconds
+	spansPerCPUSec  float64 // accepted spans / process CPU seconds (the warm load, where there is one)
+	freshPerCPUSec  float64 // the same for the first load of a fresh process (NaN when not measured)
+	freshCPU        time.Duration
 	heapPerBuffered float64 // heap bytes after GC per buffered span
 	rssPerBuffered  float64 // resident bytes per buffered span
 	cpu, wall       time.Duration
@@ -128,10 +130,11 @@ func report(b *testing.B, runs []figures) {
 		return v[len(v)/2]
 	}
 	for i, r := range runs {
-		b.Logf("run %d: %d spans in %v wall, %v CPU: %.0f spans/cpu-s (%d retried requests); %d buffered: %.0f heap B/span, %.0f RSS B/span",
-			i+1, r.spans, r.wall.Round(time.Millisecond), r.cpu, r.spansPerCPUSec, r.retries, r.buffered, r.heapPerBuffered, r.rssPerBuffered)
+		b.Logf("run %d: fresh %v CPU: %.0f spans/cpu-s; warm %d spans in %v wall, %v CPU: %.0f spans/cpu-s (%d retried requests); %d buffered: %.0f heap B/span, %.0f RSS B/span",
+			i+1, r.freshCPU, r.freshPerCPUSec, r.spans, r.wall.Round(time.Millisecond), r.cpu, r.spansPerCPUSec, r.retries, r.buffered, r.heapPerBuffered, r.rssPerBuffered)
 	}
-	b.ReportMetric(med(func(f figures) float64 { return f.spansPerCPUSec }), "spans/cpu-s")
+	b.ReportMetric(med(func(f figures) float64 { return f.freshPerCPUSec }), "fresh-spans/cpu-s")
+	b.ReportMetric(med(func(f figures) float64 { return f.spansPerCPUSec }), "warm-spans/cpu-s")
 	b.ReportMetric(med(func(f figures) float64 { return f.heapPerBuffered }), "B/buffered-span")
 	b.ReportMetric(med(func(f figures) float64 { return f.rssPerBuffered }), "rss-B/buffered-span")
 }
@@ -248,17 +251,21 @@ func rss(tb testing.TB, pid string) int64 {
 // starts a fresh daemon and has two phases:
 //
 //  1. throughput: TAILGATE_BENCH_SPANS spans of 10-span traces at
-//     TAILGATE_BENCH_RATE spans/s; the process CPU time from just before the
-//     load until every trace is decided gives spans/cpu-s;
+//     TAILGATE_BENCH_RATE spans/s, twice on one daemon; the process CPU time
+//     from just before a load until every trace is decided gives
+//     spans/cpu-s: of the first load (fresh-spans/cpu-s: every page the
+//     daemon touches is new to it, and a first touch costs a page fault)
+//     and of the second (warm-spans/cpu-s, the steady state a long-running
+//     daemon is in);
 //  2. memory: TAILGATE_BENCH_BUFFERED spans of traces without their roots,
 //     which therefore stay buffered; live heap after GC minus the same
 //     before the phase, per buffered span, gives B/buffered-span.
 //
-// Run it with -benchtime 1x (one iteration takes about half a minute);
+// Run it with -benchtime 1x (one iteration takes about a minute);
 // -count 3 repeats it. docs/benchmarks.md has the figures.
 func BenchmarkE2E(b *testing.B) {
 	if testing.Short() {
-		b.Skip("end-to-end benchmark: takes about half a minute per iteration")
+		b.Skip("end-to-end benchmark: takes about a minute per iteration")
 	}
 	opts := loadOptions(b)
 	b.ReportAllocs()
@@ -314,8 +321,8 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
-// throughput runs BenchmarkE2E's throughput phase on a fresh daemon whose
-// config edit changed.
+// throughput runs one load of BenchmarkE2E's throughput phase on a fresh
+// daemon whose config edit changed.
 func throughput(b *testing.B, opts options, seed uint64, edit func(*config.Config)) figures {
 	var f figures
 	d, stop := startDaemonWith(b, edit)
@@ -381,18 +388,25 @@ func runTailgate(b *testing.B, opts options, seed uint64) figures {
 	pending := func() float64 {
 		return gauge(b, d, "tailgate_sampler_buffered_spans") + gauge(b, d, "tailgate_sampler_intake_spans")
 	}
-	runtime.GC() // collect the first daemon's garbage outside the measurement
-	cpu0 := cpuSelf(b)
-	res = spawnLoad(b, LoadConfig{Addr: d.GRPCAddr(), Spans: opts.spans, Rate: opts.rate, Conns: opts.conns, TracesPerRequest: opts.tracesPerReq, Seed: seed})
-	waitFor(b, "every trace decided", func() bool { return pending() == 0 })
-	f.cpu = cpuSelf(b) - cpu0
+	var total int64
+	load := func(seed uint64) (LoadResult, time.Duration) {
+		runtime.GC() // collect earlier garbage outside the measurement
+		cpu0 := cpuSelf(b)
+		res := spawnLoad(b, LoadConfig{Addr: d.GRPCAddr(), Spans: opts.spans, Rate: opts.rate, Conns: opts.conns, TracesPerRequest: opts.tracesPerReq, Seed: seed})
+		waitFor(b, "every trace decided", func() bool { return pending() == 0 })
+		total += res.Spans
+		return res, cpuSelf(b) - cpu0
+	}
+	res, f.freshCPU = load(seed)
+	f.freshPerCPUSec = float64(res.Spans) / f.freshCPU.Seconds()
+	res, f.cpu = load(seed + 2000) // other trace IDs, the same mix
 	f.spans, f.wall, f.retries = res.Spans, res.Wall, res.Retries
 	f.spansPerCPUSec = float64(res.Spans) / f.cpu.Seconds()
 	// With 4 connections the templates cycle every 1600 traces, of which
 	// 49 are errors (k%33 == 0), 32 slow (k%50 == 7) and 1 both: 5% kept
 	// by rule, plus 5% of the other 95%: about 9.75% in all.
 	b.Logf("tailgate kept %.2f%% of %d spans (expected about 9.75%% with 4 connections)",
-		100*counter(b, d, "tailgate_sampler_spans_kept_total")/float64(res.Spans), res.Spans)
+		100*counter(b, d, "tailgate_sampler_spans_kept_total")/float64(total), total)
 	return f
 }
 
@@ -485,9 +499,9 @@ func collectorHeap(tb testing.TB, pprofPort int) int64 {
 // OpenTelemetry Collector built in bench/collector (TAILGATE_BENCH_COLLECTOR
 // names another binary), reading its CPU time and RSS from /proc/<pid> and
 // its heap after a forced GC from its pprof extension. The throughput
-// phase ends decision_wait (30s) plus 3s after the last span, the Collector's
-// bound for deciding every trace; the memory phase measures 2s after the
-// last span was accepted.
+// phase's two loads each end decision_wait (30s) plus 3s after the last
+// span, the Collector's bound for deciding every trace; the memory phase
+// measures 2s after the last span was accepted.
 func BenchmarkCollector(b *testing.B) {
 	if testing.Short() {
 		b.Skip("end-to-end benchmark")
@@ -571,10 +585,15 @@ func runCollector(b *testing.B, bin string, opts options, seed uint64) figures {
 		}
 		return d
 	}
-	cpu0 := cpu()
-	res = spawnLoad(b, LoadConfig{Addr: addr, Spans: opts.spans, Rate: opts.rate, Conns: opts.conns, TracesPerRequest: opts.tracesPerReq, Seed: seed})
-	time.Sleep(collectorDecisionWait + 3*time.Second) // no event says "all decided"
-	f.cpu = cpu() - cpu0
+	load := func(seed uint64) (LoadResult, time.Duration) {
+		cpu0 := cpu()
+		res := spawnLoad(b, LoadConfig{Addr: addr, Spans: opts.spans, Rate: opts.rate, Conns: opts.conns, TracesPerRequest: opts.tracesPerReq, Seed: seed})
+		time.Sleep(collectorDecisionWait + 3*time.Second) // no event says "all decided"
+		return res, cpu() - cpu0
+	}
+	res, f.freshCPU = load(seed)
+	f.freshPerCPUSec = float64(res.Spans) / f.freshCPU.Seconds()
+	res, f.cpu = load(seed + 2000)
 	f.spans, f.wall, f.retries = res.Spans, res.Wall, res.Retries
 	f.spansPerCPUSec = float64(res.Spans) / f.cpu.Seconds()
 	return f
