@@ -389,61 +389,33 @@ func (q *pqueue) signal() {
 	}
 }
 
-// next waits for a batch as the memory queue does (full batch, oldest
-// request waited batch_timeout, or closing) and reads its requests back
-// from the files. It returns false when the queue is closed and nothing
-// waits, or aborted.
+// next waits for a batch as the memory queue does (see nextBatch) and
+// reads its requests back from the files. It returns false when the queue
+// is closed and nothing waits, or aborted.
 func (q *pqueue) next() (*batch, bool) {
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
 	for {
-		q.mu.Lock()
-		if q.aborted {
-			q.mu.Unlock()
-			return nil, false
-		}
-		if q.head == len(q.waiting) {
-			closed := q.closed
-			q.mu.Unlock()
-			if closed {
-				return nil, false
-			}
-			select {
-			case <-q.ready:
-			case <-q.done:
-			}
-			continue
-		}
-		// Requests from before a restart (zero at) are due at once.
-		wait := q.timeout - time.Since(q.waiting[q.head].at)
-		if q.pending >= q.maxBatch || q.pendingBytes >= q.maxBatchBytes || q.closed || wait <= 0 {
-			b := q.takeLocked()
-			more := q.head < len(q.waiting)
-			q.mu.Unlock()
-			if more {
-				q.signal()
-			}
-			if q.load(b) {
-				return b, true
-			}
-			continue
-		}
-		q.mu.Unlock()
-		if timer == nil {
-			timer = time.NewTimer(wait)
-		} else {
-			timer.Reset(wait)
-		}
-		select {
-		case <-q.ready:
-		case <-timer.C:
-		case <-q.done:
+		b, ok := nextBatch(&q.mu, q.ready, q.done, q.poll)
+		if !ok || q.load(b) {
+			return b, ok
 		}
 	}
+}
+
+// poll is nextBatch's look at the waiting requests. q.mu is held.
+func (q *pqueue) poll() batchPoll {
+	if q.aborted {
+		return batchPoll{stop: true}
+	}
+	if q.head == len(q.waiting) {
+		return batchPoll{stop: q.closed}
+	}
+	// Requests from before a restart (zero at) are due at once.
+	wait := q.timeout - time.Since(q.waiting[q.head].at)
+	if q.pending >= q.maxBatch || q.pendingBytes >= q.maxBatchBytes || q.closed || wait <= 0 {
+		b := q.takeLocked()
+		return batchPoll{b: b, more: q.head < len(q.waiting)}
+	}
+	return batchPoll{wait: wait}
 }
 
 // takeLocked removes up to max_batch_spans spans and max_batch_bytes bytes

@@ -109,58 +109,25 @@ func (q *queue) signal() {
 	}
 }
 
-// next waits for a batch: a full batch (max_batch_spans or max_batch_bytes)
-// is waiting, the oldest
-// request has waited batch_timeout, or the queue is closed (flush). It
-// returns false when the queue is closed and empty, or aborted.
+// next waits for a batch (see nextBatch).
 func (q *queue) next() (*batch, bool) {
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	for {
-		q.mu.Lock()
-		if q.aborted {
-			q.mu.Unlock()
-			return nil, false
-		}
-		if q.head == len(q.items) {
-			closed := q.closed
-			q.mu.Unlock()
-			if closed {
-				return nil, false
-			}
-			select {
-			case <-q.ready:
-			case <-q.done:
-			}
-			continue
-		}
-		wait := q.timeout - time.Since(q.items[q.head].at)
-		if q.pending >= q.maxBatch || q.pendingBytes >= q.maxBatchBytes || q.closed || wait <= 0 {
-			b := q.take()
-			more := q.head < len(q.items)
-			q.mu.Unlock()
-			if more {
-				// Another sender may be idle; let it look.
-				q.signal()
-			}
-			return b, true
-		}
-		q.mu.Unlock()
-		if timer == nil {
-			timer = time.NewTimer(wait)
-		} else {
-			timer.Reset(wait)
-		}
-		select {
-		case <-q.ready:
-		case <-timer.C:
-		case <-q.done:
-		}
+	return nextBatch(&q.mu, q.ready, q.done, q.poll)
+}
+
+// poll is nextBatch's look at the waiting requests. q.mu is held.
+func (q *queue) poll() batchPoll {
+	if q.aborted {
+		return batchPoll{stop: true}
 	}
+	if q.head == len(q.items) {
+		return batchPoll{stop: q.closed}
+	}
+	wait := q.timeout - time.Since(q.items[q.head].at)
+	if q.pending >= q.maxBatch || q.pendingBytes >= q.maxBatchBytes || q.closed || wait <= 0 {
+		b := q.take()
+		return batchPoll{b: b, more: q.head < len(q.items)}
+	}
+	return batchPoll{wait: wait}
 }
 
 // take removes up to maxBatch spans and maxBatchBytes bytes of requests
