@@ -297,6 +297,10 @@ func (e *Exporter) Export(ctx context.Context, req []byte, spans int) error {
 	return e.q.put(ctx, req, spans)
 }
 
+// Discards reports whether every request is thrown away (kind none), so
+// that a caller need not encode what it exports.
+func (e *Exporter) Discards() bool { return e.kind == KindNone }
+
 // QueueSpans returns the spans the exporter holds: queued, being sent or
 // waiting to be retried. It is at most queue.max_spans, except for a single
 // request larger than that; the persistent queue is bounded in bytes

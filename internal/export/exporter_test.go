@@ -479,6 +479,9 @@ func TestExportArguments(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Shutdown(t.Context())
+	if e.Discards() {
+		t.Error("an OTLP exporter says it discards: kept spans would never be encoded for it")
+	}
 	if err := e.Export(t.Context(), nil, -1); err == nil {
 		t.Error("Export with -1 spans succeeded")
 	}
@@ -499,6 +502,9 @@ func TestNoneExporter(t *testing.T) {
 	}
 	if e.Kind() != KindNone {
 		t.Fatalf("Kind = %q, want none", e.Kind())
+	}
+	if !e.Discards() {
+		t.Error("a none exporter does not say it discards: the sampler would encode for nothing")
 	}
 	if err := e.Start(t.Context()); err != nil {
 		t.Fatal(err)

@@ -95,22 +95,36 @@ func (br *benchRequest) renew(seq *uint64) {
 	}
 }
 
-type discardExporter struct{ spans int }
+// discardExporter counts what it is given; with discards set it is a
+// Discarder, as the none exporter is.
+type discardExporter struct {
+	spans    int
+	discards bool
+}
 
 func (d *discardExporter) Export(_ context.Context, _ []byte, n int) error {
 	d.spans += n
 	return nil
 }
 
+func (d *discardExporter) Discards() bool { return d.discards }
+
 // BenchmarkPipeline measures parse -> Consume -> buffer -> decide -> encode
 // for 10-span traces on the calling goroutine (run with -cpu 1 for one
 // core). Fake time advances 10ms per request of 100 spans, so with the
-// default 2s root_grace about 20k spans stay buffered.
+// default 2s root_grace about 20k spans stay buffered. encode has an
+// exporter that takes the kept spans encoded; discard one that throws them
+// away (export kind none), for which they are not encoded.
 func BenchmarkPipeline(b *testing.B) {
+	b.Run("encode", func(b *testing.B) { benchPipeline(b, false) })
+	b.Run("discard", func(b *testing.B) { benchPipeline(b, true) })
+}
+
+func benchPipeline(b *testing.B, discards bool) {
 	br := newBenchRequest(b)
 	cfg := DefaultConfig()
 	cfg.Shards = 1
-	exp := &discardExporter{}
+	exp := &discardExporter{discards: discards}
 	s, err := New(cfg, Settings{Exporter: exp})
 	if err != nil {
 		b.Fatal(err)

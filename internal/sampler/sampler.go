@@ -27,6 +27,14 @@ type Exporter interface {
 	Export(ctx context.Context, req []byte, spans int) error
 }
 
+// Discarder is implemented by an Exporter that may throw every request
+// away (tailgate's export kind none). When Discards reports true, the
+// sampler counts kept spans and hands the exporter their number with an
+// empty request, without encoding them.
+type Discarder interface {
+	Discards() bool
+}
+
 // Settings are the sampler's dependencies.
 type Settings struct {
 	// Logger receives the sampler's logs; nil discards them.
@@ -49,14 +57,17 @@ type Settings struct {
 
 // Sampler is the tail sampler. Consume may be called from any goroutine.
 type Sampler struct {
-	cfg    Config
-	log    *slog.Logger
-	exp    Exporter
-	hook   func(*Trace, Decision)
-	path   string
-	policy *policy
-	m      *metrics
-	now    func() time.Time
+	cfg Config
+	log *slog.Logger
+	exp Exporter
+	// discard: the exporter throws requests away; kept spans are counted,
+	// not encoded.
+	discard bool
+	hook    func(*Trace, Decision)
+	path    string
+	policy  *policy
+	m       *metrics
+	now     func() time.Time
 
 	// exts are the extensions kept traces are exported with: one per rule,
 	// then any only known from a loaded decision cache.
@@ -129,6 +140,9 @@ func New(cfg Config, set Settings) (*Sampler, error) {
 
 		pushBack: cfg.Overload.Policy == PolicyPushBack,
 		stop:     make(chan struct{}),
+	}
+	if d, ok := set.Exporter.(Discarder); ok {
+		s.discard = d.Discards()
 	}
 	s.runCtx, s.cancelRun = context.WithCancel(context.Background())
 	s.batchPool.New = func() any { return new(batch) }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -171,6 +172,47 @@ func TestLateSpans(t *testing.T) {
 				}
 				if got := env.metric(t, "tailgate_sampler_traces_decided_total", "decision", tt.decision, "rule", tt.rule.Name); got != 1 {
 					t.Errorf("traces decided = %v, want 1 (the late span does not start a new trace)", got)
+				}
+			})
+		})
+	}
+}
+
+// TestDiscardingExporter: with an exporter that throws requests away, a
+// kept trace and a late span of it are counted, handed over as a number
+// of spans with nothing encoded, exactly as many as an encoding exporter
+// receives.
+func TestDiscardingExporter(t *testing.T) {
+	for _, discards := range []bool{false, true} {
+		t.Run(fmt.Sprintf("discards=%v", discards), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				exp := &fakeExporter{discards: discards}
+				env := startEnv(t, testConfig(keepAll("all")), Settings{Exporter: exp})
+				id := traceID(7, 0)
+				spans := simpleTrace(id, 3, "svc", true)
+				if err := env.consume(t, spans[:2]); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(3 * time.Second)
+				if err := env.consume(t, spans[2:]); err != nil { // late: follows the decision
+					t.Fatal(err)
+				}
+				time.Sleep(time.Second)
+				synctest.Wait()
+				if n := exp.spanCount(); n != 3 {
+					t.Errorf("exporter got %d spans, want 3", n)
+				}
+				encoded := 0
+				exp.mu.Lock()
+				for _, r := range exp.reqs {
+					encoded += otlp.CountSpans(r)
+				}
+				exp.mu.Unlock()
+				if want := map[bool]int{false: 3, true: 0}[discards]; encoded != want {
+					t.Errorf("%d spans encoded, want %d", encoded, want)
+				}
+				if got := env.metric(t, "tailgate_sampler_spans_kept_total", "rule", "all"); got != 3 {
+					t.Errorf("spans_kept_total = %v, want 3", got)
 				}
 			})
 		})

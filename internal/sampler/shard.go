@@ -399,14 +399,11 @@ var partialAttr = []byte{0x4a, 0x16, 0x0a, 0x10,
 // new trace): they report false, so the span starts a buffered trace.
 func (sh *shard) late(b *batch, in *inSpan) bool {
 	if e, ok := sh.cache.lookupKept(&in.traceID); ok {
-		ig := &b.groups[in.rec.group]
-		g := ig.otlpGroup(b.buf)
-		ext := sh.s.exts[e.ext]
-		ext.Rate = e.rate
-		sh.full = appendSpanEncoding(sh.full[:0], &in.traceID, b.buf[in.rec.off:in.rec.off+in.size], in.rec.flags)
-		sh.raws = append(sh.raws[:0], sh.full)
-		sh.out = sh.enc.AppendResourceSpans(sh.out, &g, sh.raws, &ext)
-		sh.raws[0] = nil
+		if !sh.s.discard {
+			ext := sh.s.exts[e.ext]
+			ext.Rate = e.rate
+			sh.encodeSpan(b, in, &ext, false)
+		}
 		sh.outSpans++
 		sh.s.m.lateKeep.Inc()
 		sh.s.m.spansKept[e.ext].Inc()
@@ -442,14 +439,9 @@ func (sh *shard) late(b *batch, in *inSpan) bool {
 
 // exportPartial exports one span alone, with sampling.partial=true.
 func (sh *shard) exportPartial(b *batch, in *inSpan) {
-	ig := &b.groups[in.rec.group]
-	g := ig.otlpGroup(b.buf)
-	ext := otlp.Extension{Rate: 1}
-	sh.full = appendSpanEncoding(sh.full[:0], &in.traceID, b.buf[in.rec.off:in.rec.off+in.size], in.rec.flags)
-	sh.full = append(sh.full, partialAttr...)
-	sh.raws = append(sh.raws[:0], sh.full)
-	sh.out = sh.enc.AppendResourceSpans(sh.out, &g, sh.raws, &ext)
-	sh.raws[0] = nil
+	if !sh.s.discard {
+		sh.encodeSpan(b, in, &otlp.Extension{Rate: 1}, true)
+	}
 	sh.outSpans++
 	m := sh.s.m
 	m.partialSpans.Inc()
@@ -457,6 +449,20 @@ func (sh *shard) exportPartial(b *batch, in *inSpan) {
 	if sh.outSpans >= sh.s.cfg.ExportBatchSpans {
 		sh.flush()
 	}
+}
+
+// encodeSpan appends one span of a batch, alone in its resource_spans, to
+// the shard's pending export request; partial marks it
+// sampling.partial=true.
+func (sh *shard) encodeSpan(b *batch, in *inSpan, ext *otlp.Extension, partial bool) {
+	g := b.groups[in.rec.group].otlpGroup(b.buf)
+	sh.full = appendSpanEncoding(sh.full[:0], &in.traceID, b.buf[in.rec.off:in.rec.off+in.size], in.rec.flags)
+	if partial {
+		sh.full = append(sh.full, partialAttr...)
+	}
+	sh.raws = append(sh.raws[:0], sh.full)
+	sh.out = sh.enc.AppendResourceSpans(sh.out, &g, sh.raws, ext)
+	sh.raws[0] = nil
 }
 
 func (sh *shard) restoredDropped(id *otlp.TraceID) bool {
@@ -528,9 +534,20 @@ func (sh *shard) recycle(tr *Trace) {
 	sh.free = append(sh.free, tr)
 }
 
-// export encodes a kept trace, one resource_spans per group, into the
-// shard's pending export request.
+// export adds a kept trace to the shard's pending export request.
 func (sh *shard) export(tr *Trace, ext *otlp.Extension) {
+	if !sh.s.discard {
+		sh.encode(tr, ext)
+	}
+	sh.outSpans += len(tr.spans)
+	if sh.outSpans >= sh.s.cfg.ExportBatchSpans {
+		sh.flush()
+	}
+}
+
+// encode appends a kept trace, one resource_spans per group, to the
+// shard's pending export request.
+func (sh *shard) encode(tr *Trace, ext *otlp.Extension) {
 	raws := sh.raws[:0]
 	// Room for every span's encoding, so that the slices taken as it
 	// fills stay valid.
@@ -583,10 +600,6 @@ func (sh *shard) export(tr *Trace, ext *otlp.Extension) {
 	sh.raws = raws[:0]
 	if cap(sh.full) > 1<<20 {
 		sh.full = nil // one very large trace; do not keep its scratch
-	}
-	sh.outSpans += len(tr.spans)
-	if sh.outSpans >= sh.s.cfg.ExportBatchSpans {
-		sh.flush()
 	}
 }
 
