@@ -42,6 +42,13 @@ type Config struct {
 	// several times the memory of protobuf. Beyond it a JSON request gets
 	// backpressure (HTTP 429); protobuf requests are not affected.
 	MaxConcurrentJSONRequests int `yaml:"max_concurrent_json_requests"`
+	// GRPCWindow is the OTLP/gRPC receiver's HTTP/2 flow-control window,
+	// per stream and per connection: what a client may send before the
+	// receiver acknowledges it, and so what one connection can make the
+	// receiver buffer. A fixed window replaces grpc-go's estimate from
+	// pings, which on a fast network keeps it at 64KiB and acknowledges
+	// every 16KiB frame.
+	GRPCWindow units.Bytes `yaml:"grpc_window"`
 	// TLS, when its files are set, serves both protocols over TLS.
 	TLS TLSConfig `yaml:"tls"`
 	// RequireToken makes both receivers require "Authorization: Bearer
@@ -73,6 +80,13 @@ func (t TLSConfig) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
 // length prefix is 32 bits.
 const maxMessageSizeLimit = math.MaxUint32 >> 1
 
+// The bounds of grpc_window: grpc-go ignores a window under 64KiB, and its
+// own estimate never grows one past 16MiB.
+const (
+	minGRPCWindow = 64 << 10
+	maxGRPCWindow = 16 << 20
+)
+
 // DefaultConfig returns the defaults of DESIGN.md.
 func DefaultConfig() Config {
 	return Config{
@@ -87,6 +101,7 @@ func DefaultConfig() Config {
 		MaxConcurrentRequests: 64,
 		// 4 bodies of 16MiB decode in well under 1GiB.
 		MaxConcurrentJSONRequests: 4,
+		GRPCWindow:                1 << 20,
 	}
 }
 
@@ -121,6 +136,10 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConcurrentJSONRequests <= 0 {
 		errs = append(errs, fmt.Errorf("max_concurrent_json_requests: must be at least 1, got %d", c.MaxConcurrentJSONRequests))
+	}
+	if c.GRPCWindow < minGRPCWindow || c.GRPCWindow > maxGRPCWindow {
+		errs = append(errs, fmt.Errorf("grpc_window: must be between %s and %s, got %s",
+			units.Bytes(minGRPCWindow), units.Bytes(maxGRPCWindow), c.GRPCWindow))
 	}
 	if c.TLS.Enabled() {
 		if c.TLS.CertFile == "" {

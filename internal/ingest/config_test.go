@@ -42,7 +42,7 @@ func TestConfigValidate(t *testing.T) {
 			name: "every number wrong",
 			modify: func(c *Config) {
 				c.MaxMessageSize, c.MaxAttributesPerSpan, c.MaxSpanSize, c.MaxConcurrentRequests = 0, -1, -5, 0
-				c.MaxConcurrentJSONRequests = 0
+				c.MaxConcurrentJSONRequests, c.GRPCWindow = 0, 1000
 			},
 			want: []string{
 				"max_message_size: must be between 1B and 2147483647B, got 0B",
@@ -50,6 +50,7 @@ func TestConfigValidate(t *testing.T) {
 				"max_span_size: must be between 0 (no limit) and 2147483647B, got -5B",
 				"max_concurrent_requests: must be at least 1, got 0",
 				"max_concurrent_json_requests: must be at least 1, got 0",
+				"grpc_window: must be between 64KiB and 16MiB, got 1000B",
 			},
 		},
 		{
@@ -95,6 +96,7 @@ max_span_size: 512KiB
 max_spans_per_request: 20000
 max_concurrent_requests: 8
 max_concurrent_json_requests: 2
+grpc_window: 4MiB
 tls: {cert_file: /etc/tailgate/cert.pem, key_file: /etc/tailgate/key.pem}
 `
 	cfg := DefaultConfig()
@@ -110,6 +112,7 @@ tls: {cert_file: /etc/tailgate/cert.pem, key_file: /etc/tailgate/key.pem}
 		MaxSpansPerRequest:        20_000,
 		MaxConcurrentRequests:     8,
 		MaxConcurrentJSONRequests: 2,
+		GRPCWindow:                4 << 20,
 		TLS:                       TLSConfig{CertFile: "/etc/tailgate/cert.pem", KeyFile: "/etc/tailgate/key.pem"},
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
