@@ -183,11 +183,17 @@ func FuzzHTTPTraces(f *testing.F) {
 	}
 	cfg := testConfig()
 	cfg.MaxMessageSize = 1 << 20
+	cfg.OTLPGRPC = "" // the handler is called directly; no server runs
 	consumer := &checkingConsumer{}
 	r, err := New(cfg, Settings{Consumer: consumer})
 	if err != nil {
 		f.Fatal(err)
 	}
+	f.Cleanup(func() {
+		if err := r.Shutdown(context.Background()); err != nil {
+			f.Error(err)
+		}
+	})
 	f.Fuzz(func(t *testing.T, body []byte, isJSON, gzipped bool) {
 		consumer.t = t
 		ct := contentTypeProtobuf

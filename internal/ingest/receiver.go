@@ -133,6 +133,9 @@ type Receiver struct {
 	// auth is Settings.Auth when Config.RequireToken is on, else nil.
 	auth Authenticator
 
+	// grpcServer and health are made by Start (a grpc.Server starts its
+	// stream workers when made, so New makes none that a failed daemon
+	// start would leave behind).
 	grpcServer *grpc.Server
 	health     *health.Server
 	httpServer *http.Server
@@ -207,9 +210,6 @@ func New(cfg Config, set Settings) (*Receiver, error) {
 			return nil, fmt.Errorf("ingest: load tls certificate: %w", err)
 		}
 	}
-	if cfg.OTLPGRPC != "" {
-		r.grpcServer, r.health = r.newGRPCServer()
-	}
 	if cfg.OTLPHTTP != "" {
 		r.httpServer = r.newHTTPServer()
 	}
@@ -227,7 +227,7 @@ func (r *Receiver) Start(ctx context.Context) error {
 	case r.started:
 		return ErrStarted
 	}
-	if r.grpcServer != nil {
+	if r.cfg.OTLPGRPC != "" {
 		ln, err := r.listen(ctx, "tcp", r.cfg.OTLPGRPC)
 		if err != nil {
 			return fmt.Errorf("ingest: listen otlp_grpc %s: %w", r.cfg.OTLPGRPC, err)
@@ -247,6 +247,7 @@ func (r *Receiver) Start(ctx context.Context) error {
 	}
 	r.started = true
 	if r.grpcLis != nil {
+		r.grpcServer, r.health = r.newGRPCServer()
 		r.serving.Go(func() {
 			if err := r.grpcServer.Serve(r.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 				r.failed(fmt.Errorf("OTLP/gRPC receiver on %s: %w", r.grpcLis.Addr(), err))
@@ -332,8 +333,6 @@ func (r *Receiver) Shutdown(ctx context.Context) error {
 		}
 		wg.Wait()
 		r.serving.Wait()
-	} else if r.grpcServer != nil {
-		r.grpcServer.Stop()
 	}
 	r.stopErr = errors.Join(errs[:]...)
 	close(r.shutdown)
