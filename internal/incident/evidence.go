@@ -34,14 +34,9 @@ const evidencePerMinute = 5
 // service and minute, for the store. It is safe for concurrent use.
 type Evidence struct {
 	mu      sync.Mutex
-	counts  map[evidenceKey]int
+	counts  map[string]int // traces recorded per service in minute last
 	pending []FailedTrace
 	last    units.Minute
-}
-
-type evidenceKey struct {
-	service string
-	minute  units.Minute
 }
 
 // Record notes that the trace id (hex), with a failed request of service,
@@ -51,13 +46,12 @@ func (e *Evidence) Record(service, id string, at time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.counts == nil || m != e.last {
-		e.counts, e.last = map[evidenceKey]int{}, m // only the current minute needs counting
+		e.counts, e.last = map[string]int{}, m // only the current minute needs counting
 	}
-	k := evidenceKey{service, m}
-	if e.counts[k] >= evidencePerMinute {
+	if e.counts[service] >= evidencePerMinute {
 		return
 	}
-	e.counts[k]++
+	e.counts[service]++
 	e.pending = append(e.pending, FailedTrace{Service: service, Minute: m.Time(), TraceID: id})
 }
 
