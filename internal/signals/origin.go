@@ -123,13 +123,17 @@ type failure struct {
 //     children are all good"). When it is an outgoing span with no children
 //     at all, the callee sent no spans: the origin is marked as an
 //     uninstrumented dependency of the caller.
-func findOrigins(spans []TraceSpan) []failure {
+//
+// The failures it returns, and their origins, live in sc until its next
+// use.
+func findOrigins(spans []TraceSpan, sc *originScratch) []failure {
 	n := len(spans)
 	if n == 0 {
 		return nil
 	}
-	byID := make(map[otlp.SpanID]int, n)
-	dup := make([]bool, n)
+	sc.reset(n)
+	byID, dup, parent, hasChild, visited := sc.byID, sc.dup, sc.parent, sc.hasChild, sc.visited
+	missing := sc.missing // orphans by their missing parent
 	for i := range spans {
 		if _, ok := byID[spans[i].SpanID]; ok {
 			dup[i] = true
@@ -137,8 +141,6 @@ func findOrigins(spans []TraceSpan) []failure {
 		}
 		byID[spans[i].SpanID] = i
 	}
-	parent := make([]int, n)
-	missing := map[otlp.SpanID][]int{} // orphans by their missing parent
 	for i := range spans {
 		parent[i] = -1
 		if dup[i] || spans[i].ParentSpanID.IsZero() || spans[i].ParentSpanID == spans[i].SpanID {
@@ -150,7 +152,6 @@ func findOrigins(spans []TraceSpan) []failure {
 			missing[spans[i].ParentSpanID] = append(missing[spans[i].ParentSpanID], i)
 		}
 	}
-	hasChild := make([]bool, n)
 	for _, p := range parent {
 		if p >= 0 {
 			hasChild[p] = true
@@ -158,7 +159,7 @@ func findOrigins(spans []TraceSpan) []failure {
 	}
 	adoptOrphans(spans, parent, hasChild, dup, missing)
 
-	children := make([][]int, n)
+	children := sc.children
 	for i, p := range parent {
 		if p >= 0 {
 			children[p] = append(children[p], i)
@@ -167,10 +168,8 @@ func findOrigins(spans []TraceSpan) []failure {
 
 	// Post-order walk from the roots, iteratively; a span on a cycle has a
 	// parent and is never reached from a root, so it is never visited.
-	origins := make([][]origin, n)
-	visited := make([]bool, n)
-	type frame struct{ span, next int }
-	var stack []frame
+	origins := sc.origins
+	stack := sc.stack[:0]
 	for root := range spans {
 		if parent[root] >= 0 || dup[root] {
 			continue
@@ -188,27 +187,81 @@ func findOrigins(spans []TraceSpan) []failure {
 				}
 				continue
 			}
-			origins[f.span] = spanOrigins(spans, f.span, children[f.span], origins)
+			origins[f.span], sc.arena = spanOrigins(spans, f.span, children[f.span], origins, sc.arena)
 			stack = stack[:len(stack)-1]
 		}
 	}
+	sc.stack = stack
 
-	var out []failure
+	out := sc.out[:0]
 	for i := range spans {
 		if visited[i] && spans[i].Bad && spans[i].Kind.IsEntry() && len(origins[i]) > 0 {
 			out = append(out, failure{request: i, origins: origins[i]})
 		}
 	}
+	sc.out = out
 	return out
 }
 
-// spanOrigins applies rules 2 to 5 to span i whose children are done.
-func spanOrigins(spans []TraceSpan, i int, children []int, done [][]origin) []origin {
+// frame is a step of findOrigins' post-order walk.
+type frame struct{ span, next int }
+
+// originScratch is findOrigins' memory, reused from trace to trace.
+type originScratch struct {
+	byID     map[otlp.SpanID]int
+	missing  map[otlp.SpanID][]int
+	dup      []bool
+	hasChild []bool
+	visited  []bool
+	parent   []int
+	children [][]int
+	origins  [][]origin
+	arena    []origin // every span's origins, one run each
+	stack    []frame
+	out      []failure
+}
+
+// reset readies sc for a trace of n spans.
+func (sc *originScratch) reset(n int) {
+	if sc.byID == nil {
+		sc.byID, sc.missing = map[otlp.SpanID]int{}, map[otlp.SpanID][]int{}
+	}
+	clear(sc.byID)
+	clear(sc.missing)
+	sc.dup = resetSlice(sc.dup, n)
+	sc.hasChild = resetSlice(sc.hasChild, n)
+	sc.visited = resetSlice(sc.visited, n)
+	sc.parent = resetSlice(sc.parent, n)
+	sc.origins = resetSlice(sc.origins, n)
+	if cap(sc.children) < n {
+		sc.children = make([][]int, n)
+	}
+	sc.children = sc.children[:n]
+	for i := range sc.children {
+		sc.children[i] = sc.children[i][:0]
+	}
+	sc.arena = sc.arena[:0]
+}
+
+// resetSlice returns s with length n, every element zero, reusing its
+// array when it is large enough.
+func resetSlice[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
+// spanOrigins applies rules 2 to 5 to span i whose children are done,
+// appending its origins to arena; it returns them and the arena.
+func spanOrigins(spans []TraceSpan, i int, children []int, done [][]origin, arena []origin) ([]origin, []origin) {
 	sp := &spans[i]
 	if !sp.Bad {
-		return nil
+		return nil, arena
 	}
-	var out []origin
+	start := len(arena)
 	onTime := 0
 	longest := -1
 	for _, c := range children {
@@ -219,8 +272,8 @@ func spanOrigins(spans []TraceSpan, i int, children []int, done [][]origin) []or
 		onTime++
 		if ch.Bad {
 			for _, o := range done[c] {
-				if !slices.Contains(out, o) {
-					out = append(out, o)
+				if !slices.Contains(arena[start:], o) {
+					arena = append(arena, o)
 				}
 			}
 			continue
@@ -229,14 +282,15 @@ func spanOrigins(spans []TraceSpan, i int, children []int, done [][]origin) []or
 			longest = c
 		}
 	}
-	if len(out) > 0 {
-		return out // rule 3
-	}
-	outgoing := sp.Kind == otlp.KindClient || sp.Kind == otlp.KindProducer
-	if sp.Timeout && outgoing && longest >= 0 {
-		return []origin{{span: longest, reason: ReasonTimeout}} // rule 4
-	}
-	return []origin{{span: i, reason: reasonOf(sp), dependency: outgoing && len(children) == 0}} // rule 5
+	if len(arena) == start {
+		outgoing := sp.Kind == otlp.KindClient || sp.Kind == otlp.KindProducer
+		if sp.Timeout && outgoing && longest >= 0 {
+			arena = append(arena, origin{span: longest, reason: ReasonTimeout}) // rule 4
+		} else {
+			arena = append(arena, origin{span: i, reason: reasonOf(sp), dependency: outgoing && len(children) == 0}) // rule 5
+		}
+	} // else rule 3: its bad children's origins
+	return arena[start:len(arena):len(arena)], arena
 }
 
 func duration(s *TraceSpan) uint64 {
@@ -350,7 +404,9 @@ const maxPendingOrigins = 10_000
 // spans. A failed request counts in the minute its span ended, by the rule
 // of Observe (units.EventClock, with now as the arrival time).
 func (s *Signals) ObserveTrace(spans []TraceSpan, now time.Time) {
-	fails := findOrigins(spans)
+	sc := s.originScratch.Get().(*originScratch)
+	defer s.originScratch.Put(sc)
+	fails := findOrigins(spans, sc)
 	clock := units.NewEventClock(now, time.Duration(s.lateness))
 	var buf []byte
 	s.originMu.Lock()

@@ -83,6 +83,9 @@ type Signals struct {
 	// Lock order: mu, then originMu.
 	originMu sync.Mutex
 	orig     originState
+	// originScratch holds *originScratch: the error-origin analysis's
+	// memory, one per shard deciding at once.
+	originScratch sync.Pool
 
 	lifeMu  sync.Mutex
 	running bool
@@ -215,6 +218,7 @@ func New(cfg Config, set Settings) (*Signals, error) {
 	}
 	s.descs = newDescs(s.labels)
 	s.orig.pending = map[originKey]*originAgg{}
+	s.originScratch.New = func() any { return new(originScratch) }
 	s.st = state{
 		services:  map[string]*service{},
 		series:    newSeriesTable(cfg.SeriesLimit, len(s.bounds)),
