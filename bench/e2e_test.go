@@ -168,27 +168,6 @@ slos:
 	return cfg
 }
 
-// gauge sums the samples of the named gauge in d's registry.
-func gauge(tb testing.TB, d *daemon.Daemon, name string) float64 {
-	tb.Helper()
-	mfs, err := d.Registry().Gather()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		var sum float64
-		for _, m := range mf.GetMetric() {
-			sum += m.GetGauge().GetValue()
-		}
-		return sum
-	}
-	tb.Fatalf("metric %s not registered", name)
-	return 0
-}
-
 // counter sums the samples of the named counter in d's registry.
 func counter(tb testing.TB, d *daemon.Daemon, name string) float64 {
 	tb.Helper()
@@ -327,8 +306,9 @@ func throughput(b *testing.B, opts options, seed uint64, edit func(*config.Confi
 	var f figures
 	d, stop := startDaemonWith(b, edit)
 	defer stop()
-	pending := func() float64 {
-		return gauge(b, d, "tailgate_sampler_buffered_spans") + gauge(b, d, "tailgate_sampler_intake_spans")
+	pending := func() int64 {
+		intake, buffered := d.Pending()
+		return intake + buffered
 	}
 	runtime.GC()
 	cpu0 := cpuSelf(b)
@@ -370,10 +350,11 @@ func runTailgate(b *testing.B, opts options, seed uint64) figures {
 	heap0, rss0 := liveHeap(), rss(b, "self")
 	res := spawnLoad(b, LoadConfig{Addr: d.GRPCAddr(), Spans: opts.buffered, Conns: opts.conns, TracesPerRequest: opts.tracesPerReq, NoRoots: true, Seed: seed + 1000})
 	waitFor(b, "memory-phase spans buffered", func() bool {
-		return gauge(b, d, "tailgate_sampler_intake_spans") == 0 && gauge(b, d, "tailgate_sampler_buffered_spans") >= float64(res.Spans)
+		intake, buffered := d.Pending()
+		return intake == 0 && buffered >= res.Spans
 	})
 	heap1, rss1 := liveHeap(), rss(b, "self")
-	f.buffered = int64(gauge(b, d, "tailgate_sampler_buffered_spans"))
+	_, f.buffered = d.Pending()
 	f.heapPerBuffered = float64(heap1-heap0) / float64(f.buffered)
 	f.rssPerBuffered = float64(rss1-rss0) / float64(f.buffered)
 	if seed > 1 {
@@ -385,8 +366,9 @@ func runTailgate(b *testing.B, opts options, seed uint64) figures {
 
 	d, stop = startDaemon(b)
 	defer stop()
-	pending := func() float64 {
-		return gauge(b, d, "tailgate_sampler_buffered_spans") + gauge(b, d, "tailgate_sampler_intake_spans")
+	pending := func() int64 {
+		intake, buffered := d.Pending()
+		return intake + buffered
 	}
 	var total int64
 	load := func(seed uint64) (LoadResult, time.Duration) {

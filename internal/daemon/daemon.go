@@ -513,6 +513,10 @@ func (d *Daemon) GRPCAddr() string { return d.receiver.GRPCAddr() }
 // HTTPAddr returns the bound OTLP HTTP address.
 func (d *Daemon) HTTPAddr() string { return d.receiver.HTTPAddr() }
 
+// Pending returns the sampler's spans accepted and not yet decided, in its
+// intake and in its buffer, without gathering the metrics registry.
+func (d *Daemon) Pending() (intake, buffered int64) { return d.sampler.Pending() }
+
 // Registry returns the Prometheus registry of this daemon's metrics.
 func (d *Daemon) Registry() *prometheus.Registry { return d.registry }
 

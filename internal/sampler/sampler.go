@@ -581,6 +581,13 @@ func (s *Sampler) shardOf(id *otlp.TraceID) int {
 	return int(hi)
 }
 
+// Pending returns the spans accepted and not yet decided: those in the
+// intake and those buffered (as the tailgate_sampler_intake_spans and
+// tailgate_sampler_buffered_spans gauges, which lag by up to a tick).
+func (s *Sampler) Pending() (intake, buffered int64) {
+	return s.intake.Load(), s.sum(func(sh *shard) int64 { return sh.gSpans.Load() })
+}
+
 func (s *Sampler) sum(f func(*shard) int64) int64 {
 	var n int64
 	for _, sh := range s.shards {

@@ -120,11 +120,17 @@ func TestRootArrivingLate(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(5 * time.Second)
+		if intake, buffered := env.s.Pending(); intake != 0 || buffered != 2 {
+			t.Errorf("Pending with the root missing = %d in the intake, %d buffered; want 0 and 2", intake, buffered)
+		}
 		if err := env.consume(t, spans[:1]); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
+		if intake, buffered := env.s.Pending(); intake != 0 || buffered != 0 {
+			t.Errorf("Pending after the decision = %d, %d; want 0, 0", intake, buffered)
+		}
 		if diff := cmp.Diff([]string{"keep all root 7s"}, log.list()); diff != "" {
 			t.Errorf("decisions (-want +got):\n%s", diff)
 		}
