@@ -7,6 +7,17 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 )
 
+// parsed returns td's OTLP encoding and the Request parsed from it.
+func parsed(t *testing.T, td ptrace.Traces) ([]byte, *Request) {
+	t.Helper()
+	body := marshal(t, td)
+	req := new(Request)
+	if err := Parse(body, Limits{}, req); err != nil {
+		t.Fatal(err)
+	}
+	return body, req
+}
+
 // TestAppendRequestRoundTrip: a request re-encoded from its parsed spans
 // (after dropping some, as partial rejection does) decodes with pdata to
 // exactly the kept spans under their resources and scopes.
@@ -30,14 +41,7 @@ func TestAppendRequestRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var req Request
-	if err := Parse(body, Limits{}, &req); err != nil {
-		t.Fatal(err)
-	}
+	_, req := parsed(t, td)
 	// Drop the middle span of every scope, as a filter would.
 	kept := req.Spans[:0]
 	var want []string
@@ -49,7 +53,7 @@ func TestAppendRequestRoundTrip(t *testing.T) {
 	}
 	req.Spans = kept
 	var e Encoder
-	out := e.AppendRequest(nil, &req)
+	out := e.AppendRequest(nil, req)
 	er := ptraceotlp.NewExportRequest()
 	if err := er.UnmarshalProto(out); err != nil {
 		t.Fatal(err)
@@ -101,17 +105,10 @@ func TestAppendRequestFuncNoAllocs(t *testing.T) {
 			sp.SetKind(ptrace.SpanKindServer)
 		}
 	}
-	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var req Request
-	if err := Parse(body, Limits{}, &req); err != nil {
-		t.Fatal(err)
-	}
+	body, req := parsed(t, td)
 	var e Encoder
-	buf := e.AppendRequestFunc(nil, &req, nil)
-	if allocs := testing.AllocsPerRun(100, func() { buf = e.AppendRequestFunc(buf[:0], &req, nil) }); allocs != 0 {
+	buf := e.AppendRequestFunc(nil, req, nil)
+	if allocs := testing.AllocsPerRun(100, func() { buf = e.AppendRequestFunc(buf[:0], req, nil) }); allocs != 0 {
 		t.Errorf("%.1f allocations per request, want 0", allocs)
 	}
 	if len(buf) < len(body)/2 {
@@ -132,14 +129,7 @@ func TestAppendResourceSpansNoAllocs(t *testing.T) {
 		sp.SetSpanID([8]byte{1, byte(k + 1)})
 		sp.TraceState().FromRaw("vendor=x,ot=rv:00000000000001")
 	}
-	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var req Request
-	if err := Parse(body, Limits{}, &req); err != nil {
-		t.Fatal(err)
-	}
+	_, req := parsed(t, td)
 	spans := make([][]byte, len(req.Spans))
 	for i := range req.Spans {
 		spans[i] = req.Spans[i].Raw
