@@ -399,17 +399,12 @@ var partialAttr = []byte{0x4a, 0x16, 0x0a, 0x10,
 // new trace): they report false, so the span starts a buffered trace.
 func (sh *shard) late(b *batch, in *inSpan) bool {
 	if e, ok := sh.cache.lookupKept(&in.traceID); ok {
-		if !sh.s.discard {
-			ext := sh.s.exts[e.ext]
-			ext.Rate = e.rate
-			sh.encodeSpan(b, in, &ext, false)
-		}
-		sh.outSpans++
+		ext := sh.s.exts[e.ext]
+		ext.Rate = e.rate
+		sh.encodeSpan(b, in, &ext, false)
 		sh.s.m.lateKeep.Inc()
 		sh.s.m.spansKept[e.ext].Inc()
-		if sh.outSpans >= sh.s.cfg.ExportBatchSpans {
-			sh.flush()
-		}
+		sh.queued(1)
 		return true
 	}
 	if sh.cache.stressDropped(&in.traceID) {
@@ -439,22 +434,20 @@ func (sh *shard) late(b *batch, in *inSpan) bool {
 
 // exportPartial exports one span alone, with sampling.partial=true.
 func (sh *shard) exportPartial(b *batch, in *inSpan) {
-	if !sh.s.discard {
-		sh.encodeSpan(b, in, &otlp.Extension{Rate: 1}, true)
-	}
-	sh.outSpans++
+	sh.encodeSpan(b, in, &otlp.Extension{Rate: 1}, true)
 	m := sh.s.m
 	m.partialSpans.Inc()
 	m.spansKept[len(m.spansKept)-1].Inc()
-	if sh.outSpans >= sh.s.cfg.ExportBatchSpans {
-		sh.flush()
-	}
+	sh.queued(1)
 }
 
 // encodeSpan appends one span of a batch, alone in its resource_spans, to
 // the shard's pending export request; partial marks it
-// sampling.partial=true.
+// sampling.partial=true. Nothing is encoded for a discarding exporter.
 func (sh *shard) encodeSpan(b *batch, in *inSpan, ext *otlp.Extension, partial bool) {
+	if sh.s.discard {
+		return
+	}
 	g := b.groups[in.rec.group].otlpGroup(b.buf)
 	sh.full = appendSpanEncoding(sh.full[:0], &in.traceID, b.buf[in.rec.off:in.rec.off+in.size], in.rec.flags)
 	if partial {
@@ -536,18 +529,25 @@ func (sh *shard) recycle(tr *Trace) {
 
 // export adds a kept trace to the shard's pending export request.
 func (sh *shard) export(tr *Trace, ext *otlp.Extension) {
-	if !sh.s.discard {
-		sh.encode(tr, ext)
-	}
-	sh.outSpans += len(tr.spans)
+	sh.encode(tr, ext)
+	sh.queued(len(tr.spans))
+}
+
+// queued counts n kept spans into the pending export request, which goes
+// to the exporter once it holds export_batch_spans.
+func (sh *shard) queued(n int) {
+	sh.outSpans += n
 	if sh.outSpans >= sh.s.cfg.ExportBatchSpans {
 		sh.flush()
 	}
 }
 
 // encode appends a kept trace, one resource_spans per group, to the
-// shard's pending export request.
+// shard's pending export request; nothing for a discarding exporter.
 func (sh *shard) encode(tr *Trace, ext *otlp.Extension) {
+	if sh.s.discard {
+		return
+	}
 	raws := sh.raws[:0]
 	// Room for every span's encoding, so that the slices taken as it
 	// fills stay valid.
