@@ -306,18 +306,24 @@ func throughput(b *testing.B, opts options, seed uint64, edit func(*config.Confi
 	var f figures
 	d, stop := startDaemonWith(b, edit)
 	defer stop()
-	pending := func() int64 {
-		intake, buffered := d.Pending()
-		return intake + buffered
-	}
-	runtime.GC()
-	cpu0 := cpuSelf(b)
-	res := spawnLoad(b, LoadConfig{Addr: d.GRPCAddr(), Spans: opts.spans, Rate: opts.rate, Conns: opts.conns, TracesPerRequest: opts.tracesPerReq, Seed: seed})
-	waitFor(b, "every trace decided", func() bool { return pending() == 0 })
-	f.cpu = cpuSelf(b) - cpu0
-	f.spans = res.Spans
+	res, cpu := decideLoad(b, d, opts, seed)
+	f.cpu, f.spans = cpu, res.Spans
 	f.spansPerCPUSec = float64(res.Spans) / f.cpu.Seconds()
 	return f
+}
+
+// decideLoad sends one throughput load to d and returns it with the CPU
+// time this process used from just before it until every trace was
+// decided.
+func decideLoad(b *testing.B, d *daemon.Daemon, opts options, seed uint64) (LoadResult, time.Duration) {
+	runtime.GC() // collect earlier garbage outside the measurement
+	cpu0 := cpuSelf(b)
+	res := spawnLoad(b, LoadConfig{Addr: d.GRPCAddr(), Spans: opts.spans, Rate: opts.rate, Conns: opts.conns, TracesPerRequest: opts.tracesPerReq, Seed: seed})
+	waitFor(b, "every trace decided", func() bool {
+		intake, buffered := d.Pending()
+		return intake+buffered == 0
+	})
+	return res, cpuSelf(b) - cpu0
 }
 
 func startDaemonWith(b *testing.B, edit func(*config.Config)) (*daemon.Daemon, func()) {
@@ -366,22 +372,11 @@ func runTailgate(b *testing.B, opts options, seed uint64) figures {
 
 	d, stop = startDaemon(b)
 	defer stop()
-	pending := func() int64 {
-		intake, buffered := d.Pending()
-		return intake + buffered
-	}
-	var total int64
-	load := func(seed uint64) (LoadResult, time.Duration) {
-		runtime.GC() // collect earlier garbage outside the measurement
-		cpu0 := cpuSelf(b)
-		res := spawnLoad(b, LoadConfig{Addr: d.GRPCAddr(), Spans: opts.spans, Rate: opts.rate, Conns: opts.conns, TracesPerRequest: opts.tracesPerReq, Seed: seed})
-		waitFor(b, "every trace decided", func() bool { return pending() == 0 })
-		total += res.Spans
-		return res, cpuSelf(b) - cpu0
-	}
-	res, f.freshCPU = load(seed)
+	res, f.freshCPU = decideLoad(b, d, opts, seed)
 	f.freshPerCPUSec = float64(res.Spans) / f.freshCPU.Seconds()
-	res, f.cpu = load(seed + 2000) // other trace IDs, the same mix
+	total := res.Spans
+	res, f.cpu = decideLoad(b, d, opts, seed+2000) // other trace IDs, the same mix
+	total += res.Spans
 	f.spans, f.wall, f.retries = res.Spans, res.Wall, res.Retries
 	f.spansPerCPUSec = float64(res.Spans) / f.cpu.Seconds()
 	// With 4 connections the templates cycle every 1600 traces, of which
