@@ -463,18 +463,33 @@ func (r *Recorder) MergePeers(rows []VersionRow, from time.Time) {
 	if r.peers == nil {
 		r.peers = map[string]map[string]map[string]map[units.Minute]Counts{}
 	}
-	for _, vs := range r.peers {
-		for _, ops := range vs {
-			for _, ms := range ops {
+	r.dropPeerMinutes(func(m units.Minute) bool { return m >= cut })
+	addPeerRows(r.peers, rows)
+}
+
+// dropPeerMinutes deletes the peers' minutes drop reports true for, and
+// the maps it leaves empty. r.mu is held.
+func (r *Recorder) dropPeerMinutes(drop func(units.Minute) bool) {
+	for svc, vs := range r.peers {
+		for v, ops := range vs {
+			for op, ms := range ops {
 				for m := range ms {
-					if m >= cut {
+					if drop(m) {
 						delete(ms, m)
 					}
 				}
+				if len(ms) == 0 {
+					delete(ops, op)
+				}
+			}
+			if len(ops) == 0 {
+				delete(vs, v)
 			}
 		}
+		if len(vs) == 0 {
+			delete(r.peers, svc)
+		}
 	}
-	addPeerRows(r.peers, rows)
 }
 
 // addPeerRows adds rows to peers.
@@ -510,26 +525,7 @@ func (r *Recorder) Prune(now time.Time) {
 
 func (r *Recorder) pruneLocked(now time.Time) {
 	cut := units.MinuteOf(now.Add(-r.cfg.Retention))
-	for svc, vs := range r.peers {
-		for v, ops := range vs {
-			for op, ms := range ops {
-				for m := range ms {
-					if m < cut {
-						delete(ms, m)
-					}
-				}
-				if len(ms) == 0 {
-					delete(ops, op)
-				}
-			}
-			if len(ops) == 0 {
-				delete(vs, v)
-			}
-		}
-		if len(vs) == 0 {
-			delete(r.peers, svc)
-		}
-	}
+	r.dropPeerMinutes(func(m units.Minute) bool { return m < cut })
 	for _, svc := range r.services {
 		for v, vc := range svc.versions {
 			for op, oc := range vc.ops {
