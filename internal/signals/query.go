@@ -128,7 +128,13 @@ func (s *Signals) resolve(q Query, now time.Time) (Query, error) {
 		q.Step = time.Hour
 	}
 	q.From = time.Unix(floorDiv(q.From.Unix(), int64(q.Step/time.Second)), 0).UTC()
+	// Buckets start on whole seconds and the stores compare whole seconds:
+	// an end within a second (now, usually) reaches to the next one, or the
+	// minute that began less than a second ago would be left out.
 	q.To = q.To.UTC()
+	if whole := q.To.Truncate(time.Second); !whole.Equal(q.To) {
+		q.To = whole.Add(time.Second)
+	}
 	if points := (q.To.Sub(q.From) + q.Step - 1) / q.Step; points > MaxPoints {
 		return q, fmt.Errorf("%w: %d points of %s is more than %d; use a larger step", ErrBadQuery, points, units.FormatDuration(q.Step), MaxPoints)
 	}

@@ -809,3 +809,42 @@ cardinality:
 		t.Errorf("documented config differs from the defaults (-defaults +doc):\n%s", diff)
 	}
 }
+
+// A query's end is now, to the nanosecond; the minute that began less
+// than a second ago holds buckets too. The stores compare whole seconds,
+// so an end of 12:10:00.5 read as 12:10:00 left out the minute of 12:10
+// (the kill -9 harness lost its last requests that way when its final
+// query ran in the first second of a minute).
+func TestQueryInTheFirstSecondOfAMinute(t *testing.T) {
+	store := &memStore{}
+	s := newTestSignals(t, DefaultConfig(), store)
+	minute := t0.Add(10 * time.Minute)
+	now := minute.Add(500 * time.Millisecond)
+	span := func(service string, end time.Time) spanSpec {
+		return spanSpec{service: service, kind: ptrace.SpanKindServer, name: "x", start: end.Add(-time.Millisecond), end: end}
+	}
+	s.Observe(parseRequest(t, buildRequest(t,
+		span("a", minute.Add(-time.Second)), span("a", minute.Add(100*time.Millisecond)), span("checkout", minute))), now)
+	s.ObserveTrace(paymentsTimeout(), now)
+	for _, stored := range []bool{false, true} {
+		if stored {
+			if err := s.flush(t.Context(), now, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.Service(t.Context(), "a", Query{From: now.Add(-time.Hour)}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Requests != 2 {
+			t.Errorf("stored %v: %d requests in the last hour, want 2 (one at 12:09:59, one at 12:10:00.1)", stored, got.Requests)
+		}
+		eo, err := s.ErrorOrigins(t.Context(), "checkout", Query{From: now.Add(-time.Hour)}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if eo.FailedRequests != 1 {
+			t.Errorf("stored %v: %v failed checkout requests, want 1", stored, eo.FailedRequests)
+		}
+	}
+}
