@@ -173,3 +173,60 @@ func TestLateCountsReachTheStore(t *testing.T) {
 		t.Errorf("stored minutes %v, want only 10:00 and 10:01", store.got)
 	}
 }
+
+// A write-ahead log's replay counts requests before Start loads what the
+// store holds; the replayed counts are not stored, and the first flush
+// must write them, also when Start comes in a later minute than theirs
+// (the restart after a kill crossed a minute). Treating them as flushed
+// lost them at the next crash, as the mark moved past their records.
+func TestReplayedCountsAreFlushedAfterLoad(t *testing.T) {
+	spec := Spec{Name: "s", Service: "svc", Objective: 99, Window: units.Duration(time.Hour),
+		SLI: SLISpec{Kind: Availability, GroupBy: "http.route"}}
+	m0 := units.Minute(t10.Unix() / 60)
+	for _, tc := range []struct {
+		name  string
+		start time.Time
+	}{
+		{"start in the same minute", t10.Add(59*time.Second + 500*time.Millisecond)},
+		{"start in the next minute", t10.Add(time.Minute + 200*time.Millisecond)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := newMemStore()
+			// What the run before the crash stored of 10:00: 4 good of 5.
+			if err := store.AddSLIBuckets(t.Context(), []Bucket{
+				{SLO: "s", Minute: t10, Good: 4, Total: 5},
+				{SLO: "s", Group: "/r", Minute: t10, Good: 4, Total: 5},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			e, err := NewEngine([]Spec{spec}, Settings{Store: store})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The replay: three requests of 10:00 the store does not have.
+			e.Observe(request(t,
+				endingAt(t10.Add(58*time.Second), false),
+				endingAt(t10.Add(58*time.Second), false),
+				endingAt(t10.Add(58*time.Second), true),
+			), t10.Add(59*time.Second))
+			if err := e.load(t.Context(), tc.start); err != nil {
+				t.Fatal(err)
+			}
+			st, _ := e.Status("s", tc.start)
+			if st.Good != 6 || st.Total != 8 {
+				t.Errorf("status after load: %v/%v, want 6/8 (4/5 stored + 2/3 replayed)", st.Good, st.Total)
+			}
+			if err := e.flush(t.Context(), tc.start.Add(100*time.Millisecond)); err != nil {
+				t.Fatal(err)
+			}
+			for _, group := range []string{"", "/r"} {
+				if got := store.buckets[[2]string{"s", group}][t10.Unix()]; got != (cnt{6, 8}) {
+					t.Errorf("group %q: stored 10:00 = %+v, want 6/8", group, got)
+				}
+				if got := store.buckets[[2]string{"s", group}][(m0 + 1).Time().Unix()]; got != (cnt{}) {
+					t.Errorf("group %q: stored 10:01 = %+v, want nothing", group, got)
+				}
+			}
+		})
+	}
+}

@@ -41,8 +41,18 @@ func (e *Engine) load(ctx context.Context, now time.Time) error {
 	defer e.mu.Unlock()
 	e.advanceLocked(units.MinuteOf(now))
 	cur := e.openMinute()
+	// Counts observed before load (a write-ahead log's replay) are not in
+	// the store: the first flush writes them, whatever their minute.
+	replayed := map[*series][]pendingCount{}
 	for _, st := range e.slos {
 		st.since = now
+		st.allSeries(func(s *series) {
+			for _, p := range s.ev.pts {
+				if g, t := s.ev.at(p.k); g != 0 || t != 0 {
+					replayed[s] = append(replayed[s], pendingCount{p.k, cnt{g, t}})
+				}
+			}
+		})
 	}
 	if e.store != nil {
 		for _, st := range e.slos {
@@ -97,6 +107,13 @@ func (e *Engine) load(ctx context.Context, now time.Time) error {
 				s.since = st.since
 			}
 			g, t := s.ev.at(cur)
+			for _, p := range replayed[s] {
+				if p.m == cur {
+					g, t = g-p.c.good, t-p.c.total
+				} else if e.store != nil {
+					s.pending = addPending(s.pending, p.m, p.c)
+				}
+			}
 			s.flushedMin, s.flushedG, s.flushedT, s.flushedInit = cur, g, t, true
 			s.nextSlice = 0
 			if first, ok := s.ev.first(); ok && st.sliceLen > 0 {
