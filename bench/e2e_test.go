@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,6 +59,10 @@ func loadgenMain(spec string) int {
 // both benchmarks always see the same load.
 type options struct {
 	spans, rate, conns, tracesPerReq, buffered int
+	// cpuProfile, from TAILGATE_BENCH_CPUPROFILE, is where BenchmarkE2E
+	// writes a CPU profile of each iteration's warm load (the path gets
+	// the iteration's number appended); empty writes none.
+	cpuProfile string
 }
 
 func loadOptions(tb testing.TB) options {
@@ -78,6 +83,29 @@ func loadOptions(tb testing.TB) options {
 		conns:        get("CONNS", 4),
 		tracesPerReq: get("TRACES_PER_REQUEST", 50),
 		buffered:     get("BUFFERED", 180_000),
+		cpuProfile:   os.Getenv("TAILGATE_BENCH_CPUPROFILE"),
+	}
+}
+
+// profileCPU starts a CPU profile into path.seed, or nothing when path is
+// empty, and returns what stops it.
+func profileCPU(tb testing.TB, path string, seed uint64) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%d", path, seed))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		tb.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			tb.Error(err)
+		}
 	}
 }
 
@@ -375,7 +403,9 @@ func runTailgate(b *testing.B, opts options, seed uint64) figures {
 	res, f.freshCPU = decideLoad(b, d, opts, seed)
 	f.freshPerCPUSec = float64(res.Spans) / f.freshCPU.Seconds()
 	total := res.Spans
+	stopProfile := profileCPU(b, opts.cpuProfile, seed)
 	res, f.cpu = decideLoad(b, d, opts, seed+2000) // other trace IDs, the same mix
+	stopProfile()
 	total += res.Spans
 	f.spans, f.wall, f.retries = res.Spans, res.Wall, res.Retries
 	f.spansPerCPUSec = float64(res.Spans) / f.cpu.Seconds()
