@@ -49,9 +49,10 @@ const DecisionCacheFile = "decision-cache.bin"
 
 // Daemon is a running tailgate.
 type Daemon struct {
-	cfg      config.Config
-	log      *slog.Logger
-	registry *prometheus.Registry
+	cfg       config.Config
+	log       *slog.Logger
+	registry  *prometheus.Registry
+	decisions sync.Pool // *decisionScratch
 
 	store     store
 	where     string // the store, for logs
@@ -109,6 +110,7 @@ type Daemon struct {
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	d := &Daemon{cfg: cfg, log: log, registry: prometheus.NewRegistry(), pager: &pager{},
 		ingestFailed: make(chan error, 1), stopped: make(chan struct{}), failed: make(chan struct{})}
+	d.decisions.New = func() any { return new(decisionScratch) }
 	var lc net.ListenConfig
 	d.listen = lc.Listen
 	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -658,16 +660,25 @@ func (d *Daemon) onDecision(t *sampler.Trace, dec sampler.Decision) {
 			}
 		}
 	}
-	spans := make([]signals.TraceSpan, 0, t.Len())
-	var raw []byte // NewTraceSpan copies what it keeps, so one buffer serves
+	sc := d.decisions.Get().(*decisionScratch)
+	defer d.decisions.Put(sc)
+	sc.spans.Reset()
 	for i := range t.Len() {
 		ts := t.Span(i)
-		raw = ts.AppendRaw(raw[:0])
-		sp, err := otlp.ParseSpan(raw) // validated at ingest; cannot fail
+		// The builder copies what it keeps, so one buffer serves.
+		sc.raw = ts.AppendRaw(sc.raw[:0])
+		sp, err := otlp.ParseSpan(sc.raw) // validated at ingest; cannot fail
 		if err != nil {
 			continue
 		}
-		spans = append(spans, signals.NewTraceSpan(&sp, ts.ServiceName()))
+		sc.spans.Add(&sp, ts.ServiceName())
 	}
-	d.signals.ObserveTrace(spans, time.Now())
+	d.signals.ObserveTrace(sc.spans.Spans(), time.Now())
+}
+
+// decisionScratch is onDecision's memory, reused from one error trace to
+// the next (the sampler's shards decide concurrently, hence a pool).
+type decisionScratch struct {
+	spans signals.TraceBuilder
+	raw   []byte
 }

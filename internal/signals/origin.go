@@ -31,21 +31,61 @@ type TraceSpan struct {
 	Start, End uint64
 }
 
-// NewTraceSpan fills a TraceSpan from a parsed span and its service.
-func NewTraceSpan(sp *otlp.Span, service string) TraceSpan {
-	return TraceSpan{
-		Service:      service,
-		Name:         string(sp.Name()),
-		Route:        string(sp.Route()),
-		SpanID:       sp.SpanID,
-		ParentSpanID: sp.ParentSpanID,
-		Kind:         sp.Kind,
-		Bad:          sp.Bad(),
-		Timeout:      IsTimeout(sp),
-		HTTPStatus:   sp.HTTPStatus,
-		Start:        sp.StartUnixNano,
-		End:          sp.EndUnixNano,
+// fill sets the fields that are not strings from sp.
+func (ts *TraceSpan) fill(sp *otlp.Span) {
+	ts.SpanID, ts.ParentSpanID = sp.SpanID, sp.ParentSpanID
+	ts.Kind = sp.Kind
+	ts.Bad, ts.Timeout = sp.Bad(), IsTimeout(sp)
+	ts.HTTPStatus = sp.HTTPStatus
+	ts.Start, ts.End = sp.StartUnixNano, sp.EndUnixNano
+}
+
+// maxInterned bounds the distinct span names and routes a TraceBuilder
+// keeps; past it, a new name costs a string allocation each time.
+const maxInterned = 4096
+
+// TraceBuilder turns the spans of a decided trace into the TraceSpans that
+// ObserveTrace reads, reusing its memory from one trace to the next: span
+// names and routes are interned, so a trace whose names were seen before
+// costs no allocation. Its zero value is ready; it is not safe for
+// concurrent use.
+type TraceBuilder struct {
+	spans []TraceSpan
+	names map[string]string
+}
+
+// Reset empties the builder for the next trace.
+func (b *TraceBuilder) Reset() {
+	clear(b.spans)
+	b.spans = b.spans[:0]
+}
+
+// Add appends sp, of the given service.
+func (b *TraceBuilder) Add(sp *otlp.Span, service string) {
+	ts := TraceSpan{Service: service, Name: b.intern(sp.Name()), Route: b.intern(sp.Route())}
+	ts.fill(sp)
+	b.spans = append(b.spans, ts)
+}
+
+// Spans returns the spans added since the last Reset; they are valid
+// until then.
+func (b *TraceBuilder) Spans() []TraceSpan { return b.spans }
+
+func (b *TraceBuilder) intern(v []byte) string {
+	if len(v) == 0 {
+		return ""
 	}
+	if s, ok := b.names[string(v)]; ok {
+		return s
+	}
+	s := string(v)
+	if b.names == nil {
+		b.names = map[string]string{}
+	}
+	if len(b.names) < maxInterned {
+		b.names[s] = s
+	}
+	return s
 }
 
 // IsTimeout reports whether a bad span failed because a deadline passed:

@@ -3,8 +3,10 @@ package signals
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tailgate-sre/tailgate/internal/otlp"
 )
@@ -258,5 +260,61 @@ func TestFindOrigins(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TraceBuilder gives what the span says, and a second trace with the same
+// names costs no allocation; past maxInterned distinct names it still
+// gives every name right.
+func TestTraceBuilder(t *testing.T) {
+	start := t0.Add(time.Second)
+	req := parseRequest(t, buildRequest(t,
+		spanSpec{service: "checkout", kind: ptrace.SpanKindServer, id: 1, name: "POST /checkout", start: start, end: start.Add(time.Second),
+			status: ptrace.StatusCodeError, attrs: map[string]any{"http.route": "/checkout", "http.response.status_code": 504}},
+		spanSpec{service: "payments", kind: ptrace.SpanKindClient, id: 2, parent: 1, name: "charge", start: start, end: start.Add(time.Millisecond)},
+	))
+	var b TraceBuilder
+	add := func() {
+		b.Reset()
+		for i := range req.Spans {
+			b.Add(&req.Spans[i], req.SpanResource(&req.Spans[i]).ServiceName)
+		}
+	}
+	add()
+	want := []TraceSpan{
+		{Service: "checkout", Name: "POST /checkout", Route: "/checkout", SpanID: otlp.SpanID(spanID(1)), Kind: otlp.KindServer,
+			Bad: true, Timeout: true, HTTPStatus: 504, Start: uint64(start.UnixNano()), End: uint64(start.Add(time.Second).UnixNano())},
+		{Service: "payments", Name: "charge", SpanID: otlp.SpanID(spanID(2)), ParentSpanID: otlp.SpanID(spanID(1)), Kind: otlp.KindClient,
+			Start: uint64(start.UnixNano()), End: uint64(start.Add(time.Millisecond).UnixNano())},
+	}
+	if diff := cmp.Diff(want, b.Spans()); diff != "" {
+		t.Errorf("spans (-want +got):\n%s", diff)
+	}
+	if n := testing.AllocsPerRun(10, add); n != 0 {
+		t.Errorf("a trace of names seen before: %v allocations, want 0", n)
+	}
+	if diff := cmp.Diff(want, b.Spans()); diff != "" {
+		t.Errorf("spans after reuse (-want +got):\n%s", diff)
+	}
+
+	var many TraceBuilder
+	var specs []spanSpec
+	for i := range maxInterned + 10 {
+		specs = append(specs, spanSpec{service: "s", kind: ptrace.SpanKindInternal, id: uint64(i + 1), name: fmt.Sprintf("op%d", i), start: start, end: start})
+	}
+	big := parseRequest(t, buildRequest(t, specs...))
+	for round := range 2 {
+		many.Reset()
+		for i := range big.Spans {
+			many.Add(&big.Spans[i], "s")
+		}
+		for i, sp := range many.Spans() {
+			if want := fmt.Sprintf("op%d", i); sp.Name != want {
+				t.Fatalf("round %d, span %d: name %q, want %q", round, i, sp.Name, want)
+			}
+		}
+	}
+	if len(many.names) != maxInterned {
+		t.Errorf("%d names interned, want the bound %d", len(many.names), maxInterned)
 	}
 }

@@ -774,11 +774,11 @@ func FuzzObserve(f *testing.F) {
 			s.stride = stride
 			s.Observe(&req, t0)
 		}
-		spans := make([]TraceSpan, 0, len(req.Spans))
+		var tb TraceBuilder
 		for i := range req.Spans {
-			spans = append(spans, NewTraceSpan(&req.Spans[i], req.SpanResource(&req.Spans[i]).ServiceName))
+			tb.Add(&req.Spans[i], req.SpanResource(&req.Spans[i]).ServiceName)
 		}
-		s.ObserveTrace(spans, t0)
+		s.ObserveTrace(tb.Spans(), t0)
 	})
 }
 
