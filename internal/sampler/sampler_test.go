@@ -531,3 +531,52 @@ func TestSnapshotCopy(t *testing.T) {
 		t.Error("the filter's file did not change after it took more IDs: the check above proves nothing")
 	}
 }
+
+// A shard inserts a small inbox at its next tick, not at each request, and
+// that tick inserts before it decides: the error span that arrives a
+// millisecond before its trace's deadline still keeps the trace. A large
+// inbox wakes the shard at once.
+func TestInboxWaitsForTheTick(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		yes := true
+		cfg := testConfig(RuleConfig{Name: "errors", When: &WhenConfig{Error: &yes}, Keep: true}, dropAll("rest"))
+		env := startEnv(t, cfg, Settings{})
+		id := traceID(1, 0)
+		spans := simpleTrace(id, 3, "svc", false) // no root: decided at decision_wait
+		spans[2].err = true
+		if err := env.consume(t, spans[:2]); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if intake, buffered := env.s.Pending(); intake != 2 || buffered != 0 {
+			t.Errorf("before a tick: %d spans in the intake, %d buffered; want 2 and 0", intake, buffered)
+		}
+		tick := cfg.Tick.Std()
+		time.Sleep(tick)
+		synctest.Wait()
+		if intake, buffered := env.s.Pending(); intake != 0 || buffered != 2 {
+			t.Errorf("after a tick: %d spans in the intake, %d buffered; want 0 and 2", intake, buffered)
+		}
+		time.Sleep(cfg.DecisionWait.Std() - tick - time.Millisecond)
+		if err := env.consume(t, spans[2:]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond) // the deadline's tick
+		synctest.Wait()
+		if got := keptTraces(env.exp.kept(t)); got[id] != 3 {
+			t.Errorf("kept %v, want all 3 spans of the trace whose error span came last", got)
+		}
+
+		var many []spanSpec
+		for i := range ceilDiv(maxWakeSpans, 10) {
+			many = append(many, simpleTrace(traceID(uint64(i+10), 0), 10, "svc", true)...)
+		}
+		if err := env.consume(t, many); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if intake, _ := env.s.Pending(); intake != 0 {
+			t.Errorf("%d spans: %d still in the intake, want all inserted at once", len(many), intake)
+		}
+	})
+}
