@@ -20,9 +20,10 @@ type bloom struct {
 	nblocks uint64
 	k       uint32
 
-	count    int   // IDs added
-	capacity int   // IDs it was sized for
-	newest   int64 // unix nanos of the latest add (or of creation)
+	count       int   // IDs added
+	lastNonzero int   // non-zero words at the last snapshotCopy
+	capacity    int   // IDs it was sized for
+	newest      int64 // unix nanos of the latest add (or of creation)
 
 	// A snapshot copy (snapshotCopy) has no words but the non-zero ones,
 	// at the word indices sparseIdx; it is only encoded, never probed.
@@ -150,13 +151,25 @@ func (b *bloom) has(id *otlp.TraceID) bool {
 func (b *bloom) snapshotCopy() *bloom {
 	c := *b
 	c.words = nil
-	n := b.nonzero()
+	// One pass, a block at a time (an ID sets bits in one block, so most
+	// blocks of a filter that is not full are all zero), into slices sized
+	// by the last copy: a filter only gains words until it is cleared.
+	n := b.lastNonzero + b.lastNonzero/8 + 64
 	c.sparseIdx, c.sparseWords = make([]uint32, 0, n), make([]uint64, 0, n)
-	b.eachNonzero(func(i int, w uint64) bool {
-		c.sparseIdx = append(c.sparseIdx, uint32(i))
-		c.sparseWords = append(c.sparseWords, w)
-		return true
-	})
+	words := b.words
+	for at := 0; at+blockWords <= len(words); at += blockWords {
+		w := words[at : at+blockWords : at+blockWords]
+		if w[0]|w[1]|w[2]|w[3]|w[4]|w[5]|w[6]|w[7] == 0 {
+			continue
+		}
+		for j, x := range w {
+			if x != 0 {
+				c.sparseIdx = append(c.sparseIdx, uint32(at+j))
+				c.sparseWords = append(c.sparseWords, x)
+			}
+		}
+	}
+	b.lastNonzero = len(c.sparseWords)
 	return &c
 }
 
