@@ -229,13 +229,7 @@ func benchBufferMemory(b *testing.B, br *benchRequest) {
 // max_dropped_traces over two shards (5M IDs) that holds 60,000 IDs (a
 // 20-second load of 3,000 dropped traces a second).
 func BenchmarkSnapshotCopy(b *testing.B) {
-	var shape bloomShape
-	shape.bitsPerID, shape.k = bloomSize(0.001)
-	f := newBloom(5_000_000, shape, 1)
-	for i := range 60_000 {
-		id := traceID(uint64(i)+1, mix64(uint64(i)))
-		f.add(&id, 1)
-	}
+	f := filledBloom(5_000_000, 60_000, 1)
 	b.ReportAllocs()
 	for b.Loop() {
 		if c := f.snapshotCopy(); len(c.sparseWords) == 0 {

@@ -383,3 +383,16 @@ func (s *Sampler) buffered(id otlp.TraceID) *Trace {
 }
 
 func ptraceotlpNewExportRequest() ptraceotlp.ExportRequest { return ptraceotlp.NewExportRequest() }
+
+// filledBloom returns a dropped-ID filter sized for capacity IDs at the
+// default false-positive rate, holding n distinct IDs added at now.
+func filledBloom(capacity, n int, now int64) *bloom {
+	var shape bloomShape
+	shape.bitsPerID, shape.k = bloomSize(0.001)
+	f := newBloom(capacity, shape, 1)
+	for i := range n {
+		id := traceID(uint64(i)+1, mix64(uint64(i)))
+		f.add(&id, now)
+	}
+	return f
+}

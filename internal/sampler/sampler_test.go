@@ -491,13 +491,7 @@ func TestCacheFileSparseFilters(t *testing.T) {
 // encodes to the same file as the filter, and IDs the filter takes after
 // the copy do not reach it.
 func TestSnapshotCopy(t *testing.T) {
-	var shape bloomShape
-	shape.bitsPerID, shape.k = bloomSize(0.001)
-	f := newBloom(1_000_000, shape, 1)
-	for i := range 500 {
-		id := traceID(uint64(i)+1, mix64(uint64(i)))
-		f.add(&id, 5)
-	}
+	f := filledBloom(1_000_000, 500, 5)
 	c := f.snapshotCopy()
 	dir := t.TempDir()
 	write := func(name string, b *bloom) []byte {
