@@ -20,10 +20,9 @@ type bloom struct {
 	nblocks uint64
 	k       uint32
 
-	count       int   // IDs added
-	lastNonzero int   // non-zero words at the last snapshotCopy
-	capacity    int   // IDs it was sized for
-	newest      int64 // unix nanos of the latest add (or of creation)
+	count    int   // IDs added
+	capacity int   // IDs it was sized for
+	newest   int64 // unix nanos of the latest add (or of creation)
 
 	// A snapshot copy (snapshotCopy) has no words but the non-zero ones,
 	// at the word indices sparseIdx; it is only encoded, never probed.
@@ -152,9 +151,9 @@ func (b *bloom) snapshotCopy() *bloom {
 	c := *b
 	c.words = nil
 	// One pass, a block at a time (an ID sets bits in one block, so most
-	// blocks of a filter that is not full are all zero), into slices sized
-	// by the last copy: a filter only gains words until it is cleared.
-	n := b.lastNonzero + b.lastNonzero/8 + 64
+	// blocks of a filter that is not full are all zero), into slices that
+	// never grow: an ID sets at most min(k, blockWords) words.
+	n := min(len(b.words), b.count*int(min(b.k, blockWords)))
 	c.sparseIdx, c.sparseWords = make([]uint32, 0, n), make([]uint64, 0, n)
 	words := b.words
 	for at := 0; at+blockWords <= len(words); at += blockWords {
@@ -169,7 +168,6 @@ func (b *bloom) snapshotCopy() *bloom {
 			}
 		}
 	}
-	b.lastNonzero = len(c.sparseWords)
 	return &c
 }
 
