@@ -141,6 +141,11 @@ type figures struct {
 	cpu, wall       time.Duration
 	spans, buffered int64
 	retries         int64
+	// switchesPerReq is the measured process's context switches per
+	// accepted request of the warm load: each is a thread put to sleep or
+	// preempted, which on this kind of VM costs more than most requests'
+	// own work.
+	switchesPerReq float64
 }
 
 func report(b *testing.B, runs []figures) {
@@ -158,13 +163,14 @@ func report(b *testing.B, runs []figures) {
 		return v[len(v)/2]
 	}
 	for i, r := range runs {
-		b.Logf("run %d: fresh %v CPU: %.0f spans/cpu-s; warm %d spans in %v wall, %v CPU: %.0f spans/cpu-s (%d retried requests); %d buffered: %.0f heap B/span, %.0f RSS B/span",
-			i+1, r.freshCPU, r.freshPerCPUSec, r.spans, r.wall.Round(time.Millisecond), r.cpu, r.spansPerCPUSec, r.retries, r.buffered, r.heapPerBuffered, r.rssPerBuffered)
+		b.Logf("run %d: fresh %v CPU: %.0f spans/cpu-s; warm %d spans in %v wall, %v CPU: %.0f spans/cpu-s (%d retried requests, %.1f context switches per request); %d buffered: %.0f heap B/span, %.0f RSS B/span",
+			i+1, r.freshCPU, r.freshPerCPUSec, r.spans, r.wall.Round(time.Millisecond), r.cpu, r.spansPerCPUSec, r.retries, r.switchesPerReq, r.buffered, r.heapPerBuffered, r.rssPerBuffered)
 	}
 	b.ReportMetric(med(func(f figures) float64 { return f.freshPerCPUSec }), "fresh-spans/cpu-s")
 	b.ReportMetric(med(func(f figures) float64 { return f.spansPerCPUSec }), "warm-spans/cpu-s")
 	b.ReportMetric(med(func(f figures) float64 { return f.heapPerBuffered }), "B/buffered-span")
 	b.ReportMetric(med(func(f figures) float64 { return f.rssPerBuffered }), "rss-B/buffered-span")
+	b.ReportMetric(med(func(f figures) float64 { return f.switchesPerReq }), "switches/request")
 }
 
 // benchConfig is tailgate serve's default config plus the two example
@@ -245,6 +251,14 @@ func cpuSelf(tb testing.TB) time.Duration {
 	return d
 }
 
+func switches(tb testing.TB, pid string) int64 {
+	n, err := ProcSwitches(pid)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
 func rss(tb testing.TB, pid string) int64 {
 	n, err := ProcRSS(pid)
 	if err != nil {
@@ -313,7 +327,7 @@ func BenchmarkE2EWAL(b *testing.B) {
 			} else {
 				without = append(without, f.spansPerCPUSec)
 			}
-			b.Logf("run %d, wal %v: %d spans, %.2fs CPU: %.0f spans/cpu-s", seed, on, f.spans, f.cpu.Seconds(), f.spansPerCPUSec)
+			b.Logf("run %d, wal %v: %d spans, %.2fs CPU: %.0f spans/cpu-s, %.1f context switches per request", seed, on, f.spans, f.cpu.Seconds(), f.spansPerCPUSec, f.switchesPerReq)
 		}
 	}
 	mw, mo := median(with), median(without)
@@ -334,24 +348,29 @@ func throughput(b *testing.B, opts options, seed uint64, edit func(*config.Confi
 	var f figures
 	d, stop := startDaemonWith(b, edit)
 	defer stop()
-	res, cpu := decideLoad(b, d, opts, seed)
-	f.cpu, f.spans = cpu, res.Spans
+	res, cpu, sw := decideLoad(b, d, opts, seed)
+	f.cpu, f.spans, f.switchesPerReq = cpu, res.Spans, sw
 	f.spansPerCPUSec = float64(res.Spans) / f.cpu.Seconds()
 	return f
 }
 
 // decideLoad sends one throughput load to d and returns it with the CPU
 // time this process used from just before it until every trace was
-// decided.
-func decideLoad(b *testing.B, d *daemon.Daemon, opts options, seed uint64) (LoadResult, time.Duration) {
+// decided, and its context switches per accepted request.
+func decideLoad(b *testing.B, d *daemon.Daemon, opts options, seed uint64) (LoadResult, time.Duration, float64) {
 	runtime.GC() // collect earlier garbage outside the measurement
-	cpu0 := cpuSelf(b)
+	cpu0, sw0 := cpuSelf(b), switches(b, "self")
 	res := spawnLoad(b, LoadConfig{Addr: d.GRPCAddr(), Spans: opts.spans, Rate: opts.rate, Conns: opts.conns, TracesPerRequest: opts.tracesPerReq, Seed: seed})
 	waitFor(b, "every trace decided", func() bool {
 		intake, buffered := d.Pending()
 		return intake+buffered == 0
 	})
-	return res, cpuSelf(b) - cpu0
+	return res, cpuSelf(b) - cpu0, perRequest(switches(b, "self")-sw0, res)
+}
+
+// perRequest divides n by res's accepted requests.
+func perRequest(n int64, res LoadResult) float64 {
+	return float64(n) / float64(max(res.Requests, 1))
 }
 
 func startDaemonWith(b *testing.B, edit func(*config.Config)) (*daemon.Daemon, func()) {
@@ -400,11 +419,11 @@ func runTailgate(b *testing.B, opts options, seed uint64) figures {
 
 	d, stop = startDaemon(b)
 	defer stop()
-	res, f.freshCPU = decideLoad(b, d, opts, seed)
+	res, f.freshCPU, _ = decideLoad(b, d, opts, seed)
 	f.freshPerCPUSec = float64(res.Spans) / f.freshCPU.Seconds()
 	total := res.Spans
 	stopProfile := profileCPU(b, opts.cpuProfile, seed)
-	res, f.cpu = decideLoad(b, d, opts, seed+2000) // other trace IDs, the same mix
+	res, f.cpu, f.switchesPerReq = decideLoad(b, d, opts, seed+2000) // other trace IDs, the same mix
 	stopProfile()
 	total += res.Spans
 	f.spans, f.wall, f.retries = res.Spans, res.Wall, res.Retries
@@ -592,15 +611,15 @@ func runCollector(b *testing.B, bin string, opts options, seed uint64) figures {
 		}
 		return d
 	}
-	load := func(seed uint64) (LoadResult, time.Duration) {
-		cpu0 := cpu()
+	load := func(seed uint64) (LoadResult, time.Duration, float64) {
+		cpu0, sw0 := cpu(), switches(b, pid)
 		res := spawnLoad(b, LoadConfig{Addr: addr, Spans: opts.spans, Rate: opts.rate, Conns: opts.conns, TracesPerRequest: opts.tracesPerReq, Seed: seed})
 		time.Sleep(collectorDecisionWait + 3*time.Second) // no event says "all decided"
-		return res, cpu() - cpu0
+		return res, cpu() - cpu0, perRequest(switches(b, pid)-sw0, res)
 	}
-	res, f.freshCPU = load(seed)
+	res, f.freshCPU, _ = load(seed)
 	f.freshPerCPUSec = float64(res.Spans) / f.freshCPU.Seconds()
-	res, f.cpu = load(seed + 2000)
+	res, f.cpu, f.switchesPerReq = load(seed + 2000)
 	f.spans, f.wall, f.retries = res.Spans, res.Wall, res.Retries
 	f.spansPerCPUSec = float64(res.Spans) / f.cpu.Seconds()
 	return f
