@@ -9,6 +9,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
+
+	"github.com/tailgate-sre/tailgate/internal/ingest"
 )
 
 // countingCodec receives a request's bytes as tailgate's receiver does
@@ -27,8 +29,9 @@ func (countingCodec) Name() string { return "proto" }
 
 // BenchmarkGRPCFloor measures what BenchmarkE2E's load costs a grpc-go
 // server that only receives it: the OTLP trace service's Export with
-// tailgate's server options (internal/ingest/grpc.go: a fixed 1MiB
-// window, a 256KiB read buffer, stream workers), whose handler reads the
+// tailgate's server options (internal/ingest/grpc.go: the default
+// ingest.grpc_window and max_message_size, a 256KiB read buffer, stream
+// workers), whose handler reads the
 // message and answers an empty response. It is the floor under any
 // OTLP/gRPC receiver written with grpc-go on this machine: the transport,
 // the scheduler's hand-offs and the kernel, without parsing a byte.
@@ -42,12 +45,13 @@ func BenchmarkGRPCFloor(b *testing.B) {
 		b.Fatal(err)
 	}
 	var received atomic.Int64
+	ic := ingest.DefaultConfig()
 	s := grpc.NewServer(
 		grpc.ForceServerCodecV2(countingCodec{&received}),
-		grpc.MaxRecvMsgSize(16<<20),
-		grpc.InitialWindowSize(1<<20),
-		grpc.InitialConnWindowSize(1<<20),
-		grpc.ReadBufferSize(256<<10),
+		grpc.MaxRecvMsgSize(int(ic.MaxMessageSize)),
+		grpc.InitialWindowSize(int32(ic.GRPCWindow)),
+		grpc.InitialConnWindowSize(int32(ic.GRPCWindow)),
+		grpc.ReadBufferSize(256<<10), // internal/ingest's grpcReadBuffer
 		grpc.NumStreamWorkers(uint32(max(4, runtime.GOMAXPROCS(0)))),
 	)
 	s.RegisterService(&grpc.ServiceDesc{
