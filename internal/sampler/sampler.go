@@ -262,25 +262,21 @@ func (s *Sampler) Start(_ context.Context) error {
 	return nil
 }
 
-// tickLoop is the one ticker: it hands the time to every shard (a shard
-// that is busy catches up on its next tick), ends stress episodes and
-// starts the periodic snapshots of the decision cache.
+// tickLoop is the one ticker: it hands the time to the shards (see
+// tickShards), ends stress episodes and starts the periodic snapshots of
+// the decision cache.
 func (s *Sampler) tickLoop() {
 	t := time.NewTicker(s.cfg.Tick.Std())
 	defer t.Stop()
 	lastSnap := s.now().UnixNano()
 	interval := int64(s.cfg.DecisionCache.SnapshotInterval)
+	ticked := make([]time.Time, len(s.shards))
 	for {
 		select {
 		case <-s.stop:
 			return
 		case now := <-t.C:
-			for _, sh := range s.shards {
-				select {
-				case sh.tick <- now:
-				default:
-				}
-			}
+			s.tickShards(now, ticked)
 			s.endStressEpisode(now.UnixNano())
 			s.expireRestored(now.UnixNano())
 			if at := now.UnixNano(); s.path != "" && at-lastSnap >= interval && s.snapping.CompareAndSwap(false, true) {
@@ -292,6 +288,29 @@ func (s *Sampler) tickLoop() {
 					s.saveSnapshot(at)
 				}()
 			}
+		}
+	}
+}
+
+// idleTickEvery is how often an idle shard is ticked all the same, for
+// its upkeep: the decision cache's expiry and its gauge, leaving overload
+// mode.
+const idleTickEvery = time.Second
+
+// tickShards hands now to every shard that has work, and to an idle one
+// (see shard.idle) only when its last tick is idleTickEvery old: waking
+// a shard's goroutine ten times a second for nothing was more than half
+// of an idle daemon's CPU. ticked holds each shard's last tick. A shard
+// that is busy catches up on its next tick.
+func (s *Sampler) tickShards(now time.Time, ticked []time.Time) {
+	for i, sh := range s.shards {
+		if sh.idle() && now.Sub(ticked[i]) < idleTickEvery {
+			continue
+		}
+		select {
+		case sh.tick <- now:
+			ticked[i] = now
+		default:
 		}
 	}
 }

@@ -574,3 +574,78 @@ func TestInboxWaitsForTheTick(t *testing.T) {
 		}
 	})
 }
+
+// TestIdleShardsTickOncePerSecond hands ticks to the shards of a sampler
+// whose goroutines do not run, so that each tick stays in its channel
+// where the test can see it.
+func TestIdleShardsTickOncePerSecond(t *testing.T) {
+	cfg := testConfig(dropAll("rest"))
+	cfg.Shards = 2
+	env := newEnv(t, cfg, Settings{})
+	s := env.s
+	got := func() [2]bool {
+		var r [2]bool
+		for i, sh := range s.shards {
+			select {
+			case <-sh.tick:
+				r[i] = true
+			default:
+			}
+		}
+		return r
+	}
+	t0 := time.Unix(1_800_000_000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	ticked := make([]time.Time, len(s.shards))
+
+	s.tickShards(at(0), ticked)
+	if r := got(); r != [2]bool{true, true} {
+		t.Fatalf("first tick %v, want both shards (never ticked)", r)
+	}
+	s.tickShards(at(100*time.Millisecond), ticked)
+	if r := got(); r != [2]bool{} {
+		t.Fatalf("idle shards ticked again after 100ms: %v", r)
+	}
+
+	id := traceID(7, 0)
+	k := s.shardOf(&id)
+	if err := env.consume(t, simpleTrace(id, 3, "svc", false)); err != nil {
+		t.Fatal(err)
+	}
+	want := [2]bool{}
+	want[k] = true
+	s.tickShards(at(200*time.Millisecond), ticked)
+	if r := got(); r != want {
+		t.Fatalf("with spans in shard %d's inbox: ticks %v, want %v", k, r, want)
+	}
+	s.processSync() // the trace is buffered now, the inbox empty
+	s.tickShards(at(300*time.Millisecond), ticked)
+	if r := got(); r != want {
+		t.Fatalf("with a trace buffered in shard %d: ticks %v, want %v", k, r, want)
+	}
+	s.tickShards(at(time.Second), ticked)
+	if r := got(); r != [2]bool{true, true} {
+		t.Fatalf("a second after the idle shard's last tick: %v, want both", r)
+	}
+
+	s.tickSync(at(time.Hour)) // decides and drops the trace
+	if _, buffered := s.Pending(); buffered != 0 {
+		t.Fatalf("%d spans buffered after the decision", buffered)
+	}
+	s.tickShards(at(time.Hour), ticked)
+	if r := got(); r != [2]bool{true, true} {
+		t.Fatalf("idle for an hour: %v, want both ticked", r)
+	}
+	s.tickShards(at(time.Hour+100*time.Millisecond), ticked)
+	if r := got(); r != [2]bool{} {
+		t.Fatalf("both idle again, ticked after 100ms: %v", r)
+	}
+	other := 1 - k
+	s.shards[other].gOut.Store(5) // kept spans waiting for the exporter
+	s.tickShards(at(time.Hour+200*time.Millisecond), ticked)
+	want = [2]bool{}
+	want[other] = true
+	if r := got(); r != want {
+		t.Fatalf("with kept spans to export in shard %d: ticks %v, want %v", other, r, want)
+	}
+}

@@ -57,6 +57,7 @@ type shard struct {
 	dirty    []*Trace
 
 	gTraces, gSpans, gBytes, gCache atomic.Int64
+	gOut                            atomic.Int64 // kept spans not yet handed to the exporter
 
 	inMu      sync.Mutex
 	inbox     []*batch
@@ -165,7 +166,22 @@ func (sh *shard) drain() {
 	sh.publish()
 }
 
+// idle reports, from another goroutine, whether a tick would find no
+// work but the upkeep: no trace buffered, nothing in the inbox, no kept
+// spans waiting for the exporter, as of the shard's last publish. A
+// shard in the middle of a batch may look idle; its tick then comes one
+// tick later.
+func (sh *shard) idle() bool {
+	if sh.gTraces.Load() != 0 || sh.gOut.Load() != 0 {
+		return false
+	}
+	sh.inMu.Lock()
+	defer sh.inMu.Unlock()
+	return len(sh.inbox) == 0
+}
+
 func (sh *shard) publish() {
+	sh.gOut.Store(int64(sh.outSpans))
 	sh.gTraces.Store(sh.ntraces)
 	sh.gSpans.Store(sh.nspans)
 	sh.gBytes.Store(sh.nbytes)
