@@ -88,6 +88,11 @@ type Sampler struct {
 	fileMu   sync.Mutex
 	intake   atomic.Int64
 	failed   atomic.Int64 // kept spans the exporter did not take
+	// dozing is set while the tick loop waits idleTickEvery instead of a
+	// tick because every shard is idle; the first enqueue then rouses it
+	// through wake.
+	dozing atomic.Bool
+	wake   chan struct{}
 
 	// mu guards closed against Consume: Consume holds it shared while it
 	// enqueues, so no batch can slip in after Shutdown closed the intake.
@@ -140,6 +145,7 @@ func New(cfg Config, set Settings) (*Sampler, error) {
 
 		pushBack: cfg.Overload.Policy == PolicyPushBack,
 		stop:     make(chan struct{}),
+		wake:     make(chan struct{}, 1),
 	}
 	if d, ok := set.Exporter.(Discarder); ok {
 		s.discard = d.Discards()
@@ -264,9 +270,11 @@ func (s *Sampler) Start(_ context.Context) error {
 
 // tickLoop is the one ticker: it hands the time to the shards (see
 // tickShards), ends stress episodes and starts the periodic snapshots of
-// the decision cache.
+// the decision cache. While every shard is idle it ticks once every
+// idleTickEvery (see doze) until a request comes.
 func (s *Sampler) tickLoop() {
-	t := time.NewTicker(s.cfg.Tick.Std())
+	tick := s.cfg.Tick.Std()
+	t := time.NewTimer(tick)
 	defer t.Stop()
 	lastSnap := s.now().UnixNano()
 	interval := int64(s.cfg.DecisionCache.SnapshotInterval)
@@ -275,6 +283,10 @@ func (s *Sampler) tickLoop() {
 		select {
 		case <-s.stop:
 			return
+		case <-s.wake:
+			// A request came while dozing: its inbox waits for a tick,
+			// as at any other time.
+			t.Reset(tick)
 		case now := <-t.C:
 			s.tickShards(now, ticked)
 			s.endStressEpisode(now.UnixNano())
@@ -288,6 +300,14 @@ func (s *Sampler) tickLoop() {
 					s.saveSnapshot(at)
 				}()
 			}
+			next := tick
+			if s.doze(tick) {
+				next = idleTickEvery
+				if s.path != "" { // the snapshot stays on time
+					next = min(next, max(time.Duration(lastSnap+interval-now.UnixNano()), tick))
+				}
+			}
+			t.Reset(next)
 		}
 	}
 }
@@ -310,6 +330,34 @@ func (s *Sampler) tickShards(now time.Time, ticked []time.Time) {
 		select {
 		case sh.tick <- now:
 			ticked[i] = now
+		default:
+		}
+	}
+}
+
+// doze reports whether the tick loop may wait idleTickEvery for its next
+// tick: every shard is idle. It sets dozing first and checks the shards
+// after, so that a batch enqueued meanwhile is either seen here or sees
+// dozing set and rouses the loop.
+func (s *Sampler) doze(tick time.Duration) bool {
+	if tick >= idleTickEvery {
+		return false
+	}
+	s.dozing.Store(true)
+	for _, sh := range s.shards {
+		if !sh.idle() {
+			s.dozing.Store(false)
+			return false
+		}
+	}
+	return true
+}
+
+// rouse ends the tick loop's doze, if it dozes.
+func (s *Sampler) rouse() {
+	if s.dozing.Load() && s.dozing.CompareAndSwap(true, false) {
+		select {
+		case s.wake <- struct{}{}:
 		default:
 		}
 	}

@@ -649,3 +649,40 @@ func TestIdleShardsTickOncePerSecond(t *testing.T) {
 		t.Fatalf("with kept spans to export in shard %d: ticks %v, want %v", other, r, want)
 	}
 }
+
+// TestTickLoopDozesWhileIdle checks that the tick loop waits a second
+// between ticks once every shard is idle, and that a request wakes it so
+// that its spans are buffered at the next regular tick, not a second
+// later.
+func TestTickLoopDozesWhileIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(dropAll("rest"))
+		cfg.Shards = 2
+		env := startEnv(t, cfg, Settings{})
+		tick := cfg.Tick.Std()
+		time.Sleep(2 * tick)
+		synctest.Wait()
+		if !env.s.dozing.Load() {
+			t.Fatal("idle for two ticks: the tick loop does not doze")
+		}
+		time.Sleep(3 * idleTickEvery / 2) // lands between two dozing ticks
+		synctest.Wait()
+		if err := env.consume(t, simpleTrace(traceID(3, 0), 2, "svc", false)); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if env.s.dozing.Load() {
+			t.Fatal("a request did not rouse the tick loop")
+		}
+		time.Sleep(tick)
+		synctest.Wait()
+		if intake, buffered := env.s.Pending(); intake != 0 || buffered != 2 {
+			t.Fatalf("a tick after the request: %d spans in the intake, %d buffered; want 0 and 2", intake, buffered)
+		}
+		time.Sleep(2 * tick)
+		synctest.Wait()
+		if env.s.dozing.Load() {
+			t.Fatal("dozing with a trace buffered")
+		}
+	})
+}

@@ -119,6 +119,7 @@ func (sh *shard) enqueue(b *batch) {
 		2*(sh.gSpans.Load()+int64(sh.inSpans)) >= sh.maxSpans ||
 		2*(sh.gBytes.Load()+sh.inBytes) >= sh.maxBytes
 	sh.inMu.Unlock()
+	sh.s.rouse()
 	if !wake {
 		return
 	}
