@@ -648,6 +648,17 @@ func TestIdleShardsTickOncePerSecond(t *testing.T) {
 	if r := got(); r != want {
 		t.Fatalf("with kept spans to export in shard %d: ticks %v, want %v", other, r, want)
 	}
+	s.shards[other].gOut.Store(0)
+	sh := s.shards[k] // as drain leaves it while it inserts what it took
+	sh.inMu.Lock()
+	sh.inserting = true
+	sh.inMu.Unlock()
+	s.tickShards(at(time.Hour+300*time.Millisecond), ticked)
+	want = [2]bool{}
+	want[k] = true
+	if r := got(); r != want {
+		t.Fatalf("with shard %d inserting batches from its inbox: ticks %v, want %v", k, r, want)
+	}
 }
 
 // TestTickLoopDozesWhileIdle checks that the tick loop waits a second

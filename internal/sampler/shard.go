@@ -60,6 +60,7 @@ type shard struct {
 	gOut                            atomic.Int64 // kept spans not yet handed to the exporter
 
 	inMu      sync.Mutex
+	inserting bool // drain holds batches taken from the inbox (under inMu)
 	inbox     []*batch
 	inSpans   int   // spans in inbox
 	inBytes   int64 // their bytes
@@ -152,6 +153,7 @@ func (sh *shard) drain() {
 	batches := sh.inbox
 	sh.inbox = sh.spare[:0]
 	sh.inSpans, sh.inBytes = 0, 0
+	sh.inserting = len(batches) > 0
 	sh.inMu.Unlock()
 	for i, b := range batches {
 		sh.insert(b)
@@ -165,20 +167,25 @@ func (sh *shard) drain() {
 	}
 	sh.spare = batches[:0]
 	sh.publish()
+	if sh.inserting {
+		sh.inMu.Lock()
+		sh.inserting = false
+		sh.inMu.Unlock()
+	}
 }
 
 // idle reports, from another goroutine, whether a tick would find no
-// work but the upkeep: no trace buffered, nothing in the inbox, no kept
-// spans waiting for the exporter, as of the shard's last publish. A
-// shard in the middle of a batch may look idle; its tick then comes one
-// tick later.
+// work but the upkeep: no trace buffered, nothing in the inbox or being
+// inserted from it, no kept spans waiting for the exporter. drain marks
+// the batches it takes under the inbox's lock and publishes its counts
+// before it clears the mark, so no batch is missed between the two.
 func (sh *shard) idle() bool {
 	if sh.gTraces.Load() != 0 || sh.gOut.Load() != 0 {
 		return false
 	}
 	sh.inMu.Lock()
 	defer sh.inMu.Unlock()
-	return len(sh.inbox) == 0
+	return len(sh.inbox) == 0 && !sh.inserting
 }
 
 func (sh *shard) publish() {
