@@ -594,7 +594,10 @@ func TestIdleShardsTickOncePerSecond(t *testing.T) {
 		}
 		return r
 	}
-	t0 := time.Unix(1_800_000_000, 0)
+	// The shards' timing wheels start at New's clock: t0 is the first
+	// instant at or after it, and the batches arrive at t0.
+	t0 := time.Now()
+	s.now = func() time.Time { return t0 }
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	ticked := make([]time.Time, len(s.shards))
 
@@ -628,21 +631,21 @@ func TestIdleShardsTickOncePerSecond(t *testing.T) {
 		t.Fatalf("a second after the idle shard's last tick: %v, want both", r)
 	}
 
-	s.tickSync(at(time.Hour)) // decides and drops the trace
+	s.tickSync(at(time.Minute)) // past decision_wait: decides and drops the trace
 	if _, buffered := s.Pending(); buffered != 0 {
 		t.Fatalf("%d spans buffered after the decision", buffered)
 	}
-	s.tickShards(at(time.Hour), ticked)
+	s.tickShards(at(time.Minute), ticked)
 	if r := got(); r != [2]bool{true, true} {
-		t.Fatalf("idle for an hour: %v, want both ticked", r)
+		t.Fatalf("idle for a minute: %v, want both ticked", r)
 	}
-	s.tickShards(at(time.Hour+100*time.Millisecond), ticked)
+	s.tickShards(at(time.Minute+100*time.Millisecond), ticked)
 	if r := got(); r != [2]bool{} {
 		t.Fatalf("both idle again, ticked after 100ms: %v", r)
 	}
 	other := 1 - k
 	s.shards[other].gOut.Store(5) // kept spans waiting for the exporter
-	s.tickShards(at(time.Hour+200*time.Millisecond), ticked)
+	s.tickShards(at(time.Minute+200*time.Millisecond), ticked)
 	want = [2]bool{}
 	want[other] = true
 	if r := got(); r != want {
@@ -653,7 +656,7 @@ func TestIdleShardsTickOncePerSecond(t *testing.T) {
 	sh.inMu.Lock()
 	sh.inserting = true
 	sh.inMu.Unlock()
-	s.tickShards(at(time.Hour+300*time.Millisecond), ticked)
+	s.tickShards(at(time.Minute+300*time.Millisecond), ticked)
 	want = [2]bool{}
 	want[k] = true
 	if r := got(); r != want {
