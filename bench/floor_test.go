@@ -31,10 +31,10 @@ func (countingCodec) Name() string { return "proto" }
 // server that only receives it: the OTLP trace service's Export with
 // tailgate's server options (internal/ingest/grpc.go: the default
 // ingest.grpc_window and max_message_size, a 256KiB read buffer, stream
-// workers), whose handler reads the
-// message and answers an empty response. It is the floor under any
-// OTLP/gRPC receiver written with grpc-go on this machine: the transport,
-// the scheduler's hand-offs and the kernel, without parsing a byte.
+// workers), whose handler reads the message and answers an empty
+// response. It is the floor under any OTLP/gRPC receiver written with
+// grpc-go on this machine: the transport, the scheduler's hand-offs and
+// the kernel, without parsing a byte.
 func BenchmarkGRPCFloor(b *testing.B) {
 	if testing.Short() {
 		b.Skip("end-to-end benchmark")

@@ -336,17 +336,25 @@ func (s *Sampler) tickShards(now time.Time, ticked []time.Time) {
 }
 
 // doze reports whether the tick loop may wait idleTickEvery for its next
-// tick: every shard is idle. It sets dozing first and checks the shards
-// after, so that a batch enqueued meanwhile is either seen here or sees
-// dozing set and rouses the loop.
+// tick: every shard is idle. Under load the first check fails and dozing
+// is never touched, so no enqueue sees it set; otherwise dozing is set
+// and the shards are checked again, so that a batch enqueued meanwhile is
+// either seen then or sees dozing set and rouses the loop.
 func (s *Sampler) doze(tick time.Duration) bool {
-	if tick >= idleTickEvery {
+	if tick >= idleTickEvery || !s.allIdle() {
 		return false
 	}
 	s.dozing.Store(true)
+	if !s.allIdle() {
+		s.dozing.Store(false)
+		return false
+	}
+	return true
+}
+
+func (s *Sampler) allIdle() bool {
 	for _, sh := range s.shards {
 		if !sh.idle() {
-			s.dozing.Store(false)
 			return false
 		}
 	}
