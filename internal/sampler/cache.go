@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -56,6 +57,11 @@ type decisionCache struct {
 	stressOrder []keptRef
 	stressHead  int
 	maxStress   int
+
+	// added counts the IDs added to kept and to the filters: the shard
+	// writes it, and the tick loop reads it to skip snapshots of an
+	// unchanged cache.
+	added atomic.Uint64
 }
 
 func newDecisionCache(ttl time.Duration, maxKept, dropCap int, shape bloomShape, now int64) *decisionCache {
@@ -117,6 +123,7 @@ func (c *decisionCache) dropped(id *otlp.TraceID) bool {
 }
 
 func (c *decisionCache) addKept(id otlp.TraceID, e keptEntry) {
+	c.added.Add(1)
 	c.kept[id] = e
 	c.order = append(c.order, keptRef{id: id, at: e.at})
 	for len(c.kept) > c.maxKept {
@@ -129,6 +136,7 @@ func (c *decisionCache) addDropped(id *otlp.TraceID, now int64) {
 		c.rotate(now)
 	}
 	c.cur.add(id, now)
+	c.added.Add(1)
 }
 
 func (c *decisionCache) rotate(now int64) {

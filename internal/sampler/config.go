@@ -83,8 +83,9 @@ type CacheConfig struct {
 	// at MaxDroppedTraces; 0 means 0.001.
 	FalsePositiveRate float64 `yaml:"false_positive_rate"`
 	// SnapshotInterval is how often the cache is saved to its file while
-	// running (it is also saved on shutdown), so a crash loses at most
-	// this much of the decisions; 0 means 10s.
+	// running, when something was decided since it was last saved (it is
+	// also saved on shutdown), so a crash loses at most this much of the
+	// decisions; 0 means 10s.
 	SnapshotInterval units.Duration `yaml:"snapshot_interval"`
 }
 

@@ -327,6 +327,86 @@ func TestSnapshotInterval(t *testing.T) {
 	})
 }
 
+// TestSnapshotOnlyAfterDecisions: a periodic snapshot is written only when
+// something was decided since the file was last written or loaded; an
+// idle daemon rewrote it every interval.
+func TestSnapshotOnlyAfterDecisions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "decisions.cache")
+		cfg := testConfig(keepAll("all"))
+		cfg.RootGrace = 0
+		cfg.DecisionCache.SnapshotInterval = units.Duration(10 * time.Second)
+		absent := func(when string) {
+			t.Helper()
+			if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("%s: the cache file was written (stat: %v)", when, err)
+			}
+		}
+		keptIDs := func() []otlp.TraceID {
+			t.Helper()
+			snap, err := readCacheFile(path)
+			if err != nil || snap == nil {
+				t.Fatalf("read the cache file: %v (%v)", err, snap)
+			}
+			var ids []otlp.TraceID
+			for _, k := range snap.kept {
+				ids = append(ids, k.id)
+			}
+			return ids
+		}
+
+		env := startEnv(t, cfg, Settings{CachePath: path})
+		time.Sleep(25 * time.Second) // two intervals without a decision
+		synctest.Wait()
+		absent("nothing decided")
+		a := traceID(1, 0)
+		if err := env.consume(t, simpleTrace(a, 3, "svc", true)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if diff := cmp.Diff([]otlp.TraceID{a}, keptIDs()); diff != "" {
+			t.Fatalf("snapshot after a decision (-want +got):\n%s", diff)
+		}
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		absent("unchanged since the last snapshot")
+		b := traceID(2, 0)
+		if err := env.consume(t, simpleTrace(b, 3, "svc", true)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if diff := cmp.Diff([]otlp.TraceID{a, b}, keptIDs()); diff != "" {
+			t.Fatalf("snapshot after another decision (-want +got):\n%s", diff)
+		}
+
+		// A sampler that loads the file does not write it back unchanged.
+		if err := env.s.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		restarted := startEnv(t, cfg, Settings{CachePath: path})
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		absent("unchanged since it was loaded")
+		c := traceID(3, 0)
+		if err := restarted.consume(t, simpleTrace(c, 3, "svc", true)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if diff := cmp.Diff([]otlp.TraceID{a, b, c}, keptIDs()); diff != "" {
+			t.Fatalf("snapshot of the restarted sampler (-want +got):\n%s", diff)
+		}
+	})
+}
+
 // TestDroppedFilterRootOverride: a root span (without an error) whose
 // trace ID the full filter claims still starts a buffered trace, which
 // the rules then decide; spans with neither signal are discarded.

@@ -83,9 +83,13 @@ type Sampler struct {
 	pushBack   bool
 	overShards atomic.Int32
 	// snapping is set while a periodic snapshot is being taken; fileMu
-	// serializes writes of the cache file.
+	// serializes writes of the cache file. saved is what cacheAdded
+	// returned when the file was last written (or loaded): the tick loop
+	// reads it and a snapshot's goroutine writes it only while holding
+	// snapping.
 	snapping atomic.Bool
 	fileMu   sync.Mutex
+	saved    uint64
 	intake   atomic.Int64
 	failed   atomic.Int64 // kept spans the exporter did not take
 	// dozing is set while the tick loop waits idleTickEvery instead of a
@@ -186,6 +190,7 @@ func New(cfg Config, set Settings) (*Sampler, error) {
 	}
 	if snap != nil {
 		s.restore(snap, now)
+		s.saved = s.cacheAdded() // the file holds what was just loaded
 	}
 	for _, sh := range s.shards {
 		sh.gCache.Store(int64(sh.cache.memBytes()))
@@ -293,12 +298,20 @@ func (s *Sampler) tickLoop() {
 			s.expireRestored(now.UnixNano())
 			if at := now.UnixNano(); s.path != "" && at-lastSnap >= interval && s.snapping.CompareAndSwap(false, true) {
 				lastSnap = at
-				s.wg.Add(1)
-				go func() {
-					defer s.wg.Done()
-					defer s.snapping.Store(false)
-					s.saveSnapshot(at)
-				}()
+				if added := s.cacheAdded(); added == s.saved {
+					// Nothing decided since the file was written: what
+					// expired since is skipped on loading anyway.
+					s.snapping.Store(false)
+				} else {
+					s.wg.Add(1)
+					go func() {
+						defer s.wg.Done()
+						defer s.snapping.Store(false)
+						if s.saveSnapshot(at) {
+							s.saved = added
+						}
+					}()
+				}
 			}
 			next := tick
 			if s.doze(tick) {
@@ -383,17 +396,28 @@ type snapshotPart struct {
 	filters []*bloom
 }
 
+// cacheAdded returns how many IDs the shards' decision caches took so
+// far; it grows with every decision the cache file would hold.
+func (s *Sampler) cacheAdded() uint64 {
+	var n uint64
+	for _, sh := range s.shards {
+		n += sh.cache.added.Load()
+	}
+	return n
+}
+
 // saveSnapshot saves the decision cache while the shards run: each shard
 // copies its part on its own goroutine (a copy of its kept IDs and
 // filters, between two batches), and this goroutine encodes and writes
 // the file. It gives up when the sampler stops (Shutdown saves it then).
-func (s *Sampler) saveSnapshot(now int64) {
+// It reports whether the file was written.
+func (s *Sampler) saveSnapshot(now int64) bool {
 	out := make(chan snapshotPart, len(s.shards))
 	for _, sh := range s.shards {
 		select {
 		case sh.snap <- snapRequest{now: now, out: out}:
 		case <-s.stop:
-			return
+			return false
 		}
 	}
 	snap := &cacheSnapshot{savedAt: now}
@@ -403,7 +427,7 @@ func (s *Sampler) saveSnapshot(now int64) {
 			snap.kept = append(snap.kept, p.kept...)
 			snap.filters = append(snap.filters, p.filters...)
 		case <-s.stop:
-			return
+			return false
 		}
 	}
 	s.addRestored(snap, now)
@@ -413,7 +437,9 @@ func (s *Sampler) saveSnapshot(now int64) {
 	if err != nil {
 		s.m.snapshotFailed.Inc()
 		s.log.Warn("could not save the decision cache", "path", s.path, "err", err)
+		return false
 	}
+	return true
 }
 
 // addRestored adds the loaded filters still within the TTL to snap.
