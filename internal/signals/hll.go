@@ -2,7 +2,8 @@ package signals
 
 import (
 	"math"
-	"math/bits"
+
+	"github.com/tailgate-sre/tailgate/internal/hll"
 )
 
 // HyperLogLog parameters: precision 14 gives 16384 one-byte registers
@@ -10,7 +11,6 @@ import (
 const (
 	hllPrecision = 14
 	hllRegisters = 1 << hllPrecision
-	hllQ         = 64 - hllPrecision // hash bits left for the rank
 )
 
 // hllSetMax is how many distinct hashes a distinctCounter keeps exactly
@@ -42,11 +42,7 @@ const (
 // add records a hash.
 func (d *distinctCounter) add(h uint64) addResult {
 	if d.regs != nil {
-		i := h >> hllQ
-		r := uint8(bits.LeadingZeros64(h<<hllPrecision|1<<(hllPrecision-1))) + 1
-		if r > d.regs[i] {
-			d.regs[i] = r
-		}
+		hll.Add(d.regs[:], hllPrecision, h)
 		return addSeen
 	}
 	if h == 0 {
@@ -116,56 +112,5 @@ func (d *distinctCounter) estimate() (uint64, bool) {
 	if d.regs == nil {
 		return uint64(d.n), d.full
 	}
-	return uint64(math.Round(hllEstimate(d.regs))), false
-}
-
-// hllEstimate is Ertl's improved raw estimator ("New cardinality estimation
-// algorithms for HyperLogLog sketches", 2017, algorithm 6), which is
-// unbiased from small to large cardinalities without bias tables or a
-// switch to linear counting.
-func hllEstimate(regs *[hllRegisters]uint8) float64 {
-	var c [hllQ + 2]int
-	for _, r := range regs {
-		c[r]++
-	}
-	const m = float64(hllRegisters)
-	z := m * hllTau(1-float64(c[hllQ+1])/m)
-	for k := hllQ; k >= 1; k-- {
-		z = 0.5 * (z + float64(c[k]))
-	}
-	z += m * hllSigma(float64(c[0])/m)
-	const alphaInf = 1 / (2 * math.Ln2)
-	return alphaInf * m * m / z
-}
-
-func hllSigma(x float64) float64 {
-	if x == 1 {
-		return math.Inf(1)
-	}
-	y, z := 1.0, x
-	for {
-		x *= x
-		zPrev := z
-		z += x * y
-		y += y
-		if z == zPrev {
-			return z
-		}
-	}
-}
-
-func hllTau(x float64) float64 {
-	if x == 0 || x == 1 {
-		return 0
-	}
-	y, z := 1.0, 1-x
-	for {
-		x = math.Sqrt(x)
-		zPrev := z
-		y *= 0.5
-		z -= (1 - x) * (1 - x) * y
-		if z == zPrev {
-			return z / 3
-		}
-	}
+	return uint64(math.Round(hll.Estimate(d.regs[:]))), false
 }

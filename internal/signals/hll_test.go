@@ -58,10 +58,3 @@ func TestHyperLogLogAccuracy(t *testing.T) {
 		}
 	}
 }
-
-func TestHLLEstimateOfEmptyRegisters(t *testing.T) {
-	var regs [hllRegisters]uint8
-	if got := hllEstimate(&regs); got != 0 {
-		t.Errorf("estimate of empty registers = %v, want 0", got)
-	}
-}

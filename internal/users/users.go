@@ -10,10 +10,10 @@ package users
 import (
 	"context"
 	"math"
-	"math/bits"
 	"sync"
 	"time"
 
+	"github.com/tailgate-sre/tailgate/internal/hll"
 	"github.com/tailgate-sre/tailgate/internal/otlp"
 	"github.com/tailgate-sre/tailgate/internal/units"
 )
@@ -32,40 +32,13 @@ const BucketLength = 10 * time.Minute
 type Sketch [Registers]uint8
 
 // Add counts the user whose ID hashes to h.
-func (s *Sketch) Add(h uint64) {
-	i := h >> (64 - precision)
-	rho := uint8(bits.LeadingZeros64(h<<precision|1<<(precision-1))) + 1
-	if rho > s[i] {
-		s[i] = rho
-	}
-}
+func (s *Sketch) Add(h uint64) { hll.Add(s[:], precision, h) }
 
 // Merge adds o's users to s.
-func (s *Sketch) Merge(o *Sketch) {
-	for i, v := range o {
-		if v > s[i] {
-			s[i] = v
-		}
-	}
-}
+func (s *Sketch) Merge(o *Sketch) { hll.Merge(s[:], o[:]) }
 
-// Estimate returns the number of distinct users added (Flajolet et al.,
-// with linear counting for small numbers).
-func (s *Sketch) Estimate() uint64 {
-	const m = float64(Registers)
-	sum, zeros := 0.0, 0
-	for _, v := range s {
-		sum += math.Ldexp(1, -int(v))
-		if v == 0 {
-			zeros++
-		}
-	}
-	est := 0.7213 / (1 + 1.079/m) * m * m / sum
-	if est <= 2.5*m && zeros > 0 {
-		est = m * math.Log(m/float64(zeros))
-	}
-	return uint64(math.Round(est))
-}
+// Estimate returns the number of distinct users added.
+func (s *Sketch) Estimate() uint64 { return uint64(math.Round(hll.Estimate(s[:]))) }
 
 // hash is FNV-1a with a final mix (splitmix64), the same in every
 // process, so that the sketches of a fleet's instances merge.
