@@ -532,13 +532,7 @@ func BenchmarkCollector(b *testing.B) {
 	if testing.Short() {
 		b.Skip("end-to-end benchmark")
 	}
-	bin := os.Getenv("TAILGATE_BENCH_COLLECTOR")
-	if bin == "" {
-		bin = filepath.Join("collector", "otelcol-bench")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		b.Skipf("no Collector binary (%v): build it with bench/collector/run.sh", err)
-	}
+	bin := collectorBinary(b)
 	opts := loadOptions(b)
 	b.ReportAllocs()
 	var runs []figures
@@ -546,6 +540,20 @@ func BenchmarkCollector(b *testing.B) {
 		runs = append(runs, runCollector(b, bin, opts, uint64(len(runs)+1)))
 	}
 	report(b, runs)
+}
+
+// collectorBinary returns the Collector to measure
+// (TAILGATE_BENCH_COLLECTOR, else the one bench/collector/run.sh builds),
+// or skips the benchmark when there is none.
+func collectorBinary(b *testing.B) string {
+	bin := os.Getenv("TAILGATE_BENCH_COLLECTOR")
+	if bin == "" {
+		bin = filepath.Join("collector", "otelcol-bench")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		b.Skipf("no Collector binary (%v): build it with bench/collector/run.sh", err)
+	}
+	return bin
 }
 
 // startCollector starts the Collector binary with collectorConfig on free

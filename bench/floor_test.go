@@ -39,7 +39,6 @@ func BenchmarkGRPCFloor(b *testing.B) {
 	if testing.Short() {
 		b.Skip("end-to-end benchmark")
 	}
-	opts := loadOptions(b)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -74,13 +73,21 @@ func BenchmarkGRPCFloor(b *testing.B) {
 		}
 	}()
 
+	measureFloor(b, lis.Addr().String(), &received)
+}
+
+// measureFloor sends BenchmarkE2E's load to a floor server at addr once per
+// iteration and reports the process's spans per CPU-second and context
+// switches per request; received counts the request bytes the server read.
+func measureFloor(b *testing.B, addr string, received *atomic.Int64) {
+	opts := loadOptions(b)
 	var perCPU, perReq []float64
 	seed := uint64(0)
 	for b.Loop() {
 		seed++
 		runtime.GC()
 		cpu0, sw0 := cpuSelf(b), switches(b, "self")
-		res := spawnLoad(b, LoadConfig{Addr: lis.Addr().String(), Spans: opts.spans, Rate: opts.rate, Conns: opts.conns, TracesPerRequest: opts.tracesPerReq, Seed: seed})
+		res := spawnLoad(b, LoadConfig{Addr: addr, Spans: opts.spans, Rate: opts.rate, Conns: opts.conns, TracesPerRequest: opts.tracesPerReq, Seed: seed})
 		cpu, sw := cpuSelf(b)-cpu0, perRequest(switches(b, "self")-sw0, res)
 		if res.Requests == 0 || received.Load() == 0 {
 			b.Fatalf("the server received %d requests, %d bytes", res.Requests, received.Load())

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -125,7 +124,6 @@ func BenchmarkH2Floor(b *testing.B) {
 	if testing.Short() {
 		b.Skip("end-to-end benchmark")
 	}
-	opts := loadOptions(b)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -155,22 +153,5 @@ func BenchmarkH2Floor(b *testing.B) {
 		}
 	}()
 
-	var perCPU, perReq []float64
-	seed := uint64(0)
-	for b.Loop() {
-		seed++
-		runtime.GC()
-		cpu0, sw0 := cpuSelf(b), switches(b, "self")
-		res := spawnLoad(b, LoadConfig{Addr: lis.Addr().String(), Spans: opts.spans, Rate: opts.rate, Conns: opts.conns, TracesPerRequest: opts.tracesPerReq, Seed: seed})
-		cpu, sw := cpuSelf(b)-cpu0, perRequest(switches(b, "self")-sw0, res)
-		if res.Requests == 0 || received.Load() == 0 {
-			b.Fatalf("the server received %d requests, %d bytes", res.Requests, received.Load())
-		}
-		b.Logf("run %d: %d spans in %d requests (%.0f bytes each), %v CPU: %.0f spans/cpu-s, %.1f context switches per request",
-			seed, res.Spans, res.Requests, float64(received.Swap(0))/float64(res.Requests), cpu, float64(res.Spans)/cpu.Seconds(), sw)
-		perCPU = append(perCPU, float64(res.Spans)/cpu.Seconds())
-		perReq = append(perReq, sw)
-	}
-	b.ReportMetric(median(perCPU), "spans/cpu-s")
-	b.ReportMetric(median(perReq), "switches/request")
+	measureFloor(b, lis.Addr().String(), &received)
 }

@@ -1,10 +1,6 @@
 package bench
 
-import (
-	"os"
-	"path/filepath"
-	"testing"
-)
+import "testing"
 
 // BenchmarkVersusCollector runs BenchmarkE2E's and BenchmarkCollector's
 // iterations in pairs, alternating which goes first, and reports the
@@ -19,13 +15,7 @@ func BenchmarkVersusCollector(b *testing.B) {
 	if testing.Short() {
 		b.Skip("end-to-end benchmark")
 	}
-	bin := os.Getenv("TAILGATE_BENCH_COLLECTOR")
-	if bin == "" {
-		bin = filepath.Join("collector", "otelcol-bench")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		b.Skipf("no Collector binary (%v): build it with bench/collector/run.sh", err)
-	}
+	bin := collectorBinary(b)
 	opts := loadOptions(b)
 	var warm, fresh, heap []float64
 	for b.Loop() {

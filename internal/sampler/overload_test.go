@@ -336,74 +336,57 @@ func TestSnapshotOnlyAfterDecisions(t *testing.T) {
 		cfg := testConfig(keepAll("all"))
 		cfg.RootGrace = 0
 		cfg.DecisionCache.SnapshotInterval = units.Duration(10 * time.Second)
-		absent := func(when string) {
+		// idle removes the file, lets three intervals pass without a
+		// decision and checks that none wrote it again.
+		idle := func(when string) {
 			t.Helper()
+			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Fatal(err)
+			}
+			time.Sleep(30 * time.Second)
+			synctest.Wait()
 			if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 				t.Fatalf("%s: the cache file was written (stat: %v)", when, err)
 			}
 		}
-		keptIDs := func() []otlp.TraceID {
+		// decide keeps one more trace and checks that the next interval's
+		// snapshot holds every kept trace so far.
+		var kept []otlp.TraceID
+		decide := func(env *testEnv, when string) {
 			t.Helper()
+			id := traceID(uint64(len(kept)+1), 0)
+			if err := env.consume(t, simpleTrace(id, 3, "svc", true)); err != nil {
+				t.Fatal(err)
+			}
+			kept = append(kept, id)
+			time.Sleep(10 * time.Second)
+			synctest.Wait()
 			snap, err := readCacheFile(path)
 			if err != nil || snap == nil {
-				t.Fatalf("read the cache file: %v (%v)", err, snap)
+				t.Fatalf("%s: read the cache file: %v (%v)", when, err, snap)
 			}
 			var ids []otlp.TraceID
 			for _, k := range snap.kept {
 				ids = append(ids, k.id)
 			}
-			return ids
+			if diff := cmp.Diff(kept, ids); diff != "" {
+				t.Fatalf("%s: kept IDs in the snapshot (-want +got):\n%s", when, diff)
+			}
 		}
 
 		env := startEnv(t, cfg, Settings{CachePath: path})
-		time.Sleep(25 * time.Second) // two intervals without a decision
-		synctest.Wait()
-		absent("nothing decided")
-		a := traceID(1, 0)
-		if err := env.consume(t, simpleTrace(a, 3, "svc", true)); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(10 * time.Second)
-		synctest.Wait()
-		if diff := cmp.Diff([]otlp.TraceID{a}, keptIDs()); diff != "" {
-			t.Fatalf("snapshot after a decision (-want +got):\n%s", diff)
-		}
-		if err := os.Remove(path); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(30 * time.Second)
-		synctest.Wait()
-		absent("unchanged since the last snapshot")
-		b := traceID(2, 0)
-		if err := env.consume(t, simpleTrace(b, 3, "svc", true)); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(10 * time.Second)
-		synctest.Wait()
-		if diff := cmp.Diff([]otlp.TraceID{a, b}, keptIDs()); diff != "" {
-			t.Fatalf("snapshot after another decision (-want +got):\n%s", diff)
-		}
+		idle("nothing decided")
+		decide(env, "a first decision")
+		idle("unchanged since the last snapshot")
+		decide(env, "another decision")
 
 		// A sampler that loads the file does not write it back unchanged.
 		if err := env.s.Shutdown(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		restarted := startEnv(t, cfg, Settings{CachePath: path})
-		if err := os.Remove(path); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(30 * time.Second)
-		synctest.Wait()
-		absent("unchanged since it was loaded")
-		c := traceID(3, 0)
-		if err := restarted.consume(t, simpleTrace(c, 3, "svc", true)); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(10 * time.Second)
-		synctest.Wait()
-		if diff := cmp.Diff([]otlp.TraceID{a, b, c}, keptIDs()); diff != "" {
-			t.Fatalf("snapshot of the restarted sampler (-want +got):\n%s", diff)
-		}
+		idle("unchanged since it was loaded")
+		decide(restarted, "a decision after the restart")
 	})
 }
 
