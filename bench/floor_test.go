@@ -36,13 +36,7 @@ func (countingCodec) Name() string { return "proto" }
 // grpc-go on this machine: the transport, the scheduler's hand-offs and
 // the kernel, without parsing a byte.
 func BenchmarkGRPCFloor(b *testing.B) {
-	if testing.Short() {
-		b.Skip("end-to-end benchmark")
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	lis := floorListener(b)
 	var received atomic.Int64
 	ic := ingest.DefaultConfig()
 	s := grpc.NewServer(
@@ -74,6 +68,19 @@ func BenchmarkGRPCFloor(b *testing.B) {
 	}()
 
 	measureFloor(b, lis.Addr().String(), &received)
+}
+
+// floorListener skips a floor benchmark under -short, else listens on a
+// loopback port for its server.
+func floorListener(b *testing.B) net.Listener {
+	if testing.Short() {
+		b.Skip("end-to-end benchmark")
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return lis
 }
 
 // measureFloor sends BenchmarkE2E's load to a floor server at addr once per

@@ -121,13 +121,7 @@ func (w writerFunc) Write(p []byte) (int, error) { return w(p) }
 // which answers each Export on the connection's reader goroutine. Compare
 // it with BenchmarkGRPCFloor, run alternately.
 func BenchmarkH2Floor(b *testing.B) {
-	if testing.Short() {
-		b.Skip("end-to-end benchmark")
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	lis := floorListener(b)
 	var received atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
