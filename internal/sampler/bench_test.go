@@ -230,9 +230,10 @@ func benchBufferMemory(b *testing.B, br *benchRequest) {
 // 20-second load of 3,000 dropped traces a second).
 func BenchmarkSnapshotCopy(b *testing.B) {
 	f := filledBloom(5_000_000, 60_000, 1)
+	var cb copyBuf
 	b.ReportAllocs()
 	for b.Loop() {
-		if c := f.snapshotCopy(); len(c.sparseWords) == 0 {
+		if c := f.snapshotCopy(&cb); len(c.sparseWords) == 0 {
 			b.Fatal("empty copy")
 		}
 	}

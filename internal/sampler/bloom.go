@@ -24,6 +24,13 @@ type bloom struct {
 	capacity int   // IDs it was sized for
 	newest   int64 // unix nanos of the latest add (or of creation)
 
+	// A filter built by newBloom keeps, as add sets bits, the number of
+	// its non-zero words and a bitmap of its non-zero blocks, so that a
+	// snapshot copy costs what the filter holds, not what it could hold.
+	// A filter loaded from a file has no bitmap (it is never added to).
+	nonzeroWords int
+	usedBlocks   []uint64
+
 	// A snapshot copy (snapshotCopy) has no words but the non-zero ones,
 	// at the word indices sparseIdx; it is only encoded, never probed.
 	sparseIdx   []uint32
@@ -75,11 +82,12 @@ func newBloom(capacity int, shape bloomShape, now int64) *bloom {
 	c, k := shape.bitsPerID, shape.k
 	nblocks := uint64(math.Ceil(float64(max(capacity, 1)) * c / (blockWords * 64)))
 	return &bloom{
-		words:    make([]uint64, nblocks*blockWords),
-		nblocks:  nblocks,
-		k:        k,
-		capacity: capacity,
-		newest:   now,
+		words:      make([]uint64, nblocks*blockWords),
+		usedBlocks: make([]uint64, (nblocks+63)/64),
+		nblocks:    nblocks,
+		k:          k,
+		capacity:   capacity,
+		newest:     now,
 	}
 }
 
@@ -116,8 +124,15 @@ func (b *bloom) add(id *otlp.TraceID, now int64) {
 			h = seed
 		}
 		pos := h & 511
-		w[pos>>6] |= 1 << (pos & 63)
+		x := w[pos>>6]
+		if x == 0 {
+			b.nonzeroWords++
+		}
+		w[pos>>6] = x | 1<<(pos&63)
 		h >>= 9
+	}
+	if b.usedBlocks != nil {
+		b.usedBlocks[block>>6] |= 1 << (block & 63)
 	}
 	b.count++
 	b.newest = max(b.newest, now)
@@ -142,39 +157,97 @@ func (b *bloom) has(id *otlp.TraceID) bool {
 	return true
 }
 
-// snapshotCopy returns a copy of b for a snapshot to encode: its non-zero
-// words only. A filter is sized for a full TTL of dropped traces and
-// mostly zero after a short run, so this costs a scan of b, not a copy of
-// its size (a full clone, tens of megabytes allocated and copied at every
-// snapshot, was a tenth of the daemon's CPU under load).
-func (b *bloom) snapshotCopy() *bloom {
+// copyBuf is the storage a filter's snapshot copies are built in, kept
+// between snapshots: a copy's arrays, allocated at every snapshot, were
+// written into pages new to the process, and those first touches cost
+// more than the copying.
+type copyBuf struct {
+	idx   []uint32
+	words []uint64
+}
+
+func (cb *copyBuf) memBytes() int { return cap(cb.idx)*4 + cap(cb.words)*8 }
+
+// snapshotCopy returns a copy of b for a snapshot to encode, built in
+// cb's storage (grown when it is too small): the copy is valid until the
+// next call with the same cb. A filter is sized for a full TTL of dropped
+// traces and mostly zero after a short run, so the copy holds its non-zero
+// words only and reads only the blocks add marked used; once the sparse
+// form would be larger than the filter (12 bytes a non-zero word against
+// 8 a word), the copy is a plain one. Either way cb never holds more than
+// the filter's size and 96 bytes. It grows by doubling, since a filter
+// fills steadily between rotations.
+func (b *bloom) snapshotCopy(cb *copyBuf) *bloom {
 	c := *b
-	c.words = nil
-	// One pass, a block at a time (an ID sets bits in one block, so most
-	// blocks of a filter that is not full are all zero), into slices that
-	// never grow: an ID sets at most min(k, blockWords) words.
-	n := min(len(b.words), b.count*int(min(b.k, blockWords)))
-	c.sparseIdx, c.sparseWords = make([]uint32, 0, n), make([]uint64, 0, n)
-	words := b.words
-	for at := 0; at+blockWords <= len(words); at += blockWords {
-		w := words[at : at+blockWords : at+blockWords]
-		if w[0]|w[1]|w[2]|w[3]|w[4]|w[5]|w[6]|w[7] == 0 {
-			continue
+	c.usedBlocks = nil
+	n := b.nonzero()
+	maxSparse := 2*len(b.words)/3 + blockWords
+	if n+blockWords > maxSparse {
+		if cap(cb.words) < len(b.words) {
+			cb.words = make([]uint64, len(b.words))
 		}
-		for j, x := range w {
-			if x != 0 {
-				c.sparseIdx = append(c.sparseIdx, uint32(at+j))
-				c.sparseWords = append(c.sparseWords, x)
-			}
+		cb.idx = nil
+		c.words = cb.words[:len(b.words):len(b.words)]
+		copy(c.words, b.words)
+		c.sparseIdx, c.sparseWords = nil, nil
+		return &c
+	}
+	c.words = nil
+	if need := n + blockWords; cap(cb.idx) < need || cap(cb.words) < need {
+		grown := min(2*need, maxSparse)
+		cb.idx, cb.words = make([]uint32, grown), make([]uint64, grown)
+	}
+	idx, words := cb.idx[:n+blockWords], cb.words[:n+blockWords]
+	// Every word of a used block is written and the index moves past the
+	// non-zero ones only: about half the words of a used block are zero,
+	// and a branch on each mispredicts often.
+	k := 0
+	b.eachUsedBlock(func(at int) {
+		if k > n {
+			return // a count that is wrong; add keeps it right
+		}
+		for j, x := range b.words[at : at+blockWords : at+blockWords] {
+			idx[k], words[k] = uint32(at+j), x
+			k += int((x | -x) >> 63) // 1 when x != 0
+		}
+	})
+	k = min(k, n)
+	c.sparseIdx, c.sparseWords = idx[:k:k], words[:k:k]
+	return &c
+}
+
+// eachUsedBlock calls f, in order, with the index of the first word of
+// every block that may hold a set bit: the blocks the bitmap marks, or
+// every block of a filter without one.
+func (b *bloom) eachUsedBlock(f func(at int)) {
+	if b.usedBlocks == nil {
+		for at := 0; at+blockWords <= len(b.words); at += blockWords {
+			f(at)
+		}
+		return
+	}
+	for i, m := range b.usedBlocks {
+		for m != 0 {
+			f((i*64 + bits.TrailingZeros64(m)) * blockWords)
+			m &= m - 1
 		}
 	}
-	return &c
+}
+
+// reset empties b for reuse.
+func (b *bloom) reset(now int64) {
+	clear(b.words)
+	clear(b.usedBlocks)
+	b.count, b.nonzeroWords, b.newest = 0, 0, now
 }
 
 // nonzero returns how many of b's words are not zero.
 func (b *bloom) nonzero() int {
-	if b.words == nil {
+	switch {
+	case b.words == nil:
 		return len(b.sparseWords)
+	case b.usedBlocks != nil:
+		return b.nonzeroWords
 	}
 	n := 0
 	for _, w := range b.words {
@@ -196,13 +269,16 @@ func (b *bloom) eachNonzero(f func(i int, w uint64) bool) {
 		}
 		return
 	}
-	for i, w := range b.words {
-		if w != 0 && !f(i, w) {
-			return
+	more := true
+	b.eachUsedBlock(func(at int) {
+		for j, x := range b.words[at : at+blockWords : at+blockWords] {
+			if more && x != 0 {
+				more = f(at+j, x)
+			}
 		}
-	}
+	})
 }
 
 func (b *bloom) full() bool { return b.count >= b.capacity }
 
-func (b *bloom) memBytes() int { return len(b.words) * 8 }
+func (b *bloom) memBytes() int { return (len(b.words) + len(b.usedBlocks)) * 8 }

@@ -49,6 +49,9 @@ type decisionCache struct {
 	shape      bloomShape
 	cur, prev  *bloom
 	curCreated int64
+	// copies holds the storage of the filters' snapshot copies (one per
+	// filter of the pair) from one periodic snapshot to the next.
+	copies [2]copyBuf
 
 	// stress holds exactly the IDs that stress relief dropped (not a rule
 	// on the whole trace), bounded by maxStress and expired after ttl, so
@@ -143,8 +146,7 @@ func (c *decisionCache) rotate(now int64) {
 	old := c.prev
 	c.prev = c.cur
 	if old != nil && len(old.words) == len(c.prev.words) {
-		clear(old.words)
-		old.count, old.newest = 0, now
+		old.reset(now)
 		c.cur = old
 	} else {
 		c.cur = newBloom(c.dropCap, c.shape, now)
@@ -195,7 +197,7 @@ func (c *decisionCache) memBytes() int {
 	if c.prev != nil {
 		n += c.prev.memBytes()
 	}
-	return n
+	return n + c.copies[0].memBytes() + c.copies[1].memBytes()
 }
 
 // The decision cache file: a versioned binary format, little endian.

@@ -492,7 +492,8 @@ func TestCacheFileSparseFilters(t *testing.T) {
 // the copy do not reach it.
 func TestSnapshotCopy(t *testing.T) {
 	f := filledBloom(1_000_000, 500, 5)
-	c := f.snapshotCopy()
+	var cb copyBuf
+	c := f.snapshotCopy(&cb)
 	dir := t.TempDir()
 	write := func(name string, b *bloom) []byte {
 		t.Helper()
@@ -523,6 +524,91 @@ func TestSnapshotCopy(t *testing.T) {
 	}
 	if got := write("filter-again.bin", f); bytes.Equal(got, want) {
 		t.Error("the filter's file did not change after it took more IDs: the check above proves nothing")
+	}
+}
+
+// TestBloomUsedBlocks checks the bookkeeping that spares a snapshot the
+// scan of a whole filter against a plain scan of its words: the count of
+// non-zero words, and a copy that holds exactly those words in order, for
+// a filter that takes IDs, is reset by a rotation and takes IDs again.
+func TestBloomUsedBlocks(t *testing.T) {
+	f := filledBloom(1_000_000, 3000, 5)
+	var cb copyBuf // reused by every copy, as a shard reuses its own
+	check := func(when string) {
+		t.Helper()
+		var idx []uint32
+		var words []uint64
+		for i, w := range f.words {
+			if w != 0 {
+				idx = append(idx, uint32(i))
+				words = append(words, w)
+			}
+		}
+		if f.nonzero() != len(words) {
+			t.Errorf("%s: nonzero() = %d, a scan of the words finds %d", when, f.nonzero(), len(words))
+		}
+		c := f.snapshotCopy(&cb)
+		if c.words != nil {
+			t.Fatalf("%s: a filter with %d of %d words set was copied densely", when, len(words), len(f.words))
+		}
+		if cb.memBytes() > len(f.words)*8+96 {
+			t.Errorf("%s: the copy storage holds %d bytes, over the filter's %d and 96", when, cb.memBytes(), len(f.words)*8)
+		}
+		if !slices.Equal(c.sparseIdx, idx) || !slices.Equal(c.sparseWords, words) {
+			t.Errorf("%s: the copy holds %d words, a scan of the filter finds %d (or they differ)", when, len(c.sparseWords), len(words))
+		}
+		var got []uint32
+		f.eachNonzero(func(i int, _ uint64) bool { got = append(got, uint32(i)); return true })
+		if !slices.Equal(got, idx) {
+			t.Errorf("%s: eachNonzero visits %d words, a scan finds %d (or they differ)", when, len(got), len(idx))
+		}
+	}
+	check("filled")
+	if f.nonzero() < 3000 {
+		t.Fatalf("3,000 IDs set only %d words: the check above proves little", f.nonzero())
+	}
+	f.reset(6)
+	check("reset")
+	if f.nonzero() != 0 || f.count != 0 {
+		t.Errorf("after reset: %d non-zero words, count %d; want 0 and 0", f.nonzero(), f.count)
+	}
+	for i := range 50 {
+		id := traceID(uint64(i)+7000, mix64(uint64(i)+7000))
+		f.add(&id, 7)
+	}
+	check("refilled")
+}
+
+// TestSnapshotCopyDense: once a filter's sparse form would be larger than
+// the filter itself, its snapshot copy is a plain copy of its words, and
+// still encodes to the same file as the filter.
+func TestSnapshotCopyDense(t *testing.T) {
+	f := filledBloom(2000, 2000, 5) // full: most words are set
+	var cb copyBuf
+	c := f.snapshotCopy(&cb)
+	if 3*f.nonzero() <= 2*len(f.words) {
+		t.Fatalf("the filter has %d of %d words set: not dense enough for this test", f.nonzero(), len(f.words))
+	}
+	if !slices.Equal(c.words, f.words) || c.sparseWords != nil {
+		t.Fatalf("dense copy: %d words (want the filter's %d) and %d sparse ones (want none)", len(c.words), len(f.words), len(c.sparseWords))
+	}
+	if cb.memBytes() > len(f.words)*8+96 {
+		t.Errorf("the copy storage holds %d bytes, over the filter's %d and 96", cb.memBytes(), len(f.words)*8)
+	}
+	dir := t.TempDir()
+	var files [2][]byte
+	for i, b := range []*bloom{f, c} {
+		path := filepath.Join(dir, fmt.Sprint(i))
+		if err := writeCacheFile(path, &cacheSnapshot{savedAt: 7, filters: []*bloom{b}}); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if files[i], err = os.ReadFile(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(files[0], files[1]) {
+		t.Error("the dense copy's file differs from the filter's")
 	}
 }
 

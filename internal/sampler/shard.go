@@ -726,12 +726,14 @@ func (sh *shard) onTick(now int64) {
 
 // snapshotPart returns the shard's kept IDs younger than the TTL and its
 // dropped-ID filters; clone copies the filters (the shard goes on using
-// its own) as snapshot copies, which can only be encoded.
+// its own) as snapshot copies, which can only be encoded. The copies live
+// in the cache's copy storage, which the next periodic snapshot reuses:
+// the tick loop asks for one only after the last one's file is written.
 func (sh *shard) snapshotPart(now int64, clone bool) ([]savedKept, []*bloom) {
 	s := sh.s
 	ttl := int64(s.cfg.DecisionCache.TTL)
 	c := sh.cache
-	var kept []savedKept
+	kept := make([]savedKept, 0, len(c.order)-c.head)
 	for _, ref := range c.order[c.head:] {
 		e, ok := c.kept[ref.id]
 		if !ok || e.at != ref.at || e.at+ttl < now {
@@ -740,10 +742,10 @@ func (sh *shard) snapshotPart(now int64, clone bool) ([]savedKept, []*bloom) {
 		kept = append(kept, savedKept{id: ref.id, at: e.at, rate: e.rate, ext: s.exts[e.ext]})
 	}
 	var filters []*bloom
-	for _, f := range []*bloom{c.cur, c.prev} {
+	for i, f := range []*bloom{c.cur, c.prev} {
 		if f != nil && f.count > 0 {
 			if clone {
-				f = f.snapshotCopy()
+				f = f.snapshotCopy(&c.copies[i])
 			}
 			filters = append(filters, f)
 		}
