@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -387,6 +388,53 @@ func TestSnapshotOnlyAfterDecisions(t *testing.T) {
 		restarted := startEnv(t, cfg, Settings{CachePath: path})
 		idle("unchanged since it was loaded")
 		decide(restarted, "a decision after the restart")
+	})
+}
+
+// TestSnapshotsOfDroppedIDs: every periodic snapshot holds the dropped-ID
+// filter as it was, while the copies' storage is reused from one
+// snapshot to the next, grown, and switched to a plain copy once the
+// filter is dense.
+func TestSnapshotsOfDroppedIDs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "decisions.cache")
+		cfg := testConfig(dropAll("rest"))
+		cfg.RootGrace = 0
+		cfg.DecisionCache.SnapshotInterval = units.Duration(10 * time.Second)
+		env := startEnv(t, cfg, Settings{CachePath: path})
+		cache := env.s.shards[0].cache
+		var dropped []otlp.TraceID
+		for _, batch := range []struct {
+			n     int
+			dense bool // the filter's sparse form is larger than itself
+		}{{20, false}, {200, false}, {2000, true}, {10, true}} {
+			for range batch.n {
+				id := traceID(uint64(len(dropped))+1, mix64(uint64(len(dropped))))
+				if err := env.consume(t, simpleTrace(id, 1, "svc", true)); err != nil {
+					t.Fatal(err)
+				}
+				dropped = append(dropped, id)
+			}
+			time.Sleep(10 * time.Second)
+			synctest.Wait()
+			snap, err := readCacheFile(path)
+			if err != nil || snap == nil || len(snap.filters) != 1 {
+				t.Fatalf("after %d dropped: read the cache file: %v (%v)", len(dropped), err, snap)
+			}
+			f := snap.filters[0]
+			if !slices.Equal(f.words, cache.cur.words) || f.count != len(dropped) {
+				t.Fatalf("after %d dropped: the saved filter (count %d) is not the shard's", len(dropped), f.count)
+			}
+			for _, id := range dropped {
+				if !f.has(&id) {
+					t.Fatalf("after %d dropped: the saved filter lost %s", len(dropped), id)
+				}
+			}
+			dense := 3*cache.cur.nonzero() > 2*len(cache.cur.words)
+			if dense != batch.dense || (cache.copies[0].idx == nil) != dense {
+				t.Fatalf("after %d dropped: dense %v (copy storage plain: %v), want %v", len(dropped), dense, cache.copies[0].idx == nil, batch.dense)
+			}
+		}
 	})
 }
 
