@@ -2,6 +2,7 @@ package sampler
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -360,12 +361,7 @@ func TestSnapshotOnlyAfterDecisions(t *testing.T) {
 				t.Fatal(err)
 			}
 			kept = append(kept, id)
-			time.Sleep(10 * time.Second)
-			synctest.Wait()
-			snap, err := readCacheFile(path)
-			if err != nil || snap == nil {
-				t.Fatalf("%s: read the cache file: %v (%v)", when, err, snap)
-			}
+			snap := snapshotAfter(t, 10*time.Second, path, when)
 			var ids []otlp.TraceID
 			for _, k := range snap.kept {
 				ids = append(ids, k.id)
@@ -415,27 +411,39 @@ func TestSnapshotsOfDroppedIDs(t *testing.T) {
 				}
 				dropped = append(dropped, id)
 			}
-			time.Sleep(10 * time.Second)
-			synctest.Wait()
-			snap, err := readCacheFile(path)
-			if err != nil || snap == nil || len(snap.filters) != 1 {
-				t.Fatalf("after %d dropped: read the cache file: %v (%v)", len(dropped), err, snap)
+			when := fmt.Sprintf("after %d dropped", len(dropped))
+			snap := snapshotAfter(t, 10*time.Second, path, when)
+			if len(snap.filters) != 1 {
+				t.Fatalf("%s: %d filters saved, want 1", when, len(snap.filters))
 			}
 			f := snap.filters[0]
 			if !slices.Equal(f.words, cache.cur.words) || f.count != len(dropped) {
-				t.Fatalf("after %d dropped: the saved filter (count %d) is not the shard's", len(dropped), f.count)
+				t.Fatalf("%s: the saved filter (count %d) is not the shard's", when, f.count)
 			}
 			for _, id := range dropped {
 				if !f.has(&id) {
-					t.Fatalf("after %d dropped: the saved filter lost %s", len(dropped), id)
+					t.Fatalf("%s: the saved filter lost %s", when, id)
 				}
 			}
 			dense := 3*cache.cur.nonzero() > 2*len(cache.cur.words)
 			if dense != batch.dense || (cache.copies[0].idx == nil) != dense {
-				t.Fatalf("after %d dropped: dense %v (copy storage plain: %v), want %v", len(dropped), dense, cache.copies[0].idx == nil, batch.dense)
+				t.Fatalf("%s: dense %v (copy storage plain: %v), want %v", when, dense, cache.copies[0].idx == nil, batch.dense)
 			}
 		}
 	})
+}
+
+// snapshotAfter lets d of virtual time pass and reads the cache file the
+// sampler wrote meanwhile.
+func snapshotAfter(t *testing.T, d time.Duration, path, when string) *cacheSnapshot {
+	t.Helper()
+	time.Sleep(d)
+	synctest.Wait()
+	snap, err := readCacheFile(path)
+	if err != nil || snap == nil {
+		t.Fatalf("%s: read the cache file: %v (%v)", when, err, snap)
+	}
+	return snap
 }
 
 // TestDroppedFilterRootOverride: a root span (without an error) whose
