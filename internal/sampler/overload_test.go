@@ -282,9 +282,7 @@ func TestPartialSpan(t *testing.T) {
 func TestSnapshotInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "decisions.cache")
-		cfg := testConfig(keepAll("all"))
-		cfg.RootGrace = 0
-		cfg.DecisionCache.SnapshotInterval = units.Duration(10 * time.Second)
+		cfg := snapshotConfig(keepAll("all"))
 		env := startEnv(t, cfg, Settings{CachePath: path})
 		a := traceID(1, 0)
 		if err := env.consume(t, simpleTrace(a, 3, "svc", true)); err != nil {
@@ -335,9 +333,7 @@ func TestSnapshotInterval(t *testing.T) {
 func TestSnapshotOnlyAfterDecisions(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "decisions.cache")
-		cfg := testConfig(keepAll("all"))
-		cfg.RootGrace = 0
-		cfg.DecisionCache.SnapshotInterval = units.Duration(10 * time.Second)
+		cfg := snapshotConfig(keepAll("all"))
 		// idle removes the file, lets three intervals pass without a
 		// decision and checks that none wrote it again.
 		idle := func(when string) {
@@ -394,9 +390,7 @@ func TestSnapshotOnlyAfterDecisions(t *testing.T) {
 func TestSnapshotsOfDroppedIDs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "decisions.cache")
-		cfg := testConfig(dropAll("rest"))
-		cfg.RootGrace = 0
-		cfg.DecisionCache.SnapshotInterval = units.Duration(10 * time.Second)
+		cfg := snapshotConfig(dropAll("rest"))
 		env := startEnv(t, cfg, Settings{CachePath: path})
 		cache := env.s.shards[0].cache
 		var dropped []otlp.TraceID
@@ -431,6 +425,15 @@ func TestSnapshotsOfDroppedIDs(t *testing.T) {
 			}
 		}
 	})
+}
+
+// snapshotConfig is a one-shard config with rule, no root grace and a
+// snapshot every 10 seconds.
+func snapshotConfig(rule RuleConfig) Config {
+	cfg := testConfig(rule)
+	cfg.RootGrace = 0
+	cfg.DecisionCache.SnapshotInterval = units.Duration(10 * time.Second)
+	return cfg
 }
 
 // snapshotAfter lets d of virtual time pass and reads the cache file the
