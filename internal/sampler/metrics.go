@@ -39,8 +39,12 @@ type metrics struct {
 	overrideRoot  prometheus.Counter
 	// partialSpans counts late error spans of stress-dropped traces kept.
 	partialSpans prometheus.Counter
-	// snapshotFailed counts periodic decision cache saves that failed.
-	snapshotFailed prometheus.Counter
+	// snapshotFailed counts periodic decision cache saves that failed;
+	// snapshotSeconds and snapshotBytes describe the last one that did
+	// not.
+	snapshotFailed  prometheus.Counter
+	snapshotSeconds prometheus.Gauge
+	snapshotBytes   prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, ruleNames []string, s *Sampler) (*metrics, error) {
@@ -94,6 +98,14 @@ func newMetrics(reg prometheus.Registerer, ruleNames []string, s *Sampler) (*met
 			Name: "tailgate_sampler_decision_cache_snapshot_failures_total",
 			Help: "Periodic saves of the decision cache file that failed (each is logged).",
 		}),
+		snapshotSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tailgate_sampler_decision_cache_last_snapshot_duration_seconds",
+			Help: "How long the last periodic save of the decision cache file took: the shards' copies, encoding, writing and fsync.",
+		}),
+		snapshotBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tailgate_sampler_decision_cache_last_snapshot_bytes",
+			Help: "Size of the decision cache file the last periodic save wrote.",
+		}),
 		received: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tailgate_sampler_spans_received_total",
 			Help: "Spans accepted by the sampler.",
@@ -133,6 +145,7 @@ func newMetrics(reg prometheus.Registerer, ruleNames []string, s *Sampler) (*met
 	}
 	collectors := []prometheus.Collector{
 		m.overloadRefused, m.finalEarly, m.pushBackEpisodes, m.filterHits, overrides, m.partialSpans, m.snapshotFailed,
+		m.snapshotSeconds, m.snapshotBytes,
 		m.received, m.backpressure, m.stressEpisodes, m.stressTraces, m.latency, m.exportFailed, decided, kept, notSampled, late,
 		gauge("tailgate_sampler_buffered_traces", "Traces buffered, waiting for a decision.",
 			func() float64 { return float64(s.sum(func(sh *shard) int64 { return sh.gTraces.Load() })) }),
@@ -140,7 +153,7 @@ func newMetrics(reg prometheus.Registerer, ruleNames []string, s *Sampler) (*met
 			func() float64 { return float64(s.sum(func(sh *shard) int64 { return sh.gSpans.Load() })) }),
 		gauge("tailgate_sampler_buffered_bytes", "Bytes held by buffered traces (arenas, span records, resource/scope copies).",
 			func() float64 { return float64(s.sum(func(sh *shard) int64 { return sh.gBytes.Load() })) }),
-		gauge("tailgate_sampler_decision_cache_bytes", "Estimated memory of the decision cache (kept IDs and dropped-ID filters).",
+		gauge("tailgate_sampler_decision_cache_bytes", "Estimated memory of the decision cache (kept IDs, dropped-ID filters and the storage their snapshot copies are made in).",
 			func() float64 { return float64(s.sum(func(sh *shard) int64 { return sh.gCache.Load() })) }),
 		gauge("tailgate_sampler_intake_spans", "Spans accepted but not yet buffered by their shard.",
 			func() float64 { return float64(s.intake.Load()) }),

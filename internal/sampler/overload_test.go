@@ -386,7 +386,7 @@ func TestSnapshotOnlyAfterDecisions(t *testing.T) {
 // TestSnapshotsOfDroppedIDs: every periodic snapshot holds the dropped-ID
 // filter as it was, while the copies' storage is reused from one
 // snapshot to the next, grown, and switched to a plain copy once the
-// filter is dense.
+// filter is dense; the gauge of the last snapshot's size follows the file.
 func TestSnapshotsOfDroppedIDs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "decisions.cache")
@@ -409,6 +409,13 @@ func TestSnapshotsOfDroppedIDs(t *testing.T) {
 			snap := snapshotAfter(t, 10*time.Second, path, when)
 			if len(snap.filters) != 1 {
 				t.Fatalf("%s: %d filters saved, want 1", when, len(snap.filters))
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := env.metric(t, "tailgate_sampler_decision_cache_last_snapshot_bytes"); got != float64(fi.Size()) {
+				t.Errorf("%s: last snapshot bytes gauge %v, the file has %d", when, got, fi.Size())
 			}
 			f := snap.filters[0]
 			if !slices.Equal(f.words, cache.cur.words) || f.count != len(dropped) {

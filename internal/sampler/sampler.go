@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/bits"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -412,6 +413,7 @@ func (s *Sampler) cacheAdded() uint64 {
 // the file. It gives up when the sampler stops (Shutdown saves it then).
 // It reports whether the file was written.
 func (s *Sampler) saveSnapshot(now int64) bool {
+	start := s.now()
 	out := make(chan snapshotPart, len(s.shards))
 	for _, sh := range s.shards {
 		select {
@@ -433,11 +435,16 @@ func (s *Sampler) saveSnapshot(now int64) bool {
 	s.addRestored(snap, now)
 	s.fileMu.Lock()
 	err := writeCacheFile(s.path, snap)
+	fi, statErr := os.Stat(s.path)
 	s.fileMu.Unlock()
 	if err != nil {
 		s.m.snapshotFailed.Inc()
 		s.log.Warn("could not save the decision cache", "path", s.path, "err", err)
 		return false
+	}
+	s.m.snapshotSeconds.Set(s.now().Sub(start).Seconds())
+	if statErr == nil {
+		s.m.snapshotBytes.Set(float64(fi.Size()))
 	}
 	return true
 }
