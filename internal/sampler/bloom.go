@@ -202,14 +202,12 @@ func (b *bloom) snapshotCopy(cb *copyBuf) *bloom {
 	// non-zero ones only: about half the words of a used block are zero,
 	// and a branch on each mispredicts often.
 	k := 0
-	b.eachUsedBlock(func(at int) {
-		if k > n {
-			return // a count that is wrong; add keeps it right
-		}
+	b.eachUsedBlock(func(at int) bool {
 		for j, x := range b.words[at : at+blockWords : at+blockWords] {
 			idx[k], words[k] = uint32(at+j), x
 			k += int((x | -x) >> 63) // 1 when x != 0
 		}
+		return k <= n // past n only if the count were wrong; add keeps it right
 	})
 	k = min(k, n)
 	c.sparseIdx, c.sparseWords = idx[:k:k], words[:k:k]
@@ -217,18 +215,22 @@ func (b *bloom) snapshotCopy(cb *copyBuf) *bloom {
 }
 
 // eachUsedBlock calls f, in order, with the index of the first word of
-// every block that may hold a set bit: the blocks the bitmap marks, or
-// every block of a filter without one.
-func (b *bloom) eachUsedBlock(f func(at int)) {
+// every block that may hold a set bit (the blocks the bitmap marks, or
+// every block of a filter without one), until f returns false.
+func (b *bloom) eachUsedBlock(f func(at int) bool) {
 	if b.usedBlocks == nil {
 		for at := 0; at+blockWords <= len(b.words); at += blockWords {
-			f(at)
+			if !f(at) {
+				return
+			}
 		}
 		return
 	}
 	for i, m := range b.usedBlocks {
 		for m != 0 {
-			f((i*64 + bits.TrailingZeros64(m)) * blockWords)
+			if !f((i*64 + bits.TrailingZeros64(m)) * blockWords) {
+				return
+			}
 			m &= m - 1
 		}
 	}
@@ -269,13 +271,13 @@ func (b *bloom) eachNonzero(f func(i int, w uint64) bool) {
 		}
 		return
 	}
-	more := true
-	b.eachUsedBlock(func(at int) {
+	b.eachUsedBlock(func(at int) bool {
 		for j, x := range b.words[at : at+blockWords : at+blockWords] {
-			if more && x != 0 {
-				more = f(at+j, x)
+			if x != 0 && !f(at+j, x) {
+				return false
 			}
 		}
+		return true
 	})
 }
 

@@ -239,12 +239,13 @@ type savedKept struct {
 }
 
 // writeCacheFile writes snap to path through a temporary file in the same
-// directory and a rename, so a crash never leaves a half-written file.
-func writeCacheFile(path string, snap *cacheSnapshot) (err error) {
+// directory and a rename, so a crash never leaves a half-written file,
+// and returns the file's size.
+func writeCacheFile(path string, snap *cacheSnapshot) (size int64, err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("create temporary cache file: %w", err)
+		return 0, fmt.Errorf("create temporary cache file: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -253,26 +254,35 @@ func writeCacheFile(path string, snap *cacheSnapshot) (err error) {
 		}
 	}()
 	crc := crc32.New(crcTable)
-	w := bufio.NewWriterSize(io.MultiWriter(f, crc), 1<<16)
+	var body byteCount
+	w := bufio.NewWriterSize(io.MultiWriter(f, crc, &body), 1<<16)
 	if err := encodeSnapshot(w, snap); err != nil {
-		return fmt.Errorf("write cache file: %w", err)
+		return 0, fmt.Errorf("write cache file: %w", err)
 	}
 	if err := w.Flush(); err != nil {
-		return fmt.Errorf("write cache file: %w", err)
+		return 0, fmt.Errorf("write cache file: %w", err)
 	}
 	if err := binary.Write(f, binary.LittleEndian, crc.Sum32()); err != nil {
-		return fmt.Errorf("write cache file: %w", err)
+		return 0, fmt.Errorf("write cache file: %w", err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync cache file: %w", err)
+		return 0, fmt.Errorf("sync cache file: %w", err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("close cache file: %w", err)
+		return 0, fmt.Errorf("close cache file: %w", err)
 	}
 	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("rename cache file: %w", err)
+		return 0, fmt.Errorf("rename cache file: %w", err)
 	}
-	return nil
+	return int64(body) + 4, nil // the body and its crc32c
+}
+
+// byteCount is an io.Writer that counts what it is given.
+type byteCount int64
+
+func (c *byteCount) Write(p []byte) (int, error) {
+	*c += byteCount(len(p))
+	return len(p), nil
 }
 
 func encodeSnapshot(w *bufio.Writer, snap *cacheSnapshot) error {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/bits"
-	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -434,8 +433,7 @@ func (s *Sampler) saveSnapshot(now int64) bool {
 	}
 	s.addRestored(snap, now)
 	s.fileMu.Lock()
-	err := writeCacheFile(s.path, snap)
-	fi, statErr := os.Stat(s.path)
+	size, err := writeCacheFile(s.path, snap)
 	s.fileMu.Unlock()
 	if err != nil {
 		s.m.snapshotFailed.Inc()
@@ -443,9 +441,7 @@ func (s *Sampler) saveSnapshot(now int64) bool {
 		return false
 	}
 	s.m.snapshotSeconds.Set(s.now().Sub(start).Seconds())
-	if statErr == nil {
-		s.m.snapshotBytes.Set(float64(fi.Size()))
-	}
+	s.m.snapshotBytes.Set(float64(size))
 	return true
 }
 
@@ -510,7 +506,7 @@ func (s *Sampler) Shutdown(ctx context.Context) error {
 		}
 		if s.path != "" {
 			s.fileMu.Lock()
-			err := writeCacheFile(s.path, s.snapshot(s.now().UnixNano()))
+			_, err := writeCacheFile(s.path, s.snapshot(s.now().UnixNano()))
 			s.fileMu.Unlock()
 			if err != nil {
 				errs = append(errs, fmt.Errorf("save decision cache: %w", err))
