@@ -231,10 +231,29 @@ func benchBufferMemory(b *testing.B, br *benchRequest) {
 func BenchmarkSnapshotCopy(b *testing.B) {
 	f := filledBloom(5_000_000, 60_000, 1)
 	var cb copyBuf
+	f.snapshotCopy(&cb) // grows the storage, as a daemon's first snapshot does
 	b.ReportAllocs()
 	for b.Loop() {
 		if c := f.snapshotCopy(&cb); len(c.sparseWords) == 0 {
 			b.Fatal("empty copy")
 		}
+	}
+}
+
+// BenchmarkBloomAdd measures adding one dropped trace ID to a filter sized
+// for the default max_dropped_traces over two shards (5M IDs): a cache miss
+// on a random block, plus the counts a snapshot copy relies on.
+func BenchmarkBloomAdd(b *testing.B) {
+	var shape bloomShape
+	shape.bitsPerID, shape.k = bloomSize(0.001)
+	f := newBloom(5_000_000, shape, 1)
+	i := uint64(0)
+	for b.Loop() {
+		i++
+		id := traceID(i, mix64(i))
+		f.add(&id, 1)
+	}
+	if f.nonzero() == 0 {
+		b.Fatal("no bit set")
 	}
 }
