@@ -66,21 +66,7 @@ func (s *Setting) UnmarshalText(b []byte) error {
 // UnmarshalYAML reads the setting from a YAML scalar; an error names the
 // key and the line, in the "[line:column] key: " form of the YAML decoder.
 func (s *Setting) UnmarshalYAML(node ast.Node) error {
-	text := node.String()
-	if sn, ok := node.(*ast.StringNode); ok {
-		text = sn.Value
-	}
-	err := s.UnmarshalText([]byte(text))
-	tk := node.GetToken()
-	if err == nil || tk == nil {
-		return err
-	}
-	key := ""
-	// A mapping value's tokens run key, ":", value.
-	if prev := tk.Prev; prev != nil && prev.Value == ":" && prev.Prev != nil {
-		key = prev.Prev.Value + ": "
-	}
-	return fmt.Errorf("[%d:%d] %s%w", tk.Position.Line, tk.Position.Column, key, err)
+	return units.UnmarshalScalar(node, s.UnmarshalText)
 }
 
 // Validate reports a fixed limit too small to run with.

@@ -42,3 +42,9 @@ func positioned(node ast.Node, err error) error {
 	}
 	return fmt.Errorf("[%d:%d] %s%w", tk.Position.Line, tk.Position.Column, key, err)
 }
+
+// UnmarshalScalar reads a YAML scalar with parse, for a type whose text
+// form parse reads; an error names the key and the line.
+func UnmarshalScalar(node ast.Node, parse func([]byte) error) error {
+	return positioned(node, parse([]byte(scalarText(node))))
+}
