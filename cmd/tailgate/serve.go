@@ -13,6 +13,7 @@ import (
 
 	"github.com/tailgate-sre/tailgate/internal/config"
 	"github.com/tailgate-sre/tailgate/internal/daemon"
+	"github.com/tailgate-sre/tailgate/internal/procs"
 )
 
 func serveCommand() *command {
@@ -60,6 +61,9 @@ func runServe(ctx context.Context, inv *invocation, configPath string, checkOnly
 		log.Error("cannot start", "err", err)
 		return exitCode(exitFail)
 	}
+	// GOMAXPROCS is the process's: serve, which owns the process, sets it
+	// (a daemon in a test binary shares its process with others).
+	defer procs.Start(cfg.Server.GOMAXPROCS, log)()
 	// SIGHUP re-reads token and certificate files (see Daemon.Reload);
 	// it is caught from before Start, so no SIGHUP kills a serving process.
 	hup := make(chan os.Signal, 1)

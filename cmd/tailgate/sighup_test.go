@@ -17,6 +17,49 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/otlptest"
 )
 
+// serveInProcess runs tailgate serve with the config file in this
+// process until the test ends (serve must then exit 0), and returns a
+// function that waits for the first line of serve's log containing s.
+func serveInProcess(t *testing.T, cfgFile string) (waitLog func(s string) string) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	lines := make(chan string, 1024)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"tailgate", "serve", "--config", cfgFile}, strings.NewReader(""), io.Discard, pw)
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		// Keep reading serve's log, or its shutdown lines would block it.
+		go func() {
+			for range lines {
+			}
+		}()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exited %d", code)
+		}
+	})
+	return func(s string) string {
+		t.Helper()
+		for l := range lines {
+			if strings.Contains(l, s) {
+				return l
+			}
+		}
+		t.Fatalf("serve's log ended before %q", s)
+		return ""
+	}
+}
+
 // TestServeReloadsOnSIGHUP runs serve in-process with ingest tokens read
 // from a file, rotates the file and sends the process SIGHUP: the new token
 // is accepted and the old one refused, without a restart.
@@ -37,44 +80,7 @@ auth:
 		t.Fatal(err)
 	}
 
-	// serve's log, line by line.
-	pr, pw := io.Pipe()
-	lines := make(chan string, 1024)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"tailgate", "serve", "--config", cfgFile}, strings.NewReader(""), io.Discard, pw)
-		pw.Close()
-	}()
-	defer func() {
-		cancel()
-		// Keep reading serve's log, or its shutdown lines would block it.
-		go func() {
-			for range lines {
-			}
-		}()
-		if code := <-done; code != 0 {
-			t.Errorf("serve exited %d", code)
-		}
-	}()
-	// waitLog returns the first line containing s.
-	waitLog := func(s string) string {
-		t.Helper()
-		for l := range lines {
-			if strings.Contains(l, s) {
-				return l
-			}
-		}
-		t.Fatalf("serve's log ended before %q", s)
-		return ""
-	}
+	waitLog := serveInProcess(t, cfgFile)
 	m := regexp.MustCompile(`addr=(\S+)`).FindStringSubmatch(waitLog("OTLP/HTTP receiver listening"))
 	if m == nil {
 		t.Fatal("no address in the receiver's log line")

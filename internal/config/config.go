@@ -25,6 +25,7 @@ import (
 	"github.com/tailgate-sre/tailgate/internal/ingest"
 	"github.com/tailgate-sre/tailgate/internal/memlimit"
 	"github.com/tailgate-sre/tailgate/internal/notify"
+	"github.com/tailgate-sre/tailgate/internal/procs"
 	"github.com/tailgate-sre/tailgate/internal/sampler"
 	"github.com/tailgate-sre/tailgate/internal/signals"
 	"github.com/tailgate-sre/tailgate/internal/slo"
@@ -85,6 +86,11 @@ type Server struct {
 	// set, wins. Ingest refuses new requests while the live heap is above
 	// 90% of it.
 	MemoryLimit memlimit.Setting `yaml:"memory_limit"`
+	// GOMAXPROCS is how many Ps the Go scheduler runs goroutines on:
+	// auto (the default: as few as the load needs, up to the runtime's
+	// default) or a number. GOMAXPROCS in the environment wins. tailgate
+	// serve applies it; it is the process's, not a daemon's.
+	GOMAXPROCS procs.Setting `yaml:"gomaxprocs"`
 }
 
 // Log configures the process log.
@@ -150,7 +156,7 @@ func Default() Config {
 	return Config{
 		Server: Server{API: "127.0.0.1:8080", ShutdownTimeout: units.Duration(30 * time.Second),
 			ReadTimeout: units.Duration(30 * time.Second), WriteTimeout: units.Duration(time.Minute), IdleTimeout: units.Duration(2 * time.Minute),
-			MemoryLimit: memlimit.Auto()},
+			MemoryLimit: memlimit.Auto(), GOMAXPROCS: procs.Auto()},
 		Log:       Log{Level: "info", Format: "text"},
 		Ingest:    ingest.DefaultConfig(),
 		Sampling:  sampler.DefaultConfig(),

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tailgate-sre/tailgate/internal/memlimit"
+	"github.com/tailgate-sre/tailgate/internal/procs"
 )
 
 func TestDefaultsWithoutFile(t *testing.T) {
@@ -63,6 +64,8 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 		{"bad duration", "server:\n  shutdown_timeout: 30\n", []string{"[2:21] shutdown_timeout: invalid duration \"30\""}},
 		{"bad memory limit", "server:\n  memory_limit: lots\n", []string{"[2:17] memory_limit: memory limit must be auto, none or a size"}},
 		{"small memory limit", "server:\n  memory_limit: 1MiB\n", []string{"line 2: server.memory_limit: must be auto, none or at least 64MiB, got 1MiB"}},
+		{"bad gomaxprocs", "server:\n  gomaxprocs: lots\n", []string{`[2:15] gomaxprocs: gomaxprocs must be auto or a number of Ps of at least 1, got "lots"`}},
+		{"zero gomaxprocs", "server: {gomaxprocs: 0}\n", []string{`gomaxprocs: gomaxprocs must be auto or a number of Ps of at least 1, got "0"`}},
 		{"zero API timeouts", "server:\n  read_timeout: 0s\n  idle_timeout: 0s\n", []string{
 			"server.read_timeout: must be positive, got 0s", "server.idle_timeout: must be positive, got 0s",
 		}},
@@ -116,6 +119,24 @@ func TestMemoryLimit(t *testing.T) {
 		}
 		if cfg.Server.MemoryLimit != want {
 			t.Errorf("memory_limit: %s decoded as %v", in, cfg.Server.MemoryLimit)
+		}
+	}
+}
+
+func TestGOMAXPROCS(t *testing.T) {
+	if got := Default().Server.GOMAXPROCS; got != procs.Auto() {
+		t.Errorf("default server.gomaxprocs = %v, want auto", got)
+	}
+	for in, want := range map[string]procs.Setting{"auto": procs.Auto(), "1": procs.Fixed(1), "16": procs.Fixed(16), `"4"`: procs.Fixed(4)} {
+		for _, doc := range []string{"server:\n  gomaxprocs: " + in + "\n", "server: {gomaxprocs: " + in + "}\n"} {
+			cfg, err := Parse([]byte(doc))
+			if err != nil {
+				t.Errorf("%q: %v", doc, err)
+				continue
+			}
+			if cfg.Server.GOMAXPROCS != want {
+				t.Errorf("%q decoded as %v, want %v", doc, cfg.Server.GOMAXPROCS, want)
+			}
 		}
 	}
 }
