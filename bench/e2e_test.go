@@ -24,6 +24,7 @@ import (
 
 	"github.com/tailgate-sre/tailgate/internal/config"
 	"github.com/tailgate-sre/tailgate/internal/daemon"
+	"github.com/tailgate-sre/tailgate/internal/procs"
 	"github.com/tailgate-sre/tailgate/internal/store/pgtest"
 )
 
@@ -385,7 +386,10 @@ func startDaemonWith(b *testing.B, edit func(*config.Config)) (*daemon.Daemon, f
 	if err := d.Start(ctx); err != nil {
 		b.Fatal(err)
 	}
+	// As tailgate serve does: GOMAXPROCS follows server.gomaxprocs.
+	stopProcs := procs.Start(cfg.Server.GOMAXPROCS, log)
 	return d, func() {
+		defer stopProcs()
 		sctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		if err := d.Shutdown(sctx); err != nil {
@@ -567,6 +571,9 @@ func startCollector(b *testing.B, bin string) (pid, addr string, pprofPort int, 
 	}
 	cmd := exec.Command(bin, "--config", cfgPath)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if n := os.Getenv("TAILGATE_BENCH_COLLECTOR_GOMAXPROCS"); n != "" {
+		cmd.Env = append(os.Environ(), "GOMAXPROCS="+n) // what the Collector would do on that many Ps
+	}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
