@@ -112,15 +112,15 @@ func Apply(s Setting, sys System, log *slog.Logger) *Controller {
 		log.Info("GOMAXPROCS set", "procs", s.n, "source", "server.gomaxprocs")
 		return nil
 	}
-	max := sys.GOMAXPROCS(0)
-	if max <= 1 {
-		log.Info("GOMAXPROCS is 1: nothing to adapt", "procs", max)
+	most := sys.GOMAXPROCS(0)
+	if most <= 1 {
+		log.Info("GOMAXPROCS is 1: nothing to adapt", "procs", most)
 		return nil
 	}
-	log.Info("GOMAXPROCS adapts to the load", "max_procs", max, "source", "server.gomaxprocs: auto")
+	log.Info("GOMAXPROCS adapts to the load", "max_procs", most, "source", "server.gomaxprocs: auto")
 	// The hold guards against flapping after a busy spell; at the start
 	// there was none, and one quiet interval is enough to go down.
-	return &Controller{sys: sys, log: log, max: max, cur: max, low: holdIntervals - 1}
+	return &Controller{sys: sys, log: log, max: most, cur: most, low: holdIntervals - 1}
 }
 
 // Controller adjusts GOMAXPROCS to the load, between 1 and the runtime's
