@@ -153,14 +153,14 @@ slos:
 
 	// The group has split the partitions between the two.
 	waitFor(t, "the partitions split", func() (int, bool) {
-		a, b := scrapeCounter(t, members[0].api, "tailgate_kafka_assigned_partitions"), scrapeCounter(t, members[1].api, "tailgate_kafka_assigned_partitions")
+		a, b := scrapeSample(t, members[0].api, "tailgate_kafka_assigned_partitions"), scrapeSample(t, members[1].api, "tailgate_kafka_assigned_partitions")
 		return 0, a > 0 && b > 0 && a+b == 6
 	})
 	produce(300)
 	// Both members consume: each has taken records of its partitions.
 	for _, m := range members {
 		waitFor(t, m.name+" consuming", func() (int, bool) {
-			return 0, scrapeCounter(t, m.api, "tailgate_kafka_records_total") > 0
+			return 0, scrapeSample(t, m.api, "tailgate_kafka_records_total") > 0
 		})
 	}
 	waitFor(t, "counts stored", func() (int, bool) {
@@ -248,8 +248,9 @@ func exportedTraceIDs(t *testing.T, path string, ids map[string]bool) {
 	}
 }
 
-// scrapeCounter reads one unlabelled counter from /metrics.
-func scrapeCounter(t *testing.T, api, name string) float64 {
+// scrapeSample reads one unlabelled sample (a counter or a gauge) from
+// /metrics; 0 when it cannot.
+func scrapeSample(t *testing.T, api, name string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + api + "/metrics")
 	if err != nil {

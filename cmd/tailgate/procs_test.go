@@ -2,13 +2,10 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"strings"
 	"testing"
 )
 
@@ -38,27 +35,7 @@ storage: {path: %q}
 	if got := runtime.GOMAXPROCS(0); got != 1 {
 		t.Errorf("GOMAXPROCS %d while serving with server.gomaxprocs: 1", got)
 	}
-	resp, err := http.Get("http://" + m[1] + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	if got := scrapeSample(t, m[1], "go_sched_gomaxprocs_threads"); got != 1 {
+		t.Errorf("/metrics: go_sched_gomaxprocs_threads %v, want 1", got)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(body), "\ngo_sched_gomaxprocs_threads 1\n") {
-		t.Errorf("/metrics has no go_sched_gomaxprocs_threads 1:\n%s", grepLines(string(body), "gomaxprocs"))
-	}
-}
-
-// grepLines returns the lines of s that contain sub.
-func grepLines(s, sub string) string {
-	var out []string
-	for l := range strings.Lines(s) {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "")
 }
