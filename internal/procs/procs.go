@@ -160,10 +160,15 @@ func (c *Controller) Run(ctx context.Context) {
 				c.log.Warn("cannot read the process's CPU time; GOMAXPROCS back at its maximum", "err", err, "procs", c.max)
 				return
 			}
-			was := c.cur
-			if n := c.observe(used-last, now.Sub(lastAt)); n != was {
+			elapsed := now.Sub(lastAt)
+			if elapsed <= 0 {
+				continue
+			}
+			busy := (used - last).Seconds() / elapsed.Seconds() // in CPUs
+			was := c.cur // before observe changes it
+			if n := c.observe(busy); n != was {
 				c.sys.GOMAXPROCS(n)
-				c.log.Debug("GOMAXPROCS changed", "from", was, "to", n, "busy_cpus", (used-last).Seconds()/now.Sub(lastAt).Seconds())
+				c.log.Debug("GOMAXPROCS changed", "from", was, "to", n, "busy_cpus", busy)
 			}
 			last, lastAt = used, now
 		}
@@ -196,13 +201,9 @@ func OS() System {
 	return System{LookupEnv: os.LookupEnv, GOMAXPROCS: runtime.GOMAXPROCS, CPUTime: cpuTime}
 }
 
-// observe takes the CPU time the process used over the last interval of
-// the given length and returns how many Ps it should run on next.
-func (c *Controller) observe(used, elapsed time.Duration) int {
-	if elapsed <= 0 {
-		return c.cur
-	}
-	busy := used.Seconds() / elapsed.Seconds() // in CPUs
+// observe takes the CPUs the process kept busy on average over the last
+// interval and returns how many Ps it should run on next.
+func (c *Controller) observe(busy float64) int {
 	if up := c.need(busy, upBusy); up > c.cur {
 		c.cur, c.low, c.lowPeak = up, 0, 0
 		return c.cur
