@@ -165,7 +165,8 @@ func (c *Controller) Run(ctx context.Context) {
 				continue
 			}
 			busy := (used - last).Seconds() / elapsed.Seconds() // in CPUs
-			was := c.cur // before observe changes it
+			// Read before observe changes it.
+			was := c.cur
 			if n := c.observe(busy); n != was {
 				c.sys.GOMAXPROCS(n)
 				c.log.Debug("GOMAXPROCS changed", "from", was, "to", n, "busy_cpus", busy)
