@@ -30,16 +30,22 @@ type Member struct {
 // Heartbeat records m (its Instance is this store's) with the database's
 // clock as its heartbeat time.
 func (s *DB) Heartbeat(ctx context.Context, m Member) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO fleet_instances (instance, cell, version, schema, started_at, heartbeat_at, leader, flushed_until, health)
-		VALUES ($1, $2, $3, $4, $5, (extract(epoch FROM clock_timestamp()) * 1e9)::bigint, $6, $7, $8)
-		ON CONFLICT (instance) DO UPDATE SET cell = excluded.cell, version = excluded.version, schema = excluded.schema,
-			started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, leader = excluded.leader,
-			flushed_until = GREATEST(fleet_instances.flushed_until, excluded.flushed_until), health = excluded.health`,
-		s.instance, m.Cell, m.Version, Version(), nanos(m.Started), m.Leader, unixOrZero(m.FlushedUntil), m.Health)
-	if err != nil {
+	if _, err := s.pool.Exec(ctx, heartbeatSQL, s.heartbeatArgs(m)...); err != nil {
 		return fmt.Errorf("heartbeat to %s: %w", s.where, err)
 	}
 	return nil
+}
+
+// heartbeatSQL records a member's heartbeat, stamped with the database's
+// clock when the statement runs.
+const heartbeatSQL = `INSERT INTO fleet_instances (instance, cell, version, schema, started_at, heartbeat_at, leader, flushed_until, health)
+	VALUES ($1, $2, $3, $4, $5, (extract(epoch FROM clock_timestamp()) * 1e9)::bigint, $6, $7, $8)
+	ON CONFLICT (instance) DO UPDATE SET cell = excluded.cell, version = excluded.version, schema = excluded.schema,
+		started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, leader = excluded.leader,
+		flushed_until = GREATEST(fleet_instances.flushed_until, excluded.flushed_until), health = excluded.health`
+
+func (s *DB) heartbeatArgs(m Member) []any {
+	return []any{s.instance, m.Cell, m.Version, Version(), nanos(m.Started), m.Leader, unixOrZero(m.FlushedUntil), m.Health}
 }
 
 func unixOrZero(t time.Time) int64 {
@@ -92,21 +98,19 @@ type Leadership struct {
 // Close releases it.
 func (s *DB) Leadership() *Leadership { return s.leader }
 
-// TryLead checks that a held lock still is, or tries to take it; it
-// reports whether this instance leads now. An error means the database
-// could not be asked, and the instance does not lead.
-func (l *Leadership) TryLead(ctx context.Context) (bool, error) {
+// TryLead tries to take the lock unless this instance holds it already;
+// it reports whether this instance holds it, as far as it knows: Renew
+// proves it. The lock's session ends, and frees the lock, once it has been
+// idle for lease (PostgreSQL's idle_session_timeout): a leader whose host
+// dies or is cut off frees it after a lease of silence, not when the
+// database's TCP keepalives give up on the connection (hours by default).
+// An error means the database could not be asked, and the instance does
+// not hold the lock.
+func (l *Leadership) TryLead(ctx context.Context, lease time.Duration) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.conn != nil {
-		// The lock lives as long as the session: a query that succeeds
-		// proves the session, and with it the lock, is still there.
-		_, err := l.conn.Exec(ctx, `SELECT 1`)
-		if err == nil {
-			return true, nil
-		}
-		l.dropLocked()
-		return false, fmt.Errorf("leader lock on %s lost: %w", l.db.where, err)
+		return true, nil
 	}
 	conn, err := l.db.pool.Acquire(ctx)
 	if err != nil {
@@ -122,7 +126,33 @@ func (l *Leadership) TryLead(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	l.conn = conn
+	// The connection never goes back to the pool (dropLocked closes it),
+	// so the setting stays with the lock's session.
+	if _, err := conn.Exec(ctx, `SELECT set_config('idle_session_timeout', $1, false)`, fmt.Sprint(lease.Milliseconds())); err != nil {
+		l.dropLocked()
+		return false, fmt.Errorf("leader lock on %s: idle_session_timeout (PostgreSQL 14 or later): %w", l.db.where, err)
+	}
 	return true, nil
+}
+
+// Renew records m as this instance's heartbeat, with Leader set, on the
+// lock's own session. The lock lives as long as the session, so success
+// proves the lock was this instance's when the database stamped the
+// heartbeat: the last stamp of a leader that lost its session is older
+// than the moment another instance could take the lock. On an error the
+// lock is given up (it may be lost already).
+func (l *Leadership) Renew(ctx context.Context, m Member) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn == nil {
+		return fmt.Errorf("leader lock on %s: not held", l.db.where)
+	}
+	m.Leader = true
+	if _, err := l.conn.Exec(ctx, heartbeatSQL, l.db.heartbeatArgs(m)...); err != nil {
+		l.dropLocked()
+		return fmt.Errorf("leader lock on %s lost: %w", l.db.where, err)
+	}
+	return nil
 }
 
 // dropLocked closes the lock's connection: closing the session is what
@@ -154,7 +184,8 @@ func (l *Leadership) Release() {
 	l.dropLocked()
 }
 
-// Leading reports whether the lock was held at the last TryLead.
+// Leading reports whether this instance holds the lock, as far as it
+// knows since its last TryLead or Renew.
 func (l *Leadership) Leading() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -161,9 +161,10 @@ func TestPeerBuckets(t *testing.T) {
 	}
 }
 
-// TestLeadership checks the leader lock: one of two instances leads; when
-// the leader releases (or its connection dies), the other takes over at
-// its next try.
+// TestLeadership checks the leader lock: one of two instances leads; a
+// renewal records the leader's claim on the lock's session and fails once
+// the server has ended that session; when the leader releases (or its
+// connection dies), the other takes over at its next try.
 func TestLeadership(t *testing.T) {
 	dsn := pg.Database(t)
 	a, b := openDB(t, dsn, "a"), openDB(t, dsn, "b")
@@ -171,26 +172,96 @@ func TestLeadership(t *testing.T) {
 	defer b.Close()
 	ctx := t.Context()
 	la, lb := a.Leadership(), b.Leadership()
-	gotA, err := la.TryLead(ctx)
+	gotA, err := la.TryLead(ctx, time.Minute)
 	must(t, err)
-	gotB, err := lb.TryLead(ctx)
+	gotB, err := lb.TryLead(ctx, time.Minute)
 	must(t, err)
 	if !gotA || gotB {
 		t.Fatalf("a leads %v, b leads %v; want only a", gotA, gotB)
 	}
-	if again, err := la.TryLead(ctx); err != nil || !again {
-		t.Fatalf("a's second try: %v %v, want still leading", again, err)
+	if err := lb.Renew(ctx, postgres.Member{Health: "ok"}); err == nil {
+		t.Fatal("b renewed a lock it does not hold")
 	}
-	// The leader's session ends: the server releases the lock.
+	must(t, la.Renew(ctx, postgres.Member{Cell: "eu-1", Version: "v1", Health: "ok"}))
+	ms, dbNow, err := b.Members(ctx)
+	must(t, err)
+	if len(ms) != 1 || ms[0].Instance != "a" || !ms[0].Leader || ms[0].Heartbeat.After(dbNow) {
+		t.Fatalf("members after a's renewal: %+v (now %v), want a's claim", ms, dbNow)
+	}
+
+	// The server ends a's session (as it does when a's connection is cut
+	// and its keepalives fail): a's renewal fails, and b takes the lock.
+	conn, err := pgx.Connect(ctx, dsn)
+	must(t, err)
+	defer conn.Close(ctx)
+	var ended bool
+	must(t, conn.QueryRow(ctx, `SELECT pg_terminate_backend(pid, 10000) FROM pg_locks
+		WHERE locktype = 'advisory' AND granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&ended))
+	if !ended {
+		t.Fatal("no session held an advisory lock")
+	}
+	if err := la.Renew(ctx, postgres.Member{Health: "ok"}); err == nil || la.Leading() {
+		t.Fatalf("a's renewal after its session ended: %v (leading %v), want an error and not leading", err, la.Leading())
+	}
+	gotB, err = lb.TryLead(ctx, time.Minute)
+	must(t, err)
+	if !gotB {
+		t.Fatal("b did not take over after a's session ended")
+	}
+	must(t, lb.Renew(ctx, postgres.Member{Health: "ok"}))
+
+	// b gives the lock up; a takes it back at its next try.
+	lb.Release()
+	if lb.Leading() {
+		t.Fatal("b still leads after Release")
+	}
+	gotA, err = la.TryLead(ctx, time.Minute)
+	must(t, err)
+	if !gotA {
+		t.Fatal("a did not take the lock b released")
+	}
+	// The leader's connection closes: the server releases the lock.
 	a.Close()
-	gotB, err = lb.TryLead(ctx)
+	gotB, err = lb.TryLead(ctx, time.Minute)
 	must(t, err)
 	if !gotB {
 		t.Fatal("b did not take over after a's connection closed")
 	}
-	lb.Release()
-	if lb.Leading() {
-		t.Fatal("b still leads after Release")
+}
+
+// TestLeaderSessionIdle checks that a leader that falls silent, as one
+// whose host died would, loses the lock once its session has been idle for
+// the lease: the database ends the session by itself, and another
+// instance takes the lock (its connection stays open all along, as a dead
+// host's would until TCP gives up on it).
+func TestLeaderSessionIdle(t *testing.T) {
+	dsn := pg.Database(t)
+	a, b := openDB(t, dsn, "a"), openDB(t, dsn, "b")
+	defer a.Close()
+	defer b.Close()
+	ctx := t.Context()
+	la, lb := a.Leadership(), b.Leadership()
+	got, err := la.TryLead(ctx, 500*time.Millisecond)
+	must(t, err)
+	if !got {
+		t.Fatal("a did not take the free lock")
+	}
+	// b tries until the lock is free; a bounded loop, not a timing
+	// assertion: the server's timer frees it when it fires.
+	for i := 0; ; i++ {
+		got, err := lb.TryLead(ctx, time.Minute)
+		must(t, err)
+		if got {
+			break
+		}
+		if i == 600 {
+			t.Fatal("a's silent session still holds the lock after a minute")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := la.Renew(ctx, postgres.Member{Health: "ok"}); err == nil || la.Leading() {
+		t.Fatalf("a renewed after its session ended: %v (leading %v)", err, la.Leading())
 	}
 }
 
