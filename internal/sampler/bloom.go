@@ -82,7 +82,7 @@ func newBloom(capacity int, shape bloomShape, now int64) *bloom {
 	c, k := shape.bitsPerID, shape.k
 	nblocks := uint64(math.Ceil(float64(max(capacity, 1)) * c / (blockWords * 64)))
 	return &bloom{
-		words:      make([]uint64, nblocks*blockWords),
+		words:      hugeWords(int(nblocks * blockWords)),
 		usedBlocks: make([]uint64, (nblocks+63)/64),
 		nblocks:    nblocks,
 		k:          k,

@@ -501,7 +501,7 @@ func decodeSnapshot(data []byte) (*cacheSnapshot, error) {
 			r.fail("filter")
 			break
 		}
-		f.words = make([]uint64, f.nblocks*blockWords)
+		f.words = hugeWords(int(f.nblocks * blockWords))
 		if version == 1 {
 			raw := r.bytes(int(f.nblocks)*blockWords*8, "filter words")
 			for i := range f.words {
