@@ -161,15 +161,24 @@ func TestPeerBuckets(t *testing.T) {
 	}
 }
 
+// twoInstances opens instances a and b of a fresh database, closed when
+// the test ends (closing twice is harmless).
+func twoInstances(t *testing.T) (dsn string, a, b *postgres.DB) {
+	dsn = pg.Database(t)
+	a, b = openDB(t, dsn, "a"), openDB(t, dsn, "b")
+	t.Cleanup(func() {
+		a.Close()
+		b.Close()
+	})
+	return dsn, a, b
+}
+
 // TestLeadership checks the leader lock: one of two instances leads; a
 // renewal records the leader's claim on the lock's session and fails once
 // the server has ended that session; when the leader releases (or its
 // connection dies), the other takes over at its next try.
 func TestLeadership(t *testing.T) {
-	dsn := pg.Database(t)
-	a, b := openDB(t, dsn, "a"), openDB(t, dsn, "b")
-	defer a.Close()
-	defer b.Close()
+	dsn, a, b := twoInstances(t)
 	ctx := t.Context()
 	la, lb := a.Leadership(), b.Leadership()
 	gotA, err := la.TryLead(ctx, time.Minute)
@@ -236,10 +245,7 @@ func TestLeadership(t *testing.T) {
 // instance takes the lock (its connection stays open all along, as a dead
 // host's would until TCP gives up on it).
 func TestLeaderSessionIdle(t *testing.T) {
-	dsn := pg.Database(t)
-	a, b := openDB(t, dsn, "a"), openDB(t, dsn, "b")
-	defer a.Close()
-	defer b.Close()
+	_, a, b := twoInstances(t)
 	ctx := t.Context()
 	la, lb := a.Leadership(), b.Leadership()
 	got, err := la.TryLead(ctx, 500*time.Millisecond)
