@@ -198,10 +198,6 @@ func (f *fleet) tick(ctx context.Context) {
 	c := f.claim
 	f.claimMu.Unlock()
 
-	hb := postgres.Member{Cell: f.cell, Version: f.version, Started: f.started, Health: "ok"}
-	if f.flushed != nil {
-		hb.FlushedUntil = f.flushed()
-	}
 	holds, err := f.lead.TryLead(ctx, f.lease)
 	if holds && !c.holds {
 		// Read the recorded claims before this instance's own replaces
@@ -217,29 +213,26 @@ func (f *fleet) tick(ctx context.Context) {
 		// counted from the sending ends no later than one counted from
 		// the stamp, which is what a successor waits out.
 		sent := f.now()
-		if err = f.lead.Renew(ctx, hb); err == nil {
+		if err = f.lead.Renew(ctx, f.member("ok")); err == nil {
 			c.until = sent.Add(f.lease)
 		} else {
 			holds = false
 		}
 	}
+	health := "ok"
+	if err != nil {
+		health = err.Error()
+	}
 	if !holds {
 		c = claim{}
-		if err != nil {
-			hb.Health = err.Error()
-		}
-		if herr := f.db.Heartbeat(ctx, hb); herr != nil && err == nil {
-			err = herr
+		if herr := f.db.Heartbeat(ctx, f.member(health)); herr != nil && err == nil {
+			err, health = herr, herr.Error()
 		}
 	}
 	f.claimMu.Lock()
 	f.claim = c
 	f.claimMu.Unlock()
 
-	health := "ok"
-	if err != nil {
-		health = err.Error()
-	}
 	// A claim runs out between ticks too; the log says so at the next.
 	switch acting := c.acting(f.now()); {
 	case acting && !f.reported:
@@ -252,6 +245,15 @@ func (f *fleet) tick(ctx context.Context) {
 	if prev := f.health.Swap(health); prev != health && health != "ok" {
 		f.log.Warn("fleet store unreachable; answering from memory", "err", health)
 	}
+}
+
+// member is this instance's heartbeat record with the given health.
+func (f *fleet) member(health string) postgres.Member {
+	m := postgres.Member{Cell: f.cell, Version: f.version, Started: f.started, Health: health}
+	if f.flushed != nil {
+		m.FlushedUntil = f.flushed()
+	}
+	return m
 }
 
 // takeOver returns when an instance that has just taken the leader lock
@@ -293,11 +295,7 @@ func (f *fleet) Shutdown(ctx context.Context) error {
 	f.claimMu.Lock()
 	f.claim = claim{}
 	f.claimMu.Unlock()
-	hb := postgres.Member{Cell: f.cell, Version: f.version, Started: f.started, Health: "stopped"}
-	if f.flushed != nil {
-		hb.FlushedUntil = f.flushed()
-	}
-	if err := f.db.Heartbeat(ctx, hb); err != nil {
+	if err := f.db.Heartbeat(ctx, f.member("stopped")); err != nil {
 		f.log.Warn("last heartbeat", "err", err)
 	}
 	f.lead.Release()

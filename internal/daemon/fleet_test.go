@@ -105,7 +105,8 @@ type fleetHarness struct {
 }
 
 func newFleetHarness(t *testing.T) *fleetHarness {
-	h := &fleetHarness{t: t, now: time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)}
+	h := &fleetHarness{t: t}
+	h.now = h.at(0)
 	h.db = &fakeFleetDB{now: func() time.Time { return h.now }, rows: map[string]postgres.Member{}, cut: map[string]bool{}}
 	return h
 }
